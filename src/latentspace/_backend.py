@@ -1,0 +1,84 @@
+"""Tensors in, caller's type out.
+
+Every estimator computes in torch. ``to_tensor`` turns numpy, pandas and torch inputs into a
+tensor on the estimator's device without copying where it can; ``InputKind`` remembers what the
+caller passed so that ``restore`` can hand results back as the same kind of object (numpy in,
+numpy out; a CUDA tensor in, a CUDA tensor out).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["InputKind", "resolve_device", "to_tensor", "restore", "to_numpy"]
+
+_DEVICES = ("cpu", "cuda", "auto")
+
+
+def resolve_device(device) -> torch.device:
+    """Map the ``device`` hyperparameter to a ``torch.device``.
+
+    ``"auto"`` picks CUDA when available, else the CPU. Asking for CUDA on a machine without
+    one is a ``ValueError`` that says how to fix it, rather than a crash deep in torch.
+    """
+    if isinstance(device, torch.device):
+        device = str(device)
+    if not isinstance(device, str) or not (
+        device in _DEVICES or device.startswith("cuda:")
+    ):
+        raise ValueError(
+            f"device={device!r} is not supported; use 'cpu', 'cuda', 'cuda:N' or 'auto'."
+        )
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device!r} was requested but no CUDA device is available "
+            "(torch.cuda.is_available() is False); use device='cpu' or device='auto'."
+        )
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class InputKind:
+    """What the caller passed: ``'numpy'`` or ``'torch'`` (with its device)."""
+
+    kind: str
+    device: torch.device | None = None
+
+
+def input_kind(X) -> InputKind:
+    if isinstance(X, torch.Tensor):
+        return InputKind("torch", X.device)
+    return InputKind("numpy")
+
+
+def to_tensor(X, device: torch.device, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """Numpy/torch array -> tensor on ``device`` (zero-copy when dtype and device allow)."""
+    if isinstance(X, torch.Tensor):
+        t = X.detach()
+    else:
+        arr = np.asarray(X)
+        with warnings.catch_warnings():
+            # Read-only inputs (memmaps) are never written to; torch warns regardless.
+            warnings.simplefilter("ignore", UserWarning)
+            t = torch.from_numpy(arr) if arr.dtype != object else torch.as_tensor(arr)
+    return t.to(device=device, dtype=dtype if dtype is not None else t.dtype)
+
+
+def to_numpy(t) -> np.ndarray:
+    """Tensor (any device) -> numpy array; numpy passes through."""
+    if isinstance(t, torch.Tensor):
+        return t.detach().cpu().numpy()
+    return np.asarray(t)
+
+
+def restore(t: torch.Tensor, kind: InputKind):
+    """Hand a result back as the caller's kind of object."""
+    if kind.kind == "torch":
+        return t.to(kind.device)
+    return to_numpy(t)

@@ -1,0 +1,84 @@
+"""The contract every latentspace model keeps.
+
+``LatentModel`` is a scikit-learn ``BaseEstimator`` with what all latent-variable models
+share: the ``device`` switch, input validation that hands back the caller's kind of array,
+``score`` as the mean of ``score_samples``, and ``save`` (see :mod:`latentspace.io`).
+Subclasses register themselves so that :func:`latentspace.load` can rebuild them by name,
+without importing anything a file names.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+
+from ._backend import resolve_device, restore, to_numpy
+from ._validation import check_data
+
+__all__ = ["LatentModel", "registered_models"]
+
+_REGISTRY: dict[str, type] = {}
+
+
+def registered_models() -> dict[str, type]:
+    """Name -> class of every model that :func:`latentspace.load` may rebuild."""
+    return dict(_REGISTRY)
+
+
+class LatentModel(BaseEstimator):
+    """Mixin of the shared API; see DESIGN §3 in the docs.
+
+    Subclasses define ``fit`` and whichever of ``transform``, ``inverse_transform``,
+    ``score_samples``, ``sample``, ``predict`` make sense for the model.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            _REGISTRY[cls.__name__] = cls
+
+    # --- devices and data -------------------------------------------------------------
+    def _device(self) -> torch.device:
+        return resolve_device(getattr(self, "device", "cpu"))
+
+    def _check_X(self, X, *, reset: bool, ensure_min_samples: int = 1, device=None):
+        """Validate ``X`` -> (float tensor on the model's device, caller's InputKind)."""
+        return check_data(
+            self,
+            X,
+            reset=reset,
+            device=self._device() if device is None else device,
+            ensure_min_samples=ensure_min_samples,
+        )
+
+    def _fitted(self, name: str, like: torch.Tensor) -> torch.Tensor:
+        """A fitted numpy attribute as a tensor with ``like``'s device and dtype."""
+        return torch.as_tensor(getattr(self, name), device=like.device, dtype=like.dtype)
+
+    @staticmethod
+    def _out(t: torch.Tensor, kind):
+        return restore(t, kind)
+
+    # --- shared API -------------------------------------------------------------------
+    def score(self, X, y=None) -> float:
+        """Mean of :meth:`score_samples` over ``X`` (average log-likelihood or its bound)."""
+        return float(np.mean(to_numpy(self.score_samples(X)), dtype=np.float64))
+
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` atomically (safetensors + JSON manifest)."""
+        from .io import save
+
+        save(self, path)
+
+    # --- persistence hooks (see io.py) ------------------------------------------------
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        """Extra tensors to persist beyond the array attributes (e.g. network weights)."""
+        return {}
+
+    def _load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`_state_tensors` wrote."""
+
+    def _check_fitted(self):
+        check_is_fitted(self)

@@ -1,0 +1,7 @@
+"""Display objects in scikit-learn's style.
+
+Each ``*Display`` is built by a classmethod (``from_estimator`` / ``from_data``) that only
+prepares numbers (no matplotlib import, testable without drawing); ``plot(ax=None)`` draws
+and sets ``figure_`` and ``ax_`` (or ``axes_``). matplotlib is imported lazily with the Agg
+backend when nothing else is set.
+"""

@@ -147,3 +147,33 @@ def check_finite_result(name: str, value, hint: str) -> None:
     arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} is not finite after fitting; {hint}")
+
+
+def check_array_like(
+    Z, *, device: torch.device, n_features: int, name: str = "Z", owner: str = "the model"
+) -> tuple[torch.Tensor, InputKind]:
+    """Validate a 2-D array that is not the model's input ``X`` (e.g. latent codes).
+
+    Same conversions and finiteness checks as :func:`check_data`, with the column count
+    checked against ``n_features`` instead of ``n_features_in_``.
+    """
+    from sklearn.utils import check_array
+
+    kind = input_kind(Z)
+    if isinstance(Z, torch.Tensor):
+
+        class _Probe:  # carries the expected width through the tensor checks
+            n_features_in_ = n_features
+
+        _Probe.__name__ = owner
+        Z = _check_torch(_Probe(), Z, reset=False, ensure_min_samples=1, name=name)
+        return Z.to(device), kind
+    if getattr(Z, "dtype", None) == np.float16:
+        Z = np.asarray(Z, dtype=np.float32)
+    Z = check_array(Z, dtype=[np.float64, np.float32], input_name=name)
+    if Z.shape[1] != n_features:
+        raise ValueError(
+            f"{name} has {Z.shape[1]} features, but {owner} is expecting {n_features} "
+            f"features as input."
+        )
+    return to_tensor(Z, device), kind

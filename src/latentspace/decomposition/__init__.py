@@ -1,0 +1,5 @@
+"""Linear latent models: PCA, probabilistic PCA and incremental PCA."""
+
+from ._pca import PCA
+
+__all__ = ["PCA"]

@@ -17,7 +17,8 @@ def crossprod(A: torch.Tensor) -> torch.Tensor:
     """``Aᵀ A`` of shape (d, d) for ``A`` of shape (n, d)."""
     if A.device.type == "cpu":
         a = A.numpy()
-        return torch.from_numpy(a.T @ a)  # numpy dispatches this pattern to syrk
+        with np.errstate(over="ignore", invalid="ignore"):  # callers check finiteness
+            return torch.from_numpy(a.T @ a)  # numpy dispatches this pattern to syrk
     return A.T @ A
 
 
@@ -25,7 +26,8 @@ def tcrossprod(A: torch.Tensor) -> torch.Tensor:
     """``A Aᵀ`` of shape (n, n) for ``A`` of shape (n, d)."""
     if A.device.type == "cpu":
         a = A.numpy()
-        return torch.from_numpy(a @ a.T)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return torch.from_numpy(a @ a.T)
     return A @ A.T
 
 

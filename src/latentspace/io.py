@@ -141,30 +141,46 @@ def _serialize(tensors: dict[str, torch.Tensor], manifest: dict) -> bytes:
 
 
 def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash never leaves a half-written file there."""
+    """Write ``data`` to ``path`` so that a crash never leaves a half-written file there.
+
+    The bytes go to an unnamed ``O_TMPFILE`` inode in the target folder (nothing to clean up
+    if the process is killed), are fsynced, get a hidden name only at the end and are renamed
+    over ``path``. Where unnamed files are unsupported, a hidden named temporary file is used
+    and removed on any error.
+    """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot save to {path}: folder {folder} does not exist")
-    fd, tmp_name = _open_temp(folder, path.name)
-    try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        os.fsync(fd)
-        if tmp_name is None:  # unnamed O_TMPFILE: give it a name only now, then rename
-            tmp_name = str(folder / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-            os.link(f"/proc/self/fd/{fd}", tmp_name)
-        os.replace(tmp_name, path)
-        tmp_name = None
-    finally:
-        os.close(fd)
-        if tmp_name is not None:
+    if not _write_unnamed(folder, path, data):
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        try:
             try:
-                os.unlink(tmp_name)
-            except FileNotFoundError:
-                pass
+                _write_all(fd, data)
+            finally:
+                os.close(fd)
+            os.replace(tmp_name, path)
+        except BaseException:
+            _unlink_quietly(tmp_name)
+            raise
+    _fsync_folder(folder)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+    os.fsync(fd)
+
+
+def _unlink_quietly(name) -> None:
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_folder(folder: Path) -> None:
     try:  # persist the rename itself
         dfd = os.open(folder, os.O_RDONLY)
         try:
@@ -175,14 +191,39 @@ def atomic_write_bytes(path, data: bytes) -> None:
         pass
 
 
-def _open_temp(folder: Path, name: str):
-    if hasattr(os, "O_TMPFILE") and Path("/proc/self/fd").is_dir():
-        try:
-            return os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o644), None
-        except OSError:
-            pass
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    return fd, tmp
+def _linkat_follow(src: str, dst: str) -> bool:
+    """``linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW)``: names an O_TMPFILE inode."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.linkat(-100, src.encode(), -100, dst.encode(), 0x400) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _write_unnamed(folder: Path, path: Path, data: bytes) -> bool:
+    """Atomic write through an unnamed temporary inode; False where unsupported."""
+    if not hasattr(os, "O_TMPFILE") or not Path("/proc/self/fd").is_dir():
+        return False
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o644)
+    except OSError:
+        return False
+    try:
+        _write_all(fd, data)  # a full disk raises here; nothing has a name yet
+        tmp_name = str(folder / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
+        if not _linkat_follow(f"/proc/self/fd/{fd}", tmp_name):
+            return False
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp_name, path)
+    except BaseException:
+        _unlink_quietly(tmp_name)
+        raise
+    return True
 
 
 def save(est: LatentModel, path) -> None:
@@ -222,6 +263,8 @@ _PICKLE_HINT = (
 
 def _sniff_unsafe(path: Path, head: bytes) -> None:
     """Refuse pickle-based formats by their first bytes, before reading anything else."""
+    if len(head) > 8 and head[8:9] == b"{":
+        return  # the safetensors layout: length, then the JSON header; checked further on
     if head[:1] == b"\x80" and len(head) > 1 and head[1] <= 5:
         raise UnsafeFormatError(f"{path} is a Python pickle. {_PICKLE_HINT}")
     if head[:4] == b"PK\x03\x04":
@@ -229,14 +272,16 @@ def _sniff_unsafe(path: Path, head: bytes) -> None:
             f"{path} is a zip archive (the torch.save / .pt format, which embeds a pickle). "
             f"{_PICKLE_HINT}"
         )
-    if head[:2] in (b"\x78\x01", b"\x78\x9c", b"\x78\xda", b"\x1f\x8b", b"BZ", b"\xfd7") or head[
-        :3
-    ] == b"\x28\xb5\x2f":
+    zlib = len(head) > 1 and head[0] & 0x0F == 8 and (head[0] * 256 + head[1]) % 31 == 0
+    if zlib or head[:2] in (b"\x1f\x8b", b"BZ") or head[:6] == b"\xfd7zXZ\x00" or head[:4] in (
+        b"\x28\xb5\x2f\xfd",
+        b"\x04\x22\x4d\x18",
+    ):
         raise UnsafeFormatError(
             f"{path} is a compressed stream (as written by joblib.dump), not a latentspace "
             f"model. {_PICKLE_HINT}"
         )
-    if head[8:9] != b"{" and head[:1] in (b"(", b"c", b"]", b"}", b"N", b"I", b"S"):
+    if head[:1] in (b"(", b"c", b"]", b"}", b"N", b"I", b"S"):
         # protocol-0/1 pickles start with an opcode such as '(' (MARK) or 'c' (GLOBAL);
         # a safetensors file has its JSON header ('{') right after the 8-byte length
         raise UnsafeFormatError(f"{path} looks like a protocol-0/1 pickle. {_PICKLE_HINT}")

@@ -250,10 +250,9 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         kept = float(values[:k].sum())
         noise = max(total - kept, 0.0) / (rank - k) if k < rank else 0.0
 
-        inv2 = 1.0 / (scale * scale)
-        ev = to_numpy(values[:k]) * inv2
-        with np.errstate(over="ignore", under="ignore"):
-            noise_u = noise * inv2
+        with np.errstate(over="ignore", under="ignore"):  # checked just below
+            ev = to_numpy(values[:k]) / scale / scale
+            noise_u = float(np.float64(noise) / scale / scale)
         if not (np.all(np.isfinite(ev)) and np.isfinite(noise_u)) or (
             np.any((ev == 0) & (to_numpy(values[:k]) > 0))
         ):
@@ -420,6 +419,11 @@ def _scatter(X: torch.Tensor, mean_s: torch.Tensor, scale: float) -> torch.Tenso
 
 def _from_scatter(scatter: torch.Tensor, n: int, k):
     C = scatter / (n - 1)
+    if not bool(torch.isfinite(C).all()):
+        raise ValueError(
+            "the covariance of X overflows float64 (values too large); rescale X, e.g. with "
+            "sklearn.preprocessing.StandardScaler or by dividing by its largest absolute value."
+        )
     total = float(torch.diagonal(C).sum())
     values, vectors = eigh_desc(C, k if isinstance(k, int) else None)
     return values, vectors, total

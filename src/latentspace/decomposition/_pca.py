@@ -176,8 +176,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             scatter = _scatter(X, mean_s, scale)
             values, vectors, total = _from_scatter(scatter, n, k)
         else:
-            Xc = (X.to(torch.float64) * scale) - mean_s  # (n, d) centred, scaled
-            total = float((Xc * Xc).sum()) / (n - 1)
+            # centred, scaled copy in the input's precision: float32 stays float32 here and
+            # the sums that need it (trace, Gram blocks) are accumulated in float64
+            Xc = X * scale - mean_s.to(X.dtype)  # (n, d)
+            total = float(torch.sum(Xc * Xc, dtype=torch.float64)) / (n - 1)
             if solver == "full":
                 values, vectors = _svd(Xc, n)
             elif solver == "gram":
@@ -431,7 +433,8 @@ def _from_scatter(scatter: torch.Tensor, n: int, k):
 
 def _svd(Xc: torch.Tensor, n: int):
     _, S, Vh = torch.linalg.svd(Xc, full_matrices=False)
-    return S * S / (n - 1), Vh.T
+    S = S.to(torch.float64)
+    return S * S / (n - 1), Vh.T.to(torch.float64)
 
 
 def _gram(Xc: torch.Tensor, n: int, k):
@@ -440,17 +443,19 @@ def _gram(Xc: torch.Tensor, n: int, k):
     Xc Xcᵀ U = U Σ², so its eigenvectors are the left singular vectors U and the principal
     axes are V = Xcᵀ U Σ⁻¹.
     """
-    G = tcrossprod(Xc)
+    G = torch.zeros((Xc.shape[0], Xc.shape[0]), dtype=torch.float64, device=Xc.device)
+    for start in range(0, Xc.shape[1], 512):  # float32 products, float64 sums
+        G += tcrossprod(Xc[:, start : start + 512].contiguous()).to(torch.float64)
     values, U = eigh_desc(G, k if isinstance(k, int) else None)
     values = torch.clamp(values, min=0.0)
     # directions with (numerically) zero singular value carry no information in Xcᵀ U;
     # fall back to the SVD, which gives them an orthonormal completion
     m = values.shape[0] if not isinstance(k, int) else k
-    cutoff = float(values[0]) * Xc.shape[1] * torch.finfo(Xc.dtype).eps if values.numel() else 0.0
+    cutoff = float(values[0]) * 16 * torch.finfo(Xc.dtype).eps if values.numel() else 0.0
     if not isinstance(k, int) or float(values[m - 1]) <= cutoff:
         return _svd(Xc, n)
     s = torch.sqrt(values)
-    V = (Xc.T @ U) / s  # (d, k)
+    V = (Xc.T @ U.to(Xc.dtype)).to(torch.float64) / s  # (d, k)
     return values / (n - 1), V
 
 
@@ -468,4 +473,5 @@ def _randomized(Xc, n, k, iterated_power, n_oversamples, rng):
         Q, _ = torch.linalg.qr(Xc @ Q)
     B = Q.T @ Xc  # (ell, d)
     _, S, Vh = torch.linalg.svd(B, full_matrices=False)
-    return (S * S / (n - 1))[:k], Vh[:k].T
+    S = S.to(torch.float64)
+    return (S * S / (n - 1))[:k], Vh[:k].T.to(torch.float64)

@@ -1,0 +1,33 @@
+"""Timing helpers shared by the benchmark scripts: medians of repeated runs in one process."""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+
+
+def median_time(fn, repeats: int = 5, warmup: int = 1) -> tuple[float, object]:
+    """Run ``fn`` ``warmup`` + ``repeats`` times; return (median seconds, last result)."""
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out
+
+
+def machine() -> str:
+    import os
+
+    import numpy as np
+    import sklearn
+    import torch
+
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
+        f"({torch.get_num_threads()} threads), numpy {np.__version__}, scikit-learn {sklearn.__version__}"
+    )

@@ -1,0 +1,87 @@
+"""PCA fit time: latentspace against scikit-learn's solvers, side by side in one process.
+
+For each shape and dtype: the median fit time of every scikit-learn solver that finishes in
+reasonable time, the best of them, our ``auto`` (and the solver it chose), the ratio
+best-sklearn / ours (> 1 means we are faster), and each result's largest relative deviation
+in explained variance from an exact float64 reference.
+
+Usage: python bench/pca.py [--repeats 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.decomposition import PCA as SkPCA
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from _common import machine, median_time  # noqa: E402
+
+from latentspace import PCA  # noqa: E402
+
+SHAPES = [((200_000, 100), 10), ((20_000, 1000), 50), ((1348, 2914), 150)]
+
+
+def data(n, d, seed=0):
+    """Low-rank signal plus noise with a decaying spectrum (PCA's use case)."""
+    rng = np.random.default_rng(seed)
+    r = min(d, 60)
+    W = rng.standard_normal((r, d)) * (1.0 / np.arange(1, r + 1))[:, None] * 5
+    return rng.standard_normal((n, r)) @ W + 0.5 * rng.standard_normal((n, d)) + 3.0
+
+
+def lfw_or_synthetic():
+    for folder in [Path(__file__).resolve().parents[2] / "shared" / "data"]:
+        f = folder / "lfw_people_min60.npz"
+        if f.exists():
+            imgs = np.load(f, allow_pickle=False)["images"]
+            return imgs.reshape(len(imgs), -1).astype(np.float64), "LFW faces"
+    return data(1348, 2914), "synthetic"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="one repeat, for a smoke run")
+    args = ap.parse_args()
+    repeats = 1 if args.quick else args.repeats
+    print(f"# PCA fit, medians of {repeats} runs; {machine()}")
+    print("| shape, k | dtype | sklearn solver: median s (max rel. dev. of explained variance) | "
+          "sklearn best | latentspace auto (solver) | dev. | ratio best/ours |")
+    print("|---|---|---|---|---|---|---|")
+    for (n, d), k in SHAPES:
+        if (n, d) == (1348, 2914):
+            X64, label = lfw_or_synthetic()
+        else:
+            X64, label = data(n, d), "synthetic"
+        ref = SkPCA(k, svd_solver="covariance_eigh" if n >= d else "full").fit(X64).explained_variance_
+        for dtype in (np.float64, np.float32):
+            X = X64.astype(dtype)
+            sk_rows = []
+            for solver in ["auto", "covariance_eigh", "randomized", "full"]:
+                if solver == "covariance_eigh" and d > n:
+                    continue
+                if solver == "full" and n * d * min(n, d) > 5e9:
+                    continue  # a full SVD of this shape takes tens of seconds; never the best
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    t, est = median_time(lambda: SkPCA(k, svd_solver=solver, random_state=0).fit(X), repeats)
+                dev = np.max(np.abs(est.explained_variance_ / ref - 1))
+                name = solver if solver != "auto" else f"auto={est._fit_svd_solver}"
+                sk_rows.append((t, name, dev))
+            t_ours, ours = median_time(lambda: PCA(k, random_state=0).fit(X), repeats)
+            dev_ours = np.max(np.abs(ours.explained_variance_ / ref - 1))
+            best = min(sk_rows)
+            cells = "; ".join(f"{nm} {t:.3f} ({dv:.1e})" for t, nm, dv in sk_rows)
+            print(f"| {n}×{d} ({label}), k={k} | {np.dtype(dtype).name} | {cells} | {best[1]} {best[0]:.3f} | "
+                  f"{t_ours:.3f} ({ours.fit_svd_solver_}) | {dev_ours:.1e} | {best[0] / t_ours:.2f}× |",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -35,7 +35,6 @@ from ..base import LatentModel
 __all__ = ["PCA"]
 
 _SOLVERS = ("auto", "full", "covariance_eigh", "gram", "randomized")
-_CHUNK_BYTES = 64 * 2**20  # rows per pass of the covariance statistics: about 64 MiB
 
 
 class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
@@ -170,12 +169,12 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             solver = self._choose_solver(n, d, k)
 
         # exact power-of-two scaling keeps squares of huge/tiny data representable
-        scale = pow2_scale(float(X.abs().max()))
-        mean_s = _column_sum(X, scale) / n  # (d,) float64, of the scaled data
+        scale = _safe_scale(X)
         if solver == "covariance_eigh":
-            scatter = _scatter(X, mean_s, scale)
+            mean_s, scatter = _moments(X, scale)
             values, vectors, total = _from_scatter(scatter, n, k)
         else:
+            mean_s = torch.sum(X, 0, dtype=torch.float64) * scale / n  # (d,) scaled mean
             # centred, scaled copy in the input's precision: float32 stays float32 here and
             # the sums that need it (trace, Gram blocks) are accumulated in float64
             Xc = X * scale - mean_s.to(X.dtype)  # (n, d)
@@ -205,8 +204,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         first = not hasattr(self, "scatter_")
         X, _ = self._check_X(X, reset=first)
         nb, d = X.shape
-        mean_b = _column_sum(X, 1.0) / nb
-        scatter_b = _scatter(X, mean_b, 1.0)
+        mean_b, scatter_b = _moments(X, 1.0)
         if first:
             n, mean, scatter = nb, mean_b, scatter_b
         else:
@@ -389,34 +387,34 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
 
 
 # ---------------------------------------------------------------------- kernels
-def _row_chunks(X: torch.Tensor):
-    rows = max(1, _CHUNK_BYTES // (8 * X.shape[1]))
-    for start in range(0, X.shape[0], rows):
-        yield X[start : start + rows]
+def _safe_scale(X: torch.Tensor) -> float:
+    """1.0 for ordinary data; an exact power-of-two rescaling for extreme magnitudes."""
+    lo, hi = torch.aminmax(X)
+    amax = max(abs(float(lo)), abs(float(hi)))
+    return 1.0 if 1e-100 < amax < 1e100 else pow2_scale(amax)
 
 
-def _column_sum(X: torch.Tensor, scale: float) -> torch.Tensor:
-    """Σ x·scale over rows, in float64, chunk by chunk: (d,)."""
-    total = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
-    for chunk in _row_chunks(X):
-        total += (chunk.to(torch.float64) * scale).sum(0)
-    return total
+def _moments(X: torch.Tensor, scale: float):
+    """One pass of shifted sufficient statistics -> (mean (d,), scatter (d, d)), float64.
 
-
-def _scatter(X: torch.Tensor, mean_s: torch.Tensor, scale: float) -> torch.Tensor:
-    """Σ (x·scale − μ)(x·scale − μ)ᵀ, accumulated in float64 over row chunks: (d, d).
-
-    float32 data are centred and multiplied in float32 within a chunk (the products are
-    exact to float32 rounding because the data are centred) and summed in float64.
+    Rows are taken in cache-sized chunks; each chunk is centred on a fixed shift c (the first
+    chunk's mean) in the input's precision, and Σ(x − c) and Σ(x − c)(x − c)ᵀ are summed in
+    float64. The scatter about the true mean follows without cancellation as
+    M₂ = Σ(x − c)(x − c)ᵀ − n (μ − c)(μ − c)ᵀ, since μ − c is small.
     """
-    d = X.shape[1]
+    n, d = X.shape
+    work = X.dtype
+    rows = max(256, (4 * 2**20) // (X.element_size() * d))
+    shift = (X[:rows].to(torch.float64).mean(0) * scale).to(work)
     S = torch.zeros((d, d), dtype=torch.float64, device=X.device)
-    work = X.dtype if X.dtype in (torch.float32, torch.float64) else torch.float64
-    m = mean_s.to(work)
-    for chunk in _row_chunks(X):
-        c = chunk.to(work) * scale - m
+    s1 = torch.zeros(d, dtype=torch.float64, device=X.device)
+    for start in range(0, n, rows):
+        chunk = X[start : start + rows]
+        c = (chunk * scale if scale != 1.0 else chunk) - shift
         S += crossprod(c).to(torch.float64)
-    return S
+        s1 += torch.sum(c, 0, dtype=torch.float64)
+    delta = s1 / n  # μ − c
+    return shift.to(torch.float64) + delta, S - n * torch.outer(delta, delta)
 
 
 def _from_scatter(scatter: torch.Tensor, n: int, k):

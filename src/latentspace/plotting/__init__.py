@@ -5,3 +5,19 @@ prepares numbers (no matplotlib import, testable without drawing); ``plot(ax=Non
 and sets ``figure_`` and ``ax_`` (or ``axes_``). matplotlib is imported lazily with the Agg
 backend when nothing else is set.
 """
+
+from ._images import ImageGridDisplay
+from ._pca import (
+    ExplainedVarianceDisplay,
+    ProjectionDisplay,
+    ReconstructionDisplay,
+    truncated_reconstruction,
+)
+
+__all__ = [
+    "ExplainedVarianceDisplay",
+    "ImageGridDisplay",
+    "ProjectionDisplay",
+    "ReconstructionDisplay",
+    "truncated_reconstruction",
+]

@@ -1,0 +1,250 @@
+"""The ``latentspace`` command.
+
+::
+
+    latentspace fit MODEL DATA --out model.safetensors [--n-components 10 ...]
+    latentspace transform | inverse-transform | predict MODEL_FILE DATA --out out.npy
+    latentspace score MODEL_FILE DATA [--per-sample --out scores.npy]
+    latentspace sample MODEL_FILE -n 100 --out samples.npy [--seed 0]
+    latentspace info MODEL_FILE [--json]
+    latentspace tour [--dataset digits] [--out tour_out] [--quick] [--chapters pca,kmeans]
+    latentspace datasets
+
+Errors are one line on stderr (``latentspace: error: ...``; the traceback only with
+``--debug``), and the exit code says what went wrong: 0 ok, 1 unexpected, 2 usage, 3 data,
+4 model file, 5 numerical failure, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+
+from ._errors import (
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    CLIError,
+    UsageError,
+    one_line,
+)
+
+__all__ = ["main", "build_parser"]
+
+_PROG = "latentspace"
+_EXIT_CODES = (
+    "exit codes: 0 ok, 1 unexpected error, 2 usage (bad options or hyperparameter values), "
+    "3 data (missing, unreadable or invalid), 4 model file (missing, corrupt, unsafe, too new, "
+    "unfitted), 5 numerical failure (divergence, failed factorisation, NaN/inf results), "
+    "130 interrupted"
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose errors become one-line :class:`UsageError`s."""
+
+    def error(self, message):
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    # --debug is accepted after the subcommand too; SUPPRESS keeps the global value otherwise
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the full traceback on errors")
+
+
+def _data_args(p, *, data_help="data file (.npy, .npz, .csv, .parquet) or a dataset name"):
+    p.add_argument("model_file", metavar="MODEL_FILE", help="a model saved by 'latentspace fit'")
+    p.add_argument("data", metavar="DATA", help=data_help)
+    p.add_argument("--data-home", metavar="DIR", help="data folder for dataset names")
+    p.add_argument("--device", help="run on this device (cpu, cuda, cuda:N, auto)")
+
+
+def build_parser(model_cls=None) -> argparse.ArgumentParser:
+    """The argument parser; ``fit`` gets ``model_cls``'s hyperparameter flags when given."""
+    from . import _commands as c
+    from ._params import add_param_flags, model_list
+
+    parser = _Parser(prog=_PROG, description=__doc__.split("\n\n")[0], epilog=_EXIT_CODES)
+    parser.add_argument("--debug", action="store_true", default=False,
+                        help="show the full traceback on errors")
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    # fit
+    p = sub.add_parser(
+        "fit", help="fit a model and save it",
+        description="Fit MODEL on DATA and save it. Every hyperparameter of the model is a "
+        "flag: run 'latentspace fit MODEL --help' to list them.",
+        epilog=f"models: {model_list()}. {_EXIT_CODES}",
+    )
+    p.add_argument("model", metavar="MODEL", help="model name, e.g. pca, kmeans, gmm, vae")
+    p.add_argument("data", metavar="DATA",
+                   help="data file (.npy, .npz, .csv, .parquet) or a dataset name")
+    p.add_argument("-o", "--out", required=True, metavar="FILE",
+                   help="where to save the model (e.g. model.safetensors)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the model's)")
+    p.add_argument("--seed", type=int, help="random seed (the model's random_state)")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="progress output, if the model has a verbose option")
+    p.add_argument("--data-home", metavar="DIR", help="data folder for dataset names")
+    _common(p)
+    if model_cls is not None:
+        add_param_flags(p, model_cls)
+    p.set_defaults(handler=c.cmd_fit, model_cls=model_cls)
+
+    # transform / inverse-transform / predict
+    for name, handler, what in (
+        ("transform", c.cmd_transform, "latent codes of DATA"),
+        ("inverse-transform", c.cmd_inverse_transform, "data rebuilt from the latent codes"),
+        ("predict", c.cmd_predict, "cluster labels of DATA"),
+    ):
+        p = sub.add_parser(name, help=f"write the {what}", description=f"Write the {what}.",
+                           epilog=_EXIT_CODES)
+        _data_args(p, data_help="latent codes Z (.npy, .npz, .csv, .parquet)"
+                   if name == "inverse-transform" else
+                   "data file (.npy, .npz, .csv, .parquet) or a dataset name")
+        p.add_argument("-o", "--out", required=True, metavar="FILE",
+                       help="output file (.npy, .npz, .csv or .parquet)")
+        if name == "predict":
+            p.add_argument("--proba", action="store_true",
+                           help="write membership probabilities instead of labels")
+        _common(p)
+        p.set_defaults(handler=handler)
+
+    # score
+    p = sub.add_parser("score", help="print the mean score (log-likelihood or its bound)",
+                       description="Print the model's mean score on DATA (mean log-likelihood, "
+                       "its ELBO bound, or negative inertia for K-means).", epilog=_EXIT_CODES)
+    _data_args(p)
+    p.add_argument("--per-sample", action="store_true",
+                   help="also the score of each sample (to --out, else one per line)")
+    p.add_argument("-o", "--out", metavar="FILE", help="file for --per-sample scores")
+    _common(p)
+    p.set_defaults(handler=c.cmd_score)
+
+    # sample
+    p = sub.add_parser("sample", help="draw samples from a generative model",
+                       description="Draw samples from the model's p(x).", epilog=_EXIT_CODES)
+    p.add_argument("model_file", metavar="MODEL_FILE", help="a model saved by 'latentspace fit'")
+    p.add_argument("-n", "--n-samples", type=int, default=100, help="how many (default: 100)")
+    p.add_argument("-o", "--out", required=True, metavar="FILE",
+                   help="output file (.npy, .npz, .csv or .parquet)")
+    p.add_argument("--seed", type=int, help="random seed (default: the model's random_state)")
+    p.add_argument("--device", help="run on this device (cpu, cuda, cuda:N, auto)")
+    _common(p)
+    p.set_defaults(handler=c.cmd_sample)
+
+    # info
+    p = sub.add_parser("info", help="describe a model file without loading it",
+                       description="Class, format and library versions, hyperparameters and "
+                       "fitted attribute shapes, read from the file's header only.",
+                       epilog=_EXIT_CODES)
+    p.add_argument("model_file", metavar="MODEL_FILE")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    _common(p)
+    p.set_defaults(handler=c.cmd_info)
+
+    # tour
+    from ..data import list_datasets
+
+    p = sub.add_parser("tour", help="run the lecture and write an HTML report",
+                       description="Run every chapter on one dataset and write DIR/index.html "
+                       "(self-contained) and DIR/summary.json; prints the path of index.html.",
+                       epilog=_EXIT_CODES)
+    p.add_argument("--dataset", default="digits", choices=list_datasets(),
+                   help="dataset (default: digits, which needs no download)")
+    p.add_argument("--out", default="tour_out", metavar="DIR",
+                   help="output folder (default: tour_out)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: fewer epochs, smaller sizes, at most 2000 samples")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto (default: cpu)")
+    p.add_argument("--chapters", metavar="KEYS",
+                   help="comma-separated chapter keys, e.g. pca,kmeans (default: all)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--data-home", metavar="DIR", help="data folder for datasets other than digits")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _common(p)
+    p.set_defaults(handler=c.cmd_tour)
+
+    # datasets
+    p = sub.add_parser("datasets", help="list the dataset names",
+                       description="List the names accepted by --dataset and as DATA.")
+    _common(p)
+    p.set_defaults(handler=c.cmd_datasets)
+    return parser
+
+
+_COMMANDS = ("fit", "transform", "inverse-transform", "predict", "score", "sample", "info",
+             "tour", "datasets")
+_FIT_VALUE_OPTIONS = {"-o", "--out", "--device", "--seed", "--data-home"}
+
+
+def _fit_model_name(argv: list[str]) -> str | None:
+    """The MODEL token of a ``fit`` command line, found before parsing (its flags depend on
+    it): the first positional after ``fit`` that is not the value of a known option."""
+    tokens = iter(argv)
+    for tok in tokens:
+        if tok == "fit":
+            break
+        if not tok.startswith("-"):
+            return None  # another subcommand
+    else:
+        return None
+    for tok in tokens:
+        if tok == "--":
+            return next(tokens, None)
+        if tok in _FIT_VALUE_OPTIONS:
+            next(tokens, None)
+        elif not tok.startswith("-"):
+            return tok
+    return None
+
+
+def _print_error(message: str) -> None:
+    print(f"{_PROG}: error: {message}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit code (see the module docstring)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        model_cls = None
+        name = _fit_model_name(argv)
+        if name is not None:
+            from ._params import resolve_model
+
+            model_cls = resolve_model(name)
+        parser = build_parser(model_cls)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise UsageError(f"a command is required: {', '.join(_COMMANDS)} "
+                             f"(see '{_PROG} --help')")
+        return int(args.handler(args) or 0)
+    except SystemExit as exc:  # --help and --version end through argparse's exit
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR)
+    except CLIError as exc:
+        if debug and exc.__cause__ is not None:
+            traceback.print_exception(exc.__cause__, file=sys.stderr)
+        _print_error(str(exc))
+        return exc.code
+    except KeyboardInterrupt:
+        _print_error("interrupted")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into e.g. head, which closed early
+        return 0
+    except Exception as exc:  # a bug: say so in one line, the traceback with --debug
+        if debug:
+            traceback.print_exc(file=sys.stderr)
+        _print_error(
+            f"unexpected {type(exc).__name__}: {one_line(exc)}"
+            + ("" if debug else " (run again with --debug for the traceback)")
+        )
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""What each ``latentspace`` subcommand does, once its arguments are parsed."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..data._files import SUPPORTED_SUFFIXES as OUTPUT_SUFFIXES
+from ._errors import UsageError, check_finite, stage
+from ._params import collect_params, estimator_params
+
+
+# ----------------------------------------------------------------------------- helpers
+def check_output_path(path, suffixes=OUTPUT_SUFFIXES) -> Path:
+    """Refuse an output path before any work is done, rather than after a long fit."""
+    path = Path(path).expanduser()
+    if suffixes is not None and path.suffix.lower() not in suffixes:
+        raise UsageError(f"--out {str(path)!r}: the file name must end in {', '.join(suffixes)}.")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise UsageError(f"--out {str(path)!r}: folder {str(folder)!r} does not exist.")
+    if path.is_dir():
+        raise UsageError(f"--out {str(path)!r} is a folder; give a file name.")
+    return path
+
+
+def check_device(device) -> None:
+    """A ``--device`` that cannot be used is a usage error, found before any work."""
+    if device is None:
+        return
+    from .._backend import resolve_device
+
+    try:
+        resolve_device(device)
+    except ValueError as exc:
+        raise UsageError(f"--device: {exc}") from None
+
+
+def _read(args):
+    from ..data import read_data
+
+    with stage("data", "cannot read data", path=args.data):
+        X, _ = read_data(args.data, data_home=getattr(args, "data_home", None))
+    return X
+
+
+def _load(args):
+    from ..io import load
+
+    check_device(getattr(args, "device", None))
+    with stage("model", "cannot load model file", path=args.model_file):
+        est = load(args.model_file)
+    device = getattr(args, "device", None)
+    if device is not None and "device" in est.get_params(deep=False):
+        est.set_params(device=device)
+    return est
+
+
+def _need(est, method: str, hint: str = ""):
+    if not callable(getattr(est, method, None)):
+        raise UsageError(
+            f"{type(est).__name__} models have no {method}(){'; ' + hint if hint else ''}."
+        )
+
+
+def _write(path, array, what: str) -> None:
+    from ..data import write_data
+
+    with stage("output", f"cannot write {what} to", path=path):
+        write_data(path, array)
+
+
+def _shape(a) -> str:
+    return "×".join(str(s) for s in np.shape(a))
+
+
+# ----------------------------------------------------------------------------- fit
+def cmd_fit(args) -> int:
+    cls = args.model_cls
+    names = {p.name for p in estimator_params(cls)}
+    params = collect_params(args)
+    if args.device is not None and "device" in names:
+        params["device"] = args.device
+    if args.seed is not None and "random_state" in names:
+        params["random_state"] = args.seed
+    if args.verbose and "verbose" in names:
+        default = inspect.signature(cls.__init__).parameters["verbose"].default
+        params["verbose"] = True if isinstance(default, bool) else int(args.verbose)
+    check_device(args.device)
+    out = check_output_path(args.out, suffixes=None)
+    X = _read(args)
+    with stage("fit", f"invalid hyperparameters for {cls.__name__}", names):
+        est = cls(**params)
+    t0 = time.perf_counter()
+    with stage("fit", f"fitting {cls.__name__} on {args.data!r} failed", names):
+        est.fit(X)
+    seconds = time.perf_counter() - t0
+    with stage("output", "cannot save the model to", path=out):
+        est.save(out)
+    print(f"fitted {cls.__name__} on {_shape(X)} data in {seconds:.2f} s; saved to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- apply
+def _apply(args, method: str, what: str, hint: str = "") -> int:
+    out = check_output_path(args.out)
+    est = _load(args)
+    _need(est, method, hint)
+    X = _read(args)
+    with stage("compute", f"{type(est).__name__}.{method} failed on {args.data!r}"):
+        result = getattr(est, method)(X)
+        check_finite(what, result)
+    _write(out, result, what)
+    print(f"wrote {what} of shape {_shape(result)} to {out}")
+    return 0
+
+
+def cmd_transform(args) -> int:
+    return _apply(args, "transform", "latent codes")
+
+
+def cmd_inverse_transform(args) -> int:
+    return _apply(args, "inverse_transform", "reconstructions")
+
+
+def cmd_predict(args) -> int:
+    if args.proba:
+        return _apply(args, "predict_proba", "probabilities", "it is not a clustering model")
+    return _apply(args, "predict", "labels", "it is not a clustering model")
+
+
+def cmd_score(args) -> int:
+    if args.out is not None and not args.per_sample:
+        raise UsageError("--out is only used with --per-sample.")
+    out = check_output_path(args.out) if args.out is not None else None
+    est = _load(args)
+    _need(est, "score")
+    if args.per_sample:
+        _need(est, "score_samples")
+    X = _read(args)
+    with stage("compute", f"{type(est).__name__}.score failed on {args.data!r}"):
+        mean = float(est.score(X))
+        check_finite("mean score", mean)
+        per = None
+        if args.per_sample:
+            per = np.asarray(est.score_samples(X))
+            check_finite("per-sample scores", per)
+    if per is not None and out is not None:
+        _write(out, per, "per-sample scores")
+    elif per is not None:
+        print("\n".join(repr(float(v)) for v in per))
+        return 0
+    print(repr(mean))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    out = check_output_path(args.out)
+    if args.n_samples < 1:
+        raise UsageError(f"-n/--n-samples must be at least 1, got {args.n_samples}.")
+    est = _load(args)
+    _need(est, "sample", "it is not a generative model")
+    kwargs = {}
+    if args.seed is not None:
+        if "random_state" not in inspect.signature(est.sample).parameters:
+            raise UsageError(f"{type(est).__name__}.sample() takes no seed.")
+        kwargs["random_state"] = args.seed
+    with stage("compute", f"{type(est).__name__}.sample failed"):
+        result = est.sample(args.n_samples, **kwargs)
+        if isinstance(result, tuple):  # mixtures also return the component of each draw
+            result = result[0]
+        check_finite("samples", result)
+    _write(out, result, "samples")
+    print(f"wrote {args.n_samples} samples of shape {_shape(result)} to {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- info
+def model_info(path) -> dict:
+    """Class, versions, hyperparameters and fitted attributes of a model file, from its
+    header alone (nothing is unpickled or imported)."""
+    from ..io import _decode, read_manifest
+
+    manifest, header, _ = read_manifest(path)
+    params = {}
+    for k, v in manifest["params"].items():
+        if isinstance(v, dict) and "__tensor__" in v:
+            info = header[v["__tensor__"]]
+            params[k] = f"<array {info['dtype']} {tuple(info['shape'])}>"
+        else:
+            params[k] = _decode(v)
+    arrays = {
+        name[5:]: {"dtype": info["dtype"], "shape": list(info["shape"])}
+        for name, info in sorted(header.items()) if name.startswith("attr.")
+    }
+    state = {
+        name[6:]: {"dtype": info["dtype"], "shape": list(info["shape"])}
+        for name, info in sorted(header.items()) if name.startswith("state.")
+    }
+    scalars = {k: _decode(v) for k, v in sorted(manifest["attrs"].items())}
+    return {
+        "file": str(path),
+        "bytes": Path(path).stat().st_size,
+        "class": manifest["class"],
+        "format_version": manifest["format_version"],
+        "library_version": manifest.get("library_version"),
+        "params": params,
+        "fitted_arrays": arrays,
+        "fitted_scalars": scalars,
+        "state_tensors": state,
+    }
+
+
+def _jsonable(value):
+    from ..report._html import json_safe
+
+    return json_safe(value)
+
+
+def cmd_info(args) -> int:
+    with stage("model", "cannot read model file", path=args.model_file):
+        info = model_info(args.model_file)
+    if args.json:
+        print(json.dumps(_jsonable(info), indent=2))
+        return 0
+    lines = [
+        f"file: {info['file']} ({info['bytes']} bytes)",
+        f"class: {info['class']}",
+        f"format version: {info['format_version']} (written by latentspace "
+        f"{info['library_version']})",
+        "hyperparameters:",
+        *(f"  {k} = {v!r}" for k, v in info["params"].items()),
+    ]
+    fitted = info["fitted_arrays"] or info["fitted_scalars"]
+    lines.append("fitted attributes:" if fitted else "fitted attributes: none (not fitted)")
+    lines += [f"  {k}: {v['dtype']} {tuple(v['shape'])}" for k, v in info["fitted_arrays"].items()]
+    lines += [f"  {k} = {v!r}" for k, v in info["fitted_scalars"].items()]
+    if info["state_tensors"]:
+        lines.append("state tensors:")
+        lines += [f"  {k}: {v['dtype']} {tuple(v['shape'])}"
+                  for k, v in info["state_tensors"].items()]
+    print("\n".join(lines))
+    return 0
+
+
+# ----------------------------------------------------------------------------- datasets, tour
+def cmd_datasets(args) -> int:
+    from ..data import list_datasets
+
+    print("\n".join(list_datasets()))
+    return 0
+
+
+def cmd_tour(args) -> int:
+    from ..report.tour import run_tour, select_chapters
+
+    check_device(args.device)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out!r} is a file; give a folder for the report.")
+    try:
+        select_chapters(args.chapters)
+    except ValueError as exc:
+        raise UsageError(f"--chapters: {exc}") from None
+    with stage("compute", f"the tour on {args.dataset!r} failed"):
+        summary = run_tour(
+            dataset=args.dataset, out=args.out, quick=args.quick, device=args.device,
+            chapters=args.chapters, random_state=args.seed, data_home=args.data_home,
+            progress=not args.no_progress,
+        )
+    print(summary["index_html"])
+    return 0

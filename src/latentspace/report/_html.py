@@ -1,0 +1,217 @@
+"""One self-contained HTML page for the tour: inline CSS, PNG figures as base64 data URIs.
+
+The page needs no network and no script. ``summary.json`` (written beside it by the tour) holds
+the same numbers, made JSON-safe by :func:`json_safe`, and the page is rendered from those
+JSON-safe values so the two always agree.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["RenderedChapter", "dumps_json", "encode_png", "format_value", "json_safe",
+           "render_html", "write_text_atomic"]
+
+
+@dataclass
+class RenderedChapter:
+    """A chapter with its figures already encoded.
+
+    ``figures`` holds (base64 PNG, caption, alt) triples; ``numbers`` is JSON-safe.
+    """
+
+    key: str
+    title: str
+    intro: str
+    formula: str
+    figures: list[tuple[str, str, str]] = field(default_factory=list)
+    numbers: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def encode_png(fig, *, dpi: int = 100, close: bool = True) -> str:
+    """Render a matplotlib figure to PNG and return it base64-encoded (ASCII).
+
+    The figure is closed afterwards (unless ``close=False``) so a long tour does not keep
+    every figure alive.
+    """
+    buf = io.BytesIO()
+    try:
+        fig.savefig(buf, format="png", dpi=dpi)
+    finally:
+        if close:
+            from ..plotting._mpl import pyplot
+
+            pyplot().close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def json_safe(value):
+    """Numbers and containers as plain JSON: numpy scalars/arrays -> Python; non-finite -> str.
+
+    ``float('inf')`` becomes ``"inf"`` (strict JSON has no infinities), so the page and the
+    JSON file show the same thing.
+    """
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else repr(v)
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def format_value(value) -> str:
+    """Text of one table cell: ints as is, floats with 4 significant digits."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}".replace(",", " ") if abs(value) >= 10000 else str(value)
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if 1e-3 <= abs(value) < 1e5:
+            return f"{value:.4g}" if abs(value) >= 1 else f"{value:.4f}"
+        return f"{value:.4g}"
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(format_value(v) for v in value)
+    return str(value)
+
+
+_CSS = """
+:root { color-scheme: light; --fg: #1d2430; --muted: #5b6472; --line: #dde2ea; --accent: #2a62b8; }
+* { box-sizing: border-box; }
+body { margin: 0 auto; max-width: 1100px; padding: 1.5rem 1.25rem 3rem;
+       font: 16px/1.55 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--fg); }
+header { border-bottom: 2px solid var(--line); margin-bottom: 1rem; }
+h1 { font-size: 1.8rem; margin: 0 0 .3rem; }
+h2 { font-size: 1.4rem; margin: 2.2rem 0 .4rem; border-bottom: 1px solid var(--line); }
+.meta { color: var(--muted); font-size: .92rem; margin: .2rem 0 .8rem; }
+nav ol { columns: 2; column-gap: 2rem; padding-left: 1.3rem; }
+nav a, h2 a { color: var(--accent); text-decoration: none; }
+.time { color: var(--muted); font-size: .85rem; }
+pre.formula { background: #f5f7fa; border-left: 3px solid var(--accent); padding: .6rem .9rem;
+              overflow-x: auto; font: 14px/1.5 "DejaVu Sans Mono", Menlo, Consolas, monospace;
+              white-space: pre-wrap; }
+figure { margin: 1.2rem 0; text-align: center; }
+figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
+figcaption { color: var(--muted); font-size: .9rem; text-align: left; margin-top: .35rem; }
+table.numbers { border-collapse: collapse; margin: 1rem 0; font-size: .95rem; }
+table.numbers th, table.numbers td { border-bottom: 1px solid var(--line); padding: .25rem .8rem;
+                                     text-align: left; }
+table.numbers td.value { text-align: right; font-variant-numeric: tabular-nums; }
+footer { margin-top: 3rem; color: var(--muted); font-size: .85rem; }
+@media (max-width: 700px) { nav ol { columns: 1; } body { padding: 1rem .6rem; } }
+"""
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _chapter_html(i: int, ch: RenderedChapter) -> str:
+    parts = [
+        f'<section id="{_e(ch.key)}">',
+        f'<h2><a href="#{_e(ch.key)}">{i}. {_e(ch.title)}</a></h2>',
+        f'<p class="intro">{_e(ch.intro)}</p>',
+    ]
+    if ch.formula:
+        parts.append(f'<pre class="formula">{_e(ch.formula)}</pre>')
+    for j, (png, caption, alt) in enumerate(ch.figures, 1):
+        parts.append(
+            f'<figure><img src="data:image/png;base64,{png}" alt="{_e(alt)}" loading="lazy">'
+            f"<figcaption><b>Figure {i}.{j}.</b> {_e(caption)}</figcaption></figure>"
+        )
+    if ch.numbers:
+        rows = "".join(
+            f'<tr><th scope="row">{_e(name)}</th><td class="value">{_e(format_value(v))}</td></tr>'
+            for name, v in ch.numbers.items()
+        )
+        parts.append(
+            '<table class="numbers"><thead><tr><th scope="col">quantity</th>'
+            f'<th scope="col">value</th></tr></thead><tbody>{rows}</tbody></table>'
+        )
+    parts.append(f'<p class="time">Chapter time: {ch.seconds:.2f} s</p></section>')
+    return "\n".join(parts)
+
+
+def render_html(meta: dict, chapters: list[RenderedChapter]) -> str:
+    """The whole page.
+
+    Parameters
+    ----------
+    meta : dict
+        ``dataset``, ``n_samples``, ``n_features``, ``image_shape``, ``date``,
+        ``library_version``, ``total_seconds``, ``device``, ``quick`` (and optionally
+        ``note``) for the header.
+    chapters : list of RenderedChapter
+    """
+    h, w = meta.get("image_shape") or ("?", "?")
+    head = (
+        f"Dataset <b>{_e(meta['dataset'])}</b> ({_e(meta['n_samples'])} samples × "
+        f"{_e(meta['n_features'])} features, {_e(h)}×{_e(w)} images) · {_e(meta['date'])} · "
+        f"latentspace {_e(meta['library_version'])} · device {_e(meta['device'])}"
+        f"{' · quick run' if meta.get('quick') else ''} · total time "
+        f"{meta['total_seconds']:.1f} s"
+    )
+    toc = "".join(
+        f'<li><a href="#{_e(c.key)}">{_e(c.title)}</a> <span class="time">({c.seconds:.1f} s)'
+        "</span></li>"
+        for c in chapters
+    )
+    body = "\n".join(_chapter_html(i, c) for i, c in enumerate(chapters, 1))
+    note = f'<p class="meta">{_e(meta["note"])}</p>' if meta.get("note") else ""
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>latentspace tour: {_e(meta['dataset'])}</title>
+<style>{_CSS}</style>
+</head>
+<body>
+<header>
+<h1>Unsupervised learning as latent-variable models</h1>
+<p class="meta">{head}</p>
+{note}
+</header>
+<nav aria-label="Contents"><h2>Contents</h2><ol>{toc}</ol></nav>
+<main>
+{body}
+</main>
+<footer>Every number above is read from the fitted models' own attributes and methods; the
+same numbers are in <code>summary.json</code> beside this file.</footer>
+</body>
+</html>
+"""
+
+
+def write_text_atomic(path, text: str) -> None:
+    """Write UTF-8 text to ``path`` via a temporary file and ``os.replace``."""
+    from ..io import atomic_write_bytes
+
+    atomic_write_bytes(Path(path), text.encode("utf-8"))
+
+
+def dumps_json(obj) -> str:
+    """Strict JSON (no NaN/inf literals), indented for reading."""
+    return json.dumps(json_safe(obj), indent=2, allow_nan=False, ensure_ascii=False) + "\n"

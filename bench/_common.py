@@ -31,3 +31,21 @@ def machine() -> str:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__} "
         f"({torch.get_num_threads()} threads), numpy {np.__version__}, scikit-learn {sklearn.__version__}"
     )
+
+
+def interleaved_medians(fns: dict, repeats: int = 5, warmup: int = 1) -> dict:
+    """Median seconds of each callable, timed in alternation so that load drifts hit all alike.
+
+    Returns {name: (median seconds, last result)}.
+    """
+    results = {name: None for name in fns}
+    for _ in range(warmup):
+        for name, fn in fns.items():
+            results[name] = fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            results[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (statistics.median(times[name]), results[name]) for name in fns}

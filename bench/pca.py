@@ -20,7 +20,7 @@ from sklearn.decomposition import PCA as SkPCA
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from _common import machine, median_time  # noqa: E402
+from _common import interleaved_medians, machine  # noqa: E402
 
 from latentspace import PCA  # noqa: E402
 
@@ -62,19 +62,25 @@ def main():
         ref = SkPCA(k, svd_solver="covariance_eigh" if n >= d else "full").fit(X64).explained_variance_
         for dtype in (np.float64, np.float32):
             X = X64.astype(dtype)
-            sk_rows = []
+            fns = {}
             for solver in ["auto", "covariance_eigh", "randomized", "full"]:
                 if solver == "covariance_eigh" and d > n:
                     continue
                 if solver == "full" and n * d * min(n, d) > 5e9:
                     continue  # a full SVD of this shape takes tens of seconds; never the best
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    t, est = median_time(lambda: SkPCA(k, svd_solver=solver, random_state=0).fit(X), repeats)
+                fns[solver] = lambda s=solver: SkPCA(k, svd_solver=s, random_state=0).fit(X)
+            fns["ours"] = lambda: PCA(k, random_state=0).fit(X)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = interleaved_medians(fns, repeats)
+            sk_rows = []
+            for solver, (t, est) in res.items():
+                if solver == "ours":
+                    continue
                 dev = np.max(np.abs(est.explained_variance_ / ref - 1))
                 name = solver if solver != "auto" else f"auto={est._fit_svd_solver}"
                 sk_rows.append((t, name, dev))
-            t_ours, ours = median_time(lambda: PCA(k, random_state=0).fit(X), repeats)
+            t_ours, ours = res["ours"]
             dev_ours = np.max(np.abs(ours.explained_variance_ / ref - 1))
             best = min(sk_rows)
             cells = "; ".join(f"{nm} {t:.3f} ({dv:.1e})" for t, nm, dv in sk_rows)

@@ -28,7 +28,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
-from .._math import crossprod, eigh_desc, pow2_scale, tcrossprod
+from .._math import eigh_desc, pow2_scale, tcrossprod
 from .._validation import check_array_like, check_choice, check_int
 from ..base import LatentModel
 
@@ -389,8 +389,12 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
 # ---------------------------------------------------------------------- kernels
 def _safe_scale(X: torch.Tensor) -> float:
     """1.0 for ordinary data; an exact power-of-two rescaling for extreme magnitudes."""
-    lo, hi = torch.aminmax(X)
-    amax = max(abs(float(lo)), abs(float(hi)))
+    if X.device.type == "cpu":
+        a = X.numpy()
+        amax = max(abs(float(a.max())), abs(float(a.min())))
+    else:
+        lo, hi = torch.aminmax(X)
+        amax = max(abs(float(lo)), abs(float(hi)))
     return 1.0 if 1e-100 < amax < 1e100 else pow2_scale(amax)
 
 
@@ -400,21 +404,33 @@ def _moments(X: torch.Tensor, scale: float):
     Rows are taken in cache-sized chunks; each chunk is centred on a fixed shift c (the first
     chunk's mean) in the input's precision, and Σ(x − c) and Σ(x − c)(x − c)ᵀ are summed in
     float64. The scatter about the true mean follows without cancellation as
-    M₂ = Σ(x − c)(x − c)ᵀ − n (μ − c)(μ − c)ᵀ, since μ − c is small.
+    M₂ = Σ(x − c)(x − c)ᵀ − n (μ − c)(μ − c)ᵀ, since μ − c is small. On the CPU the loop runs
+    in numpy alone (its ``cᵀc`` is BLAS syrk), which also avoids handing the cores back and
+    forth between two thread pools at every chunk.
     """
     n, d = X.shape
-    work = X.dtype
     rows = max(256, (4 * 2**20) // (X.element_size() * d))
-    shift = (X[:rows].to(torch.float64).mean(0) * scale).to(work)
-    S = torch.zeros((d, d), dtype=torch.float64, device=X.device)
-    s1 = torch.zeros(d, dtype=torch.float64, device=X.device)
-    for start in range(0, n, rows):
-        chunk = X[start : start + rows]
-        c = (chunk * scale if scale != 1.0 else chunk) - shift
-        S += crossprod(c).to(torch.float64)
-        s1 += torch.sum(c, 0, dtype=torch.float64)
+    lib = np if X.device.type == "cpu" else torch
+    A = X.numpy() if lib is np else X
+    f64 = np.float64 if lib is np else torch.float64
+    shift = (A[:rows].astype(f64) if lib is np else A[:rows].to(f64)).mean(0) * scale
+    shift = shift.astype(A.dtype) if lib is np else shift.to(A.dtype)
+    S = lib.zeros((d, d), dtype=f64) if lib is np else torch.zeros((d, d), dtype=f64, device=X.device)
+    s1 = lib.zeros(d, dtype=f64) if lib is np else torch.zeros(d, dtype=f64, device=X.device)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
+        for start in range(0, n, rows):
+            chunk = A[start : start + rows]
+            c = (chunk * scale if scale != 1.0 else chunk) - shift
+            if lib is np:
+                S += c.T @ c
+                s1 += c.sum(0, dtype=f64)
+            else:
+                S += (c.T @ c).to(f64)
+                s1 += torch.sum(c, 0, dtype=f64)
     delta = s1 / n  # μ − c
-    return shift.to(torch.float64) + delta, S - n * torch.outer(delta, delta)
+    shift64 = shift.astype(f64) if lib is np else shift.to(f64)
+    mean, scatter = shift64 + delta, S - n * lib.outer(delta, delta)
+    return (torch.from_numpy(mean), torch.from_numpy(scatter)) if lib is np else (mean, scatter)
 
 
 def _from_scatter(scatter: torch.Tensor, n: int, k):
@@ -435,15 +451,32 @@ def _svd(Xc: torch.Tensor, n: int):
     return S * S / (n - 1), Vh.T.to(torch.float64)
 
 
+def _gram_matrix(Xc: torch.Tensor) -> torch.Tensor:
+    """Xc Xcᵀ in float64: (n, n). float32 blocks of columns are multiplied in float32 and
+    summed in float64; float64 data in one product (numpy's syrk on the CPU)."""
+    if Xc.dtype == torch.float64:
+        return tcrossprod(Xc)
+    if Xc.device.type == "cpu":
+        a = Xc.numpy()
+        G = np.zeros((a.shape[0], a.shape[0]))
+        for start in range(0, a.shape[1], 512):
+            block = np.ascontiguousarray(a[:, start : start + 512])
+            G += block @ block.T
+        return torch.from_numpy(G)
+    G = torch.zeros((Xc.shape[0], Xc.shape[0]), dtype=torch.float64, device=Xc.device)
+    for start in range(0, Xc.shape[1], 512):
+        block = Xc[:, start : start + 512]
+        G += (block @ block.T).to(torch.float64)
+    return G
+
+
 def _gram(Xc: torch.Tensor, n: int, k):
     """Eigenpairs of the covariance from the n×n Gram matrix Xc Xcᵀ (wide data).
 
     Xc Xcᵀ U = U Σ², so its eigenvectors are the left singular vectors U and the principal
     axes are V = Xcᵀ U Σ⁻¹.
     """
-    G = torch.zeros((Xc.shape[0], Xc.shape[0]), dtype=torch.float64, device=Xc.device)
-    for start in range(0, Xc.shape[1], 512):  # float32 products, float64 sums
-        G += tcrossprod(Xc[:, start : start + 512].contiguous()).to(torch.float64)
+    G = _gram_matrix(Xc)
     values, U = eigh_desc(G, k if isinstance(k, int) else None)
     values = torch.clamp(values, min=0.0)
     # directions with (numerically) zero singular value carry no information in Xcᵀ U;

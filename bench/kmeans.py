@@ -1,0 +1,92 @@
+"""K-means per-iteration time: latentspace against scikit-learn's Lloyd (and faiss), same init.
+
+For each shape and dtype every library starts from the same initial centres with the
+convergence test off, and its fit is timed at 1 and at ``1 + ITERS`` iterations; the difference
+divided by ITERS is the time of one Lloyd iteration (one-off costs such as input checks and the
+final labelling cancel). Timings are interleaved medians in one process. The agreement column
+is the relative inertia difference to scikit-learn after ``1 + ITERS`` iterations. faiss
+(``faiss-cpu``, float32 only) is skipped when it is not installed; it is run on all rows (no
+training subsample).
+
+Usage: python bench/kmeans.py [--repeats 3] [--iters 5] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.cluster import KMeans as SkKMeans
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+from _common import interleaved_medians, machine  # noqa: E402
+
+from latentspace import KMeans  # noqa: E402
+
+SHAPES = [(200_000, 32, 64), (1_000_000, 16, 16)]
+
+
+def data(n, d, k, seed=0):
+    """Gaussian blobs around k random centres (a clustering workload)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((k, d)) * 4
+    return centres[rng.integers(k, size=n)] + rng.standard_normal((n, d))
+
+
+def runners(X, C0, n_iter):
+    """name -> callable fitting ``n_iter`` Lloyd iterations from C0, returning the inertia."""
+    out = {
+        "scikit-learn": lambda: SkKMeans(C0.shape[0], init=C0, n_init=1, max_iter=n_iter, tol=0,
+                                         algorithm="lloyd").fit(X).inertia_,
+        "latentspace": lambda: KMeans(C0.shape[0], init=C0, max_iter=n_iter, tol=0).fit(X).inertia_,
+    }
+    if X.dtype == np.float32:
+        try:
+            import faiss
+        except ImportError:
+            return out
+
+        def fit_faiss():
+            km = faiss.Kmeans(X.shape[1], C0.shape[0], niter=n_iter, nredo=1, seed=0,
+                              max_points_per_centroid=len(X), min_points_per_centroid=1)
+            km.train(X, init_centroids=C0)
+            _, d2 = km.index.search(X, 1)
+            return float(d2.astype(np.float64).sum())
+
+        out["faiss"] = fit_faiss
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--iters", type=int, default=5)
+    ap.add_argument("--quick", action="store_true", help="smaller shapes (smoke run)")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    print(f"# K-means per Lloyd iteration, {machine()}")
+    print("| shape (n×d, K) | dtype | library | ms / iteration | ratio vs ours | inertia rel. diff vs scikit-learn |")
+    print("|---|---|---|---|---|---|")
+    shapes = [(20_000, 32, 64), (100_000, 16, 16)] if args.quick else SHAPES
+    for n, d, k in shapes:
+        for dtype in (np.float64, np.float32):
+            X = data(n, d, k).astype(dtype)
+            C0 = X[np.random.default_rng(1).choice(n, k, replace=False)].copy()
+            short, long_ = runners(X, C0, 1), runners(X, C0, 1 + args.iters)
+            fns = {f"{name}/1": fn for name, fn in short.items()}
+            fns.update({f"{name}/N": fn for name, fn in long_.items()})
+            res = interleaved_medians(fns, repeats=args.repeats, warmup=1)
+            per = {name: (res[f"{name}/N"][0] - res[f"{name}/1"][0]) / args.iters for name in short}
+            ref = res["scikit-learn/N"][1]
+            for name in short:
+                diff = abs(res[f"{name}/N"][1] - ref) / ref
+                print(f"| {n}×{d}, K={k} | {np.dtype(dtype).name} | {name} | {1e3 * per[name]:.1f} | "
+                      f"{per[name] / per['latentspace']:.2f} | {diff:.1e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

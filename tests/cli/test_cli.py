@@ -332,6 +332,41 @@ def test_non_finite_results_exit_5(work, capsys, tmp_path):
     assert not (tmp_path / "z.npy").exists()
 
 
+def test_warnings_are_one_line_on_stderr(work, capsys, tmp_path):
+    d, _ = work
+    rc, _, err = run(capsys, "fit", "gmm", d / "X.npy", "--out", tmp_path / "g.safetensors",
+                     "--n-components", 3, "--covariance-type", "diag", "--max-iter", 1,
+                     "--seed", 0)
+    assert rc == 0
+    lines = err.strip().splitlines()
+    assert lines and all(ln.startswith("latentspace: warning: ") for ln in lines), err
+    assert "did not converge" in err and "Traceback" not in err and ".py:" not in err
+
+
+def test_score_n_importance_is_checked(work, capsys):
+    d, _ = work
+    rc, _, err = run(capsys, "score", d / "pca.safetensors", d / "X.npy", "--n-importance", 5)
+    assert rc == 2 and "only VAE" in err
+    rc, _, err = run(capsys, "score", d / "pca.safetensors", d / "X.npy", "--n-importance", 0)
+    assert rc == 2 and "at least 1" in err
+
+
+def test_threads_apply_to_the_command_only(work, monkeypatch, capsys):
+    from latentspace.cli import _commands
+
+    seen = []
+    monkeypatch.setattr(_commands, "cmd_fit", lambda args: seen.append(torch.get_num_threads()))
+    before = torch.get_num_threads()
+    d, _ = work
+    target = 2 if before == 1 else 1
+    rc, _, err = run(capsys, "fit", "pca", d / "X.npy", "--out", d / "t.safetensors",
+                     "--threads", target)
+    assert rc == 0, err
+    assert seen == [target] and torch.get_num_threads() == before
+    rc, _, err = run(capsys, "tour", "--threads", 0)
+    assert rc == 2 and "--threads" in err
+
+
 def test_interrupt_exits_130(monkeypatch, capsys):
     from latentspace.cli import _commands
 

@@ -10,8 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from latentspace.report.tour import run_tour
-
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 FLAGS = [
     "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -27,13 +25,12 @@ def _chromium():
     return None
 
 
-def test_report_renders_in_headless_chromium(tmp_path):
+def test_report_renders_in_headless_chromium(quick_digits_tour):
     exe = _chromium()
     if exe is None:
         pytest.skip("Chromium is not installed and could not be installed here (apt-get install chromium)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) not installed")
-    out = tmp_path / "report"
-    run_tour("digits", out=out, quick=True, progress=False)
+    out, summary = quick_digits_tour
     index = out / "index.html"
     problems, requests = [], []
     with sync_api.sync_playwright() as p:
@@ -52,21 +49,34 @@ def test_report_renders_in_headless_chromium(tmp_path):
         page.route("**/*", route)
         page.goto(index.as_uri())
         page.wait_for_load_state("load")
+        # wait until every image is decoded (a failed decode rejects and is reported as such)
+        decoded = page.evaluate(
+            "Promise.all(Array.from(document.images).map(i => i.decode().then(() => true, "
+            "() => false)))")
         images = page.evaluate(
             "Array.from(document.images).map(i => ({src: i.src.slice(0, 22), ok: i.complete, "
             "w: i.naturalWidth, h: i.naturalHeight, alt: i.alt}))"
         )
         toc = page.evaluate("Array.from(document.querySelectorAll('nav a, .toc a')).length")
+        sections = page.evaluate(
+            "Array.from(document.querySelectorAll('main section')).map(s => s.id)")
+        # every table of contents link leads to a section that is laid out (has a height)
+        broken = page.evaluate(
+            "Array.from(document.querySelectorAll('nav a')).filter(a => { const t = "
+            "document.querySelector(a.getAttribute('href')); return !t || t.offsetHeight === 0; })"
+            ".map(a => a.getAttribute('href'))")
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "report.png"), full_page=False)
         page.screenshot(path=str(ARTIFACTS / "report_full.png"), full_page=True)
         browser.close()
     assert problems == []
     assert requests == [], "the report must not reach the network"
-    assert len(images) >= 4
+    assert len(images) == sum(len(c["figures"]) for c in summary["chapters"].values()) >= 4
+    assert all(decoded), f"{decoded.count(False)} image(s) failed to decode"
     for img in images:
         assert img["ok"] and img["w"] > 0 and img["h"] > 0, img
         assert img["src"].startswith("data:image/png"), img
         assert img["alt"].strip(), "every figure needs alt text"
-    assert toc >= 1
+    assert toc >= 1 and broken == []
+    assert sections == [*summary["chapters"], "reproduction", "about"]
     assert (ARTIFACTS / "report.png").stat().st_size > 10_000

@@ -4,6 +4,7 @@ import base64
 import html
 import json
 import re
+from html.parser import HTMLParser
 
 import numpy as np
 import pytest
@@ -222,3 +223,97 @@ def test_render_escapes_text_and_json_safe_values():
     assert "a &lt; b &amp; c" in page and "x&lt;y" in page and "a < b" not in page
     assert ch.numbers == {"inf": "inf", "n": 3, "f": 0.5}
     assert json.loads(json.dumps(ch.numbers, allow_nan=False)) == ch.numbers
+
+
+# ----------------------------------------------------------------------------- page vs summary.json
+class _Tables(HTMLParser):
+    """Rows of every table in the page, by section id: {section: [(class, [cell texts])]}."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections, self._section, self._table = {}, None, None
+        self._row, self._cell = None, None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "section":
+            self._section = a.get("id")
+            self.sections.setdefault(self._section, [])
+        elif tag == "table":
+            self._table = a.get("class")
+        elif tag == "tr" and self._table is not None:
+            self._row = []
+        elif tag in ("td", "th") and self._row is not None:
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._row.append(" ".join("".join(self._cell).split()))
+            self._cell = None
+        elif tag == "tr" and self._row is not None:
+            if self._row and self._row[0] not in ("quantity", "step", "figure"):  # header rows
+                self.sections[self._section].append((self._table, self._row))
+            self._row = None
+        elif tag == "table":
+            self._table = None
+        elif tag == "section":
+            self._section = None
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+def page_tables(out):
+    parser = _Tables()
+    parser.feed((out / "index.html").read_text(encoding="utf-8"))
+    return parser.sections
+
+
+def assert_every_table_number_is_in_summary(out, summary):
+    on_disk = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert on_disk == summary
+    sections = page_tables(out)
+    assert list(sections) == [*summary["chapters"], "reproduction", "about"]
+    n_rows = 0
+    for key, ch in summary["chapters"].items():
+        rows = sections[key]
+        assert all(cls == "numbers" for cls, _ in rows)
+        # every row of the page is a number of summary.json, shown as formatted from it ...
+        for _, (name, text) in rows:
+            assert name in ch["numbers"], (key, name)
+            assert text == " ".join(format_value(ch["numbers"][name]).split()), (key, name)
+        # ... and every number of summary.json is a row of the page
+        assert [name for _, (name, _) in rows] == list(ch["numbers"])
+        n_rows += len(rows)
+    titles = {ch["title"]: k for k, ch in summary["chapters"].items()}
+    for _, (name, text) in sections["about"]:
+        seconds = (summary["timings"]["load_seconds"] if name == "loading the data"
+                   else summary["timings"]["chapters"][titles[name]])
+        assert text == f"{seconds:.1f} s", name
+    repro = {e["what"]: e for e in summary["reproduction"]}
+    assert len(sections["reproduction"]) == len(repro)
+    for _, (what, ours, published, source) in sections["reproduction"]:
+        e = next(e for w, e in repro.items() if what.startswith(w))
+        assert e["command"] in what or ours.endswith(e["command"])
+        assert ours == (e["ours"] if e["value"] is not None
+                        else f"not measured in this run: {e['command']}")
+        assert (published, source) == (e["published"], e["source"])
+    return n_rows
+
+
+def test_every_number_in_the_page_tables_is_in_summary_json(tour):
+    out, summary = tour
+    assert assert_every_table_number_is_in_summary(out, summary) == len(
+        summary["chapters"]["pca"]["numbers"])
+
+
+def test_full_quick_report_every_chapter_and_every_number(quick_digits_tour):
+    from latentspace.report.chapters import ORDER
+
+    out, summary = quick_digits_tour
+    assert list(summary["chapters"]) == ORDER  # every chapter of the lecture, in order
+    for key, ch in summary["chapters"].items():
+        assert ch["numbers"] and ch["figures"], key
+        assert all(f["caption"] and f["alt"] for f in ch["figures"]), key
+    assert assert_every_table_number_is_in_summary(out, summary) > 40

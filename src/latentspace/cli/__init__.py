@@ -4,15 +4,18 @@
 
     latentspace fit MODEL DATA --out model.safetensors [--n-components 10 ...]
     latentspace transform | inverse-transform | predict MODEL_FILE DATA --out out.npy
-    latentspace score MODEL_FILE DATA [--per-sample --out scores.npy]
+    latentspace score MODEL_FILE DATA [--per-sample --out scores.npy] [--n-importance K]
     latentspace sample MODEL_FILE -n 100 --out samples.npy [--seed 0]
     latentspace info MODEL_FILE [--json]
+    latentspace select-k MODEL DATA --ks 2-12 --criterion bic --out curve.png [--json scores.json]
     latentspace tour [--dataset digits] [--out tour_out] [--quick] [--chapters pca,kmeans]
+                     [--threads 1]
     latentspace datasets
 
 Errors are one line on stderr (``latentspace: error: ...``; the traceback only with
-``--debug``), and the exit code says what went wrong: 0 ok, 1 unexpected, 2 usage, 3 data,
-4 model file, 5 numerical failure, 130 interrupted.
+``--debug``), so are warnings (``latentspace: warning: ...``), and the exit code says what
+went wrong: 0 ok, 1 unexpected, 2 usage, 3 data, 4 model file, 5 numerical failure,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import traceback
+import warnings
 
 from ._errors import (
     EXIT_ERROR,
@@ -51,6 +55,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     # --debug is accepted after the subcommand too; SUPPRESS keeps the global value otherwise
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show the full traceback on errors")
+
+
+def _threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: torch's choice, usually one per core)")
 
 
 def _data_args(p, *, data_help="data file (.npy, .npz, .csv, .parquet) or a dataset name"):
@@ -91,6 +100,7 @@ def build_parser(model_cls=None) -> argparse.ArgumentParser:
                    help="progress output, if the model has a verbose option")
     p.add_argument("--data-home", metavar="DIR", help="data folder for dataset names")
     _common(p)
+    _threads(p)
     if model_cls is not None:
         add_param_flags(p, model_cls)
     p.set_defaults(handler=c.cmd_fit, model_cls=model_cls)
@@ -122,6 +132,8 @@ def build_parser(model_cls=None) -> argparse.ArgumentParser:
     p.add_argument("--per-sample", action="store_true",
                    help="also the score of each sample (to --out, else one per line)")
     p.add_argument("-o", "--out", metavar="FILE", help="file for --per-sample scores")
+    p.add_argument("--n-importance", type=int, metavar="K",
+                   help="VAE: the importance-weighted bound with K samples instead of the ELBO")
     _common(p)
     p.set_defaults(handler=c.cmd_score)
 
@@ -147,6 +159,37 @@ def build_parser(model_cls=None) -> argparse.ArgumentParser:
     _common(p)
     p.set_defaults(handler=c.cmd_info)
 
+    # select-k
+    p = sub.add_parser(
+        "select-k", help="choose K by a criterion and draw its curve",
+        description="Fit MODEL on DATA for every K in --ks (its n_clusters or n_components), "
+        "print the criterion per K and the chosen K, and draw the curve to --out. The model's "
+        "other hyperparameters are flags, as for 'latentspace fit'.",
+        epilog=f"criteria: elbow (knee of the reconstruction error; clusterings), bic and aic "
+        f"(mixtures), heldout (mean negative log-likelihood on cross-validation folds). "
+        f"{_EXIT_CODES}",
+    )
+    p.add_argument("model", metavar="MODEL", help="model name, e.g. kmeans, gmm, bmm, pca")
+    p.add_argument("data", metavar="DATA",
+                   help="data file (.npy, .npz, .csv, .parquet) or a dataset name")
+    p.add_argument("--ks", required=True, type=c.parse_ks, metavar="KS",
+                   help="candidate K, increasing: '2,3,4,6', a range '2-12' or '50-200:10'")
+    p.add_argument("--criterion", default="elbow", choices=c.CRITERIA,
+                   help="how K is chosen (default: elbow)")
+    p.add_argument("-o", "--out", required=True, metavar="FILE",
+                   help="image of the curve (.png, .svg or .pdf)")
+    p.add_argument("--json", metavar="FILE", dest="json_out",
+                   help="also write K, scores and the chosen K as JSON")
+    p.add_argument("--cv", type=int, default=5, help="folds for --criterion heldout (default: 5)")
+    p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the model's)")
+    p.add_argument("--seed", type=int, help="random seed (model's random_state and fold split)")
+    p.add_argument("--data-home", metavar="DIR", help="data folder for dataset names")
+    _common(p)
+    _threads(p)
+    if model_cls is not None:
+        add_param_flags(p, model_cls, skip=c.K_PARAMS)
+    p.set_defaults(handler=c.cmd_select_k, model_cls=model_cls)
+
     # tour
     from ..data import list_datasets
 
@@ -165,7 +208,12 @@ def build_parser(model_cls=None) -> argparse.ArgumentParser:
                    help="comma-separated chapter keys, e.g. pca,kmeans (default: all)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--data-home", metavar="DIR", help="data folder for datasets other than digits")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress display (it goes to stderr: a status line on a terminal, "
+                   "one line per step otherwise)")
+    p.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="CPU threads for torch (default: 1, the fastest for the tour's small "
+                   "models, above all on a shared machine)")
     _common(p)
     p.set_defaults(handler=c.cmd_tour)
 
@@ -178,16 +226,19 @@ def build_parser(model_cls=None) -> argparse.ArgumentParser:
 
 
 _COMMANDS = ("fit", "transform", "inverse-transform", "predict", "score", "sample", "info",
-             "tour", "datasets")
-_FIT_VALUE_OPTIONS = {"-o", "--out", "--device", "--seed", "--data-home"}
+             "select-k", "tour", "datasets")
+_MODEL_COMMANDS = ("fit", "select-k")  # commands whose flags depend on the MODEL argument
+_FIT_VALUE_OPTIONS = {"-o", "--out", "--device", "--seed", "--data-home", "--ks", "--criterion",
+                      "--json", "--cv", "--threads"}
 
 
 def _fit_model_name(argv: list[str]) -> str | None:
-    """The MODEL token of a ``fit`` command line, found before parsing (its flags depend on
-    it): the first positional after ``fit`` that is not the value of a known option."""
+    """The MODEL token of a ``fit`` or ``select-k`` command line, found before parsing (its
+    flags depend on it): the first positional after the command that is not the value of a
+    known option."""
     tokens = iter(argv)
     for tok in tokens:
-        if tok == "fit":
+        if tok in _MODEL_COMMANDS:
             break
         if not tok.startswith("-"):
             return None  # another subcommand
@@ -207,10 +258,39 @@ def _print_error(message: str) -> None:
     print(f"{_PROG}: error: {message}", file=sys.stderr)
 
 
+def _run_handler(args) -> int:
+    """Run the command, with ``--threads`` applied for its duration only."""
+    threads = getattr(args, "threads", None)
+    if threads is None:
+        return int(args.handler(args) or 0)
+    if threads < 1:
+        raise UsageError(f"--threads must be at least 1, got {threads}.")
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return int(args.handler(args) or 0)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    # a warning is news for the user, not for a developer: one line, no source location
+    print(f"{_PROG}: warning: {one_line(message)}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.showwarning = _show_warning
+        return _main(argv, debug)
+
+
+def _main(argv: list[str], debug: bool) -> int:
     try:
         model_cls = None
         name = _fit_model_name(argv)
@@ -223,7 +303,7 @@ def main(argv=None) -> int:
         if args.command is None:
             raise UsageError(f"a command is required: {', '.join(_COMMANDS)} "
                              f"(see '{_PROG} --help')")
-        return int(args.handler(args) or 0)
+        return _run_handler(args)
     except SystemExit as exc:  # --help and --version end through argparse's exit
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_ERROR)
     except CLIError as exc:

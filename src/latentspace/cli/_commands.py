@@ -136,19 +136,32 @@ def cmd_predict(args) -> int:
 def cmd_score(args) -> int:
     if args.out is not None and not args.per_sample:
         raise UsageError("--out is only used with --per-sample.")
+    k = args.n_importance
+    if k is not None and k < 1:
+        raise UsageError(f"--n-importance must be at least 1, got {k}.")
     out = check_output_path(args.out) if args.out is not None else None
     est = _load(args)
     _need(est, "score")
-    if args.per_sample:
+    if args.per_sample or k is not None:
         _need(est, "score_samples")
+    if k is not None and "n_importance" not in inspect.signature(est.score_samples).parameters:
+        raise UsageError(f"--n-importance: {type(est).__name__} has no importance-weighted "
+                         "bound (only VAE models do).")
     X = _read(args)
     with stage("compute", f"{type(est).__name__}.score failed on {args.data!r}"):
-        mean = float(est.score(X))
-        check_finite("mean score", mean)
         per = None
-        if args.per_sample:
+        if k is not None:  # the mean of the per-sample bound is the score with K samples
+            per = np.asarray(est.score_samples(X, n_importance=k))
+            mean = float(np.mean(per))
+        else:
+            mean = float(est.score(X))
+        check_finite("mean score", mean)
+        if args.per_sample and per is None:
             per = np.asarray(est.score_samples(X))
+        if per is not None:
             check_finite("per-sample scores", per)
+        if not args.per_sample:
+            per = None
     if per is not None and out is not None:
         _write(out, per, "per-sample scores")
     elif per is not None:
@@ -247,6 +260,126 @@ def cmd_info(args) -> int:
     return 0
 
 
+# ----------------------------------------------------------------------------- select-k
+CRITERIA = ("elbow", "bic", "aic", "heldout")
+K_PARAMS = ("n_clusters", "n_components")  # the parameter select-k varies
+FIGURE_SUFFIXES = (".png", ".svg", ".pdf")
+_CRITERION_LABELS = {"elbow": "E(K)", "bic": "BIC", "aic": "AIC", "heldout": "held-out NLL"}
+
+
+def parse_ks(text: str) -> list[int]:
+    """``"2,3,5"``, ``"2-12"`` (inclusive) or ``"50-200:10"``, or a mix of them -> sorted K.
+
+    Raises ``argparse.ArgumentTypeError`` (a usage error) for anything else, for K < 1, and
+    for a value given twice.
+    """
+    import argparse
+    import re
+
+    ks: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        m = re.fullmatch(r"(\d+)(?:-(\d+)(?::(\d+))?)?", part)
+        if not m:
+            raise argparse.ArgumentTypeError(
+                f"expected integers and ranges such as '2,3,4' or '2-12' or '50-200:10', got "
+                f"{text!r}")
+        lo = int(m.group(1))
+        hi = int(m.group(2)) if m.group(2) else lo
+        step = int(m.group(3)) if m.group(3) else 1
+        if hi < lo or step < 1:
+            raise argparse.ArgumentTypeError(f"empty range {part!r} in --ks")
+        ks.extend(range(lo, hi + 1, step))
+    if min(ks) < 1:
+        raise argparse.ArgumentTypeError(f"every K must be at least 1, got {text!r}")
+    if len(set(ks)) != len(ks):
+        raise argparse.ArgumentTypeError(f"a K appears twice in {text!r}")
+    return sorted(ks)
+
+
+def _save_figure(fig, path: Path) -> None:
+    """Render ``fig`` in memory, then write it atomically (and close it)."""
+    import io as _io
+
+    from ..io import atomic_write_bytes
+    from ..plotting._mpl import pyplot
+
+    buf = _io.BytesIO()
+    try:
+        fig.savefig(buf, format=path.suffix[1:].lower(), dpi=120)
+    finally:
+        pyplot().close(fig)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def cmd_select_k(args) -> int:
+    from ..report._html import dumps_json, write_text_atomic
+    from ..selection import choose_k
+
+    cls = args.model_cls
+    names = {p.name for p in estimator_params(cls)}
+    k_param = next((k for k in K_PARAMS if k in names), None)
+    if k_param is None:
+        raise UsageError(f"{cls.__name__} has no number of clusters or components to choose "
+                         "(n_clusters / n_components).")
+    crit = args.criterion
+    if crit in ("bic", "aic") and not callable(getattr(cls, crit, None)):
+        raise UsageError(f"--criterion {crit} needs a mixture model (gmm, bmm); "
+                         f"{cls.__name__} has no {crit}(). Use elbow or heldout.")
+    if crit == "elbow" and not callable(getattr(cls, "predict", None)):
+        raise UsageError(f"--criterion elbow needs a clustering model; {cls.__name__} has no "
+                         "predict(). Use heldout.")
+    if crit == "heldout" and not (callable(getattr(cls, "score_samples", None))
+                                  or hasattr(cls, "to_gaussian_mixture")):
+        raise UsageError(f"--criterion heldout needs a model with a likelihood; "
+                         f"{cls.__name__} has none.")
+    if args.cv < 2:
+        raise UsageError(f"--cv must be at least 2, got {args.cv}.")
+    out = check_output_path(args.out, suffixes=FIGURE_SUFFIXES)
+    json_out = check_output_path(args.json_out, suffixes=(".json",)) if args.json_out else None
+    check_device(args.device)
+    params = collect_params(args)
+    if args.device is not None and "device" in names:
+        params["device"] = args.device
+    if args.seed is not None and "random_state" in names:
+        params["random_state"] = args.seed
+    X = _read(args)
+    # KFold's smallest training part leaves out ceil(n / cv) rows
+    n_fit = len(X) - -(-len(X) // args.cv) if crit == "heldout" else len(X)
+    if args.ks[-1] > n_fit:
+        raise UsageError(f"--ks: the largest K ({args.ks[-1]}) exceeds the {n_fit} rows "
+                         f"{'of a training fold ' if crit == 'heldout' else ''}of {args.data!r}.")
+    with stage("fit", f"invalid hyperparameters for {cls.__name__}", names):
+        template = cls(**params)
+    t0 = time.perf_counter()
+    with stage("fit", f"choosing K for {cls.__name__} on {args.data!r} failed", names):
+        result = choose_k(template, X, args.ks, criterion=crit, cv=args.cv,
+                          random_state=args.seed)
+        check_finite(f"{crit} scores", result.scores)
+    seconds = time.perf_counter() - t0
+    with stage("output", "cannot draw the curve to", path=out):
+        _save_figure(result.display.plot().figure_, out)
+    if json_out is not None:
+        doc = {
+            "model": cls.__name__, "k_parameter": k_param, "criterion": crit,
+            "ks": result.ks, "scores": result.scores, "scores_std": result.scores_std,
+            "best_k": result.best_k, "n_samples": len(X), "data": str(args.data),
+            "params": {k: v for k, v in template.get_params(deep=False).items()
+                       if k != k_param},
+            "seconds": seconds,
+        }
+        with stage("output", "cannot write the scores to", path=json_out):
+            write_text_atomic(json_out, dumps_json(doc))
+    width = max(len(str(k)) for k in result.ks)
+    std = result.scores_std
+    for i, (k, v) in enumerate(zip(result.ks, result.scores)):
+        extra = f" ± {std[i]:.6g}" if std is not None else ""
+        mark = "  <- chosen" if int(k) == result.best_k else ""
+        print(f"K={int(k):<{width}}  {_CRITERION_LABELS[crit]} {float(v):.10g}{extra}{mark}")
+    print(f"chosen K ({crit}): {result.best_k}")
+    print(f"curve written to {out} ({seconds:.1f} s)")
+    return 0
+
+
 # ----------------------------------------------------------------------------- datasets, tour
 def cmd_datasets(args) -> int:
     from ..data import list_datasets
@@ -269,7 +402,7 @@ def cmd_tour(args) -> int:
         summary = run_tour(
             dataset=args.dataset, out=args.out, quick=args.quick, device=args.device,
             chapters=args.chapters, random_state=args.seed, data_home=args.data_home,
-            progress=not args.no_progress,
+            progress=not args.no_progress, threads=args.threads,
         )
     print(summary["index_html"])
     return 0

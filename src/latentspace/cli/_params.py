@@ -22,7 +22,8 @@ __all__ = ["model_classes", "resolve_model", "add_param_flags", "collect_params"
 ALIASES = {"gmm": "gaussianmixture", "bmm": "bernoullimixture", "ae": "autoencoder"}
 # parameters the command sets through its own options
 RESERVED = {"random_state": "--seed", "device": "--device", "verbose": "--verbose"}
-_OWN_OPTIONS = {"out", "seed", "debug", "help", "data_home", "model", "data"}
+_OWN_OPTIONS = {"out", "seed", "debug", "help", "data_home", "model", "data", "ks", "criterion",
+                "cv", "json"}
 _PREFIX = "param_"
 
 
@@ -176,8 +177,10 @@ def _help(doc: str, default) -> str:
     return (text + f"(default: {default!r})").replace("%", "%%")
 
 
-def add_param_flags(parser: argparse.ArgumentParser, cls) -> list[str]:
+def add_param_flags(parser: argparse.ArgumentParser, cls, skip=()) -> list[str]:
     """Add one flag per hyperparameter of ``cls`` to ``parser``; returns the names added.
+
+    Parameters named in ``skip`` get no flag (``select-k`` sets K itself).
 
     Typing follows the default: bool -> ``--flag``/``--no-flag``; int ->
     integer; float -> number; tuple/list -> comma list; dict -> JSON; None or str -> the
@@ -188,7 +191,8 @@ def add_param_flags(parser: argparse.ArgumentParser, cls) -> list[str]:
     added = []
     for p in estimator_params(cls):
         name, default = p.name, p.default
-        if name in RESERVED or name in _OWN_OPTIONS or default is inspect.Parameter.empty:
+        if (name in RESERVED or name in _OWN_OPTIONS or name in skip
+                or default is inspect.Parameter.empty):
             continue
         flag = "--" + name.replace("_", "-")
         dest = _PREFIX + name

@@ -21,3 +21,23 @@ __all__ = [
     "ReconstructionDisplay",
     "truncated_reconstruction",
 ]
+
+from ._neural import (  # noqa: E402
+    LatentGridDisplay,
+    LossCurveDisplay,
+    MeanActivationDisplay,
+    SampleGridDisplay,
+)
+
+__all__ += ["LatentGridDisplay", "LossCurveDisplay", "MeanActivationDisplay", "SampleGridDisplay"]
+
+from ._clustering import (  # noqa: E402
+    AnnealingDisplay,
+    ChooseKDisplay,
+    EllipsesDisplay,
+    EMTraceDisplay,
+    covariance_ellipses,
+)
+
+__all__ += ["AnnealingDisplay", "ChooseKDisplay", "EMTraceDisplay", "EllipsesDisplay",
+            "covariance_ellipses"]

@@ -119,6 +119,17 @@ table.numbers { border-collapse: collapse; margin: 1rem 0; font-size: .95rem; }
 table.numbers th, table.numbers td { border-bottom: 1px solid var(--line); padding: .25rem .8rem;
                                      text-align: left; }
 table.numbers td.value { text-align: right; font-variant-numeric: tabular-nums; }
+table.reproduction { border-collapse: collapse; margin: 1rem 0; font-size: .9rem; width: 100%; }
+table.reproduction th, table.reproduction td { border-bottom: 1px solid var(--line);
+                                               padding: .3rem .5rem; text-align: left;
+                                               vertical-align: top; }
+table.reproduction th[scope="row"] { width: 42%; }
+table.reproduction td.ours { font-variant-numeric: tabular-nums; white-space: nowrap; }
+table.reproduction td.missing { color: var(--muted); width: 30%; }
+table.reproduction td.source { color: var(--muted); font-size: .85rem; }
+table.reproduction .note { color: var(--muted); font-size: .85rem; font-weight: normal; }
+code { font: 13px "DejaVu Sans Mono", Menlo, Consolas, monospace; background: #f5f7fa;
+       padding: 0 .2rem; }
 footer { margin-top: 3rem; color: var(--muted); font-size: .85rem; }
 @media (max-width: 700px) { nav ol { columns: 1; } body { padding: 1rem .6rem; } }
 """
@@ -138,7 +149,7 @@ def _chapter_html(i: int, ch: RenderedChapter) -> str:
         parts.append(f'<pre class="formula">{_e(ch.formula)}</pre>')
     for j, (png, caption, alt) in enumerate(ch.figures, 1):
         parts.append(
-            f'<figure><img src="data:image/png;base64,{png}" alt="{_e(alt)}" loading="lazy">'
+            f'<figure><img src="data:image/png;base64,{png}" alt="{_e(alt)}" decoding="async">'
             f"<figcaption><b>Figure {i}.{j}.</b> {_e(caption)}</figcaption></figure>"
         )
     if ch.numbers:
@@ -154,7 +165,69 @@ def _chapter_html(i: int, ch: RenderedChapter) -> str:
     return "\n".join(parts)
 
 
-def render_html(meta: dict, chapters: list[RenderedChapter]) -> str:
+def _reproduction_html(i: int, rows: list[dict], quick: bool) -> str:
+    """The published figures next to ours (rows from :func:`reproduction.build_table`).
+
+    Columns: the figure (with its caveat and the command that measures it), ours, the
+    published figure and its source. A row this run did not measure says so, with the command.
+    """
+    body = []
+    for r in rows:
+        cmd = f'<code>{_e(r["command"])}</code>'
+        if r.get("value") is None:
+            ours = f'<td class="missing">not measured in this run: {cmd}</td>'
+            how = ""
+        else:
+            ours = f'<td class="ours"><b>{_e(r["ours"])}</b></td>'
+            how = f'<br><span class="note">reproduce: {cmd}</span>'
+        note = f'<br><span class="note">{_e(r["note"])}</span>' if r.get("note") else ""
+        body.append(
+            f'<tr><th scope="row">{_e(r["what"])}{note}{how}</th>{ours}'
+            f'<td>{_e(r["published"])}</td><td class="source">{_e(r["source"])}</td></tr>'
+        )
+    caveat = (" This was a quick run with reduced settings: its figures are indicative only."
+              if quick else "")
+    return (
+        f'<section id="reproduction"><h2><a href="#reproduction">{i}. Reproduction of published '
+        "figures</a></h2>"
+        '<p class="intro">Our figures next to the published ones. Each of ours is read from the '
+        "numbers of a chapter above, on this dataset; the rows measured on other datasets or by "
+        "the benchmark scripts name the command that measures them "
+        f"(<code>bench/reproduce.py</code> gathers them all).{caveat}</p>"
+        '<table class="reproduction"><thead><tr><th scope="col">figure</th>'
+        '<th scope="col">ours</th><th scope="col">published</th><th scope="col">source</th>'
+        f'</tr></thead><tbody>{"".join(body)}</tbody></table></section>'
+    )
+
+
+def _closing_html(i: int, meta: dict, chapters: list[RenderedChapter]) -> str:
+    """How long the run took, chapter by chapter, and on what."""
+    rows = "".join(
+        f'<tr><th scope="row">{_e(c.title)}</th><td class="value">{c.seconds:.1f} s</td></tr>'
+        for c in chapters
+    )
+    load = meta.get("timings", {}).get("load_seconds")
+    if load is not None:
+        rows = (f'<tr><th scope="row">loading the data</th><td class="value">{load:.1f} s</td>'
+                f"</tr>{rows}")
+    flags = f"--dataset {meta['dataset']}" + (" --quick" if meta.get("quick") else "")
+    flags += f" --seed {meta.get('random_state', 0)}"
+    return (
+        f'<section id="about"><h2><a href="#about">{i}. About this run</a></h2>'
+        f"<p>This report took <b>{_clock_text(meta['total_seconds'])}</b> on "
+        f"{_e(meta.get('machine', 'this machine'))}, device {_e(meta['device'])}. "
+        f"Run it again with <code>latentspace tour {_e(flags)}</code>.</p>"
+        '<table class="numbers"><thead><tr><th scope="col">step</th><th scope="col">time</th>'
+        f"</tr></thead><tbody>{rows}</tbody></table></section>"
+    )
+
+
+def _clock_text(seconds: float) -> str:
+    m, s = divmod(float(seconds), 60.0)
+    return f"{int(m)} min {s:.0f} s" if m >= 1 else f"{s:.1f} s"
+
+
+def render_html(meta: dict, chapters: list[RenderedChapter], reproduction=None) -> str:
     """The whole page.
 
     Parameters
@@ -162,8 +235,11 @@ def render_html(meta: dict, chapters: list[RenderedChapter]) -> str:
     meta : dict
         ``dataset``, ``n_samples``, ``n_features``, ``image_shape``, ``date``,
         ``library_version``, ``total_seconds``, ``device``, ``quick`` (and optionally
-        ``note``) for the header.
+        ``note``, ``machine``, ``random_state`` and ``timings``) for the header and the
+        closing note.
     chapters : list of RenderedChapter
+    reproduction : list of dict, optional
+        Rows of the reproduction table (:func:`latentspace.report.reproduction.build_table`).
     """
     h, w = meta.get("image_shape") or ("?", "?")
     head = (
@@ -178,7 +254,13 @@ def render_html(meta: dict, chapters: list[RenderedChapter]) -> str:
         "</span></li>"
         for c in chapters
     )
-    body = "\n".join(_chapter_html(i, c) for i, c in enumerate(chapters, 1))
+    sections = [_chapter_html(i, c) for i, c in enumerate(chapters, 1)]
+    if reproduction:
+        toc += '<li><a href="#reproduction">Reproduction of published figures</a></li>'
+        sections.append(_reproduction_html(len(sections) + 1, reproduction, meta.get("quick")))
+    toc += '<li><a href="#about">About this run</a></li>'
+    sections.append(_closing_html(len(sections) + 1, meta, chapters))
+    body = "\n".join(sections)
     note = f'<p class="meta">{_e(meta["note"])}</p>' if meta.get("note") else ""
     return f"""<!DOCTYPE html>
 <html lang="en">

@@ -1,0 +1,5 @@
+"""Clustering: K-means as hard EM (Lloyd, k-means++, mini-batch updates)."""
+
+from ._kmeans import KMeans, kmeans_plusplus
+
+__all__ = ["KMeans", "kmeans_plusplus"]

@@ -1,0 +1,176 @@
+"""Additive sufficient statistics: the only values that travel between data and the EM engine.
+
+A model's E-step maps one chunk of rows to a ``Stats`` value; the statistics of the whole
+data set are the sum of those of its chunks, in any grouping. Values are immutable (frozen
+dataclasses whose ``+`` builds a new value), so partial results from workers can be added in
+any tree shape without one worker's buffer being changed under another.
+
+Fields are combined by their own ``+``: floats and tensors add, tuples concatenate (per-row
+outputs in row order), ``None`` is the empty value, and a field may be any object with a
+monoid ``+`` such as :class:`FarthestPoints` (a merge that keeps the k largest).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["Stats", "FarthestPoints", "DataSummary"]
+
+
+def _combine(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a + b
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Base of every model's statistics.
+
+    Attributes
+    ----------
+    n : float
+        Total weight of the rows summarised (the row count without sample weights).
+    loglik : float
+        Sum over those rows of the objective's per-row term under the parameters that made
+        the statistics (log p(x) for mixtures, minus the squared distance for K-means).
+    """
+
+    n: float
+    loglik: float
+
+    def with_loglik(self, loglik: float) -> "Stats":
+        """A copy with ``loglik`` replaced."""
+        return dataclasses.replace(self, loglik=float(loglik))
+
+    def __add__(self, other: "Stats") -> "Stats":
+        if type(other) is not type(self):
+            return NotImplemented
+        return type(self)(
+            **{
+                f.name: _combine(getattr(self, f.name), getattr(other, f.name))
+                for f in dataclasses.fields(self)
+            }
+        )
+
+
+@dataclass(frozen=True)
+class FarthestPoints:
+    """The ``k`` rows that lie farthest from their assigned centre, merged by ``+``.
+
+    Used to relocate empty clusters (the farthest points are the ones their centres explain
+    worst). Ties are broken by global row index, so the result does not depend on chunking.
+
+    Attributes
+    ----------
+    dist : (m,) float64 tensor, descending
+    index : (m,) int64 tensor, global row indices
+    rows : (m, d) tensor, the rows themselves
+    weight : (m,) float64 tensor, their sample weights
+    label : (m,) int64 tensor, the cluster each row was assigned to
+    """
+
+    dist: torch.Tensor
+    index: torch.Tensor
+    rows: torch.Tensor
+    weight: torch.Tensor
+    label: torch.Tensor
+    k: int
+
+    @staticmethod
+    def select(dist, index, rows, weight, label, k) -> "FarthestPoints":
+        """Keep the ``k`` largest ``dist`` (ties: smallest ``index``)."""
+        if dist.numel() > k:
+            # lexicographic order (dist desc, index asc): sort by index, then stable by -dist
+            order = torch.argsort(index, stable=True)
+            order = order[torch.argsort(-dist[order], stable=True)][:k]
+        else:
+            order = torch.argsort(index, stable=True)
+            order = order[torch.argsort(-dist[order], stable=True)]
+        return FarthestPoints(
+            dist[order], index[order], rows[order], weight[order], label[order], k
+        )
+
+    def __add__(self, other: "FarthestPoints") -> "FarthestPoints":
+        return FarthestPoints.select(
+            torch.cat([self.dist, other.dist]),
+            torch.cat([self.index, other.index]),
+            torch.cat([self.rows, other.rows]),
+            torch.cat([self.weight, other.weight]),
+            torch.cat([self.label, other.label]),
+            self.k,
+        )
+
+
+@dataclass(frozen=True)
+class DataSummary(Stats):
+    """One pass of plain data statistics, used before EM starts.
+
+    ``shift`` is a fixed row (the first one), subtracted before summing so that the variance
+    ``E[(x-s)²] - E[x-s]²`` does not cancel catastrophically for data far from the origin.
+    Sums are taken on ``x * scale`` (a power of two chosen from a previous ``amax`` pass, so
+    that squares of huge or tiny data stay representable); ``amax`` is the largest |x|
+    of the unscaled data.
+
+    Attributes
+    ----------
+    n : float
+        Total weight.
+    loglik : float
+        Unused (0).
+    rows : int
+        Number of rows (ignores weights).
+    amax : float
+        max |x| over all entries; kept by ``max`` via :class:`_Max`.
+    sum : (d,) float64 tensor
+        Σ w (x·scale − shift).
+    sumsq : (d,) float64 tensor
+        Σ w (x·scale − shift)².
+    """
+
+    rows: int = 0
+    amax: "_Max" = None
+    sum: torch.Tensor = None
+    sumsq: torch.Tensor = None
+
+    def variance(self) -> torch.Tensor:
+        """Weighted variance of each feature of ``x * scale``: (d,) float64."""
+        if self.n <= 0 or self.sum is None:
+            return torch.zeros(0 if self.sum is None else self.sum.shape[0], dtype=torch.float64)
+        m = self.sum / self.n
+        return (self.sumsq / self.n - m * m).clamp_min(0)
+
+
+@dataclass(frozen=True)
+class _Max:
+    """A float combined by ``max``."""
+
+    value: float
+
+    def __add__(self, other: "_Max") -> "_Max":
+        return _Max(max(self.value, other.value))
+
+
+def summarize_chunk(
+    X: torch.Tensor, w: torch.Tensor | None, shift: torch.Tensor | None, scale: float = 1.0
+) -> DataSummary:
+    """:class:`DataSummary` of one chunk ``X`` (n, d) with weights ``w`` (n,) or None.
+
+    With ``shift=None`` only the counts and ``amax`` are computed (the first, cheap pass).
+    """
+    amax = float(X.abs().max()) if X.numel() else 0.0
+    if shift is None:
+        n = float(X.shape[0]) if w is None else float(w.to(torch.float64).sum())
+        return DataSummary(n=n, loglik=0.0, rows=X.shape[0], amax=_Max(amax))
+    Xs = X.to(torch.float64) * scale - shift  # (n, d)
+    if w is None:
+        s, ss, n = Xs.sum(0), (Xs * Xs).sum(0), float(X.shape[0])
+    else:
+        w64 = w.to(torch.float64)
+        s, ss, n = w64 @ Xs, w64 @ (Xs * Xs), float(w64.sum())
+    return DataSummary(n=n, loglik=0.0, rows=X.shape[0], amax=_Max(amax), sum=s, sumsq=ss)

@@ -1,0 +1,252 @@
+"""Mixture of multivariate Bernoulli distributions, for binary vectors (Bishop 2006, §9.3.3).
+
+p(x) = Σ_k π_k Π_d μ_kd^x_d (1 − μ_kd)^(1−x_d). In log space, for all components at once,
+
+    log p(x | μ_k) = Σ_d x_d (log μ_kd − log(1 − μ_kd)) + Σ_d log(1 − μ_kd)             (1)
+
+is one matrix product plus a bias, with log(1 − μ) computed as ``log1p(−μ)``. Values in
+[0, 1] are accepted as soft counts (the same formula; e.g. grey levels).
+
+The statistics are N_k = Σ r_nk and S_k = Σ r_nk x_n. The M-step is the MAP estimate under
+a symmetric Beta(α+1, α+1) prior on each μ_kd, i.e. ``alpha`` pseudo-counts of each value:
+
+    μ_kd = (S_kd + α) / (N_k + 2α),   π_k = N_k / N,                                      (2)
+
+clipped into [1e-10, 1 − 1e-10]; α > 0 keeps empty pixels (always 0 in a cluster) from
+giving log 0. EM then climbs the penalised log-likelihood log p(X) + α Σ_kd log μ_kd(1 − μ_kd),
+which is what ``lower_bounds_`` reports per sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .._backend import to_numpy
+from .._validation import check_float, check_finite_result
+from ._base import MixtureBase, MixtureStats
+
+__all__ = ["BernoulliMixture"]
+
+_CLIP = 1e-10
+_EPS10 = 10 * float(np.finfo(np.float64).eps)
+
+
+@dataclass(frozen=True)
+class BernoulliParams:
+    weights: torch.Tensor  # (K,)
+    probs: torch.Tensor  # (K, D), in [_CLIP, 1 − _CLIP]
+    logit: torch.Tensor  # (K, D) log μ − log(1 − μ)
+    bias: torch.Tensor  # (K,) Σ_d log(1 − μ_kd) + log π_k
+
+    @staticmethod
+    def of(weights: torch.Tensor, probs: torch.Tensor) -> "BernoulliParams":
+        probs = probs.clamp(_CLIP, 1 - _CLIP)
+        log1m = torch.log1p(-probs)
+        return BernoulliParams(
+            weights, probs, torch.log(probs) - log1m, log1m.sum(1) + torch.log(weights)
+        )
+
+
+@dataclass(frozen=True)
+class BernoulliStats(MixtureStats):
+    sums: torch.Tensor = None  # (K, D) Σ w r x
+
+
+class BernoulliMixture(MixtureBase):
+    """Mixture of Bernoulli distributions for binary data, fitted by EM.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    binarize : float or None, default=None
+        Threshold for binarising the input (x > binarize becomes 1, else 0), as in
+        scikit-learn's ``BernoulliNB``. None uses X as given, which must then lie in [0, 1]
+        (soft counts are allowed).
+    alpha : float, default=1.0
+        Pseudo-counts of a symmetric Beta(α+1, α+1) prior on each probability (eq. 2);
+        0 is maximum likelihood (probabilities then clipped to [1e-10, 1 − 1e-10]).
+    tol : float, default=1e-3
+        Convergence threshold on the change of the per-sample lower bound.
+    max_iter : int, default=100
+    n_init : int, default=1
+    init_params : {"kmeans", "k-means++", "random", "random_from_data"}, default="kmeans"
+    weights_init : array of shape (n_components,) or None
+    means_init : array of shape (n_components, n_features) or None
+        Initial probabilities μ, in (0, 1).
+    hard : bool, default=False
+        Classification EM (each point wholly to its most probable component).
+    random_state : int, RandomState or None, default=None
+    warm_start : bool, default=False
+    verbose : int, default=0
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+        Probability of a 1 in each feature, per component.
+    converged_ : bool
+    n_iter_ : int
+    lower_bounds_ : ndarray of shape (n_iter_ + 1,)
+        Per-sample penalised log-likelihood at the initial parameters and after each step.
+    lower_bound_ : float
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentspace import BernoulliMixture
+    >>> X = np.array([[1, 1, 0, 0]] * 20 + [[0, 0, 1, 1]] * 20)
+    >>> bm = BernoulliMixture(2, random_state=0).fit(X)
+    >>> bm.predict(X[[0, -1]]).tolist() in ([0, 1], [1, 0])
+    True
+    """
+
+    def __init__(
+        self,
+        n_components=1,
+        *,
+        binarize=None,
+        alpha=1.0,
+        tol=1e-3,
+        max_iter=100,
+        n_init=1,
+        init_params="kmeans",
+        weights_init=None,
+        means_init=None,
+        hard=False,
+        random_state=None,
+        warm_start=False,
+        verbose=0,
+        device="cpu",
+    ):
+        self.n_components = n_components
+        self.binarize = binarize
+        self.alpha = alpha
+        self.tol = tol
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.hard = hard
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.device = device
+
+    # --- input and parameters ------------------------------------------------------------
+    def _prepare_X(self, X: torch.Tensor) -> torch.Tensor:
+        if self.binarize is not None:
+            return (X > float(self.binarize)).to(X.dtype)
+        if X.numel() and (bool((X < 0).any()) or bool((X > 1).any())):
+            raise ValueError(
+                f"BernoulliMixture needs values in [0, 1] (binary data, or soft counts); X has "
+                f"values in [{float(X.min()):.6g}, {float(X.max()):.6g}]. Binarise it (e.g. "
+                "binarize=threshold) or rescale it to [0, 1]."
+            )
+        return X
+
+    @staticmethod
+    def _summary(source):
+        summary, _, shift = MixtureBase._summary(source)
+        return summary, 1.0, shift  # values in [0, 1] need no working scale
+
+    def _query_scale(self, amax: float) -> float:
+        return 1.0
+
+    def _log_scale_correction(self, scale: float, d: int) -> float:
+        return 0.0
+
+    def _check_model_params(self, d: int) -> None:
+        check_float("alpha", self.alpha, low=0)
+        if self.binarize is not None:
+            check_float("binarize", self.binarize)
+        K = self.n_components
+        self._user_init = {}
+        if self.weights_init is not None:
+            w = to_numpy(self.weights_init).astype(np.float64)
+            if w.shape != (K,) or np.any(w < 0) or not np.allclose(w.sum(), 1.0):
+                raise ValueError(
+                    f"weights_init must have shape (n_components,) = {(K,)}, be non-negative "
+                    f"and sum to 1; got shape {w.shape}."
+                )
+            self._user_init["weights"] = w
+        if self.means_init is not None:
+            m = to_numpy(self.means_init).astype(np.float64)
+            if m.shape != (K, d):
+                raise ValueError(
+                    f"means_init has shape {m.shape}, but it must be (n_components, n_features)"
+                    f" = {(K, d)}."
+                )
+            if not np.all((m >= 0) & (m <= 1)):
+                raise ValueError("means_init must hold probabilities in [0, 1].")
+            self._user_init["means"] = m
+
+    def _init_given(self) -> bool:
+        return len(self._user_init) == 2
+
+    # --- EM pieces ----------------------------------------------------------------------
+    def _log_weighted(self, X: torch.Tensor, P: BernoulliParams) -> torch.Tensor:
+        return torch.addmm(P.bias[None, :], X, P.logit.T)  # eq. (1) + log π: (n, K)
+
+    def _resp_stats(self, X, resp, w, P) -> BernoulliStats:
+        Rw = resp if w is None else resp * w[:, None]
+        nk = Rw.sum(0)
+        n = float(nk.sum()) if w is None else float(w.sum())
+        return BernoulliStats(n=n, loglik=0.0, nk=nk, sums=Rw.T @ X)
+
+    def _params_from_stats(self, S: BernoulliStats, P, *, init: bool = False):
+        a = float(self.alpha)
+        nk = S.nk + _EPS10
+        probs = (S.sums + a) / (nk[:, None] + 2 * a)  # eq. (2)
+        return BernoulliParams.of(nk / nk.sum(), probs)
+
+    def _log_prior(self, P: BernoulliParams) -> float:
+        a = float(self.alpha)
+        if a == 0:
+            return 0.0
+        return a * float((torch.log(P.probs) + torch.log1p(-P.probs)).sum())
+
+    def _lower_bound(self, stats, P) -> float:
+        return (stats.loglik + self._log_prior(P)) / stats.n
+
+    def _apply_user_init(self, P):
+        u = self._user_init
+        if not u:
+            return P
+        dev = self._device()
+        w = torch.as_tensor(u["weights"], device=dev) if "weights" in u else P.weights
+        m = torch.as_tensor(u["means"], device=dev) if "means" in u else P.probs
+        return BernoulliParams.of(w, m)
+
+    def _store(self, P: BernoulliParams, scale: float) -> None:
+        self.weights_ = to_numpy(P.weights)
+        self.means_ = to_numpy(P.probs)
+        check_finite_result("means_", self.means_, "check that X holds values in [0, 1].")
+
+    def _params_from_attributes(self, scale: float) -> BernoulliParams:
+        dev = self._device()
+        return BernoulliParams.of(
+            torch.as_tensor(self.weights_, device=dev, dtype=torch.float64),
+            torch.as_tensor(self.means_, device=dev, dtype=torch.float64),
+        )
+
+    def _n_parameters(self) -> int:
+        K, D = self.means_.shape
+        return int(K * D + K - 1)
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw binary vectors from the fitted mixture.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features), values 0.0 or 1.0
+        labels : ndarray of shape (n_samples,)
+        """
+        labels, rng = self._sample_labels(n_samples, random_state)
+        u = rng.uniform(size=(n_samples, self.means_.shape[1]))
+        return (u < self.means_[labels]).astype(np.float64), labels

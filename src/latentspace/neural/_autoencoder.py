@@ -1,0 +1,331 @@
+"""Autoencoders: linear (= PCA's subspace), deep, denoising and sparse.
+
+An encoder f maps x to a code h = f(x) of ``latent_dim`` units, a decoder g maps it back, and
+training minimises the reconstruction error ‖x - g(f(x))‖² (or the Bernoulli cross-entropy
+for data in [0, 1]), summed over features and averaged over the batch. Variants:
+
+- linear: ``hidden_sizes=()`` and a linear code; the optimum spans PCA's top-``latent_dim``
+  principal subspace (Baldi & Hornik, 1989);
+- denoising: ``noise=("gaussian", std)`` or ``("mask", p)`` corrupts the input, the target
+  stays clean (Vincent et al., 2008);
+- sparse: a sigmoid code and the penalty β Σ_j KL(ρ ‖ ρ̂_j), with ρ̂_j the mean activation of
+  code unit j over the batch (Ng's lecture notes on sparse autoencoders).
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import TransformerMixin
+
+from .._validation import check_choice, check_float
+from . import _nets
+from ._base import _NeuralModel
+
+__all__ = ["Autoencoder", "sparsity_kl"]
+
+_EPS = 1e-6
+
+
+def sparsity_kl(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
+    """Σ_j KL(ρ ‖ ρ̂_j) between Bernoulli(ρ) and Bernoulli(ρ̂_j).
+
+    Parameters
+    ----------
+    rho : float in (0, 1)
+        Target mean activation.
+    rho_hat : tensor of shape (n_units,)
+        Mean activation of each code unit over a batch.
+
+    Returns
+    -------
+    tensor of shape ()
+    """
+    rho_hat = rho_hat.clamp(_EPS, 1 - _EPS)
+    return (rho * torch.log(rho / rho_hat)
+            + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
+
+
+class Autoencoder(TransformerMixin, _NeuralModel):
+    """Autoencoder with linear, deep, denoising and sparse variants, trained by one trainer.
+
+    Parameters
+    ----------
+    latent_dim : int, default=2
+        Number of code units L.
+    hidden_sizes : tuple of int, default=()
+        Widths of the encoder's hidden layers; the decoder mirrors them. ``()`` gives one
+        linear map each way (with ``code_activation=None``: the linear autoencoder).
+    activation : str, default="relu"
+        Non-linearity after each hidden layer: one of ``"relu"``, ``"tanh"``, ``"sigmoid"``,
+        ``"elu"``, ``"leaky_relu"``, ``"softplus"``, ``"identity"``.
+    code_activation : str, None or "auto", default="auto"
+        Non-linearity on the code layer. ``"auto"``: ``"sigmoid"`` when ``sparsity_target``
+        is set (activations must lie in (0, 1) for the KL penalty), else none.
+    loss : {"mse", "bce"}, default="mse"
+        Squared error, or Bernoulli cross-entropy from logits (data in [0, 1]); summed over
+        features, averaged over the batch.
+    noise : None, ("gaussian", std) or ("mask", p), default=None
+        Corruption of the input during training (denoising autoencoder): additive
+        N(0, std²) noise, or each feature set to 0 with probability p.
+    sparsity_target : float in (0, 1) or None, default=None
+        ρ of the sparsity penalty; None disables it.
+    sparsity_weight : float, default=1.0
+        β, the weight of the sparsity penalty.
+    network : {"mlp", "conv"}, default="mlp"
+        ``"conv"``: a small convolutional encoder/decoder for 28×28 images (784 features).
+    max_epochs, batch_size, optimizer, learning_rate, momentum, weight_decay, grad_clip
+        Training: epochs, rows per step, ``"adam"`` or ``"sgd"``, step size, SGD momentum
+        (Adam's β₁), L2 penalty, and clipping of the global gradient norm (None: off).
+    learning_rate_schedule : {"constant", "cosine"}, default="constant"
+        ``"cosine"`` anneals the rate from ``learning_rate`` to 0 over ``max_epochs``
+        (the optimum itself rather than a noise floor around it).
+    early_stopping, validation_fraction, n_iter_no_change, tol
+        Hold out ``validation_fraction`` of the rows and stop when the validation loss has not
+        improved by ``tol`` for ``n_iter_no_change`` epochs; the best weights are kept.
+    checkpoint_path, checkpoint_every
+        Write a training checkpoint atomically every ``checkpoint_every`` epochs;
+        ``fit(X, resume=path)`` continues from one.
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+    random_state : int, RandomState or None
+        Seeds the one ``torch.Generator`` of a fit (initial weights, batch order, noise).
+    verbose : int, default=0
+        >0 shows a progress bar when stderr is a terminal.
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    network_ : torch.nn.Module
+        The trained encoder/decoder (``network_.encoder``, ``network_.decoder``).
+    history_ : list of dict
+        One dict per epoch: ``loss``, ``reconstruction``, ``sparsity_kl`` (sparse only),
+        ``val_loss`` (early stopping), ``n_skipped``, ``seconds``.
+    n_iter_ : int
+        Epochs run.
+    n_skipped_steps_ : int
+        Steps skipped because their loss or gradient was non-finite.
+    mean_activation_ : ndarray of shape (latent_dim,)
+        Sparse autoencoders only (``sparsity_target`` set, array data): the mean of each code
+        unit over the training data, ρ̂_j.
+    """
+
+    def __init__(
+        self,
+        latent_dim=2,
+        *,
+        hidden_sizes=(),
+        activation="relu",
+        code_activation="auto",
+        loss="mse",
+        noise=None,
+        sparsity_target=None,
+        sparsity_weight=1.0,
+        network="mlp",
+        max_epochs=100,
+        batch_size=128,
+        optimizer="adam",
+        learning_rate=1e-3,
+        learning_rate_schedule="constant",
+        momentum=0.9,
+        weight_decay=0.0,
+        grad_clip=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        checkpoint_path=None,
+        checkpoint_every=1,
+        device="cpu",
+        random_state=None,
+        verbose=0,
+    ):
+        self.latent_dim = latent_dim
+        self.hidden_sizes = hidden_sizes
+        self.activation = activation
+        self.code_activation = code_activation
+        self.loss = loss
+        self.noise = noise
+        self.sparsity_target = sparsity_target
+        self.sparsity_weight = sparsity_weight
+        self.network = network
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.learning_rate_schedule = learning_rate_schedule
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.grad_clip = grad_clip
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # --- configuration ----------------------------------------------------------------
+    def _code_activation(self):
+        if self.code_activation == "auto":
+            return "sigmoid" if self.sparsity_target is not None else None
+        return self.code_activation
+
+    def _check_params(self) -> None:
+        from .._validation import check_int
+
+        check_int("latent_dim", self.latent_dim, low=1)
+        self._check_sizes("hidden_sizes", self.hidden_sizes)
+        self._check_activation("activation", self.activation)
+        if self.code_activation != "auto":
+            self._check_activation("code_activation", self.code_activation)
+        check_choice("loss", self.loss, ("mse", "bce"))
+        self._noise_spec()
+        if self.sparsity_target is not None:
+            check_float("sparsity_target", self.sparsity_target, low=0.0, high=1.0,
+                        low_open=True, high_open=True)
+            if self._code_activation() != "sigmoid":
+                raise ValueError(
+                    f"sparsity_target needs code activations in (0, 1); set "
+                    f"code_activation='sigmoid' or 'auto' (now {self.code_activation!r})."
+                )
+        check_float("sparsity_weight", self.sparsity_weight, low=0.0)
+
+    def _noise_spec(self):
+        """-> None or (kind, level), validated."""
+        noise = self.noise
+        if noise is None:
+            return None
+        ok = (isinstance(noise, (tuple, list)) and len(noise) == 2
+              and noise[0] in ("gaussian", "mask") and isinstance(noise[1], numbers.Real))
+        if not ok:
+            raise ValueError(
+                f"noise={noise!r} is not supported; use None, ('gaussian', std) or ('mask', p)."
+            )
+        kind, level = noise[0], float(noise[1])
+        if kind == "gaussian":
+            check_float("noise std", level, low=0.0, low_open=True)
+        else:
+            check_float("noise mask probability", level, low=0.0, high=1.0, high_open=True)
+        return kind, level
+
+    def _fit_data(self, X):
+        data, val = super()._fit_data(X)
+        if self.loss == "bce":
+            self._check_unit_interval(data, "loss='bce'", "loss='mse'")
+        return data, val
+
+    def _build_network(self, n_features: int):
+        return _nets.encoder_decoder_pair(
+            self.network, n_features, self.latent_dim, self.latent_dim,
+            self._check_sizes("hidden_sizes", self.hidden_sizes), self.activation,
+            self._code_activation(),
+        )
+
+    # --- losses -----------------------------------------------------------------------
+    def _reconstruction_error(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Per-sample error summed over features -> (n,)."""
+        if self.loss == "bce":
+            return F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(-1)
+        return (out - x).square().sum(-1)
+
+    def _corrupt(self, x: torch.Tensor, generator) -> torch.Tensor:
+        spec = self._noise_spec()
+        if spec is None:
+            return x
+        kind, level = spec
+        if kind == "gaussian":
+            return x + level * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        keep = torch.rand(x.shape, generator=generator, device=x.device) >= level
+        return x * keep
+
+    def _losses(self, net, x_in, x):
+        code = net.encoder(x_in)  # (n, L)
+        rec = self._reconstruction_error(net.decoder(code), x).mean()
+        parts = {"reconstruction": rec}
+        loss = rec
+        if self.sparsity_target is not None:
+            kl = sparsity_kl(self.sparsity_target, code.mean(0))
+            loss = loss + self.sparsity_weight * kl
+            parts["sparsity_kl"] = kl
+        return loss, parts
+
+    def _train_step(self, net):
+        def step(x, ctx):
+            loss, parts = self._losses(net, self._corrupt(x, ctx.generator), x)
+            ctx.update(loss)
+            return {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
+
+        return step
+
+    def _val_step(self, net):
+        def val(x):  # clean input: the error the model is meant to minimise on new data
+            loss, parts = self._losses(net, x, x)
+            return {"loss": loss, **parts}
+
+        return val
+
+    def _after_fit(self, net, X_train, generator) -> None:
+        # one pass over the training rows: only where it is a figure of the model (ρ̂_j)
+        if X_train is not None and self.sparsity_target is not None:
+            code = self._infer(net.encoder, X_train)
+            self.mean_activation_ = code.mean(0).double().cpu().numpy()
+
+    # --- public API -------------------------------------------------------------------
+    def fit(self, X, y=None, *, resume=None):
+        """Train on ``X``.
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features), or a DataLoader
+            A DataLoader is streamed as it comes (its own batch size and order).
+        y : ignored
+        resume : path or None
+            A checkpoint written by an earlier run (``checkpoint_path``) to continue from.
+
+        Returns
+        -------
+        self
+        """
+        return self._fit(X, resume=resume)
+
+    def transform(self, X):
+        """Codes h = f(x) -> (n_samples, latent_dim), in X's type and (float) dtype."""
+        Xt, kind = self._input(X)
+        return self._out(self._infer(self.network_.encoder, Xt), kind)
+
+    def inverse_transform(self, Z):
+        """Reconstructions g(h) -> (n_samples, n_features); probabilities for ``loss='bce'``."""
+        Zt, kind = self._latent_input(Z)
+
+        def decode(z):
+            out = self.network_.decoder(z)
+            return torch.sigmoid(out) if self.loss == "bce" else out
+
+        return self._out(self._infer(decode, Zt), kind)
+
+    def reconstruct(self, X):
+        """g(f(x)) -> (n_samples, n_features)."""
+        Xt, kind = self._input(X)
+        net = self.network_
+
+        def rec(x):
+            out = net.decoder(net.encoder(x))
+            return torch.sigmoid(out) if self.loss == "bce" else out
+
+        return self._out(self._infer(rec, Xt), kind)
+
+    def score_samples(self, X):
+        """Negative reconstruction error of each sample (clean input) -> (n_samples,)."""
+        Xt, kind = self._input(X)
+        net = self.network_
+        err = self._infer(lambda x: self._reconstruction_error(net.decoder(net.encoder(x)), x), Xt)
+        return self._out(-err.double(), kind)
+
+    def score(self, X, y=None) -> float:
+        """Mean negative reconstruction error (higher is better)."""
+        return super().score(X)

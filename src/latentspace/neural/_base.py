@@ -1,0 +1,325 @@
+"""What the autoencoders, the VAE and the GAN share: training options, the fit skeleton,
+batched inference, and saving the network.
+
+A subclass says how to build its network (``_build_network``), which optimizers it needs
+(``_make_optimizers``), what one training step does (``_train_step``) and, optionally, what a
+validation step reports (``_val_step``) and what to monitor after each epoch
+(``_on_epoch_end``). Everything else lives here and in :mod:`._trainer`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_array, check_is_fitted
+
+from .._backend import input_kind, to_tensor
+from .._validation import check_choice, check_float, check_int
+from ..base import LatentModel
+from . import _nets
+from ._trainer import make_optimizer, train
+
+__all__ = ["_NeuralModel"]
+
+_INFER_ROWS = 4096  # rows per forward pass at inference time (bounds peak memory)
+
+# options that may differ between a run and its resumption
+_RESUME_FREE = {"max_epochs", "verbose", "checkpoint_path", "checkpoint_every", "device"}
+
+
+def _json_param(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, tuple):
+        return [_json_param(x) for x in v]
+    if isinstance(v, (np.integer, np.floating)):
+        return v.item()
+    if isinstance(v, (str, int, float, bool)) or v is None:
+        return v
+    return repr(v)
+
+
+class _NeuralModel(LatentModel):
+    """Base of the neural latent-variable models (private: ``load`` never rebuilds it)."""
+
+    _network_kinds = ("mlp", "conv")
+
+    # --- hooks ------------------------------------------------------------------------
+    def _check_params(self) -> None:  # pragma: no cover - overridden
+        pass
+
+    def _build_network(self, n_features: int) -> torch.nn.Module:  # pragma: no cover
+        raise NotImplementedError
+
+    def _make_optimizers(self, network) -> dict:
+        return {"main": make_optimizer(network.parameters(), self.optimizer,
+                                       self.learning_rate, self.momentum, self.weight_decay)}
+
+    def _train_step(self, network):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def _val_step(self, network):
+        return None
+
+    def _on_epoch_end(self, network, X_train, generator):
+        return None
+
+    def _after_fit(self, network, X_train, generator) -> None:
+        pass
+
+    # --- parameter checks -------------------------------------------------------------
+    def _check_common_params(self) -> None:
+        check_int("max_epochs", self.max_epochs, low=1)
+        check_int("batch_size", self.batch_size, low=1)
+        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
+        check_float("learning_rate", self.learning_rate, low=0.0, low_open=True)
+        check_choice("learning_rate_schedule", self.learning_rate_schedule, ("constant", "cosine"))
+        check_float("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
+        check_float("weight_decay", self.weight_decay, low=0.0)
+        if self.grad_clip is not None:
+            check_float("grad_clip", self.grad_clip, low=0.0, low_open=True)
+        if hasattr(self, "early_stopping"):  # the GAN has no loss to stop on
+            if not isinstance(self.early_stopping, (bool, np.bool_)):
+                raise ValueError(
+                    f"early_stopping must be True or False, got {self.early_stopping!r}."
+                )
+            check_float("validation_fraction", self.validation_fraction, low=0.0, high=1.0,
+                        low_open=True, high_open=True)
+            check_int("n_iter_no_change", self.n_iter_no_change, low=1)
+            check_float("tol", self.tol, low=0.0)
+        if self.checkpoint_path is not None and not isinstance(self.checkpoint_path, (str, os.PathLike)):
+            raise ValueError(
+                f"checkpoint_path must be None or a file path, got {self.checkpoint_path!r}."
+            )
+        check_int("checkpoint_every", self.checkpoint_every, low=1)
+        check_int("verbose", self.verbose, low=0)
+        self._device()  # raises ValueError for a bad or unavailable device
+
+    def _check_sizes(self, name: str, sizes) -> tuple[int, ...]:
+        if not isinstance(sizes, (tuple, list)):
+            raise ValueError(f"{name} must be a tuple of positive integers, got {sizes!r}.")
+        for s in sizes:
+            check_int(f"{name} entries", s, low=1)
+        return tuple(int(s) for s in sizes)
+
+    def _check_activation(self, name: str, value, *, allow_none=True) -> None:
+        if value is None and allow_none:
+            return
+        check_choice(name, value, _nets.ACTIVATIONS)
+
+    def _check_network(self, n_features: int) -> None:
+        check_choice("network", self.network, self._network_kinds)
+        if self.network == "conv" and n_features != _nets.IMAGE_SIDE**2:
+            raise ValueError(
+                f"network='conv' expects 28×28 images flattened to 784 features, but X has "
+                f"{n_features} features; use network='mlp' for other shapes."
+            )
+
+    # --- data -------------------------------------------------------------------------
+    def _prepare_batch(self, batch) -> torch.Tensor:
+        """A batch from a DataLoader -> float32 (n, n_features) tensor on the model's device."""
+        if isinstance(batch, (list, tuple)):
+            batch = batch[0]  # (inputs, labels) pairs: the labels are not used
+        x = torch.as_tensor(batch).to(self._device(), torch.float32)
+        x = x.reshape(x.shape[0], -1)
+        if x.shape[1] != self.n_features_in_:
+            raise ValueError(
+                f"a batch has {x.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return x
+
+    def _fit_data(self, X):
+        """-> (training data, validation data or None); data is a tensor or a DataLoader."""
+        from torch.utils.data import DataLoader
+
+        if isinstance(X, DataLoader):
+            first = X.dataset[0]
+            first = first[0] if isinstance(first, (list, tuple)) else first
+            n_features = int(torch.as_tensor(first).numel())
+            if n_features < 1:
+                raise ValueError("the DataLoader yields samples with 0 feature(s).")
+            self.n_features_in_ = n_features
+            # streamed data is not validated up front; non-finite batches are skipped and
+            # counted by the trainer's guard (history_[i]["n_skipped"])
+            return X, None
+        Xt, _ = self._check_X(X, reset=True)
+        Xt = Xt.to(torch.float32)
+        return Xt, None
+
+    @staticmethod
+    def _check_unit_interval(data, option: str, alternative: str) -> None:
+        """Raise unless every entry of a training tensor lies in [0, 1] (Bernoulli targets)."""
+        if not isinstance(data, torch.Tensor):
+            return  # streamed batches are not scanned up front
+        lo, hi = (float(v) for v in torch.aminmax(data))
+        if lo < 0 or hi > 1:
+            raise ValueError(
+                f"{option} needs X in [0, 1], but X ranges over [{lo:.4g}, {hi:.4g}]; rescale X "
+                f"(e.g. MinMaxScaler) or use {alternative}."
+            )
+
+    def _split(self, Xt: torch.Tensor, generator: torch.Generator):
+        n = Xt.shape[0]
+        n_val = int(np.ceil(self.validation_fraction * n))
+        if n - n_val < 1 or n_val < 1:
+            raise ValueError(
+                f"early_stopping needs a validation split, but validation_fraction="
+                f"{self.validation_fraction} of {n} sample(s) leaves an empty training or "
+                "validation set; pass more samples or set early_stopping=False."
+            )
+        order = torch.randperm(n, generator=generator, device=generator.device).to(Xt.device)
+        return Xt[order[n_val:]], Xt[order[:n_val]]
+
+    # --- fit --------------------------------------------------------------------------
+    def _meta(self) -> str:
+        params = {k: _json_param(v) for k, v in sorted(self.get_params(deep=False).items())
+                  if k not in _RESUME_FREE}
+        return json.dumps({"class": type(self).__name__, "params": params,
+                           "n_features_in": int(self.n_features_in_)}, sort_keys=True)
+
+    def _lr_schedule(self):
+        if self.learning_rate_schedule == "cosine":
+            # half a cosine from the full rate down to 0 at the last epoch
+            total = int(self.max_epochs)
+            return lambda epoch: 0.5 * (1.0 + np.cos(np.pi * epoch / total))
+        return None
+
+    def _new_generator(self, random_state) -> torch.Generator:
+        seed = int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
+        gen = torch.Generator(device=self._device())
+        gen.manual_seed(seed)
+        return gen
+
+    def _fit(self, X, resume=None):
+        # a failed fit (bad data, divergence) must leave an earlier fit usable as it was
+        saved = {k: getattr(self, k) for k in ("n_features_in_", "feature_names_in_")
+                 if hasattr(self, k)}
+        try:
+            return self._fit_new(X, resume)
+        except BaseException:
+            for k in ("n_features_in_", "feature_names_in_"):
+                if k in saved:
+                    setattr(self, k, saved[k])
+                elif hasattr(self, k):
+                    delattr(self, k)
+            raise
+
+    def _fit_new(self, X, resume):
+        self._check_common_params()
+        self._check_params()
+        data, val = self._fit_data(X)
+        self._check_network(self.n_features_in_)
+        generator = self._new_generator(self.random_state)
+        network = _nets.build(lambda: self._build_network(self.n_features_in_),
+                              self._device(), generator)
+        early_stopping = bool(getattr(self, "early_stopping", False))
+        if early_stopping and isinstance(data, torch.Tensor):
+            data, val = self._split(data, generator)
+        optimizers = self._make_optimizers(network)
+        X_monitor = data if isinstance(data, torch.Tensor) else None
+        hook = self._on_epoch_end(network, X_monitor, generator)
+        progress = self.verbose > 0 and sys.stderr.isatty()
+        result = train(
+            network,
+            data,
+            self._train_step(network),
+            optimizers,
+            n_epochs=self.max_epochs,
+            generator=generator,
+            batch_size=self.batch_size,
+            grad_clip=self.grad_clip,
+            val_data=val,
+            val_fn=self._val_step(network),
+            early_stopping=early_stopping,
+            n_iter_no_change=getattr(self, "n_iter_no_change", 10),
+            tol=getattr(self, "tol", 0.0),
+            checkpoint_path=self.checkpoint_path,
+            checkpoint_every=self.checkpoint_every,
+            resume=resume,
+            meta=self._meta(),
+            on_epoch_end=hook,
+            lr_schedule=self._lr_schedule(),
+            prepare=self._prepare_batch,
+            progress=progress,
+            desc=type(self).__name__,
+        )
+        network.eval()
+        self.network_ = network
+        self.history_ = result.history
+        self.n_iter_ = len(result.history)
+        self.n_skipped_steps_ = int(result.n_skipped)
+        with torch.no_grad():
+            self._after_fit(network, X_monitor, generator)
+        return self
+
+    # --- inference helpers ------------------------------------------------------------
+    def _infer(self, fn, Xt: torch.Tensor) -> torch.Tensor:
+        """Apply ``fn`` (float32 tensor -> tensor) to ``Xt`` in row blocks, without gradients,
+        and return the result in ``Xt``'s dtype."""
+        check_is_fitted(self, "network_")
+        self.network_.eval()
+        outs = []
+        with torch.no_grad():
+            for i in range(0, Xt.shape[0], _INFER_ROWS):
+                outs.append(fn(Xt[i : i + _INFER_ROWS].to(torch.float32)))
+        return torch.cat(outs).to(Xt.dtype)
+
+    def _input(self, X):
+        check_is_fitted(self, "network_")
+        return self._check_X(X, reset=False)
+
+    def _latent_input(self, Z):
+        """Validate latent codes for ``inverse_transform`` -> (tensor, caller's InputKind)."""
+        check_is_fitted(self, "network_")
+        kind = input_kind(Z)
+        if isinstance(Z, torch.Tensor):
+            Zt = Z.detach()
+            if Zt.is_complex() or Zt.dim() != 2:
+                raise ValueError(f"Z must be a real 2D tensor, got shape {tuple(Zt.shape)} ({Zt.dtype}).")
+            if Zt.dtype not in (torch.float32, torch.float64):
+                Zt = Zt.to(torch.float64)
+            if not bool(torch.isfinite(Zt).all()):
+                raise ValueError("Input Z contains NaN or infinity; latent codes must be finite.")
+        else:
+            Zt = to_tensor(check_array(Z, dtype=[np.float64, np.float32], input_name="Z"), self._device())
+        if Zt.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"Z has {Zt.shape[1]} features, but {type(self).__name__} is expecting "
+                f"{self.latent_dim} latent dimensions (latent_dim) as input."
+            )
+        return Zt.to(self._device()), kind
+
+    def _rng_for_call(self, random_state) -> torch.Generator:
+        """A generator for a stochastic method (sampling, Monte-Carlo scores): seeded from the
+        call's ``random_state``, else from the estimator's, so repeated calls agree."""
+        return self._new_generator(self.random_state if random_state is None else random_state)
+
+    # --- persistence ------------------------------------------------------------------
+    def _state_tensors(self) -> dict[str, torch.Tensor]:
+        if not hasattr(self, "network_"):
+            return {}
+        return {f"network.{k}": v for k, v in self.network_.state_dict().items()}
+
+    def _load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        state = {k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")}
+        if not state:
+            return
+        gen = torch.Generator(device=self._device())
+        network = _nets.build(lambda: self._build_network(int(self.n_features_in_)),
+                              self._device(), gen)
+        network.load_state_dict(state)
+        network.eval()
+        self.network_ = network
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        if tags.transformer_tags is not None:
+            tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+

@@ -1,0 +1,222 @@
+"""Displays for clustering and mixtures: K-selection curves, EM traces, covariance ellipses,
+and the variance-annealing path from a Gaussian mixture to K-means.
+
+Constructors and classmethods only prepare numbers (plain numpy, testable without drawing);
+``plot`` imports matplotlib.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._mpl import new_axes
+
+__all__ = [
+    "AnnealingDisplay",
+    "ChooseKDisplay",
+    "EMTraceDisplay",
+    "EllipsesDisplay",
+    "covariance_ellipses",
+]
+
+
+class ChooseKDisplay:
+    """A criterion against K, with the chosen K marked.
+
+    Parameters
+    ----------
+    ks : array-like of shape (n_k,)
+    scores : array-like of shape (n_k,)
+    best_k : int
+    criterion : str
+        "elbow", "bic", "aic" or "heldout" (sets the axis label).
+    scores_std : array-like of shape (n_k,) or None
+        Drawn as a band (held-out folds).
+
+    Attributes
+    ----------
+    ylabel : str
+    best_score : float
+    figure_, ax_ : set by :meth:`plot`
+    """
+
+    _LABELS = {
+        "elbow": "reconstruction error E(K)",
+        "bic": "BIC (lower is better)",
+        "aic": "AIC (lower is better)",
+        "heldout": "held-out NLL per sample",
+    }
+
+    def __init__(self, ks, scores, best_k, criterion, *, scores_std=None):
+        self.ks = np.asarray(ks, dtype=np.float64)
+        self.scores = np.asarray(scores, dtype=np.float64)
+        if self.ks.shape != self.scores.shape or self.ks.ndim != 1:
+            raise ValueError(f"ks {self.ks.shape} and scores {self.scores.shape} must be 1-D, same length.")
+        self.best_k = int(best_k)
+        if self.best_k not in self.ks:
+            raise ValueError(f"best_k={best_k} is not one of ks.")
+        self.criterion = criterion
+        self.scores_std = None if scores_std is None else np.asarray(scores_std, dtype=np.float64)
+        self.ylabel = self._LABELS.get(criterion, str(criterion))
+        self.best_score = float(self.scores[np.flatnonzero(self.ks == self.best_k)[0]])
+
+    @classmethod
+    def from_result(cls, result):
+        """From a :class:`~latentspace.selection.ChooseKResult`."""
+        return cls(result.ks, result.scores, result.best_k, result.criterion,
+                   scores_std=result.scores_std)
+
+    def plot(self, ax=None, *, color="C0"):
+        fig, ax = new_axes(ax)
+        ax.plot(self.ks, self.scores, "o-", color=color, ms=3)
+        if self.scores_std is not None:
+            ax.fill_between(self.ks, self.scores - self.scores_std, self.scores + self.scores_std,
+                            color=color, alpha=0.2, lw=0)
+        ax.axvline(self.best_k, color="C3", ls="--", lw=1)
+        ax.plot([self.best_k], [self.best_score], "o", color="C3", ms=7,
+                label=f"chosen K = {self.best_k}")
+        ax.set_xlabel("K")
+        ax.set_ylabel(self.ylabel)
+        ax.legend(loc="best")
+        self.figure_, self.ax_ = fig, ax
+        return self
+
+
+class EMTraceDisplay:
+    """The EM objective after each iteration (it never decreases).
+
+    Parameters
+    ----------
+    traces : list of array-like
+        One ``lower_bounds_`` array per model.
+    labels : list of str
+    """
+
+    def __init__(self, traces, labels):
+        self.traces = [np.asarray(t, dtype=np.float64) for t in traces]
+        if len(labels) != len(self.traces):
+            raise ValueError(f"got {len(labels)} labels for {len(self.traces)} traces.")
+        self.labels = [str(s) for s in labels]
+        self.monotone = [bool(np.all(np.diff(t) >= -1e-9 * max(1.0, np.abs(t).max())))
+                         for t in self.traces]
+
+    @classmethod
+    def from_estimators(cls, estimators, labels=None):
+        """From fitted EM models (their ``lower_bounds_``)."""
+        estimators = list(estimators)
+        labels = labels or [type(e).__name__ for e in estimators]
+        return cls([e.lower_bounds_ for e in estimators], labels)
+
+    def plot(self, ax=None, *, ylabel="lower bound per sample"):
+        fig, ax = new_axes(ax)
+        for i, (t, lab) in enumerate(zip(self.traces, self.labels)):
+            ax.plot(np.arange(len(t)), t, "o-", ms=2, color=f"C{i}", label=lab)
+        ax.set_xlabel("EM iteration (0 = initial parameters)")
+        ax.set_ylabel(ylabel)
+        ax.legend(loc="lower right")
+        self.figure_, self.ax_ = fig, ax
+        return self
+
+
+def covariance_ellipses(means, covariances, covariance_type="full", n_std=2.0):
+    """Ellipses of constant Mahalanobis distance ``n_std`` for 2-D Gaussian components.
+
+    Parameters
+    ----------
+    means : (K, 2)
+    covariances : shape by type: full (K, 2, 2), tied (2, 2), diag (K, 2), spherical (K,)
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    n_std : float
+
+    Returns
+    -------
+    ellipses : ndarray of shape (K, 5)
+        (centre x, centre y, width, height, angle in degrees) for matplotlib's ``Ellipse``.
+    """
+    means = np.asarray(means, dtype=np.float64)
+    K = len(means)
+    if means.ndim != 2 or means.shape[1] != 2:
+        raise ValueError(f"ellipses need 2-D means, got shape {means.shape}; project the data first.")
+    cov = np.asarray(covariances, dtype=np.float64)
+    full = {
+        "full": lambda: cov,
+        "tied": lambda: np.broadcast_to(cov, (K, 2, 2)),
+        "diag": lambda: np.stack([np.diag(c) for c in cov]),
+        "spherical": lambda: cov[:, None, None] * np.eye(2)[None],
+    }[covariance_type]()
+    out = np.empty((K, 5))
+    for k in range(K):
+        vals, vecs = np.linalg.eigh(full[k])  # ascending
+        vals = np.clip(vals, 0, None)
+        major = vecs[:, 1]
+        out[k] = (*means[k], 2 * n_std * np.sqrt(vals[1]), 2 * n_std * np.sqrt(vals[0]),
+                  np.degrees(np.arctan2(major[1], major[0])))
+    return out
+
+
+class EllipsesDisplay:
+    """2-D points coloured by cluster, with each component's covariance ellipse.
+
+    Parameters
+    ----------
+    X : (n_samples, 2)
+    labels : (n_samples,)
+    ellipses : (K, 5) from :func:`covariance_ellipses`
+    title : str
+    """
+
+    def __init__(self, X, labels, ellipses, *, title=""):
+        self.X = np.asarray(X, dtype=np.float64)
+        self.labels = np.asarray(labels)
+        self.ellipses = np.asarray(ellipses, dtype=np.float64)
+        self.title = title
+
+    @classmethod
+    def from_estimator(cls, estimator, X, *, n_std=2.0, title=None):
+        """From a fitted 2-D GaussianMixture, or a KMeans (drawn as its equivalent mixture)."""
+        model = estimator.to_gaussian_mixture() if hasattr(estimator, "to_gaussian_mixture") else estimator
+        ell = covariance_ellipses(model.means_, model.covariances_, model.covariance_type, n_std)
+        return cls(X, estimator.predict(X), ell, title=title or type(estimator).__name__)
+
+    def plot(self, ax=None):
+        from matplotlib.patches import Ellipse
+
+        fig, ax = new_axes(ax, figsize=(5, 4.5))
+        ax.scatter(self.X[:, 0], self.X[:, 1], c=self.labels % 10, cmap="tab10", s=5, alpha=0.6,
+                   vmin=0, vmax=9)
+        for k, (x, y, w, h, ang) in enumerate(self.ellipses):
+            ax.add_patch(Ellipse((x, y), w, h, angle=ang, fill=False, lw=1.5, color=f"C{k % 10}"))
+            ax.plot([x], [y], "k+", ms=8)
+        ax.set_title(self.title)
+        ax.set_aspect("equal", adjustable="datalim")
+        self.figure_, self.ax_ = fig, ax
+        return self
+
+
+class AnnealingDisplay:
+    """Agreement of the annealed mixture's labels with K-means' against σ².
+
+    Parameters
+    ----------
+    variances : (n_steps,)
+    agreement : (n_steps,) fraction of equal labels
+    """
+
+    def __init__(self, variances, agreement):
+        self.variances = np.asarray(variances, dtype=np.float64)
+        self.agreement = np.asarray(agreement, dtype=np.float64)
+
+    @classmethod
+    def from_path(cls, path, kmeans_labels):
+        """From an :class:`~latentspace.mixture.AnnealingPath` and K-means' labels."""
+        return cls(path.variances, path.agreement(kmeans_labels))
+
+    def plot(self, ax=None):
+        fig, ax = new_axes(ax)
+        ax.semilogx(self.variances, self.agreement, "o-")
+        ax.invert_xaxis()
+        ax.set_xlabel("σ² of the equal-weight spherical mixture (decreasing →)")
+        ax.set_ylabel("fraction of labels equal to K-means'")
+        ax.set_ylim(-0.02, 1.02)
+        self.figure_, self.ax_ = fig, ax
+        return self

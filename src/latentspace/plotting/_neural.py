@@ -1,0 +1,238 @@
+"""Displays for the neural models: training curves, decoded latent grids, sample grids.
+
+Latent-space scatters use :class:`ProjectionDisplay` (any model with ``transform``); the data
+for every display here is prepared in numpy by the classmethods, only ``plot`` draws.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._images import ImageGridDisplay, _hide_frame, as_images
+from ._mpl import pyplot
+
+__all__ = ["LossCurveDisplay", "LatentGridDisplay", "MeanActivationDisplay", "SampleGridDisplay"]
+
+# history keys that are bookkeeping, not curves
+_NOT_CURVES = {"epoch", "n_skipped", "seconds"}
+
+
+class LossCurveDisplay:
+    """Training curves from a neural model's ``history_`` (one panel per quantity).
+
+    Parameters
+    ----------
+    epochs : ndarray of shape (n_epochs,)
+    curves : dict of name -> ndarray of shape (n_epochs,)
+        NaN where an epoch did not record the quantity.
+    title : str, optional
+
+    Attributes
+    ----------
+    figure_, axes_ : set by :meth:`plot`; one axes per curve.
+    """
+
+    def __init__(self, epochs, curves, *, title=None):
+        self.epochs = np.asarray(epochs, dtype=np.float64)
+        self.curves = {str(k): np.asarray(v, dtype=np.float64) for k, v in curves.items()}
+        if not self.curves:
+            raise ValueError("no curves to draw; the history holds no numeric quantities.")
+        for k, v in self.curves.items():
+            if v.shape != self.epochs.shape:
+                raise ValueError(f"curve {k!r} has {v.shape[0]} points for {len(self.epochs)} epochs.")
+        self.title = title
+
+    @classmethod
+    def from_history(cls, history, *, keys=None, title=None):
+        """Build from a list of per-epoch dicts.
+
+        Parameters
+        ----------
+        history : list of dict
+        keys : sequence of str, optional
+            Quantities to draw; by default every numeric key except bookkeeping
+            (``epoch``, ``n_skipped``, ``seconds``), in first-seen order.
+        """
+        if not history:
+            raise ValueError("history is empty; fit the model first.")
+        if keys is None:
+            keys = []
+            for rec in history:
+                for k, v in rec.items():
+                    if k not in _NOT_CURVES and k not in keys and isinstance(v, (int, float)):
+                        keys.append(k)
+        epochs = [rec.get("epoch", i + 1) for i, rec in enumerate(history)]
+        curves = {k: [float(rec.get(k, np.nan)) for rec in history] for k in keys}
+        return cls(epochs, curves, title=title)
+
+    @classmethod
+    def from_estimator(cls, estimator, *, keys=None, title=None):
+        """Use ``estimator.history_``."""
+        history = getattr(estimator, "history_", None)
+        if history is None:
+            raise ValueError(f"{type(estimator).__name__} has no history_; fit it first.")
+        return cls.from_history(history, keys=keys, title=title)
+
+    def plot(self, *, axes=None, figsize=None):
+        """Draw one line plot per curve against the epoch; returns self."""
+        n = len(self.curves)
+        if axes is None:
+            plt = pyplot()
+            n_cols = min(n, 3)
+            n_rows = -(-n // n_cols)
+            fig, axes = plt.subplots(n_rows, n_cols, figsize=figsize or (3.4 * n_cols, 2.6 * n_rows),
+                                     squeeze=False, layout="constrained")
+        axes = np.asarray(axes, dtype=object)
+        flat = axes.ravel()
+        for ax, (name, values) in zip(flat, self.curves.items()):
+            ax.plot(self.epochs, values, marker="." if len(values) < 30 else None)
+            ax.set_title(name, fontsize=9)
+            ax.set_xlabel("epoch")
+            ax.grid(alpha=0.3)
+        for ax in flat[n:]:
+            ax.set_visible(False)
+        if self.title:
+            flat[0].figure.suptitle(self.title)
+        self.figure_, self.axes_ = flat[0].figure, axes
+        return self
+
+
+class LatentGridDisplay:
+    """Images decoded from a regular grid on a 2-D latent plane (Kingma & Welling, Fig. 4).
+
+    Parameters
+    ----------
+    images : ndarray of shape (n, n, height, width)
+        ``images[i, j]`` decodes latent point (z1[j], z2[i]).
+    z1, z2 : ndarray of shape (n,)
+        Grid coordinates along the two latent axes.
+
+    Attributes
+    ----------
+    mosaic : ndarray of shape (n * height, n * width)
+        The tiled picture ``plot`` shows (first row at the top = largest z2).
+    figure_, ax_ : set by :meth:`plot`.
+    """
+
+    def __init__(self, images, z1, z2, *, title=None):
+        images = np.asarray(images, dtype=np.float64)
+        if images.ndim != 4 or images.shape[0] != len(z2) or images.shape[1] != len(z1):
+            raise ValueError(f"images must have shape (len(z2), len(z1), h, w), got {images.shape}.")
+        self.images, self.z1, self.z2 = images, np.asarray(z1, float), np.asarray(z2, float)
+        self.title = title
+        rows = images[::-1]  # largest z2 on top, as on a plot's y axis
+        self.mosaic = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
+
+    @classmethod
+    def from_estimator(cls, estimator, image_shape, *, n=15, X=None, quantiles=(0.05, 0.95),
+                       title=None):
+        """Decode an ``n``×``n`` grid with ``estimator.inverse_transform``.
+
+        Parameters
+        ----------
+        estimator : fitted model with ``latent_dim == 2`` and ``inverse_transform``
+        image_shape : tuple (height, width)
+        n : int, default=15
+        X : array-like, optional
+            Without it the grid spans the ``quantiles`` of a standard normal (the VAE prior,
+            as in Kingma & Welling); with it, the same quantiles of the codes of ``X`` (for
+            autoencoders, whose codes have no prior).
+        """
+        L = getattr(estimator, "latent_dim", None)
+        if L != 2:
+            raise ValueError(f"a latent grid needs latent_dim=2, {type(estimator).__name__} has {L}.")
+        n = int(n)
+        q = np.linspace(quantiles[0], quantiles[1], n)
+        if X is None:
+            from scipy.stats import norm
+
+            z1 = z2 = norm.ppf(q)
+        else:
+            Z = np.asarray(estimator.transform(np.asarray(X)), dtype=np.float64)
+            z1, z2 = np.quantile(Z[:, 0], q), np.quantile(Z[:, 1], q)
+        g1, g2 = np.meshgrid(z1, z2)  # (n, n): row i has z2[i]
+        codes = np.column_stack([g1.ravel(), g2.ravel()])
+        decoded = np.asarray(estimator.inverse_transform(codes))
+        h, w = image_shape
+        return cls(as_images(decoded, image_shape).reshape(n, n, h, w), z1, z2, title=title)
+
+    def plot(self, ax=None, *, figsize=(6, 6), cmap="gray"):
+        """Draw the mosaic with latent coordinates on the axes; returns self."""
+        if ax is None:
+            plt = pyplot()
+            fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        n2, n1, h, w = self.images.shape
+        ax.imshow(self.mosaic, cmap=cmap, interpolation="nearest")
+        _hide_frame(ax)
+        ticks = [0, n1 // 2, n1 - 1]
+        fmt = lambda v: f"{0.0 if abs(v) < 1e-9 else v:.2g}"  # noqa: E731 (no "-1.4e-16" for 0)
+        ax.set_xticks([t * w + w / 2 for t in ticks], [fmt(self.z1[t]) for t in ticks])
+        ax.set_yticks([t * h + h / 2 for t in ticks], [fmt(self.z2[::-1][t]) for t in ticks])
+        ax.set_xlabel("latent 1")
+        ax.set_ylabel("latent 2")
+        if self.title:
+            ax.set_title(self.title)
+        self.figure_, self.ax_ = ax.figure, ax
+        return self
+
+
+class SampleGridDisplay(ImageGridDisplay):
+    """A grid of samples drawn from a generative model (VAE or GAN)."""
+
+    @classmethod
+    def from_estimator(cls, estimator, image_shape, *, n_samples=32, n_cols=8,
+                       random_state=None, title=None):
+        """Draw ``n_samples`` with ``estimator.sample`` and show them on a shared grey scale."""
+        S = np.asarray(estimator.sample(int(n_samples), random_state=random_state))
+        return cls.from_data(S, image_shape, n_cols=n_cols, title=title)
+
+
+class MeanActivationDisplay:
+    """Mean activation of each code unit against the sparsity target ρ.
+
+    Parameters
+    ----------
+    mean_activation : array-like of shape (n_units,)
+    target : float or None
+        ρ, drawn as a horizontal line.
+
+    Attributes
+    ----------
+    max_deviation : float or None
+        max_j |ρ̂_j − ρ|.
+    figure_, ax_ : set by :meth:`plot`.
+    """
+
+    def __init__(self, mean_activation, *, target=None, title=None):
+        self.mean_activation = np.asarray(mean_activation, dtype=np.float64).ravel()
+        if self.mean_activation.size == 0:
+            raise ValueError("mean_activation is empty.")
+        self.target = None if target is None else float(target)
+        self.max_deviation = (None if target is None
+                              else float(np.abs(self.mean_activation - self.target).max()))
+        self.title = title
+
+    @classmethod
+    def from_estimator(cls, estimator, *, title=None):
+        """Use ``mean_activation_`` and ``sparsity_target`` of a fitted autoencoder."""
+        if not hasattr(estimator, "mean_activation_"):
+            raise ValueError(f"{type(estimator).__name__} has no mean_activation_; fit it first.")
+        return cls(estimator.mean_activation_, target=getattr(estimator, "sparsity_target", None),
+                   title=title)
+
+    def plot(self, ax=None, *, figsize=(6.5, 3)):
+        """Bars per unit, the target as a dashed line; returns self."""
+        if ax is None:
+            plt = pyplot()
+            fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        units = np.arange(1, self.mean_activation.size + 1)
+        ax.bar(units, self.mean_activation, color="tab:blue", label="mean activation ρ̂ⱼ")
+        if self.target is not None:
+            ax.axhline(self.target, color="tab:red", ls="--", label=f"target ρ = {self.target:g}")
+        ax.set_xlabel("code unit j")
+        ax.set_ylabel("mean activation")
+        ax.legend(fontsize=8)
+        if self.title:
+            ax.set_title(self.title)
+        self.figure_, self.ax_ = ax.figure, ax
+        return self

@@ -1,0 +1,103 @@
+"""Chapter: K-means, its centres as images, and choosing K at the elbow of E(K).
+
+K-means is fitted for each candidate K with :func:`latentspace.choose_k` (the reconstruction
+error E(K) is each fit's ``inertia_``), the knee of the curve is marked, and the centres of a
+fit with one cluster per class are shown as images. Every number is read from the fitted
+estimators.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ...cluster import KMeans
+from ...plotting import ImageGridDisplay
+from ...selection import choose_k
+from .._chapter import Chapter, Figure, TourContext
+
+KEY = "kmeans"
+TITLE = "K-means clustering"
+
+_MAX_ROWS, _QUICK_ROWS = 10000, 2000
+
+_INTRO = (
+    "K-means splits the data into K groups, each summarised by its centre: it alternates "
+    "assigning every point to its nearest centre and moving each centre to the mean of its "
+    "points, which never increases the reconstruction error E(K). E(K) keeps falling as K "
+    "grows, so K is read off the curve where the fall slows down: the elbow."
+)
+_FORMULA = (
+    "E(K) = Σₙ ‖xₙ − μ_{zₙ}‖²,   zₙ = argmin_k ‖xₙ − μ_k‖²,   μ_k = mean{xₙ : zₙ = k}\n"
+    "elbow: the knee of log E(K) (Kneedle)"
+)
+
+
+def chapter_rows(ctx: TourContext, n_max: int = _MAX_ROWS, n_quick: int = _QUICK_ROWS):
+    """A seeded subset of the tour's rows for the clustering chapters -> (X, y)."""
+    n_max = n_quick if ctx.quick else n_max
+    if len(ctx.X) <= n_max:
+        return ctx.X, ctx.y
+    rng = np.random.RandomState(ctx.random_state)
+    keep = np.sort(rng.choice(len(ctx.X), n_max, replace=False))
+    return ctx.X[keep], (None if ctx.y is None else ctx.y[keep])
+
+
+def n_classes(y, default: int = 10) -> int:
+    return default if y is None else int(len(np.unique(y)))
+
+
+def label_matched_accuracy(labels, y) -> float:
+    """Accuracy after the best one-to-one matching of clusters to classes (Hungarian)."""
+    labels = np.asarray(labels)
+    y = np.unique(y, return_inverse=True)[1]
+    k = int(max(labels.max(), y.max())) + 1
+    C = np.zeros((k, k))
+    np.add.at(C, (labels, y), 1)
+    r, c = linear_sum_assignment(-C)
+    return float(C[r, c].sum() / len(y))
+
+
+def run(ctx: TourContext) -> Chapter:
+    """Elbow curve, centres as images, and the label-matched accuracy of K-means."""
+    X, y = chapter_rows(ctx)
+    k_true = n_classes(y)
+    ks = range(2, 13) if ctx.quick else range(2, 21)
+    n_init = 1 if ctx.quick else 3
+    ctx.progress("K-means for each K")
+    template = KMeans(n_init=n_init, random_state=ctx.random_state, device=ctx.device)
+    elbow = choose_k(template, X, ks, criterion="elbow")
+    figures, numbers = [], {}
+    disp = elbow.display.plot()
+    figures.append(Figure(
+        disp.figure_,
+        caption=(
+            f"Reconstruction error E(K) (K-means inertia) of {len(X)} {ctx.name} images for "
+            f"K = {ks.start}…{ks.stop - 1}; the knee of the curve, marked, is K = {elbow.best_k}."
+        ),
+        alt="Decreasing curve of the K-means reconstruction error against K with the elbow marked.",
+    ))
+    numbers["K at the elbow"] = elbow.best_k
+    km = elbow.estimators.get(k_true)
+    if km is None:
+        ctx.progress("K-means with one cluster per class")
+        km = KMeans(k_true, n_init=n_init, random_state=ctx.random_state, device=ctx.device).fit(X)
+    ctx.results["kmeans"] = km
+    numbers[f"inertia E({k_true})"] = float(km.inertia_)
+    numbers[f"Lloyd iterations (K={k_true})"] = int(km.n_iter_)
+    if y is not None:
+        numbers[f"label-matched accuracy (K={k_true})"] = label_matched_accuracy(km.labels_, y)
+    grid = ImageGridDisplay.from_estimator(
+        km, ctx.image_shape, attribute="cluster_centers_", n_images=k_true, n_cols=min(k_true, 10),
+        cmap="gray", titles=[f"{int(c)} pts" for c in km.counts_],
+    ).plot()
+    figures.append(Figure(
+        grid.figure_,
+        caption=(
+            f"The {k_true} K-means centres shown as {ctx.image_shape[0]}×{ctx.image_shape[1]} "
+            "images, with the number of points in each cluster: each centre is the mean image "
+            "of its cluster."
+        ),
+        alt=f"Grid of {k_true} cluster-centre images.",
+    ))
+    return Chapter(KEY, TITLE, _INTRO, _FORMULA, figures, numbers)

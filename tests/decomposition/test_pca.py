@@ -67,9 +67,14 @@ def test_matches_sklearn_on_digits(digits, solver, k):
     _compare(ours, sk, digits, exact=solver != "randomized")
 
 
+@pytest.fixture(scope="module")
+def lfw_reference(lfw):
+    return SkPCA(150, svd_solver="full").fit(lfw)
+
+
 @pytest.mark.parametrize("solver", SOLVERS)
-def test_matches_sklearn_on_lfw_eigenfaces(lfw, solver):
-    sk = SkPCA(150, svd_solver="full").fit(lfw)
+def test_matches_sklearn_on_lfw_eigenfaces(lfw, lfw_reference, solver):
+    sk = lfw_reference
     ours = PCA(150, svd_solver=solver, random_state=0).fit(lfw)
     _compare(ours, sk, lfw, exact=solver != "randomized")
     if solver == "auto":

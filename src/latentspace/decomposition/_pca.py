@@ -169,11 +169,19 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             solver = self._choose_solver(n, d, k)
 
         # exact power-of-two scaling keeps squares of huge/tiny data representable
-        scale = _safe_scale(X)
         if solver == "covariance_eigh":
+            # ordinary data need no rescaling: try unscaled, and pay for the extra pass over
+            # the data only when the moments show extreme magnitudes
+            scale = 1.0
             mean_s, scatter = _moments(X, scale)
+            diag = torch.diagonal(scatter)
+            peak = float(diag.max()) if bool(torch.isfinite(scatter).all()) else float("inf")
+            if not 1e-150 < peak < 1e150:
+                scale = _safe_scale(X)
+                mean_s, scatter = _moments(X, scale)
             values, vectors, total = _from_scatter(scatter, n, k)
         else:
+            scale = _safe_scale(X)
             mean_s = torch.sum(X, 0, dtype=torch.float64) * scale / n  # (d,) scaled mean
             # centred, scaled copy in the input's precision: float32 stays float32 here and
             # the sums that need it (trace, Gram blocks) are accumulated in float64
@@ -409,7 +417,7 @@ def _moments(X: torch.Tensor, scale: float):
     forth between two thread pools at every chunk.
     """
     n, d = X.shape
-    rows = max(256, (4 * 2**20) // (X.element_size() * d))
+    rows = max(256, 4 * d, (4 * 2**20) // (X.element_size() * d))
     lib = np if X.device.type == "cpu" else torch
     A = X.numpy() if lib is np else X
     f64 = np.float64 if lib is np else torch.float64
@@ -423,7 +431,7 @@ def _moments(X: torch.Tensor, scale: float):
             c = (chunk * scale if scale != 1.0 else chunk) - shift
             if lib is np:
                 S += c.T @ c
-                s1 += c.sum(0, dtype=f64)
+                s1 += c.sum(0)  # centred values: the input precision suffices for μ − c
             else:
                 S += (c.T @ c).to(f64)
                 s1 += torch.sum(c, 0, dtype=f64)

@@ -137,6 +137,8 @@ def main(argv=None):
     p.add_argument("--ring-epochs", type=int, default=60)
     p.add_argument("--mnist-epochs", type=int, default=30)
     p.add_argument("--write", action="store_true")
+    p.add_argument("--mnist-tag", default="gan_mnist",
+                   help="name of the MNIST run's JSON log and RESULTS.md block")
     p.add_argument("--from-logs", action="store_true",
                    help="only re-render RESULTS.md blocks from bench/logs/gan_*.json")
     args = p.parse_args(argv)
@@ -145,7 +147,8 @@ def main(argv=None):
     logs.mkdir(parents=True, exist_ok=True)
     parts = ("ring", "mnist") if args.part == "both" else (args.part,)
     for part in parts:
-        path = logs / f"gan_{part}.json"
+        tag = args.mnist_tag if part == "mnist" else "gan_ring"
+        path = logs / f"{tag}.json"
         if args.from_logs:
             res = json.loads(path.read_text())
         else:
@@ -154,7 +157,7 @@ def main(argv=None):
             print(json.dumps(res, indent=1))
             path.write_text(json.dumps(res, indent=1))
         if args.write or args.from_logs:
-            write_block(f"gan_{part}", ring_block(res) if part == "ring" else mnist_block(res))
+            write_block(tag, ring_block(res) if part == "ring" else mnist_block(res))
 
 if __name__ == "__main__":
     main()

@@ -13,7 +13,8 @@ Every figure is read back from a tour's ``summary.json`` or a benchmark's JSON; 
 
 Run:  python bench/reproduce.py [--data-home DIR] [--out DIR] [--reuse] [--run-neural] [--write]
 Writes ``bench/reproduction.json`` and, with ``--write``, the section "## Reproduction table" of
-``bench/RESULTS.md`` (nothing else in that file).
+``bench/RESULTS.md`` and the table between the README's reproduction markers (nothing else in
+either file).
 """
 
 from __future__ import annotations
@@ -108,6 +109,22 @@ def write_section(markdown: str, results: Path) -> None:
     os.replace(tmp, results)
 
 
+README_BEGIN, README_END = "<!-- reproduction-table:begin -->", "<!-- reproduction-table:end -->"
+
+
+def write_readme_table(markdown: str, readme: Path) -> bool:
+    """Replace the table between the README's markers; False when the markers are missing."""
+    text = readme.read_text(encoding="utf-8")
+    i, j = text.find(README_BEGIN), text.find(README_END)
+    if i < 0 or j < i:
+        return False
+    text = text[: i + len(README_BEGIN)] + "\n" + markdown.strip() + "\n" + text[j:]
+    tmp = readme.with_name(f".{readme.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, readme)
+    return True
+
+
 def section_markdown(table: list[dict], tours: dict, when: str) -> str:
     parts = [
         f"Written by `python bench/reproduce.py --write` on {when}. Each of our figures is read "
@@ -159,8 +176,10 @@ def main(argv=None) -> dict:
             origin = (f"`latentspace tour --dataset {dataset} --chapters {','.join(chapters)}` "
                       f"({summary['date']}, {summary['timings']['total_seconds']:.0f} s)")
             measurements.append(from_summary(summary, origin=origin))
+            path = Path(summary["index_html"]).resolve().with_name("summary.json")
             tours[dataset] = {
-                "summary": summary["index_html"].replace("index.html", "summary.json"),
+                # relative to the repository when inside it: no machine paths in the record
+                "summary": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path),
                 "date": summary["date"], "chapters": summary["timings"]["chapters"],
                 "total_seconds": summary["timings"]["total_seconds"],
                 "machine": summary.get("machine", machine()),
@@ -178,6 +197,12 @@ def main(argv=None) -> dict:
     print(md)
     if args.write:
         write_section(md, HERE / "RESULTS.md")
+        when_day = when[:10]
+        readme_md = (to_markdown(table) + f"\n\n_Measured by `python bench/reproduce.py --write` "
+                     f"on {when_day}; details and each figure's origin in "
+                     "[bench/RESULTS.md](bench/RESULTS.md#reproduction-table)._")
+        if not write_readme_table(readme_md, REPO / "README.md"):
+            print(f"README.md has no {README_BEGIN} ... {README_END} markers; not updated")
     return doc
 
 

@@ -56,6 +56,9 @@ def main(argv=None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", default="vae_mnist")
     p.add_argument("--write", action="store_true", help="write the figures into bench/RESULTS.md")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted run of the same --tag from its checkpoint "
+                        "(its epochs' recorded seconds count against the budget)")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -65,18 +68,26 @@ def main(argv=None) -> dict:
     logs = REPO / "bench" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     ckpt = logs / f"{args.tag}.ckpt"
-    if ckpt.exists():
+    spent, epoch, last = 0.0, 0, 0.0
+    if args.resume and ckpt.exists():
+        from latentspace.neural import load_checkpoint
+
+        done = load_checkpoint(ckpt)
+        epoch = int(done["epoch"])
+        spent = sum(h["seconds"] for h in done["history"])
+        last = done["history"][-1]["seconds"]
+        print(f"resuming after epoch {epoch} ({spent / 60:.1f} min of training)", flush=True)
+    elif ckpt.exists():
         ckpt.unlink()
 
     vae = VAE(50, hidden_sizes=(200, 200), activation="tanh", likelihood="bernoulli",
               learning_rate=1e-3, checkpoint_path=str(ckpt), random_state=args.seed)
     budget = 60.0 * args.budget_min
-    spent, epoch, last = 0.0, 0, 0.0
     while epoch < args.max_epochs and spent + last <= budget:
         epoch += 1
         t0 = time.perf_counter()
         vae.set_params(max_epochs=epoch)
-        vae.fit(loader(x_train, args.seed * 100003 + epoch), resume=ckpt if epoch > 1 else None)
+        vae.fit(loader(x_train, args.seed * 100003 + epoch), resume=ckpt if ckpt.exists() else None)
         last = time.perf_counter() - t0
         spent += last
         h = vae.history_[-1]

@@ -1,8 +1,18 @@
-"""The full quick digits tour, run once per session and shared by the report tests."""
+"""The full quick digits tour, run once per session and shared by the report tests; and one
+torch thread for these tests (the tour's own default, see ``run_tour(threads=1)``)."""
 
 import pytest
+import torch
 
 from latentspace.report.tour import run_tour
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="session")

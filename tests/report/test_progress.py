@@ -104,7 +104,7 @@ def test_run_tour_reports_every_step_of_the_chapter(tmp_path, capsys):
     summary = run_tour("digits", out=tmp_path, quick=True, chapters=["pca"], progress=True)
     err = capsys.readouterr().err
     steps = [ln.split(" · ")[1] for ln in err.splitlines() if ln.startswith("tour 1/1 pca")]
-    assert steps[:2] == ["starting", "fit PCA"] and "encoding figures" in steps
+    assert steps[:3] == ["loading digits", "starting", "fit PCA"] and "encoding figures" in steps
     assert err.splitlines()[-1].startswith("tour: 1 chapter(s) in")
     assert summary["chapters"]["pca"]["seconds"] > 0
     import matplotlib.pyplot as plt

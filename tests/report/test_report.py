@@ -317,3 +317,14 @@ def test_full_quick_report_every_chapter_and_every_number(quick_digits_tour):
         assert ch["numbers"] and ch["figures"], key
         assert all(f["caption"] and f["alt"] for f in ch["figures"]), key
     assert assert_every_table_number_is_in_summary(out, summary) > 40
+
+
+def test_closing_note_gives_the_run_time_and_the_command(tour):
+    out, summary = tour
+    page = html.unescape((out / "index.html").read_text(encoding="utf-8"))
+    about = page[page.index('<section id="about">'):]
+    assert summary["command"] == "latentspace tour --dataset digits --chapters pca --quick --seed 0"
+    assert f"<code>{summary['command']}</code>" in about
+    assert summary["machine"] in about
+    total = summary["timings"]["total_seconds"]
+    assert f"<b>{total:.1f} s</b>" in about or f"<b>{int(total // 60)} min" in about

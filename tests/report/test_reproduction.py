@@ -81,6 +81,7 @@ def test_bench_logs_are_read_with_their_standard_errors(tmp_path):
     assert table["vae_mnist_nll"]["ours"] == "90.59 ± 0.28 nats"
     assert table["gan_mnist_parzen"]["ours"] == "231 ± 2 nats"
     assert table["gan_mnist_parzen"]["origin"] == "bench/logs/gan_mnist.json"
+    assert table["vae_mnist_nll"]["origin"] == "bench/logs/vae_mnist.json (147 epochs)"
     # a damaged or missing log is no measurement
     (tmp_path / "gan_mnist.json").write_text("{not json")
     assert set(from_bench_logs(tmp_path)) == {"vae_mnist_nll"}
@@ -178,3 +179,15 @@ def test_bench_script_needs_full_tours_of_the_rows_datasets():
     s["chapters"]["mixtures"] = {}
     assert mod.usable(s, "digits", ["pca", "kmeans", "mixtures"])
     assert not mod.usable(dict(s, quick=True), "digits", ["pca"])
+
+
+def test_bench_script_fills_only_the_readme_markers(tmp_path):
+    mod = _bench_module()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n## Reproduction\n\nintro\n\n{mod.README_BEGIN}\nold\n"
+                      f"{mod.README_END}\n\n## Next\n")
+    assert mod.write_readme_table("| a |\n|---|", readme)
+    assert readme.read_text() == (f"# x\n\n## Reproduction\n\nintro\n\n{mod.README_BEGIN}\n"
+                                  f"| a |\n|---|\n{mod.README_END}\n\n## Next\n")
+    readme.write_text("no markers\n")
+    assert not mod.write_readme_table("t", readme) and readme.read_text() == "no markers\n"

@@ -122,6 +122,7 @@ def build_parser(model_cls=None) -> argparse.ArgumentParser:
             p.add_argument("--proba", action="store_true",
                            help="write membership probabilities instead of labels")
         _common(p)
+        _threads(p)
         p.set_defaults(handler=handler)
 
     # score
@@ -135,6 +136,7 @@ def build_parser(model_cls=None) -> argparse.ArgumentParser:
     p.add_argument("--n-importance", type=int, metavar="K",
                    help="VAE: the importance-weighted bound with K samples instead of the ELBO")
     _common(p)
+    _threads(p)
     p.set_defaults(handler=c.cmd_score)
 
     # sample
@@ -147,6 +149,7 @@ def build_parser(model_cls=None) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="random seed (default: the model's random_state)")
     p.add_argument("--device", help="run on this device (cpu, cuda, cuda:N, auto)")
     _common(p)
+    _threads(p)
     p.set_defaults(handler=c.cmd_sample)
 
     # info

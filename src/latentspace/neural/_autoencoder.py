@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numbers
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import TransformerMixin

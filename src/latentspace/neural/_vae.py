@@ -19,7 +19,6 @@ from __future__ import annotations
 import math
 import warnings
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import TransformerMixin

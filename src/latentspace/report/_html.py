@@ -210,13 +210,12 @@ def _closing_html(i: int, meta: dict, chapters: list[RenderedChapter]) -> str:
     if load is not None:
         rows = (f'<tr><th scope="row">loading the data</th><td class="value">{load:.1f} s</td>'
                 f"</tr>{rows}")
-    flags = f"--dataset {meta['dataset']}" + (" --quick" if meta.get("quick") else "")
-    flags += f" --seed {meta.get('random_state', 0)}"
+    command = meta.get("command") or f"latentspace tour --dataset {meta['dataset']}"
     return (
         f'<section id="about"><h2><a href="#about">{i}. About this run</a></h2>'
         f"<p>This report took <b>{_clock_text(meta['total_seconds'])}</b> on "
         f"{_e(meta.get('machine', 'this machine'))}, device {_e(meta['device'])}. "
-        f"Run it again with <code>latentspace tour {_e(flags)}</code>.</p>"
+        f"Run it again with <code>{_e(command)}</code>.</p>"
         '<table class="numbers"><thead><tr><th scope="col">step</th><th scope="col">time</th>'
         f"</tr></thead><tbody>{rows}</tbody></table></section>"
     )
@@ -235,8 +234,8 @@ def render_html(meta: dict, chapters: list[RenderedChapter], reproduction=None) 
     meta : dict
         ``dataset``, ``n_samples``, ``n_features``, ``image_shape``, ``date``,
         ``library_version``, ``total_seconds``, ``device``, ``quick`` (and optionally
-        ``note``, ``machine``, ``random_state`` and ``timings``) for the header and the
-        closing note.
+        ``note``, ``machine``, ``command`` and ``timings``) for the header and the closing
+        note.
     chapters : list of RenderedChapter
     reproduction : list of dict, optional
         Rows of the reproduction table (:func:`latentspace.report.reproduction.build_table`).

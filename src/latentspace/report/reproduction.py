@@ -161,8 +161,14 @@ def from_bench_logs(folder) -> dict[str, dict]:
         value = doc.get(row.bench_key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             se = doc.get(row.error_key) if row.error_key else None
+            origin = f"bench/logs/{row.bench_log}"
+            facts = [f"{doc['epochs']} epochs" if isinstance(doc.get("epochs"), int) else "",
+                     f"{doc['train_minutes']:.0f} min of training"
+                     if isinstance(doc.get("train_minutes"), (int, float)) else ""]
+            if any(facts):
+                origin += f" ({', '.join(f for f in facts if f)})"
             out[row.key] = {"value": value, "se": se if isinstance(se, (int, float)) else None,
-                            "origin": f"bench/logs/{row.bench_log}", "quick": False}
+                            "origin": origin, "quick": False}
     return out
 
 

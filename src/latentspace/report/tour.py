@@ -266,9 +266,9 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
         otherwise).
     threads : int or None, default=1
         CPU threads for torch during the run (restored afterwards); None keeps the current
-        setting. The tour's models are small: one thread is as fast as several on an idle
-        machine and many times faster on a shared one (measured on 2 shared cores: the full
-        digits tour took 62 s with one thread, 575 s with two).
+        setting. The tour's models are small, and where the cores are shared torch's worker
+        threads mostly wait on each other: measured on 2 shared cores, the full digits tour
+        took 62 s with one thread and 575 s with two.
 
     Returns
     -------
@@ -302,6 +302,7 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
     bar = TourProgress([k for k, _ in selected], quick=quick, enabled=progress)
     ok = False
     try:
+        bar.step(f"loading {dataset}")
         ds = load_dataset(dataset, data_home=data_home, return_images=False)
         out.mkdir(parents=True, exist_ok=True)
         X = np.asarray(ds.data, dtype=np.float64)  # the chapter contract: float64 in [0, 1]
@@ -341,6 +342,14 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
     from .. import __version__
 
     index = out / "index.html"
+    command = f"latentspace tour --dataset {ds.name}"
+    if ds.name != "digits":
+        command += " --data-home DIR"
+    if chapters is not None:
+        command += f" --chapters {','.join(k for k, _ in selected)}"
+    command += (" --quick" if quick else "") + f" --seed {random_state}"
+    if device != "cpu":
+        command += f" --device {device}"
     summary = {
         "dataset": str(ds.name),
         "n_samples": int(X.shape[0]),
@@ -353,6 +362,7 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "library_version": __version__,
         "machine": machine,
+        "command": command,
         "chapters": {
             c.key: {
                 "title": c.title,

@@ -12,6 +12,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "RESULTS.md"
 SECTION = "## Neural models (autoencoders, VAE, GAN)"
+SECTION_END = "<!-- neural-section:end -->"
 
 
 def data_dir() -> Path:
@@ -34,7 +35,11 @@ def fixed_binarisation(x: np.ndarray, seed: int) -> np.ndarray:
 
 
 def write_block(name: str, markdown: str) -> None:
-    """Replace (or append) the block ``name`` inside this project's neural section of RESULTS.md."""
+    """Replace (or add) the block ``name`` inside this project's neural section of RESULTS.md.
+
+    New blocks go just before the section's end marker, so that they never land inside
+    another section's block; nothing outside the section is touched.
+    """
     begin, end = f"<!-- {name}:begin -->", f"<!-- {name}:end -->"
     text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
     block = f"{begin}\n{markdown.strip()}\n{end}"
@@ -42,11 +47,12 @@ def write_block(name: str, markdown: str) -> None:
         text = re.sub(re.escape(begin) + r".*?" + re.escape(end), lambda m: block, text, flags=re.S)
     else:
         if SECTION not in text:
-            text = text.rstrip() + f"\n\n{SECTION}\n"
-        head, _, tail = text.partition(SECTION)
-        # insert at the end of our section (before the next top-level '## ' heading)
-        m = re.search(r"\n## ", tail)
-        cut = m.start() if m else len(tail)
-        tail = tail[:cut].rstrip() + f"\n\n{block}\n" + tail[cut:]
-        text = head + SECTION + tail
+            text = text.rstrip() + f"\n\n{SECTION}\n\n{SECTION_END}\n"
+        elif SECTION_END not in text:
+            # an older layout: close the section right after its heading paragraph
+            at = text.index(SECTION) + len(SECTION)
+            para = text.find("\n\n", text.find("\n\n", at) + 2)
+            para = len(text) if para < 0 else para
+            text = text[:para] + f"\n\n{SECTION_END}" + text[para:]
+        text = text.replace(SECTION_END, f"{block}\n\n{SECTION_END}", 1)
     RESULTS.write_text(text if text.endswith("\n") else text + "\n")

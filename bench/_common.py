@@ -36,6 +36,10 @@ def machine() -> str:
 def interleaved_medians(fns: dict, repeats: int = 5, warmup: int = 1) -> dict:
     """Median seconds of each callable, timed in alternation so that load drifts hit all alike.
 
+    The order rotates from one round to the next, so that no callable always runs right after
+    the same other one (a large allocation or a busy thread pool left behind by one call slows
+    the next).
+
     Returns {name: (median seconds, last result)}.
     """
     results = {name: None for name in fns}
@@ -43,8 +47,10 @@ def interleaved_medians(fns: dict, repeats: int = 5, warmup: int = 1) -> dict:
         for name, fn in fns.items():
             results[name] = fn()
     times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+    names = list(fns)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[: r % len(names)]:
+            fn = fns[name]
             t0 = time.perf_counter()
             results[name] = fn()
             times[name].append(time.perf_counter() - t0)

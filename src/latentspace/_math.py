@@ -1,8 +1,11 @@
 """Numerical helpers shared by the models.
 
-Dense kernels pick the fastest exact route per device: on the CPU, numpy's ``A.T @ A`` calls
-BLAS ``syrk`` (half the flops of a general product, which torch's ``mm`` does), and LAPACK's
-``syevr`` through scipy returns only the top eigenpairs; on a GPU, torch does everything.
+Dense kernels pick the fastest exact route per device. On the CPU they all go through
+scipy's BLAS and LAPACK: ``syrk`` for AᵀA and AAᵀ (half the flops of a general product),
+``syevr`` for the leading eigenpairs only, ``gemv``/``gemm`` for the rest. Keeping one library
+matters on few cores: numpy and scipy each ship their own OpenBLAS with its own thread pool,
+and a pool's threads keep spinning for a while after each call, so alternating between the two
+leaves the next call with a core less. On a GPU, torch does everything.
 """
 
 from __future__ import annotations
@@ -10,28 +13,64 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["crossprod", "tcrossprod", "eigh_desc", "pow2_scale", "safe_log"]
+__all__ = ["crossprod", "tcrossprod", "gram_upper", "col_sums", "eigh_desc", "pow2_scale",
+           "safe_log"]
+
+
+def _blas(name: str, dtype) -> object:
+    from scipy.linalg import blas
+
+    return getattr(blas, ("d" if np.dtype(dtype) == np.float64 else "s") + name)
+
+
+def gram_upper(a: np.ndarray, *, transpose: bool, out: np.ndarray | None = None,
+               accumulate: bool = False) -> np.ndarray:
+    """The upper triangle of ``aᵀa`` (``transpose=True``) or ``aaᵀ`` by BLAS syrk, no copies.
+
+    ``out`` (Fortran-ordered, square, ``a``'s dtype) receives the result, added to its
+    content when ``accumulate``. The strict lower triangle is left as it was (zeros for a
+    fresh result); :func:`symmetrize` fills it.
+    """
+    syrk = _blas("syrk", a.dtype)
+    if not a.flags.c_contiguous and not a.flags.f_contiguous:
+        a = np.ascontiguousarray(a)
+    # a C-ordered (n, d) array is a Fortran-ordered (d, n) one: pick syrk's trans to match
+    f = a.T if a.flags.c_contiguous else a
+    trans = int(transpose) if a.flags.f_contiguous and not a.flags.c_contiguous else int(not transpose)
+    if out is None:
+        return syrk(1.0, f, trans=trans)
+    return syrk(1.0, f, beta=1.0 if accumulate else 0.0, c=out, trans=trans, overwrite_c=1)
+
+
+def symmetrize(U: np.ndarray) -> np.ndarray:
+    """A full symmetric matrix from its upper triangle."""
+    return np.triu(U) + np.triu(U, 1).T
+
+
+def col_sums(a: np.ndarray, ones: np.ndarray | None = None) -> np.ndarray:
+    """Column sums of a 2-D array by BLAS gemv (one streaming pass; numpy's ``sum(0)`` is slower)."""
+    if ones is None:
+        ones = np.ones(a.shape[0], dtype=a.dtype)
+    if a.flags.c_contiguous:
+        return _blas("gemv", a.dtype)(1.0, a.T, ones[: a.shape[0]])
+    return _blas("gemv", a.dtype)(1.0, a, ones[: a.shape[0]], trans=1)
 
 
 def crossprod(A: torch.Tensor) -> torch.Tensor:
     """``Aᵀ A`` of shape (d, d) for ``A`` of shape (n, d)."""
     if A.device.type == "cpu":
-        a = A.numpy()
-        with np.errstate(over="ignore", invalid="ignore"):  # callers check finiteness
-            return torch.from_numpy(a.T @ a)  # numpy dispatches this pattern to syrk
+        return torch.from_numpy(symmetrize(gram_upper(A.numpy(), transpose=True)))
     return A.T @ A
 
 
 def tcrossprod(A: torch.Tensor) -> torch.Tensor:
     """``A Aᵀ`` of shape (n, n) for ``A`` of shape (n, d)."""
     if A.device.type == "cpu":
-        a = A.numpy()
-        with np.errstate(over="ignore", invalid="ignore"):
-            return torch.from_numpy(a @ a.T)
+        return torch.from_numpy(symmetrize(gram_upper(A.numpy(), transpose=False)))
     return A @ A.T
 
 
-def eigh_desc(C: torch.Tensor, k: int | None = None):
+def eigh_desc(C: torch.Tensor, k: int | None = None, *, upper_only: bool = False):
     """Eigenpairs of the symmetric matrix ``C``, largest first.
 
     Parameters
@@ -39,6 +78,8 @@ def eigh_desc(C: torch.Tensor, k: int | None = None):
     C : (d, d) symmetric tensor
     k : int or None
         Number of leading pairs wanted; None for all.
+    upper_only : bool
+        On the CPU, read only the upper triangle of ``C`` (as :func:`gram_upper` leaves it).
 
     Returns
     -------
@@ -47,11 +88,13 @@ def eigh_desc(C: torch.Tensor, k: int | None = None):
     """
     d = C.shape[0]
     k = d if k is None else k
-    if C.device.type == "cpu" and k < d // 2:
+    if C.device.type == "cpu":
         from scipy.linalg import eigh
 
-        w, v = eigh(C.numpy(), subset_by_index=(d - k, d - 1), driver="evr", check_finite=False)
-        return torch.from_numpy(w[::-1].copy()), torch.from_numpy(v[:, ::-1].copy())
+        subset = dict(subset_by_index=(d - k, d - 1), driver="evr") if k < d // 2 else dict(driver="evd")
+        w, v = eigh(C.numpy(), lower=not upper_only, check_finite=False, **subset)
+        w, v = w[::-1][:k], v[:, ::-1][:, :k]
+        return torch.from_numpy(w.copy()), torch.from_numpy(v.copy(order="C"))
     w, v = torch.linalg.eigh(C)
     return w.flip(0)[:k], v.flip(1)[:, :k]
 

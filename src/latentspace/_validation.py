@@ -15,12 +15,21 @@ from sklearn.utils.validation import validate_data
 
 from ._backend import InputKind, input_kind, to_tensor
 
-__all__ = ["check_data", "check_int", "check_float", "check_choice", "check_finite_result"]
+__all__ = [
+    "check_data",
+    "check_finite_data",
+    "check_int",
+    "check_float",
+    "check_choice",
+    "check_finite_result",
+]
 
 _FLOATS = (torch.float64, torch.float32)
 
 
-def _check_torch(est, X: torch.Tensor, *, reset: bool, ensure_min_samples: int, name: str):
+def _check_torch(
+    est, X: torch.Tensor, *, reset: bool, ensure_min_samples: int, name: str, finite: bool = True
+):
     if X.is_complex():
         raise TypeError(f"Complex data not supported: {name} is a complex tensor ({X.dtype}).")
     if X.dim() != 2:
@@ -42,13 +51,8 @@ def _check_torch(est, X: torch.Tensor, *, reset: bool, ensure_min_samples: int, 
     if X.dtype not in _FLOATS:
         # bool/int -> float64 like scikit-learn; half precisions -> float32
         X = X.to(torch.float32 if X.is_floating_point() else torch.float64)
-    finite = torch.isfinite(X)
-    if not bool(finite.all()):
-        what = "NaN" if bool(torch.isnan(X).any()) else "infinity"
-        raise ValueError(
-            f"Input {name} contains {what}; {type(est).__name__} does not accept missing or "
-            "infinite values. Impute or drop them first (e.g. sklearn.impute.SimpleImputer)."
-        )
+    if finite:
+        check_finite_data(est, X, name=name)
     if reset:
         est.n_features_in_ = d
         if hasattr(est, "feature_names_in_"):
@@ -69,6 +73,7 @@ def check_data(
     device: torch.device,
     ensure_min_samples: int = 1,
     name: str = "X",
+    finite: bool = True,
 ) -> tuple[torch.Tensor, InputKind]:
     """Validate ``X`` and return it as a float32/float64 tensor on ``device``.
 
@@ -81,6 +86,10 @@ def check_data(
         True in ``fit``; False afterwards, when the feature count must match.
     device : torch.device
         Where the returned tensor lives.
+    finite : bool, default True
+        Reject NaN and infinity here. A caller whose first pass over the data would show them
+        anyway (a sum of squares turns non-finite) passes False and calls
+        :func:`check_finite_data` only when that pass comes out non-finite, saving one pass.
 
     Returns
     -------
@@ -90,7 +99,9 @@ def check_data(
     """
     kind = input_kind(X)
     if isinstance(X, torch.Tensor):
-        X = _check_torch(est, X, reset=reset, ensure_min_samples=ensure_min_samples, name=name)
+        X = _check_torch(
+            est, X, reset=reset, ensure_min_samples=ensure_min_samples, name=name, finite=finite
+        )
         return X.to(device), kind
     if getattr(X, "dtype", None) == np.float16:
         X = np.asarray(X, dtype=np.float32)
@@ -101,8 +112,19 @@ def check_data(
         dtype=[np.float64, np.float32],
         accept_sparse=False,
         ensure_min_samples=ensure_min_samples,
+        ensure_all_finite=finite,
     )
     return to_tensor(X, device), kind
+
+
+def check_finite_data(est, X: torch.Tensor, *, name: str = "X") -> None:
+    """Raise ``ValueError`` naming NaN or infinity when the tensor ``X`` holds either."""
+    if not bool(torch.isfinite(X).all()):
+        what = "NaN" if bool(torch.isnan(X).any()) else "infinity"
+        raise ValueError(
+            f"Input {name} contains {what}; {type(est).__name__} does not accept missing or "
+            "infinite values. Impute or drop them first (e.g. sklearn.impute.SimpleImputer)."
+        )
 
 
 def check_int(name: str, value, *, low: int | None = None, high: int | None = None) -> int:

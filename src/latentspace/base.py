@@ -43,7 +43,9 @@ class LatentModel(BaseEstimator):
     def _device(self) -> torch.device:
         return resolve_device(getattr(self, "device", "cpu"))
 
-    def _check_X(self, X, *, reset: bool, ensure_min_samples: int = 1, device=None):
+    def _check_X(
+        self, X, *, reset: bool, ensure_min_samples: int = 1, device=None, finite: bool = True
+    ):
         """Validate ``X`` -> (float tensor on the model's device, caller's InputKind)."""
         return check_data(
             self,
@@ -51,6 +53,7 @@ class LatentModel(BaseEstimator):
             reset=reset,
             device=self._device() if device is None else device,
             ensure_min_samples=ensure_min_samples,
+            finite=finite,
         )
 
     def _fitted(self, name: str, like: torch.Tensor) -> torch.Tensor:

@@ -183,6 +183,40 @@ def test_partial_fit_on_memmap_chunks(tmp_path, digits):
 
 
 # --------------------------------------------------------------------- types and devices
+@pytest.mark.parametrize(
+    "dtype, offset, rtol",
+    [(np.float64, 0.0, 1e-9), (np.float64, 1e3, 1e-9), (np.float64, 1e6, 1e-9),
+     (np.float64, 1e9, 1e-9), (np.float32, 0.0, 2e-6), (np.float32, 30.0, 2e-6),
+     (np.float32, 1e3, 2e-6)],
+)
+def test_covariance_route_is_exact_far_from_the_origin(dtype, offset, rtol):
+    # XᵀX − nμμᵀ cancels ~log10(μ²/σ²) digits: 12 at 1e6 against unit spread in float64, 6 at
+    # 1e3 in float32, which would leave little or nothing of the spectrum; the fit must notice
+    # and take the shifted pass
+    rng = np.random.default_rng(3)
+    X = (rng.standard_normal((20000, 8)) * np.arange(1, 9) + offset).astype(dtype)
+    X64 = X.astype(np.float64)  # the reference sees the same (rounded) numbers
+    ref = np.linalg.eigvalsh(np.cov((X64 - X64.mean(0)).T))[::-1]
+    ours = PCA(8, svd_solver="covariance_eigh").fit(X)
+    assert ours.fit_svd_solver_ == "covariance_eigh"
+    np.testing.assert_allclose(ours.explained_variance_, ref, rtol=rtol)
+    tol = 1e-12 if dtype == np.float64 else 1e-6
+    np.testing.assert_allclose(ours.mean_, X64.mean(0), rtol=tol, atol=tol * (1 + offset))
+
+
+def test_float32_wide_data_gram_route():
+    # the Gram route works in float32 for float32 data: eigenvalues as float32 allows
+    rng = np.random.default_rng(4)
+    X = (rng.standard_normal((300, 20)) @ rng.standard_normal((20, 900))
+         + 0.1 * rng.standard_normal((300, 900)) + 5.0)
+    ref = SkPCA(15, svd_solver="full").fit(X)
+    ours = PCA(15, svd_solver="gram").fit(X.astype(np.float32))
+    np.testing.assert_allclose(ours.explained_variance_, ref.explained_variance_, rtol=2e-5)
+    cos = np.abs(np.sum(ours.components_ * ref.components_, axis=1))
+    assert cos.min() > 1 - 1e-5
+    assert ours.transform(X.astype(np.float32)).dtype == np.float32
+
+
 def test_float32_preserved_and_accurate(digits):
     X32 = digits.astype(np.float32)
     pca = PCA(10).fit(X32)

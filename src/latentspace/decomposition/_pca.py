@@ -28,8 +28,8 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
-from .._math import eigh_desc, pow2_scale, tcrossprod
-from .._validation import check_array_like, check_choice, check_int
+from .._math import col_sums, eigh_desc, gram_upper, pow2_scale, symmetrize, tcrossprod
+from .._validation import check_array_like, check_choice, check_finite_data, check_int
 from ..base import LatentModel
 
 __all__ = ["PCA"]
@@ -157,9 +157,11 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None):
         """Fit the principal axes on ``X`` of shape (n_samples, n_features)."""
-        X, _ = self._check_X(X, reset=True)
+        # NaN and infinity are looked for in the first pass over the data, not in one of its own
+        X, _ = self._check_X(X, reset=True, finite=False)
         n, d = X.shape
         if n < 2:
+            check_finite_data(self, X)
             raise ValueError(
                 f"PCA needs at least 2 samples to estimate a variance; got {n} sample(s)."
             )
@@ -174,24 +176,29 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             # the data only when the moments show extreme magnitudes
             scale = 1.0
             mean_s, scatter = _moments(X, scale)
-            diag = torch.diagonal(scatter)
-            peak = float(diag.max()) if bool(torch.isfinite(scatter).all()) else float("inf")
+            finite = _all_finite(scatter) and _all_finite(mean_s)
+            if not finite:
+                check_finite_data(self, X)  # NaN or infinity in X; else finite values overflowed
+            peak = float(torch.diagonal(scatter).max()) if finite else float("inf")
             if not 1e-150 < peak < 1e150:
                 scale = _safe_scale(X)
                 mean_s, scatter = _moments(X, scale)
             values, vectors, total = _from_scatter(scatter, n, k)
         else:
-            scale = _safe_scale(X)
-            mean_s = torch.sum(X, 0, dtype=torch.float64) * scale / n  # (d,) scaled mean
+            amax = _abs_max(X)
+            if not np.isfinite(amax):
+                check_finite_data(self, X)  # NaN or infinity: raises
+            scale = 1.0 if 1e-100 < amax < 1e100 else pow2_scale(amax)
             # centred, scaled copy in the input's precision: float32 stays float32 here and
-            # the sums that need it (trace, Gram blocks) are accumulated in float64
-            Xc = X * scale - mean_s.to(X.dtype)  # (n, d)
-            total = float(torch.sum(Xc * Xc, dtype=torch.float64)) / (n - 1)
+            # the sums that need it (mean, trace) are accumulated in float64
+            mean_s, Xc = _centred(X, scale)
+            if solver == "gram":
+                values, vectors, total = _gram(Xc, n, k)
+            else:
+                total = float(torch.sum(Xc * Xc, dtype=torch.float64)) / (n - 1)
             if solver == "full":
                 values, vectors = _svd(Xc, n)
-            elif solver == "gram":
-                values, vectors = _gram(Xc, n, k)
-            else:
+            elif solver == "randomized":
                 values, vectors = _randomized(
                     Xc, n, k, self.iterated_power, self.n_oversamples,
                     check_random_state(self.random_state),
@@ -249,11 +256,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             cum = torch.cumsum(ratio, 0)
             k = int(torch.searchsorted(cum, torch.tensor([k], dtype=cum.dtype, device=cum.device), right=True)) + 1
             k = min(k, values.shape[0])
-        V = vectors[:, :k].T.contiguous()  # (k, d)
         # deterministic signs: the largest-magnitude entry of each component is positive
-        idx = V.abs().argmax(dim=1)
-        signs = torch.sign(V[torch.arange(k, device=V.device), idx])
-        V = V * torch.where(signs == 0, torch.ones_like(signs), signs)[:, None]
+        V = to_numpy(vectors[:, :k]).T  # (k, d), float64
+        signs = np.sign(V[np.arange(k), np.abs(V).argmax(axis=1)])
+        V = np.ascontiguousarray(V * np.where(signs == 0, 1.0, signs)[:, None])
         rank = min(n, d)
         kept = float(values[:k].sum())
         noise = max(total - kept, 0.0) / (rank - k) if k < rank else 0.0
@@ -269,7 +275,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
                 f"{1 / scale:.1e}); rescale X, e.g. with sklearn.preprocessing.StandardScaler "
                 "or by dividing by its largest absolute value."
             )
-        self.components_ = to_numpy(V)
+        self.components_ = V
         self.explained_variance_ = ev
         self.explained_variance_ratio_ = to_numpy(ratio[:k])
         self.singular_values_ = np.sqrt(ev * (n - 1))
@@ -395,55 +401,145 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
 
 
 # ---------------------------------------------------------------------- kernels
-def _safe_scale(X: torch.Tensor) -> float:
-    """1.0 for ordinary data; an exact power-of-two rescaling for extreme magnitudes."""
+def _all_finite(t: torch.Tensor) -> bool:
+    # numpy on the CPU: a first torch op right after BLAS work waits for torch's thread pool
+    return bool(np.isfinite(t.numpy()).all()) if t.device.type == "cpu" else bool(torch.isfinite(t).all())
+
+
+def _abs_max(X: torch.Tensor) -> float:
+    """max |x| over the data (NaN when it holds a NaN, inf when it holds an infinity)."""
     if X.device.type == "cpu":
         a = X.numpy()
-        amax = max(abs(float(a.max())), abs(float(a.min())))
-    else:
-        lo, hi = torch.aminmax(X)
-        amax = max(abs(float(lo)), abs(float(hi)))
+        return max(abs(float(a.max())), abs(float(a.min())))
+    lo, hi = torch.aminmax(X)
+    return max(abs(float(lo)), abs(float(hi)))
+
+
+def _safe_scale(X: torch.Tensor) -> float:
+    """1.0 for ordinary data; an exact power-of-two rescaling for extreme magnitudes."""
+    amax = _abs_max(X)
     return 1.0 if 1e-100 < amax < 1e100 else pow2_scale(amax)
 
 
-def _moments(X: torch.Tensor, scale: float):
-    """One pass of shifted sufficient statistics -> (mean (d,), scatter (d, d)), float64.
+def _centred(X: torch.Tensor, scale: float):
+    """(scaled mean in float64 (d,), scaled and centred copy of X in its own precision)."""
+    n = X.shape[0]
+    if X.device.type == "cpu":  # numpy alone on the CPU (see _math on thread pools)
+        a = X.numpy()
+        if scale != 1.0:
+            a = a * scale
+        mean = a.sum(0, dtype=np.float64) / n
+        return torch.from_numpy(mean), torch.from_numpy(a - mean.astype(a.dtype))
+    mean = torch.sum(X * scale, 0, dtype=torch.float64) / n
+    return mean, X * scale - mean.to(X.dtype)
 
-    Rows are taken in cache-sized chunks; each chunk is centred on a fixed shift c (the first
-    chunk's mean) in the input's precision, and Σ(x − c) and Σ(x − c)(x − c)ᵀ are summed in
-    float64. The scatter about the true mean follows without cancellation as
-    M₂ = Σ(x − c)(x − c)ᵀ − n (μ − c)(μ − c)ᵀ, since μ − c is small. On the CPU the loop runs
-    in numpy alone (its ``cᵀc`` is BLAS syrk), which also avoids handing the cores back and
-    forth between two thread pools at every chunk.
+
+def _moments(X: torch.Tensor, scale: float):
+    """One pass of sufficient statistics -> (mean (d,), scatter Σ(x − μ)(x − μ)ᵀ (d, d)), float64.
+
+    Data on the CPU take the shortest route when it is safe: BLAS ``syrk`` for XᵀX straight
+    from the caller's array (float32 in row blocks, each block's product summed in float64)
+    and ``gemv`` for Σx, then M₂ = XᵀX − n μμᵀ. That subtraction cancels digits in proportion
+    to max_j (σ_j² + μ_j²) / σ_j²; where that factor exceeds what the precision affords (10⁴
+    in float64, 4 in float32: a mean far from zero against its spread, e.g. a constant column
+    of large values), the statistics are computed again with the shifted pass, which has no
+    cancellation.
+    """
+    if scale == 1.0 and X.device.type == "cpu":
+        raw = _moments_raw(X.numpy())
+        if raw is not None:
+            return raw
+    return _moments_shifted(X, scale)
+
+
+# largest (σ² + μ²) / σ² accepted in XᵀX − n μμᵀ: about 4 of float64's 16 digits lost; in
+# float32, whose products carry 7, no more than a fraction of one
+_CANCELLATION_LIMIT = {np.dtype(np.float64): 1e4, np.dtype(np.float32): 4.0}
+_F32_BLOCK_ROWS = 4096  # float32 products are summed in float64 every this many rows
+
+
+def _moments_raw(A: np.ndarray):
+    """Uncentred moments of a 2-D array, or None when their cancellation is too large."""
+    n, d = A.shape
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
+        if A.dtype == np.float64:
+            S = gram_upper(A, transpose=True)
+            s1 = col_sums(A)
+        else:
+            S, s1 = np.zeros((d, d)), np.zeros(d)
+            prod = np.zeros((d, d), dtype=A.dtype, order="F")
+            ones = np.ones(min(n, _F32_BLOCK_ROWS), dtype=A.dtype)
+            for start in range(0, n, _F32_BLOCK_ROWS):
+                block = A[start : start + _F32_BLOCK_ROWS]
+                S += gram_upper(block, transpose=True, out=prod)
+                s1 += col_sums(block, ones)
+        S = symmetrize(S)
+        mean = s1 / n
+        if not (np.isfinite(S).all() and np.isfinite(mean).all()):
+            return torch.from_numpy(mean), torch.from_numpy(S)  # the caller rescales or raises
+        scatter = S - n * np.outer(mean, mean)
+        centred, raw = np.diagonal(scatter), np.diagonal(S)
+    # raw / centred second moment per column; an all-zero column is exact
+    with np.errstate(divide="ignore", invalid="ignore"):
+        worst = np.where(raw > 0, raw / np.where(centred > 0, centred, 0.0), 1.0).max()
+    if not worst <= _CANCELLATION_LIMIT[A.dtype]:
+        return None
+    return torch.from_numpy(mean), torch.from_numpy(scatter)
+
+
+def _moments_shifted(X: torch.Tensor, scale: float):
+    """Shifted sufficient statistics in cache-sized chunks, without cancellation.
+
+    Each chunk is centred on a fixed shift c (the first chunk's mean) in the input's precision,
+    and Σ(x − c) and Σ(x − c)(x − c)ᵀ are summed in float64. The scatter about the true mean
+    follows as M₂ = Σ(x − c)(x − c)ᵀ − n (μ − c)(μ − c)ᵀ, where μ − c is small. On the CPU
+    the loop runs in numpy alone (its ``cᵀc`` is BLAS syrk, into reused buffers), which also
+    avoids handing the cores back and forth between two thread pools at every chunk.
     """
     n, d = X.shape
-    rows = max(256, 4 * d, (4 * 2**20) // (X.element_size() * d))
-    lib = np if X.device.type == "cpu" else torch
-    A = X.numpy() if lib is np else X
-    f64 = np.float64 if lib is np else torch.float64
-    shift = (A[:rows].astype(f64) if lib is np else A[:rows].to(f64)).mean(0) * scale
-    shift = shift.astype(A.dtype) if lib is np else shift.to(A.dtype)
-    S = lib.zeros((d, d), dtype=f64) if lib is np else torch.zeros((d, d), dtype=f64, device=X.device)
-    s1 = lib.zeros(d, dtype=f64) if lib is np else torch.zeros(d, dtype=f64, device=X.device)
+    rows = min(n, max(256, 4 * d, 2**20 // (X.element_size() * d)))
+    if X.device.type != "cpu":
+        f64 = torch.float64
+        shift = (X[:rows].to(f64).mean(0) * scale).to(X.dtype)
+        S = torch.zeros((d, d), dtype=f64, device=X.device)
+        s1 = torch.zeros(d, dtype=f64, device=X.device)
+        for start in range(0, n, rows):
+            c = X[start : start + rows] * scale - shift
+            S += (c.T @ c).to(f64)
+            s1 += torch.sum(c, 0, dtype=f64)
+        delta = s1 / n  # μ − c
+        return shift.to(f64) + delta, S - n * torch.outer(delta, delta)
+    A = X.numpy()
+    shift = (A[:rows].mean(0, dtype=np.float64) * scale).astype(A.dtype)
+    buf = np.empty((rows, d), dtype=A.dtype)
+    ones = np.ones(rows, dtype=A.dtype)
+    wide = A.dtype == np.float64  # float64 chunks accumulate in place; float32 ones are added
+    S = np.zeros((d, d), order="F")
+    prod = S if wide else np.zeros((d, d), dtype=A.dtype, order="F")
+    s1 = np.zeros(d)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
         for start in range(0, n, rows):
             chunk = A[start : start + rows]
-            c = (chunk * scale if scale != 1.0 else chunk) - shift
-            if lib is np:
-                S += c.T @ c
-                s1 += c.sum(0)  # centred values: the input precision suffices for μ − c
+            m = chunk.shape[0]
+            c = buf[:m]
+            if scale != 1.0:
+                np.multiply(chunk, scale, out=c)
+                c -= shift
             else:
-                S += (c.T @ c).to(f64)
-                s1 += torch.sum(c, 0, dtype=f64)
-    delta = s1 / n  # μ − c
-    shift64 = shift.astype(f64) if lib is np else shift.to(f64)
-    mean, scatter = shift64 + delta, S - n * lib.outer(delta, delta)
-    return (torch.from_numpy(mean), torch.from_numpy(scatter)) if lib is np else (mean, scatter)
+                np.subtract(chunk, shift, out=c)
+            prod = gram_upper(c, transpose=True, out=prod, accumulate=wide)
+            if not wide:
+                S += prod
+            s1 += col_sums(c, ones)  # centred values: the input precision suffices for μ − c
+    S = symmetrize(prod if wide else S)
+    delta = s1 / n
+    mean, scatter = shift.astype(np.float64) + delta, S - n * np.outer(delta, delta)
+    return torch.from_numpy(mean), torch.from_numpy(scatter)
 
 
 def _from_scatter(scatter: torch.Tensor, n: int, k):
     C = scatter / (n - 1)
-    if not bool(torch.isfinite(C).all()):
+    if not _all_finite(C):
         raise ValueError(
             "the covariance of X overflows float64 (values too large); rescale X, e.g. with "
             "sklearn.preprocessing.StandardScaler or by dividing by its largest absolute value."
@@ -459,43 +555,36 @@ def _svd(Xc: torch.Tensor, n: int):
     return S * S / (n - 1), Vh.T.to(torch.float64)
 
 
-def _gram_matrix(Xc: torch.Tensor) -> torch.Tensor:
-    """Xc Xcᵀ in float64: (n, n). float32 blocks of columns are multiplied in float32 and
-    summed in float64; float64 data in one product (numpy's syrk on the CPU)."""
-    if Xc.dtype == torch.float64:
-        return tcrossprod(Xc)
-    if Xc.device.type == "cpu":
-        a = Xc.numpy()
-        G = np.zeros((a.shape[0], a.shape[0]))
-        for start in range(0, a.shape[1], 512):
-            block = np.ascontiguousarray(a[:, start : start + 512])
-            G += block @ block.T
-        return torch.from_numpy(G)
-    G = torch.zeros((Xc.shape[0], Xc.shape[0]), dtype=torch.float64, device=Xc.device)
-    for start in range(0, Xc.shape[1], 512):
-        block = Xc[:, start : start + 512]
-        G += (block @ block.T).to(torch.float64)
-    return G
-
-
 def _gram(Xc: torch.Tensor, n: int, k):
     """Eigenpairs of the covariance from the n×n Gram matrix Xc Xcᵀ (wide data).
 
     Xc Xcᵀ U = U Σ², so its eigenvectors are the left singular vectors U and the principal
-    axes are V = Xcᵀ U Σ⁻¹.
+    axes are V = Xcᵀ U Σ⁻¹. The Gram matrix and its eigenpairs stay in the data's precision
+    (float32 data: about 1e-6 relative on the eigenvalues, as float32 allows); the total
+    variance is its trace, summed in float64. Returns (values, vectors, total variance).
     """
-    G = _gram_matrix(Xc)
-    values, U = eigh_desc(G, k if isinstance(k, int) else None)
+    cpu = Xc.device.type == "cpu"
+    # on the CPU only the upper triangle is formed, and only it is read
+    G = torch.from_numpy(gram_upper(Xc.numpy(), transpose=False)) if cpu else tcrossprod(Xc)
+    total = float(torch.sum(torch.diagonal(G), dtype=torch.float64)) / (n - 1)
+    values, U = eigh_desc(G, k if isinstance(k, int) else None, upper_only=cpu)
     values = torch.clamp(values, min=0.0)
     # directions with (numerically) zero singular value carry no information in Xcᵀ U;
     # fall back to the SVD, which gives them an orthonormal completion
     m = values.shape[0] if not isinstance(k, int) else k
     cutoff = float(values[0]) * 16 * torch.finfo(Xc.dtype).eps if values.numel() else 0.0
     if not isinstance(k, int) or float(values[m - 1]) <= cutoff:
-        return _svd(Xc, n)
+        return (*_svd(Xc, n), total)
     s = torch.sqrt(values)
-    V = (Xc.T @ U.to(Xc.dtype)).to(torch.float64) / s  # (d, k)
-    return values / (n - 1), V
+    if cpu:  # in the same BLAS as the steps before it (see _math)
+        from scipy.linalg import blas
+
+        gemm = blas.dgemm if Xc.dtype == torch.float64 else blas.sgemm
+        XtU = torch.from_numpy(gemm(1.0, Xc.numpy().T, U.numpy()))
+    else:
+        XtU = Xc.T @ U
+    V = XtU.to(torch.float64) / s.to(torch.float64)  # (d, k)
+    return values.to(torch.float64) / (n - 1), V, total
 
 
 def _randomized(Xc, n, k, iterated_power, n_oversamples, rng):

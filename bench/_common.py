@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import platform
+import random
 import statistics
 import time
 
@@ -33,12 +34,15 @@ def machine() -> str:
     )
 
 
-def interleaved_medians(fns: dict, repeats: int = 5, warmup: int = 1) -> dict:
+def interleaved_medians(fns: dict, repeats: int = 5, warmup: int = 1, settle: float = 0.0) -> dict:
     """Median seconds of each callable, timed in alternation so that load drifts hit all alike.
 
-    The order rotates from one round to the next, so that no callable always runs right after
-    the same other one (a large allocation or a busy thread pool left behind by one call slows
-    the next).
+    Each round runs the callables in a fresh random order (seeded), so that none always runs
+    right after the same other one: a large allocation or a busy thread pool left behind by one
+    call slows the next. With ``settle`` > 0, each timed call is preceded by a pause of that
+    many seconds, so that it starts on an idle machine: BLAS libraries keep their worker
+    threads spinning for a while after each call, and numpy, scipy and torch each have their
+    own pool, so a call made right after another library's heavy work runs with a core less.
 
     Returns {name: (median seconds, last result)}.
     """
@@ -48,9 +52,13 @@ def interleaved_medians(fns: dict, repeats: int = 5, warmup: int = 1) -> dict:
             results[name] = fn()
     times = {name: [] for name in fns}
     names = list(fns)
-    for r in range(repeats):
-        for name in names[r % len(names):] + names[: r % len(names)]:
+    order = random.Random(0)
+    for _ in range(repeats):
+        order.shuffle(names)
+        for name in names:
             fn = fns[name]
+            if settle:
+                time.sleep(settle)
             t0 = time.perf_counter()
             results[name] = fn()
             times[name].append(time.perf_counter() - t0)

@@ -24,6 +24,7 @@ from _common import interleaved_medians, machine  # noqa: E402
 
 from latentspace import PCA  # noqa: E402
 
+SETTLE = 0.3  # seconds of idle before each timed fit (see _common.interleaved_medians)
 SHAPES = [((200_000, 100), 10), ((20_000, 1000), 50), ((1348, 2914), 150)]
 
 
@@ -50,7 +51,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="one repeat, for a smoke run")
     args = ap.parse_args()
     repeats = 1 if args.quick else args.repeats
-    print(f"# PCA fit, medians of {repeats} runs; {machine()}")
+    print(f"# PCA fit, medians of {repeats} runs in random order, each after {SETTLE} s idle; "
+          f"{machine()}")
     print("| shape, k | dtype | sklearn solver: median s (max rel. dev. of explained variance) | "
           "sklearn best | latentspace auto (solver) | dev. | ratio best/ours |")
     print("|---|---|---|---|---|---|---|")
@@ -72,7 +74,7 @@ def main():
             fns["ours"] = lambda: PCA(k, random_state=0).fit(X)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                res = interleaved_medians(fns, repeats)
+                res = interleaved_medians(fns, repeats, settle=SETTLE)
             sk_rows = []
             for solver, (t, est) in res.items():
                 if solver == "ours":

@@ -27,6 +27,7 @@ from _common import interleaved_medians, machine  # noqa: E402
 
 from latentspace import KMeans  # noqa: E402
 
+SETTLE = 0.3  # seconds of idle before each timed fit (see _common.interleaved_medians)
 SHAPES = [(200_000, 32, 64), (1_000_000, 16, 16)]
 
 
@@ -104,7 +105,7 @@ def main():
             short, long_ = runners(X, C0, 1), runners(X, C0, 1 + args.iters)
             fns = {f"{name}/1": fn for name, fn in short.items()}
             fns.update({f"{name}/N": fn for name, fn in long_.items()})
-            res = interleaved_medians(fns, repeats=args.repeats, warmup=1)
+            res = interleaved_medians(fns, repeats=args.repeats, warmup=1, settle=SETTLE)
             per = {name: (res[f"{name}/N"][0] - res[f"{name}/1"][0]) / args.iters for name in short}
             ref = res["scikit-learn/N"][1]
             for name in short:

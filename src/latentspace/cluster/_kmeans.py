@@ -32,6 +32,7 @@ from ..base import LatentModel
 from ..em import Chunk, FarthestPoints, InMemorySource, Stats, run_em
 from ..em._model import EMEstimatorMixin, check_sample_weight, split_rows, working_scale
 from ..exceptions import ConvergenceWarning
+from . import _lloyd
 
 __all__ = ["KMeans", "kmeans_plusplus"]
 
@@ -105,6 +106,15 @@ def _scaled_blocks(chunk: Chunk, scale: float, rows: int):
 
 def _kmeans_stats(chunk: Chunk, P: _Centers, scale: float, rows: int) -> KMeansStats:
     K, D = P.work.shape
+    if scale == 1.0 and chunk.X.device.type == "cpu" and _lloyd.available:
+        w = None if chunk.w is None else chunk.w.numpy()
+        _, counts, sums = _lloyd.lloyd_stats(
+            chunk.X.numpy(), (-2.0 * P.work).numpy(), P.sq.numpy(), w, torch.get_num_threads(),
+            labels=False,
+        )
+        counts = torch.from_numpy(counts)
+        return KMeansStats(n=float(counts.sum()), loglik=0.0, counts=counts,
+                           sums=torch.from_numpy(sums))
     total = None
     for Xb, wb, _ in _scaled_blocks(chunk, scale, rows):
         labels = _labels(Xb, P)
@@ -410,7 +420,11 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
         K, n_init = self._check_params()
         self._K = K
         self._rows = _block_rows(K)
-        source, _ = self._make_source(X, sample_weight, block_rows=self._rows)
+        # the source hands over chunks of up to 2^22 values (32 MiB in float64); each E-step
+        # splits them further into cache-sized blocks
+        n_features = X.shape[1] if getattr(X, "ndim", 0) == 2 else 1
+        chunk_rows = max(self._rows, (1 << 22) // max(n_features, 1))
+        source, _ = self._make_source(X, sample_weight, block_rows=chunk_rows)
         n = source.n_samples
         if n < K:
             raise ValueError(f"n_samples={n} should be >= n_clusters={K}.")

@@ -1,0 +1,116 @@
+"""The Lloyd step fused into one compiled pass over the rows (CPU).
+
+The rows are split into one contiguous range per thread. Each thread takes its rows a block at a
+time (1024): one small BLAS product gives −2 Cxᵀ for the block (K × 1024, in cache), the argmin over
+clusters of ‖c_k‖² − 2 xᵀc_k runs across the block's rows in SIMD lanes (the constant ‖x‖²
+does not change it; ties go to the lowest k, as numpy's argmin), and each row is added to its
+cluster's count and sum in the thread's own float64 accumulators, summed at the end. The data
+are read once per iteration and no (n, K) array is written. Compiled by numba when it is
+installed; otherwise ``available`` is False and the model uses array operations.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:  # an optional accelerator: everything works without it, only slower
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is absent
+    numba = None
+
+__all__ = ["available", "lloyd_stats"]
+
+_BLOCK = 1024  # rows per product: the (K, 1024) block of products stays in the core's cache
+
+
+available = numba is not None
+
+_controller = None
+
+
+def _one_blas_thread():
+    """BLAS limited to one thread while the kernel's own threads each call it."""
+    global _controller
+    if _controller is None:
+        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernel calls, loaded first)
+        from threadpoolctl import ThreadpoolController
+
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=1, user_api="blas")
+
+
+if available:
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _lloyd_kernel(X, MT, sq, w, use_w, n_parts, block, want_labels, labels, counts, sums):  # pragma: no cover
+        n, d = X.shape
+        K = MT.shape[0]
+        step = (n + n_parts - 1) // n_parts
+        for t in numba.prange(n_parts):
+            lo = t * step
+            hi = min(n, lo + step)
+            buf = np.empty((K, block), dtype=X.dtype)
+            best = np.empty(block, dtype=X.dtype)
+            lab = np.empty(block, dtype=np.int32)
+            for b0 in range(lo, hi, block):
+                b1 = min(hi, b0 + block)
+                nb = b1 - b0
+                if nb == block:
+                    np.dot(MT, X[b0:b1].T, buf)  # BLAS gemm, one thread (the caller limits it)
+                    part = buf
+                else:
+                    part = np.dot(MT, X[b0:b1].T)
+                # argmin over clusters, vectorised across the block's rows (ties: lowest k)
+                s0 = sq[0]
+                for r in range(nb):
+                    best[r] = part[0, r] + s0
+                    lab[r] = 0
+                for k in range(1, K):
+                    sk = sq[k]
+                    for r in range(nb):
+                        v = part[k, r] + sk
+                        lt = v < best[r]
+                        best[r] = v if lt else best[r]
+                        lab[r] = k if lt else lab[r]
+                for r in range(nb):
+                    i = b0 + r
+                    bk = lab[r]
+                    if want_labels:
+                        labels[i] = bk
+                    wi = w[i] if use_w else 1.0
+                    counts[t, bk] += wi
+                    for j in range(d):
+                        sums[t, bk, j] += wi * X[i, j]
+
+
+def lloyd_stats(X: np.ndarray, MT: np.ndarray, sq: np.ndarray, w: np.ndarray | None,
+                n_threads: int, *, labels: bool = True):
+    """One hard E-step with its statistics.
+
+    Parameters
+    ----------
+    X : (n, d) float32 or float64 array
+    MT : (K, d) array, −2 C in X's dtype
+    sq : (K,) array, ‖c_k‖² in X's dtype
+    w : (n,) float64 weights or None
+    n_threads : int
+    labels : bool
+        False when only the statistics are wanted (saves writing n labels).
+
+    Returns
+    -------
+    labels : (n,) int64 or None, counts : (K,) float64, sums : (K, d) float64
+    """
+    X = np.ascontiguousarray(X)
+    n, d = X.shape
+    K = MT.shape[0]
+    parts = max(1, min(int(n_threads), n // _BLOCK + 1))
+    out = np.empty(n if labels else 1, dtype=np.int64)
+    counts = np.zeros((parts, K))
+    sums = np.zeros((parts, K, d))
+    weights = np.ones(1) if w is None else np.ascontiguousarray(w, dtype=np.float64)
+    with _one_blas_thread():
+        _lloyd_kernel(X, np.ascontiguousarray(MT, dtype=X.dtype),
+                      np.ascontiguousarray(sq, dtype=X.dtype), weights, w is not None, parts,
+                      _BLOCK, labels, out, counts, sums)
+    return (out if labels else None), counts.sum(0), sums.sum(0)

@@ -200,6 +200,26 @@ def test_resume_continues_exactly(tmp_path):
     assert [h["epoch"] for h in res.history] == [1, 2, 3, 4, 5, 6]
 
 
+def test_resume_from_another_device_kind_keeps_weights_and_warns(tmp_path):
+    # a CUDA generator's state is 16 bytes, a CPU one's about 5000: a checkpoint written on one
+    # kind of device cannot restore the other's random stream; the run must still resume
+    data = _data(50)
+    ckpt = tmp_path / "run.ckpt"
+    part = _net()
+    _fit(part, data, epochs=2, checkpoint_path=ckpt)
+    state = load_checkpoint(ckpt)
+    state["generator"] = torch.arange(16, dtype=torch.uint8)  # as a CUDA generator saves it
+    torch.save(state, ckpt)
+    resumed = _net(seed=7)
+    with pytest.warns(RuntimeWarning, match="another kind of device"):
+        res = _fit(resumed, data, epochs=2, resume=ckpt)  # nothing left to train
+    assert torch.equal(_params(part), _params(resumed))
+    assert [h["epoch"] for h in res.history] == [1, 2]
+    with pytest.warns(RuntimeWarning, match="another kind of device"):
+        res = _fit(_net(seed=8), data, epochs=3, resume=ckpt)
+    assert [h["epoch"] for h in res.history] == [1, 2, 3]
+
+
 def test_resume_refuses_another_configuration(tmp_path):
     ckpt = tmp_path / "run.ckpt"
     _fit(_net(), _data(), epochs=1, checkpoint_path=ckpt, meta="A")

@@ -37,6 +37,7 @@ from . import _lloyd
 __all__ = ["KMeans", "kmeans_plusplus"]
 
 _BLOCK_ELEMS = 1 << 16  # rows × clusters per block: the (rows, K) products stay in cache
+_GPU_BLOCK_ELEMS = 1 << 24
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -47,10 +48,14 @@ def _sq_distances(X: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
     return d2.clamp_min_(0)
 
 
-def _block_rows(n_clusters: int) -> int:
+def _block_rows(n_clusters: int, device: torch.device | None = None) -> int:
     """Rows per block. With several threads every array operation opens a parallel region
-    whose start and end cost the same whatever its size, so blocks are 4× larger there."""
-    elems = _BLOCK_ELEMS if torch.get_num_threads() == 1 else 4 * _BLOCK_ELEMS
+    whose start and end cost the same whatever its size, so blocks are 4× larger there; on a
+    GPU each operation is a kernel launch, so blocks hold up to 2^24 products."""
+    if device is not None and device.type != "cpu":
+        elems = _GPU_BLOCK_ELEMS
+    else:
+        elems = _BLOCK_ELEMS if torch.get_num_threads() == 1 else 4 * _BLOCK_ELEMS
     return max(256, elems // max(n_clusters, 1))
 
 
@@ -419,7 +424,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
         """
         K, n_init = self._check_params()
         self._K = K
-        self._rows = _block_rows(K)
+        self._rows = _block_rows(K, self._device())
         # the source hands over chunks of up to 2^22 values (32 MiB in float64); each E-step
         # splits them further into cache-sized blocks
         n_features = X.shape[1] if getattr(X, "ndim", 0) == 2 else 1
@@ -548,7 +553,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
             self.converged_ = False
         centers = torch.as_tensor(self.cluster_centers_, device=Xt.device).to(torch.float64)
         P = _Centers.of(centers * scale, Xt.dtype)
-        stats = _kmeans_stats(Chunk(Xt, w, 0), P, scale, _block_rows(K))
+        stats = _kmeans_stats(Chunk(Xt, w, 0), P, scale, _block_rows(K, Xt.device))
         counts = torch.as_tensor(self.counts_, device=Xt.device) + stats.counts
         batch = stats.counts > 0
         sums = stats.sums / scale
@@ -573,7 +578,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
         scale = working_scale(float(Xt.abs().max()), Xt.dtype) if Xt.numel() else 1.0
         C = torch.as_tensor(self.cluster_centers_, device=Xt.device).to(torch.float64) * scale
         P = _Centers.of(C, Xt.dtype)
-        rows = _block_rows(C.shape[0])
+        rows = _block_rows(C.shape[0], Xt.device)
         parts = InMemorySource(Xt, chunk_rows=rows).map_chunks(
             lambda c: _label_chunk(c, P, scale, rows)
         )
@@ -597,7 +602,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
         scale = working_scale(float(Xt.abs().max()), Xt.dtype) if Xt.numel() else 1.0
         C = torch.as_tensor(self.cluster_centers_, device=Xt.device).to(Xt.dtype) * scale
         out = []
-        for _, Xb in split_rows(Xt, _block_rows(C.shape[0])):
+        for _, Xb in split_rows(Xt, _block_rows(C.shape[0], Xt.device)):
             out.append(_sq_distances(Xb * scale if scale != 1.0 else Xb, C).sqrt_() / scale)
         return self._out(torch.cat(out), kind)
 

@@ -15,10 +15,12 @@ reproduces the uninterrupted one bit for bit.
 from __future__ import annotations
 
 import copy
+import hashlib
 import io
 import math
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -327,7 +329,7 @@ def train(
         module.load_state_dict(state["module"])
         for name, opt in optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
-        generator.set_state(state["generator"])
+        _restore_generator(generator, state["generator"], resume)
         start_epoch, ctx.step = int(state["epoch"]), int(state["step"])
         result.history = list(state["history"])
         result.n_skipped = int(state["n_skipped"])
@@ -417,6 +419,24 @@ def train(
         module.load_state_dict(best_state)
     result.step = ctx.step
     return result
+
+
+def _restore_generator(generator: torch.Generator, saved: torch.Tensor, path) -> None:
+    """Continue the saved random stream, or, for a checkpoint written on another kind of
+    device (a CPU generator's state cannot drive a CUDA one, nor the reverse), reseed from it."""
+    try:
+        generator.set_state(saved)
+    except RuntimeError:
+        digest = hashlib.sha256(saved.cpu().numpy().tobytes()).digest()
+        generator.manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
+        warnings.warn(
+            f"checkpoint {path} was written on another kind of device than "
+            f"{generator.device.type}; training resumes with weights and optimizer state "
+            "intact, but with a random stream seeded from the saved one, so its batches and "
+            "noise differ from those of an uninterrupted run on the original device.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _checkpoint(path, module, optimizers, generator, epoch, step, result, best, bad_epochs,

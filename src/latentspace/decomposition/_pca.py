@@ -564,13 +564,14 @@ def _gram(Xc: torch.Tensor, n: int, k):
     variance is its trace, summed in float64. Returns (values, vectors, total variance).
     """
     cpu = Xc.device.type == "cpu"
+    if not cpu:
+        # a GPU works in float64 here: its float32 products and eigensolver lose the small
+        # eigenvalues (1e-2 relative on the LFW faces, against 3e-5 for the CPU's float32
+        # route), and n ≤ a few thousand keeps float64 cheap
+        Xc = Xc.to(torch.float64)
     # on the CPU only the upper triangle is formed, and only it is read
     G = torch.from_numpy(gram_upper(Xc.numpy(), transpose=False)) if cpu else tcrossprod(Xc)
     total = float(torch.sum(torch.diagonal(G), dtype=torch.float64)) / (n - 1)
-    if not cpu:
-        # a GPU's float32 eigensolver (syevd) loses the small eigenvalues (1e-2 relative on
-        # the LFW faces, against 3e-5 for the CPU's syevr); float64 costs little there
-        G = G.to(torch.float64)
     values, U = eigh_desc(G, k if isinstance(k, int) else None, upper_only=cpu)
     values = torch.clamp(values, min=0.0)
     # directions with (numerically) zero singular value carry no information in Xcᵀ U;

@@ -59,7 +59,7 @@ def bench_gaussian(args):
             "scikit-learn/N": make(SkGaussianMixture, 1 + args.iters),
             "latentspace/N": make(GaussianMixture, 1 + args.iters),
         }
-        res = interleaved_medians(fns, repeats=args.repeats, warmup=1)
+        res = interleaved_medians(fns, repeats=args.repeats, warmup=1, settle=0.3)
         per = {lib: (res[f"{lib}/N"][0] - res[f"{lib}/1"][0]) / args.iters
                for lib in ("scikit-learn", "latentspace")}
         diff = abs(res["latentspace/N"][1] - res["scikit-learn/N"][1])
@@ -103,7 +103,7 @@ def bench_bernoulli(args):
         "numpy/N": lambda: numpy_bernoulli_em(X, w0, p0, 1 + args.iters),
         "latentspace/N": ours(1 + args.iters),
     }
-    res = interleaved_medians(fns, repeats=args.repeats, warmup=1)
+    res = interleaved_medians(fns, repeats=args.repeats, warmup=1, settle=0.3)
     per = {lib: (res[f"{lib}/N"][0] - res[f"{lib}/1"][0]) / args.iters
            for lib in ("numpy", "latentspace")}
     diff = abs(res["latentspace/N"][1] - res["numpy/N"][1])

@@ -66,3 +66,17 @@ def test_mixtures_chapter_handbook_experiment():
         "Handbook experiment: components at the AIC minimum"]
     assert len(ch.figures) == 5
     assert np.isfinite(ch.numbers["2-D projection: mixture log-likelihood per sample"])
+
+
+def test_mixtures_chapter_caps_the_pca_dimensions_of_wide_images():
+    # images with many pixels and a flat spectrum need hundreds of dimensions for 99% of the
+    # variance; the chapter keeps 50 and says so (digits keeps its 41, tested above)
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 600)
+    X = np.clip(rng.random((3, 400))[y] + 0.3 * rng.standard_normal((600, 400)), 0, 1)
+    ctx = TourContext(name="wide", X=X, y=y, image_shape=(20, 20), quick=True)
+    ch = _run("mixtures", ctx)
+    assert ch.numbers["PCA dimensions keeping 99% variance (whitened)"] > 50
+    assert ch.numbers["PCA dimensions used (at most 50)"] == 50
+    assert 0 < ch.numbers["share of variance in them"] < 0.99
+    assert ctx.results["gmm"].means_.shape[1] == 50

@@ -31,6 +31,7 @@ from .._backend import to_numpy
 from .._math import col_sums, eigh_desc, gram_upper, pow2_scale, symmetrize, tcrossprod
 from .._validation import check_array_like, check_choice, check_finite_data, check_int
 from ..base import LatentModel
+from ..em._dask import DaskSource, is_dask_array
 
 __all__ = ["PCA"]
 
@@ -156,7 +157,14 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None):
-        """Fit the principal axes on ``X`` of shape (n_samples, n_features)."""
+        """Fit the principal axes on ``X`` of shape (n_samples, n_features).
+
+        ``X`` may also be a Dask array: it is then fitted by the covariance route, one task
+        per block of rows (moments per block, merged pairwise), on whatever scheduler is
+        active.
+        """
+        if is_dask_array(X):
+            return self._fit_dask(X)
         # NaN and infinity are looked for in the first pass over the data, not in one of its own
         X, _ = self._check_X(X, reset=True, finite=False)
         n, d = X.shape
@@ -204,6 +212,46 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
                     check_random_state(self.random_state),
                 )
         self._set_fitted(values, vectors, total, mean_s, scale, n, d, k, solver)
+        self.n_samples_seen_ = n
+        if hasattr(self, "scatter_"):
+            del self.scatter_
+        return self
+
+    def _fit_dask(self, X):
+        solver = self.svd_solver if isinstance(self.svd_solver, str) else None
+        if solver not in ("auto", "covariance_eigh"):
+            raise ValueError(
+                f"svd_solver={self.svd_solver!r} needs the whole array in memory; a Dask array "
+                "is fitted by the covariance route (svd_solver='auto' or 'covariance_eigh'), "
+                "or call X.compute() first."
+            )
+        source = DaskSource(X, prepare=_Validate(self),
+                            prepare_first=lambda raw: self._check_X(raw, reset=True)[0])
+        n, d = source.n_samples, source.n_features
+        if n < 2:
+            raise ValueError(
+                f"PCA needs at least 2 samples to estimate a variance; got {n} sample(s)."
+            )
+        k = self._check_params(n, d, "covariance_eigh")
+        scale = 1.0
+        m = source.map_reduce(_BlockMoments(scale))
+        if not (_all_finite(m.scatter) and _all_finite(m.mean)):
+            import dask.array as da
+
+            if not bool(da.isfinite(source._X).all().compute()):
+                raise ValueError(
+                    "Input X contains NaN or infinity; PCA does not accept missing or infinite "
+                    "values. Impute or drop them first (e.g. sklearn.impute.SimpleImputer)."
+                )
+        peak = float(torch.diagonal(m.scatter).max()) if _all_finite(m.scatter) else float("inf")
+        if not 1e-150 < peak < 1e150:
+            import dask.array as da
+
+            amax = float(abs(source._X).max().compute())
+            scale = 1.0 if 1e-100 < amax < 1e100 else pow2_scale(amax)
+            m = source.map_reduce(_BlockMoments(scale))
+        values, vectors, total = _from_scatter(m.scatter, n, k)
+        self._set_fitted(values, vectors, total, m.mean, scale, n, d, k, "covariance_eigh")
         self.n_samples_seen_ = n
         if hasattr(self, "scatter_"):
             del self.scatter_
@@ -278,7 +326,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         self.components_ = V
         self.explained_variance_ = ev
         self.explained_variance_ratio_ = to_numpy(ratio[:k])
-        self.singular_values_ = np.sqrt(ev * (n - 1))
+        self.singular_values_ = np.sqrt(ev) * np.sqrt(n - 1)  # no overflow near the float64 limit
         self.mean_ = to_numpy(mean_s) / scale
         self.noise_variance_ = float(noise_u)
         self.n_components_ = int(k)
@@ -398,6 +446,40 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
+
+
+# ---------------------------------------------------------------------- Dask blocks
+class _Validate:
+    """One block checked against the fitted input (picklable, for Dask's workers)."""
+
+    def __init__(self, est):
+        self.est = est
+
+    def __call__(self, raw) -> torch.Tensor:
+        return self.est._check_X(raw, reset=False, finite=False)[0]
+
+
+class _Moments:
+    """Count, mean and scatter of a block of rows; ``+`` merges two blocks exactly (Chan et
+    al.: M₂ = M₂ᵃ + M₂ᵇ + δδᵀ nᵃnᵇ / n, δ = μᵇ − μᵃ)."""
+
+    def __init__(self, n: int, mean: torch.Tensor, scatter: torch.Tensor):
+        self.n, self.mean, self.scatter = n, mean, scatter
+
+    def __add__(self, other: "_Moments") -> "_Moments":
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        return _Moments(n, self.mean + delta * (other.n / n),
+                        self.scatter + other.scatter + torch.outer(delta, delta) * (self.n * other.n / n))
+
+
+class _BlockMoments:
+    def __init__(self, scale: float):
+        self.scale = scale
+
+    def __call__(self, chunk) -> _Moments:
+        mean, scatter = _moments(chunk.X, self.scale)
+        return _Moments(chunk.X.shape[0], mean, scatter)
 
 
 # ---------------------------------------------------------------------- kernels

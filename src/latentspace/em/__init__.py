@@ -4,6 +4,7 @@ See :mod:`latentspace.em._engine` for the model hooks and :mod:`latentspace.em._
 the sources. Models in :mod:`latentspace.cluster` and :mod:`latentspace.mixture` are built on it.
 """
 
+from ._dask import DaskSource
 from ._engine import EMResult, run_em
 from ._source import Chunk, ChunkedSource, InMemorySource, Source
 from ._stats import DataSummary, FarthestPoints, Stats
@@ -11,6 +12,7 @@ from ._stats import DataSummary, FarthestPoints, Stats
 __all__ = [
     "Chunk",
     "ChunkedSource",
+    "DaskSource",
     "DataSummary",
     "EMResult",
     "FarthestPoints",

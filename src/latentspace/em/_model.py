@@ -1,8 +1,8 @@
 """What the EM-fitted estimators share: turning input into a source, and a safe scale.
 
 ``EMEstimatorMixin`` sits beside :class:`latentspace.base.LatentModel`. It turns whatever
-``fit`` receives (array, DataFrame, tensor, memory-mapped file, :class:`ChunkedSource`) into a
-validated source, and makes the one data-summary pass every initialiser needs.
+``fit`` receives (array, DataFrame, tensor, memory-mapped file, :class:`ChunkedSource`, Dask
+array) into a validated source, and makes the one data-summary pass every initialiser needs.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import torch
 
 from .._backend import InputKind
 from .._math import pow2_scale
+from ._dask import DaskSource, is_dask_array
 from ._source import ChunkedSource, InMemorySource
 from ._stats import summarize_chunk
 
@@ -63,6 +64,16 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
     return w.copy()
 
 
+class _Prepare:
+    """Validation of one block against the fitted input (a picklable callable for workers)."""
+
+    def __init__(self, est):
+        self.est = est
+
+    def __call__(self, raw) -> torch.Tensor:
+        return self.est._check_X(raw, reset=False)[0]
+
+
 class EMEstimatorMixin:
     """Input handling for estimators fitted through :func:`latentspace.em.run_em`."""
 
@@ -74,6 +85,14 @@ class EMEstimatorMixin:
         source : InMemorySource or ChunkedSource
         kind : InputKind
         """
+        if is_dask_array(X):
+            if sample_weight is not None and not is_dask_array(sample_weight):
+                sample_weight = check_sample_weight(sample_weight, int(X.shape[0]))
+            # the first block sets n_features_in_; every block is then checked against it,
+            # inside Dask's tasks
+            source = DaskSource(X, sample_weight, prepare=_Prepare(self),
+                                prepare_first=lambda raw: self._check_X(raw, reset=True)[0])
+            return source, InputKind("numpy")
         if isinstance(X, ChunkedSource) or isinstance(X, np.memmap):
             if sample_weight is not None:
                 raise ValueError(

@@ -28,7 +28,7 @@ from sklearn.utils import check_random_state
 from .._backend import to_numpy
 from .._validation import check_choice, check_float, check_int
 from ..base import LatentModel
-from ..em import ChunkedSource, InMemorySource, Stats, run_em
+from ..em import ChunkedSource, DaskSource, InMemorySource, Stats, run_em
 from ..exceptions import ConvergenceWarning
 from ..em._model import EMEstimatorMixin, split_rows, working_scale
 
@@ -165,6 +165,8 @@ class MixtureBase(EMEstimatorMixin, DensityMixin, LatentModel):
             # inertia is representable even for data near the float64 limits
             if isinstance(source, InMemorySource):
                 data = self._to_work(self._prepare_X(source.X), self._scale)
+            elif isinstance(source, DaskSource):
+                data = source.map_blocks(lambda X: self._to_work(self._prepare_X(X), self._scale))
             else:
                 data = ChunkedSource(
                     lambda: (self._to_work(self._prepare_X(c.X), self._scale) for c in source.chunks())

@@ -7,7 +7,10 @@ from sklearn.cluster import KMeans as SkKMeans
 from latentspace import KMeans
 from latentspace.cluster import _lloyd
 
-pytestmark = pytest.mark.skipif(not _lloyd.available, reason="numba is not installed")
+pytestmark = [
+    pytest.mark.skipif(not _lloyd.available, reason="numba is not installed"),
+    pytest.mark.filterwarnings("ignore::latentspace.exceptions.ConvergenceWarning"),
+]
 
 
 def _reference(X, C, w):
@@ -66,3 +69,29 @@ def test_fit_equal_with_and_without_the_kernel(monkeypatch, dtype):
     np.testing.assert_allclose(fast.cluster_centers_, sk.cluster_centers_, rtol=rtol, atol=rtol)
     np.testing.assert_allclose(fast.inertia_, sk.inertia_, rtol=rtol)
     assert (fast.labels_ == fast.predict(X)).all()
+
+
+def test_compile_failure_falls_back_with_a_warning(monkeypatch):
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((500, 3))
+    C0 = X[:4].copy()
+    ref = KMeans(4, init=C0, max_iter=10, tol=0).fit(X)
+
+    def broken(*args, **kwargs):
+        raise _lloyd.CompileError("no target for this machine")
+
+    monkeypatch.setattr(_lloyd, "lloyd_stats", broken)
+    monkeypatch.setattr(_lloyd, "available", True)  # restored after the test
+    with pytest.warns(RuntimeWarning, match="compiled K-means step is unavailable"):
+        got = KMeans(4, init=C0, max_iter=10, tol=0).fit(X)
+    assert _lloyd.available is False
+    np.testing.assert_allclose(got.cluster_centers_, ref.cluster_centers_, rtol=1e-10)
+
+
+def test_fortran_ordered_input():
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((2000, 5))
+    C0 = X[:3].copy()
+    ref = KMeans(3, init=C0, max_iter=10, tol=0).fit(X)
+    got = KMeans(3, init=C0, max_iter=10, tol=0).fit(np.asfortranarray(X))
+    np.testing.assert_allclose(got.cluster_centers_, ref.cluster_centers_, rtol=1e-12)

@@ -113,13 +113,17 @@ def _kmeans_stats(chunk: Chunk, P: _Centers, scale: float, rows: int) -> KMeansS
     K, D = P.work.shape
     if scale == 1.0 and chunk.X.device.type == "cpu" and _lloyd.available:
         w = None if chunk.w is None else chunk.w.numpy()
-        _, counts, sums = _lloyd.lloyd_stats(
-            chunk.X.numpy(), (-2.0 * P.work).numpy(), P.sq.numpy(), w, torch.get_num_threads(),
-            labels=False,
-        )
-        counts = torch.from_numpy(counts)
-        return KMeansStats(n=float(counts.sum()), loglik=0.0, counts=counts,
-                           sums=torch.from_numpy(sums))
+        try:
+            _, counts, sums = _lloyd.lloyd_stats(
+                chunk.X.numpy(), (-2.0 * P.work).numpy(), P.sq.numpy(), w,
+                torch.get_num_threads(), labels=False,
+            )
+        except _lloyd.CompileError as exc:  # e.g. a numba that cannot target this machine
+            _lloyd.disable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        else:
+            counts = torch.from_numpy(counts)
+            return KMeansStats(n=float(counts.sum()), loglik=0.0, counts=counts,
+                               sums=torch.from_numpy(sums))
     total = None
     for Xb, wb, _ in _scaled_blocks(chunk, scale, rows):
         labels = _labels(Xb, P)
@@ -430,6 +434,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
         n_features = X.shape[1] if getattr(X, "ndim", 0) == 2 else 1
         chunk_rows = max(self._rows, (1 << 22) // max(n_features, 1))
         source, _ = self._make_source(X, sample_weight, block_rows=chunk_rows)
+        if isinstance(source, InMemorySource) and not source.X.is_contiguous():
+            source.X = source.X.contiguous()  # once, rather than a copy per block and iteration
         n = source.n_samples
         if n < K:
             raise ValueError(f"n_samples={n} should be >= n_clusters={K}.")

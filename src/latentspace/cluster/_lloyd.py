@@ -13,14 +13,20 @@ array operations.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 try:  # an optional accelerator: everything works without it, only slower
     import numba
+    from numba.core.errors import NumbaError as CompileError
 except ImportError:  # pragma: no cover - exercised where numba is absent
     numba = None
 
-__all__ = ["available", "lloyd_stats"]
+    class CompileError(Exception):
+        """Stands in for numba's error class where numba is absent."""
+
+__all__ = ["CompileError", "available", "disable", "lloyd_stats"]
 
 # rows per block: the (K, rows) products stay in the core's cache; one thread amortises its
 # per-block work over more rows, while with several threads concurrent BLAS calls on larger
@@ -29,6 +35,15 @@ _BLOCK_ONE_THREAD, _BLOCK = 4096, 1024
 
 
 available = numba is not None
+
+
+def disable(reason: str) -> None:
+    """Fall back to the array route for the rest of the process, saying why once."""
+    global available
+    if available:
+        available = False
+        warnings.warn(f"the compiled K-means step is unavailable ({reason}); using array "
+                      "operations instead (same results, slower).", RuntimeWarning, stacklevel=3)
 
 _controller = None
 

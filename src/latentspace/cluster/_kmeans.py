@@ -17,6 +17,7 @@ E-step with the final centres, so ``labels_ == predict(X)``.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass
@@ -454,11 +455,13 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
         )
         rng = check_random_state(self.random_state)
         self._source = source
+        fast = _lloyd.available and source.device is not None and source.device.type == "cpu"
         try:
-            result = run_em(
-                self, source, n_init=n_init, max_iter=self.max_iter, tol=self.tol, rng=rng,
-                verbose=self.verbose, warn=False,
-            )
+            with _lloyd.one_blas_thread() if fast else contextlib.nullcontext():
+                result = run_em(
+                    self, source, n_init=n_init, max_iter=self.max_iter, tol=self.tol, rng=rng,
+                    verbose=self.verbose, warn=False,
+                )
             # one labelling pass with the final centres, the same computation as predict()
             P = result.params
             parts = source.map_chunks(lambda c: (*_label_chunk(c, P, self._scale, self._rows), c.w))

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from ..exceptions import ModelFormatError, TrainingDivergedError
+from . import _distributed
 
 __all__ = ["StepContext", "TrainResult", "make_optimizer", "train", "load_checkpoint"]
 
@@ -79,6 +80,8 @@ class StepContext:
         }
         self.grad_clip = grad_clip
         self.generator = generator
+        self.world = _distributed.world()  # (rank, size) when training data-parallel
+        self.rows = 0  # rows of the current batch on this process
         self.epoch = 0
         self.step = 0
         self.skipped = False
@@ -96,6 +99,8 @@ class StepContext:
         opt, params = self.optimizers[optimizer], self._params[optimizer]
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.world is not None:  # the step every process takes: the global batch's
+            _distributed.average_gradients(params, self.rows)
         grads = [p.grad for p in params if p.grad is not None]
         if self.grad_clip is not None:
             probe = torch.nn.utils.get_total_norm(grads)  # needed for clipping anyway
@@ -104,8 +109,11 @@ class StepContext:
             probe = torch.stack([g.sum() for g in grads]).sum()
         else:
             probe = torch.zeros((), device=loss.device)
-        # one host sync per update: are the loss and the gradients finite?
-        if not bool(torch.isfinite(loss.detach()) & torch.isfinite(probe)):
+        # one host sync per update: are the loss and the gradients finite (on every process)?
+        ok = torch.isfinite(loss.detach()) & torch.isfinite(probe)
+        if self.world is not None:
+            ok = ~_distributed.any_rank(~ok)
+        if not bool(ok):
             opt.zero_grad(set_to_none=True)
             self.skipped = True
             return False
@@ -140,9 +148,33 @@ def _array_batches(X: torch.Tensor, batch_size: int, shuffle: bool, generator):
             yield X[i : i + batch_size]
 
 
-def _batches(data, batch_size, shuffle, generator, prepare):
+def _shard_batches(X: torch.Tensor, batch_size: int, shuffle: bool, generator, rank, size):
+    """This process's share of each global batch of ``batch_size × size`` rows.
+
+    Every process draws the same permutation (their generators were synchronised), cuts it
+    into the same global batches and keeps its contiguous part of each, so that the union of
+    the parts is exactly the batch a single process would see. A last global batch with fewer
+    rows than processes is dropped (at most size − 1 rows an epoch).
+    """
+    n = X.shape[0]
+    glob = batch_size * size
+    order = None
+    if shuffle:
+        order = torch.randperm(n, generator=generator, device=generator.device).to(X.device)
+    for i in range(0, n, glob):
+        stop = min(n, i + glob)
+        if stop - i < size:
+            break
+        part = torch.arange(i, stop, device=X.device).tensor_split(size)[rank]
+        yield X[order[part]] if order is not None else X[part]
+
+
+def _batches(data, batch_size, shuffle, generator, prepare, world=None):
     if isinstance(data, torch.Tensor):
-        yield from _array_batches(data, batch_size, shuffle, generator)
+        if world is not None:
+            yield from _shard_batches(data, batch_size, shuffle, generator, *world)
+        else:
+            yield from _array_batches(data, batch_size, shuffle, generator)
         return
     for batch in data:  # a DataLoader or any iterable of batches
         yield prepare(batch) if prepare is not None else batch
@@ -344,6 +376,11 @@ def train(
     for opt in optimizers.values():
         for group in opt.param_groups:
             group.setdefault("initial_lr", group["lr"])
+    world = ctx.world
+    if world is not None:  # every process starts from rank 0's weights and random stream
+        _distributed.broadcast_module(module)
+        _distributed.broadcast_generator(generator)
+        progress = progress and world[0] == 0
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -364,8 +401,9 @@ def train(
             t0 = time.perf_counter()
             sums: dict = {}
             skipped = 0
-            for batch in _batches(data, batch_size, shuffle, generator, prepare):
+            for batch in _batches(data, batch_size, shuffle, generator, prepare, world):
                 ctx.skipped = False
+                ctx.rows = batch.shape[0]
                 metrics = step(batch, ctx)
                 ctx.step += 1
                 if ctx.skipped:
@@ -381,6 +419,8 @@ def train(
                     continue
                 bad_run = 0
                 _accumulate(sums, metrics, batch.shape[0])
+            if world is not None:
+                _distributed.sum_metrics(sums)
             record = {"epoch": epoch + 1, **_means(sums)}
             record["n_skipped"] = skipped
             result.n_skipped += skipped
@@ -404,8 +444,11 @@ def train(
                 result.stopped_early = True
             last = epoch + 1 == n_epochs or result.stopped_early
             if checkpoint_path is not None and ((epoch + 1) % checkpoint_every == 0 or last):
-                _checkpoint(checkpoint_path, module, optimizers, generator, epoch + 1, ctx.step,
-                            result, best, bad_epochs, best_state, meta)
+                if world is None or world[0] == 0:  # one writer; the others wait for it
+                    _checkpoint(checkpoint_path, module, optimizers, generator, epoch + 1,
+                                ctx.step, result, best, bad_epochs, best_state, meta)
+                if world is not None:
+                    _distributed.barrier()
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix({k: f"{record[k]:.4g}" for k in ("loss", "val_loss") if k in record})

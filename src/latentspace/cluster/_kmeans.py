@@ -205,16 +205,34 @@ def _relocate_empty(counts: torch.Tensor, sums: torch.Tensor, far: FarthestPoint
 
 
 # ----------------------------------------------------------------------------- init
-def _init_sq_dist(source, C: torch.Tensor, scale: float) -> torch.Tensor:
-    """Squared distances (N, m) of every row to the rows ``C`` (m, d), float64, in row order."""
+class _InitDistances:
+    """Squared distances (N, m) of every row to a few rows ``C`` (m, d, float64, working
+    units), in row order, as float64.
 
-    def f(chunk):
-        X64 = chunk.X.to(torch.float64)
-        if scale != 1.0:
-            X64 = X64 * scale
-        return _sq_distances(X64, C)
+    ‖x − c‖² = ‖x‖² + ‖c‖² − 2 xᵀc with ‖x‖² computed once per chunk (in float64) and kept,
+    and the products in the data's precision, so that the seeding's repeated passes neither
+    convert the data to float64 nor recompute its norms (as scikit-learn's seeding does).
+    """
 
-    return torch.cat(source.map_chunks(f))
+    def __init__(self, source, scale: float):
+        self.source, self.scale = source, scale
+        self._norms: dict[int, torch.Tensor] = {}
+
+    def __call__(self, C: torch.Tensor) -> torch.Tensor:
+        scale = self.scale
+
+        def f(chunk):
+            xsq = self._norms.get(chunk.offset)
+            if xsq is None:
+                X64 = chunk.X.to(torch.float64)
+                xsq = (X64 * X64).sum(1) * (scale * scale)
+                self._norms[chunk.offset] = xsq
+            # C is in working units: scale · (X @ Cᵀ) = (scale · X) @ Cᵀ
+            cross = (chunk.X @ C.to(chunk.X.dtype).T).to(torch.float64) * scale
+            d2 = xsq[:, None] + (C * C).sum(1)[None, :] - 2.0 * cross
+            return d2.clamp_min_(0)
+
+        return torch.cat(self.source.map_chunks(f))
 
 
 def kmeans_plusplus(source, n_clusters: int, rng, *, scale: float = 1.0, n_local_trials=None):
@@ -248,14 +266,15 @@ def kmeans_plusplus(source, n_clusters: int, rng, *, scale: float = 1.0, n_local
     indices = [first]
     C = source.take([first]).to(torch.float64) * scale
     centers = [C[0]]
-    closest = to_numpy(_init_sq_dist(source, C, scale)[:, 0])
+    distances = _InitDistances(source, scale)
+    closest = to_numpy(distances(C)[:, 0])
     pot = float(closest @ w)
     for _ in range(1, n_clusters):
         rand = rng.uniform(size=n_local_trials) * pot
         cand = np.searchsorted(np.cumsum(w * closest), rand)
         cand = np.clip(cand, None, n - 1)
         rows = source.take(cand).to(torch.float64) * scale
-        d = np.minimum(closest[:, None], to_numpy(_init_sq_dist(source, rows, scale)))
+        d = np.minimum(closest[:, None], to_numpy(distances(rows)))
         pots = w @ d
         best = int(np.argmin(pots))
         pot, closest = float(pots[best]), d[:, best].copy()

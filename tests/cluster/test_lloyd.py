@@ -95,3 +95,18 @@ def test_fortran_ordered_input():
     ref = KMeans(3, init=C0, max_iter=10, tol=0).fit(X)
     got = KMeans(3, init=C0, max_iter=10, tol=0).fit(np.asfortranarray(X))
     np.testing.assert_allclose(got.cluster_centers_, ref.cluster_centers_, rtol=1e-12)
+
+
+def test_blas_limit_is_reentrant_and_restored():
+    from threadpoolctl import threadpool_info
+
+    def openblas_threads():
+        return [d["num_threads"] for d in threadpool_info() if d["internal_api"] == "openblas"]
+
+    before = openblas_threads()
+    with _lloyd.one_blas_thread():
+        assert set(openblas_threads()) == {1}
+        with _lloyd.one_blas_thread():
+            assert set(openblas_threads()) == {1}
+        assert set(openblas_threads()) == {1}  # the inner exit leaves the outer limit alone
+    assert openblas_threads() == before

@@ -14,6 +14,7 @@ array operations.
 from __future__ import annotations
 
 import contextlib
+import threading
 import warnings
 
 import numpy as np
@@ -34,7 +35,6 @@ __all__ = ["CompileError", "available", "disable", "lloyd_stats", "one_blas_thre
 # blocks measured slower
 _BLOCK_ONE_THREAD, _BLOCK = 4096, 1024
 
-
 available = numba is not None
 
 
@@ -46,37 +46,40 @@ def disable(reason: str) -> None:
         warnings.warn(f"the compiled K-means step is unavailable ({reason}); using array "
                       "operations instead (same results, slower).", RuntimeWarning, stacklevel=3)
 
+
 _controller = None
+_limiter = None
 _depth = 0
+_lock = threading.Lock()
 
 
 @contextlib.contextmanager
 def one_blas_thread():
     """BLAS limited to one thread while the kernel's own threads each call it.
 
-    Re-entrant: a fit holds it across all its iterations (setting the limit back and forth
-    at every call wakes BLAS's own worker threads, which then spin beside the kernel's and
-    cost 5–10% per iteration); the kernel's own use inside is then free.
+    Re-entrant and thread-safe: a fit holds it across all its iterations (setting the limit
+    back and forth at every call wakes BLAS's own worker threads, which then spin beside the
+    kernel's and cost 5–10% per iteration), and calls inside it, also from Dask's worker
+    threads, leave the limit as it is; the outermost exit restores it.
     """
-    global _controller, _depth
-    if _depth:
-        _depth += 1
-        try:
-            yield
-        finally:
-            _depth -= 1
-        return
-    if _controller is None:
-        import scipy.linalg.cython_blas  # noqa: F401  (the BLAS the kernel calls, loaded first)
-        from threadpoolctl import ThreadpoolController
+    global _controller, _limiter, _depth
+    with _lock:
+        if _depth == 0:
+            if _controller is None:
+                import scipy.linalg.cython_blas  # noqa: F401  (the kernel's BLAS, loaded first)
+                from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
+                _controller = ThreadpoolController()
+            _limiter = _controller.limit(limits=1, user_api="blas")
         _depth += 1
-        try:
-            yield
-        finally:
+    try:
+        yield
+    finally:
+        with _lock:
             _depth -= 1
+            if _depth == 0:
+                _limiter.restore_original_limits()
+                _limiter = None
 
 
 if available:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["crossprod", "tcrossprod", "gram_upper", "col_sums", "eigh_desc", "pow2_scale",
-           "safe_log"]
+__all__ = ["abs_max", "crossprod", "tcrossprod", "gram_upper", "col_sums", "eigh_desc",
+           "pow2_scale", "safe_log"]
 
 
 def _blas(name: str, dtype) -> object:
@@ -97,6 +97,18 @@ def eigh_desc(C: torch.Tensor, k: int | None = None, *, upper_only: bool = False
         return torch.from_numpy(w.copy()), torch.from_numpy(v.copy(order="C"))
     w, v = torch.linalg.eigh(C)
     return w.flip(0)[:k], v.flip(1)[:, :k]
+
+
+def abs_max(X: torch.Tensor) -> float:
+    """max |x| without an |X| copy: NaN if X holds a NaN, inf if it holds an infinity, 0 if
+    empty (numpy's max and min on the CPU, one fused reduction on a GPU)."""
+    if X.numel() == 0:
+        return 0.0
+    if X.device.type == "cpu":
+        a = X.detach().numpy()
+        return max(abs(float(a.max())), abs(float(a.min())))
+    lo, hi = torch.aminmax(X.detach())
+    return max(abs(float(lo)), abs(float(hi)))
 
 
 def pow2_scale(amax: float) -> float:

@@ -28,6 +28,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transfor
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
+from .._math import abs_max
 from .._validation import check_choice, check_finite_result, check_float, check_int
 from ..base import LatentModel
 from ..em import Chunk, FarthestPoints, InMemorySource, Stats, run_em
@@ -58,6 +59,13 @@ def _block_rows(n_clusters: int, device: torch.device | None = None) -> int:
     else:
         elems = _BLOCK_ELEMS if torch.get_num_threads() == 1 else 4 * _BLOCK_ELEMS
     return max(256, elems // max(n_clusters, 1))
+
+
+def _chunk_rows(n_clusters: int, n_features: int, device: torch.device | None = None) -> int:
+    """Rows per chunk handed over by a source: up to 2^22 values (32 MiB in float64); each
+    pass splits chunks further into cache-sized blocks. ``fit``'s labelling pass and
+    ``predict`` cut the data alike, so that they label every row identically."""
+    return max(_block_rows(n_clusters, device), (1 << 22) // max(n_features, 1))
 
 
 @dataclass(frozen=True)
@@ -148,14 +156,29 @@ def _exact_d2(X: torch.Tensor, C: torch.Tensor, labels: torch.Tensor) -> torch.T
     return (diff * diff).sum(1)
 
 
-def _label_chunk(chunk: Chunk, P: _Centers, scale: float, rows: int):
-    """Labels (n,) and exact squared distances (n,) of one chunk, in working units."""
+def _label_chunk(chunk: Chunk, P: _Centers, scale: float, rows: int, distances: bool = True):
+    """Labels (n,) and exact squared distances (n,) of one chunk, in working units (the
+    distances None unless asked for)."""
+    if scale == 1.0 and chunk.X.device.type == "cpu" and _lloyd.available:
+        try:
+            lab, _, _ = _lloyd.lloyd_stats(chunk.X.numpy(), (-2.0 * P.work).numpy(),
+                                           P.sq.numpy(), None, torch.get_num_threads())
+        except _lloyd.CompileError as exc:
+            _lloyd.disable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        else:
+            lab = torch.from_numpy(lab)
+            if not distances:
+                return lab, None
+            d2 = [_exact_d2(Xb, P.centers, lab[start : start + Xb.shape[0]])
+                  for start, Xb in split_rows(chunk.X, rows)]
+            return lab, torch.cat(d2)
     labels, d2 = [], []
     for Xb, _, _ in _scaled_blocks(chunk, scale, rows):
         lab = _labels(Xb, P)
         labels.append(lab)
-        d2.append(_exact_d2(Xb, P.centers, lab))
-    return torch.cat(labels), torch.cat(d2)
+        if distances:
+            d2.append(_exact_d2(Xb, P.centers, lab))
+    return torch.cat(labels), (torch.cat(d2) if distances else None)
 
 
 def _farthest(chunk: Chunk, P: _Centers, scale: float, rows: int) -> FarthestPoints:
@@ -449,11 +472,9 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
         K, n_init = self._check_params()
         self._K = K
         self._rows = _block_rows(K, self._device())
-        # the source hands over chunks of up to 2^22 values (32 MiB in float64); each E-step
-        # splits them further into cache-sized blocks
         n_features = X.shape[1] if getattr(X, "ndim", 0) == 2 else 1
-        chunk_rows = max(self._rows, (1 << 22) // max(n_features, 1))
-        source, _ = self._make_source(X, sample_weight, block_rows=chunk_rows)
+        source, _ = self._make_source(X, sample_weight,
+                                      block_rows=_chunk_rows(K, n_features, self._device()))
         if isinstance(source, InMemorySource) and not source.X.is_contiguous():
             source.X = source.X.contiguous()  # once, rather than a copy per block and iteration
         n = source.n_samples
@@ -558,7 +579,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
         w = None if sample_weight is None else torch.as_tensor(
             check_sample_weight(sample_weight, Xt.shape[0]), device=Xt.device
         )
-        scale = working_scale(float(Xt.abs().max()), Xt.dtype)
+        scale = working_scale(abs_max(Xt), Xt.dtype)
         if first:
             if Xt.shape[0] < K:
                 raise ValueError(
@@ -597,27 +618,31 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
         return self
 
     # --- queries ----------------------------------------------------------------------
-    def _labels_d2(self, Xt: torch.Tensor):
-        """Labels (n,) and squared distances to the assigned centres (n,), float64.
+    def _labels_d2(self, Xt: torch.Tensor, distances: bool = True):
+        """Labels (n,) and squared distances to the assigned centres (n,), float64 (None
+        unless ``distances``).
 
-        The same blocks and kernels as the labelling pass of ``fit``, so that
+        The same chunks, blocks and kernels as the labelling pass of ``fit``, so that
         ``predict(X_train)`` reproduces ``labels_`` exactly.
         """
-        scale = working_scale(float(Xt.abs().max()), Xt.dtype) if Xt.numel() else 1.0
+        scale = working_scale(abs_max(Xt), Xt.dtype) if Xt.numel() else 1.0
         C = torch.as_tensor(self.cluster_centers_, device=Xt.device).to(torch.float64) * scale
         P = _Centers.of(C, Xt.dtype)
-        rows = _block_rows(C.shape[0], Xt.device)
-        parts = InMemorySource(Xt, chunk_rows=rows).map_chunks(
-            lambda c: _label_chunk(c, P, scale, rows)
+        K, d = C.shape
+        rows = _block_rows(K, Xt.device)
+        parts = InMemorySource(Xt, chunk_rows=_chunk_rows(K, d, Xt.device)).map_chunks(
+            lambda c: _label_chunk(c, P, scale, rows, distances)
         )
         labels = torch.cat([p[0] for p in parts])
+        if not distances:
+            return labels, None
         return labels, torch.cat([p[1] for p in parts]) / (scale * scale)
 
     def predict(self, X):
         """Index of the nearest centre for each row: (n_samples,) int64."""
         self._check_fitted()
         Xt, kind = self._check_X(X, reset=False)
-        return self._out(self._labels_d2(Xt)[0], kind)
+        return self._out(self._labels_d2(Xt, distances=False)[0], kind)
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """``fit(X)`` then the training labels (equal to ``predict(X)``)."""
@@ -627,7 +652,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
         """Euclidean distance of each row to each centre: (n_samples, n_clusters), X's dtype."""
         self._check_fitted()
         Xt, kind = self._check_X(X, reset=False)
-        scale = working_scale(float(Xt.abs().max()), Xt.dtype) if Xt.numel() else 1.0
+        scale = working_scale(abs_max(Xt), Xt.dtype) if Xt.numel() else 1.0
         C = torch.as_tensor(self.cluster_centers_, device=Xt.device).to(Xt.dtype) * scale
         out = []
         for _, Xb in split_rows(Xt, _block_rows(C.shape[0], Xt.device)):

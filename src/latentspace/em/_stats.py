@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .._math import abs_max
+
 __all__ = ["Stats", "FarthestPoints", "DataSummary"]
 
 
@@ -161,16 +163,17 @@ def summarize_chunk(
 ) -> DataSummary:
     """:class:`DataSummary` of one chunk ``X`` (n, d) with weights ``w`` (n,) or None.
 
-    With ``shift=None`` only the counts and ``amax`` are computed (the first, cheap pass).
+    With ``shift=None`` only the counts and ``amax`` are computed (the first, cheap pass);
+    with a shift, the sums and squares (``amax`` is then left at 0: the first pass has it).
     """
-    amax = float(X.abs().max()) if X.numel() else 0.0
     if shift is None:
         n = float(X.shape[0]) if w is None else float(w.to(torch.float64).sum())
-        return DataSummary(n=n, loglik=0.0, rows=X.shape[0], amax=_Max(amax))
+        return DataSummary(n=n, loglik=0.0, rows=X.shape[0], amax=_Max(abs_max(X)))
     Xs = X.to(torch.float64) * scale - shift  # (n, d)
     if w is None:
         s, ss, n = Xs.sum(0), (Xs * Xs).sum(0), float(X.shape[0])
     else:
         w64 = w.to(torch.float64)
         s, ss, n = w64 @ Xs, w64 @ (Xs * Xs), float(w64.sum())
-    return DataSummary(n=n, loglik=0.0, rows=X.shape[0], amax=_Max(amax), sum=s, sumsq=ss)
+    # the second pass leaves amax to the first
+    return DataSummary(n=n, loglik=0.0, rows=X.shape[0], amax=_Max(0.0), sum=s, sumsq=ss)

@@ -26,6 +26,7 @@ from sklearn.base import DensityMixin
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
+from .._math import abs_max
 from .._validation import check_choice, check_float, check_int
 from ..base import LatentModel
 from ..em import ChunkedSource, DaskSource, InMemorySource, Stats, run_em
@@ -302,7 +303,7 @@ class MixtureBase(EMEstimatorMixin, DensityMixin, LatentModel):
         self._check_fitted()
         Xt, kind = self._check_X(X, reset=False)
         Xt = self._prepare_X(Xt)
-        amax = float(Xt.abs().max()) if Xt.numel() else 0.0
+        amax = abs_max(Xt)
         scale = self._query_scale(amax)
         params = self._params_from_attributes(scale)
         corr = self._log_scale_correction(scale, Xt.shape[1])

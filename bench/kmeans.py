@@ -8,7 +8,10 @@ is the relative inertia difference to scikit-learn after ``1 + ITERS`` iteration
 (``faiss-cpu``, float32 only) is skipped when it is not installed; it is run on all rows (no
 training subsample).
 
-Usage: python bench/kmeans.py [--repeats 3] [--iters 5] [--quick] [--threads N]
+A second table times whole fits (k-means++ seeding, n_init=3, Lloyd to convergence, final
+labelling) on 20000 MNIST images and ``predict`` on 1000000×16 rows.
+
+Usage: python bench/kmeans.py [--repeats 3] [--iters 5] [--quick] [--threads N] [--no-whole]
 """
 
 from __future__ import annotations
@@ -78,6 +81,8 @@ def main():
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--iters", type=int, default=5)
     ap.add_argument("--quick", action="store_true", help="smaller shapes (smoke run)")
+    ap.add_argument("--no-whole", action="store_true",
+                    help="skip the whole-fit and predict timings")
     ap.add_argument("--threads", type=int, default=None,
                     help="limit every library (torch, BLAS, OpenMP) to this many threads")
     args = ap.parse_args()
@@ -112,6 +117,48 @@ def main():
                 diff = abs(res[f"{name}/N"][1] - ref) / ref
                 print(f"| {n}×{d}, K={k} | {np.dtype(dtype).name} | {name} | {1e3 * per[name]:.1f} | "
                       f"{per[name] / per['latentspace']:.2f} | {diff:.1e} |", flush=True)
+
+    if not args.no_whole:
+        whole(args)
+
+
+def _mnist_rows(n):
+    """The first n MNIST training images in [0, 1] (float32), or None without the data."""
+    f = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist.npz"
+    if not f.exists():
+        return None
+    x = np.load(f, allow_pickle=False)["x_train"][:n]
+    return (x.reshape(len(x), -1) / 255.0).astype(np.float32)
+
+
+def whole(args):
+    """Whole fits (k-means++ seeding, n_init, iterations to convergence, labelling) and predict."""
+    X = _mnist_rows(5_000 if args.quick else 20_000)
+    label = "MNIST"
+    if X is None:
+        X, label = data(20_000, 784, 10).astype(np.float32), "synthetic"
+    n_big = 100_000 if args.quick else 1_000_000
+    Xp = data(n_big, 16, 16)
+    ours_km = KMeans(16, init=Xp[:16].copy(), max_iter=5, tol=0).fit(Xp)
+    sk_km = SkKMeans(16, init=Xp[:16].copy(), n_init=1, max_iter=5, tol=0).fit(Xp)
+    fns = {
+        "fit/latentspace": lambda: KMeans(10, n_init=3, random_state=0).fit(X),
+        "fit/scikit-learn": lambda: SkKMeans(10, n_init=3, random_state=0).fit(X),
+        "predict/latentspace": lambda: ours_km.predict(Xp),
+        "predict/scikit-learn": lambda: sk_km.predict(Xp),
+    }
+    res = interleaved_medians(fns, repeats=args.repeats, warmup=1, settle=SETTLE)
+    print(f"\n# Whole K-means fits and predict, {machine()}")
+    print("| task | scikit-learn s | latentspace s | scikit-learn / ours | agreement |")
+    print("|---|---|---|---|---|")
+    t_s, sk = res["fit/scikit-learn"]
+    t_o, ours = res["fit/latentspace"]
+    print(f"| fit, {label} {len(X)}×{X.shape[1]} float32, K=10, k-means++, n_init=3 | {t_s:.2f} | "
+          f"{t_o:.2f} | {t_s / t_o:.2f} | inertia ours / scikit-learn {ours.inertia_ / sk.inertia_:.4f} |")
+    t_s, p_s = res["predict/scikit-learn"]
+    t_o, p_o = res["predict/latentspace"]
+    print(f"| predict, {n_big}×16 float64, K=16 | {t_s:.3f} | {t_o:.3f} | {t_s / t_o:.2f} | "
+          f"labels equal on {np.mean(p_o == p_s):.6f} of rows |", flush=True)
 
 
 if __name__ == "__main__":

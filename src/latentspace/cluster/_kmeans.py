@@ -29,7 +29,13 @@ from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
 from .._math import abs_max
-from .._validation import check_choice, check_finite_result, check_float, check_int
+from .._validation import (
+    check_choice,
+    check_finite_data,
+    check_finite_result,
+    check_float,
+    check_int,
+)
 from ..base import LatentModel
 from ..em import Chunk, FarthestPoints, InMemorySource, Stats, run_em
 from ..em._model import EMEstimatorMixin, check_sample_weight, split_rows, working_scale
@@ -625,7 +631,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
         The same chunks, blocks and kernels as the labelling pass of ``fit``, so that
         ``predict(X_train)`` reproduces ``labels_`` exactly.
         """
-        scale = working_scale(abs_max(Xt), Xt.dtype) if Xt.numel() else 1.0
+        amax = abs_max(Xt)
+        if not np.isfinite(amax):  # callers may leave NaN/inf to this pass (predict does)
+            check_finite_data(self, Xt)
+        scale = working_scale(amax, Xt.dtype) if Xt.numel() else 1.0
         C = torch.as_tensor(self.cluster_centers_, device=Xt.device).to(torch.float64) * scale
         P = _Centers.of(C, Xt.dtype)
         K, d = C.shape
@@ -641,7 +650,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
     def predict(self, X):
         """Index of the nearest centre for each row: (n_samples,) int64."""
         self._check_fitted()
-        Xt, kind = self._check_X(X, reset=False)
+        # NaN and infinity are caught by the scan for the largest |x| that labelling makes
+        Xt, kind = self._check_X(X, reset=False, finite=False)
         return self._out(self._labels_d2(Xt, distances=False)[0], kind)
 
     def fit_predict(self, X, y=None, sample_weight=None):

@@ -288,6 +288,10 @@ def main(argv=None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     with warnings.catch_warnings():
+        # every run shows its own warnings, even ones already shown earlier in this process
+        # (changing the filters resets Python's record of what was shown)
+        warnings.filterwarnings("default", category=UserWarning)
+        warnings.filterwarnings("default", category=RuntimeWarning)
         if not debug:
             warnings.showwarning = _show_warning
         return _main(argv, debug)

@@ -124,21 +124,28 @@ def _scaled_blocks(chunk: Chunk, scale: float, rows: int):
         yield Xb, wb, chunk.offset + start
 
 
+def _compiled_step(chunk: Chunk, P: _Centers, scale: float, labels: bool):
+    """(labels or None, counts, sums) of a chunk by the compiled step, or None where it does
+    not apply (GPU, rescaled data, no numba) or cannot be built on this machine (then it is
+    switched off, with a warning, for the rest of the process)."""
+    if scale != 1.0 or chunk.X.device.type != "cpu" or not _lloyd.available:
+        return None
+    w = None if chunk.w is None or labels else chunk.w.numpy()
+    try:
+        return _lloyd.lloyd_stats(chunk.X.numpy(), (-2.0 * P.work).numpy(), P.sq.numpy(), w,
+                                  torch.get_num_threads(), labels=labels)
+    except _lloyd.CompileError as exc:  # e.g. a numba that cannot target this machine
+        _lloyd.disable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        return None
+
+
 def _kmeans_stats(chunk: Chunk, P: _Centers, scale: float, rows: int) -> KMeansStats:
     K, D = P.work.shape
-    if scale == 1.0 and chunk.X.device.type == "cpu" and _lloyd.available:
-        w = None if chunk.w is None else chunk.w.numpy()
-        try:
-            _, counts, sums = _lloyd.lloyd_stats(
-                chunk.X.numpy(), (-2.0 * P.work).numpy(), P.sq.numpy(), w,
-                torch.get_num_threads(), labels=False,
-            )
-        except _lloyd.CompileError as exc:  # e.g. a numba that cannot target this machine
-            _lloyd.disable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        else:
-            counts = torch.from_numpy(counts)
-            return KMeansStats(n=float(counts.sum()), loglik=0.0, counts=counts,
-                               sums=torch.from_numpy(sums))
+    out = _compiled_step(chunk, P, scale, labels=False)
+    if out is not None:
+        counts = torch.from_numpy(out[1])
+        return KMeansStats(n=float(counts.sum()), loglik=0.0, counts=counts,
+                           sums=torch.from_numpy(out[2]))
     total = None
     for Xb, wb, _ in _scaled_blocks(chunk, scale, rows):
         labels = _labels(Xb, P)
@@ -165,19 +172,14 @@ def _exact_d2(X: torch.Tensor, C: torch.Tensor, labels: torch.Tensor) -> torch.T
 def _label_chunk(chunk: Chunk, P: _Centers, scale: float, rows: int, distances: bool = True):
     """Labels (n,) and exact squared distances (n,) of one chunk, in working units (the
     distances None unless asked for)."""
-    if scale == 1.0 and chunk.X.device.type == "cpu" and _lloyd.available:
-        try:
-            lab, _, _ = _lloyd.lloyd_stats(chunk.X.numpy(), (-2.0 * P.work).numpy(),
-                                           P.sq.numpy(), None, torch.get_num_threads())
-        except _lloyd.CompileError as exc:
-            _lloyd.disable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-        else:
-            lab = torch.from_numpy(lab)
-            if not distances:
-                return lab, None
-            d2 = [_exact_d2(Xb, P.centers, lab[start : start + Xb.shape[0]])
-                  for start, Xb in split_rows(chunk.X, rows)]
-            return lab, torch.cat(d2)
+    out = _compiled_step(chunk, P, scale, labels=True)
+    if out is not None:
+        lab = torch.from_numpy(out[0])
+        if not distances:
+            return lab, None
+        d2 = [_exact_d2(Xb, P.centers, lab[start : start + Xb.shape[0]])
+              for start, Xb in split_rows(chunk.X, rows)]
+        return lab, torch.cat(d2)
     labels, d2 = [], []
     for Xb, _, _ in _scaled_blocks(chunk, scale, rows):
         lab = _labels(Xb, P)

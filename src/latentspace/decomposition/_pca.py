@@ -28,10 +28,19 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
-from .._math import col_sums, eigh_desc, gram_upper, pow2_scale, symmetrize, tcrossprod
+from .._math import (
+    abs_max,
+    col_sums,
+    eigh_desc,
+    gram_upper,
+    pow2_scale,
+    symmetrize,
+    tcrossprod,
+)
 from .._validation import check_array_like, check_choice, check_finite_data, check_int
 from ..base import LatentModel
 from ..em._dask import DaskSource, is_dask_array
+from ..em._model import _Prepare
 
 __all__ = ["PCA"]
 
@@ -180,20 +189,13 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
 
         # exact power-of-two scaling keeps squares of huge/tiny data representable
         if solver == "covariance_eigh":
-            # ordinary data need no rescaling: try unscaled, and pay for the extra pass over
-            # the data only when the moments show extreme magnitudes
-            scale = 1.0
-            mean_s, scatter = _moments(X, scale)
-            finite = _all_finite(scatter) and _all_finite(mean_s)
-            if not finite:
-                check_finite_data(self, X)  # NaN or infinity in X; else finite values overflowed
-            peak = float(torch.diagonal(scatter).max()) if finite else float("inf")
-            if not 1e-150 < peak < 1e150:
-                scale = _safe_scale(X)
-                mean_s, scatter = _moments(X, scale)
+            mean_s, scatter, scale = _scaled_moments(
+                lambda sc: _moments(X, sc), lambda: check_finite_data(self, X),
+                lambda: abs_max(X),
+            )
             values, vectors, total = _from_scatter(scatter, n, k)
         else:
-            amax = _abs_max(X)
+            amax = abs_max(X)
             if not np.isfinite(amax):
                 check_finite_data(self, X)  # NaN or infinity: raises
             scale = 1.0 if 1e-100 < amax < 1e100 else pow2_scale(amax)
@@ -225,7 +227,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
                 "is fitted by the covariance route (svd_solver='auto' or 'covariance_eigh'), "
                 "or call X.compute() first."
             )
-        source = DaskSource(X, prepare=_Validate(self),
+        source = DaskSource(X, prepare=_Prepare(self, finite=False),
                             prepare_first=lambda raw: self._check_X(raw, reset=True)[0])
         n, d = source.n_samples, source.n_features
         if n < 2:
@@ -233,9 +235,8 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
                 f"PCA needs at least 2 samples to estimate a variance; got {n} sample(s)."
             )
         k = self._check_params(n, d, "covariance_eigh")
-        scale = 1.0
-        m = source.map_reduce(_BlockMoments(scale))
-        if not (_all_finite(m.scatter) and _all_finite(m.mean)):
+
+        def nonfinite_input():
             import dask.array as da
 
             if not bool(da.isfinite(source._X).all().compute()):
@@ -243,15 +244,15 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
                     "Input X contains NaN or infinity; PCA does not accept missing or infinite "
                     "values. Impute or drop them first (e.g. sklearn.impute.SimpleImputer)."
                 )
-        peak = float(torch.diagonal(m.scatter).max()) if _all_finite(m.scatter) else float("inf")
-        if not 1e-150 < peak < 1e150:
-            import dask.array as da
 
-            amax = float(abs(source._X).max().compute())
-            scale = 1.0 if 1e-100 < amax < 1e100 else pow2_scale(amax)
+        def at(scale):
             m = source.map_reduce(_BlockMoments(scale))
-        values, vectors, total = _from_scatter(m.scatter, n, k)
-        self._set_fitted(values, vectors, total, m.mean, scale, n, d, k, "covariance_eigh")
+            return m.mean, m.scatter
+
+        mean, scatter, scale = _scaled_moments(
+            at, nonfinite_input, lambda: float(abs(source._X).max().compute()))
+        values, vectors, total = _from_scatter(scatter, n, k)
+        self._set_fitted(values, vectors, total, mean, scale, n, d, k, "covariance_eigh")
         self.n_samples_seen_ = n
         if hasattr(self, "scatter_"):
             del self.scatter_
@@ -449,16 +450,6 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
 
 
 # ---------------------------------------------------------------------- Dask blocks
-class _Validate:
-    """One block checked against the fitted input (picklable, for Dask's workers)."""
-
-    def __init__(self, est):
-        self.est = est
-
-    def __call__(self, raw) -> torch.Tensor:
-        return self.est._check_X(raw, reset=False, finite=False)[0]
-
-
 class _Moments:
     """Count, mean and scatter of a block of rows; ``+`` merges two blocks exactly (Chan et
     al.: M₂ = M₂ᵃ + M₂ᵇ + δδᵀ nᵃnᵇ / n, δ = μᵇ − μᵃ)."""
@@ -488,19 +479,26 @@ def _all_finite(t: torch.Tensor) -> bool:
     return bool(np.isfinite(t.numpy()).all()) if t.device.type == "cpu" else bool(torch.isfinite(t).all())
 
 
-def _abs_max(X: torch.Tensor) -> float:
-    """max |x| over the data (NaN when it holds a NaN, inf when it holds an infinity)."""
-    if X.device.type == "cpu":
-        a = X.numpy()
-        return max(abs(float(a.max())), abs(float(a.min())))
-    lo, hi = torch.aminmax(X)
-    return max(abs(float(lo)), abs(float(hi)))
+def _scaled_moments(moments_at, check_input, amax):
+    """(mean, scatter, scale) of the covariance route, rescaled only for extreme data.
 
-
-def _safe_scale(X: torch.Tensor) -> float:
-    """1.0 for ordinary data; an exact power-of-two rescaling for extreme magnitudes."""
-    amax = _abs_max(X)
-    return 1.0 if 1e-100 < amax < 1e100 else pow2_scale(amax)
+    ``moments_at(scale)`` is one pass of sufficient statistics. Ordinary data need no
+    rescaling, so the first pass is unscaled; a non-finite result is first blamed on the
+    input (``check_input`` raises for NaN/inf), otherwise finite values overflowed, and
+    moments outside (1e-150, 1e150) are taken again after an exact power-of-two rescaling by
+    ``amax()``, the largest |x|.
+    """
+    scale = 1.0
+    mean, scatter = moments_at(scale)
+    finite = _all_finite(scatter) and _all_finite(mean)
+    if not finite:
+        check_input()
+    peak = float(torch.diagonal(scatter).max()) if finite else float("inf")
+    if not 1e-150 < peak < 1e150:
+        a = amax()
+        scale = 1.0 if 1e-100 < a < 1e100 else pow2_scale(a)
+        mean, scatter = moments_at(scale)
+    return mean, scatter, scale
 
 
 def _centred(X: torch.Tensor, scale: float):

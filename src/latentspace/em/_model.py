@@ -65,13 +65,14 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
 
 
 class _Prepare:
-    """Validation of one block against the fitted input (a picklable callable for workers)."""
+    """Validation of one block against the fitted input (a picklable callable for workers);
+    ``finite=False`` leaves NaN/inf to a pass that finds them anyway."""
 
-    def __init__(self, est):
-        self.est = est
+    def __init__(self, est, finite: bool = True):
+        self.est, self.finite = est, finite
 
     def __call__(self, raw) -> torch.Tensor:
-        return self.est._check_X(raw, reset=False)[0]
+        return self.est._check_X(raw, reset=False, finite=self.finite)[0]
 
 
 class EMEstimatorMixin:

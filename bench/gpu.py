@@ -194,7 +194,8 @@ def run_vae_throughput(quick):
 
     def ours():
         return VAE(50, hidden_sizes=(200, 200), activation="tanh", batch_size=100,
-                   max_epochs=epochs, random_state=0, device=DEV).fit(X)
+                   max_epochs=epochs, random_state=0, device=DEV,
+                   learning_rate_schedule="constant", n_iter_no_change=10**9).fit(X)
 
     def bare():
         torch.manual_seed(0)
@@ -251,7 +252,7 @@ def run_vae_eval(mnist_dir, ckpt, k, budget_s):
     spent = sum(h["seconds"] for h in state["history"])
     vae = VAE(50, hidden_sizes=(200, 200), activation="tanh", likelihood="bernoulli",
               learning_rate=1e-3, max_epochs=epoch, checkpoint_path=str(ckpt), random_state=0,
-              device=DEV)
+              device=DEV, learning_rate_schedule="constant", n_iter_no_change=10**9)
     vae.fit(x_test_b[:100], resume=ckpt)  # loads the weights; no epoch is left to run
     assert len(vae.history_) == epoch, "the checkpoint was trained further"
     t0 = time.perf_counter()

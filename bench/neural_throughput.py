@@ -34,6 +34,9 @@ from _neural import fixed_binarisation, mnist_intensities, write_block  # noqa: 
 from latentspace.neural import VAE, Autoencoder  # noqa: E402
 from latentspace.neural import _nets  # noqa: E402
 
+# the same number of epochs as the bare loops, at a constant rate: no convergence stop
+FIXED_EPOCHS = dict(learning_rate_schedule="constant", n_iter_no_change=10**9)
+
 
 def bare_vae(X: torch.Tensor, epochs: int, batch: int, seed: int, fused: bool = False) -> float:
     gen = torch.Generator().manual_seed(seed)
@@ -101,12 +104,14 @@ def main(argv=None):
         "VAE 784-200-200-50": (
             lambda s, fused: bare_vae(torch.from_numpy(xb), args.epochs, args.batch, s, fused),
             lambda s: ours(VAE(50, hidden_sizes=(200, 200), activation="tanh",
-                               batch_size=args.batch, max_epochs=args.epochs, random_state=s), xb),
+                               batch_size=args.batch, max_epochs=args.epochs, random_state=s,
+                               **FIXED_EPOCHS), xb),
         ),
         "AE 784-256-32": (
             lambda s, fused: bare_ae(torch.from_numpy(x_train), args.epochs, args.batch, s, fused),
             lambda s: ours(Autoencoder(32, hidden_sizes=(256,), batch_size=args.batch,
-                                       max_epochs=args.epochs, random_state=s), x_train),
+                                       max_epochs=args.epochs, random_state=s, **FIXED_EPOCHS),
+                               x_train),
         ),
     }
     rows = []

@@ -21,6 +21,7 @@ from latentspace.data import load_dataset
 N_ROWS = 150
 # tiny settings: unconverged EM and collapsed 2-epoch VAEs are expected here
 pytestmark = [pytest.mark.filterwarnings("ignore:.*did not converge"),
+              pytest.mark.filterwarnings("ignore:.*stopped at max_epochs"),
               pytest.mark.filterwarnings("ignore:posterior collapse")]
 
 # name on the command line -> (tiny hyperparameter flags, the same as keyword arguments)
@@ -53,6 +54,24 @@ SUPPORTS = {
 OPERATIONS = ("transform", "inverse-transform", "score", "per-sample", "sample", "predict",
               "proba", "iwae")
 FORMATS = ("npy", "npz", "csv", "parquet", "dataset")
+# The command and the loaded model compute the same numbers on differently produced inputs
+# (a file parsed by the command against the array given in process) and may reduce them in
+# other orders, so they agree to the precision of the model's arithmetic, not bit for bit:
+# float32 networks to about 1e-6 relative (a few units of float32's 1.2e-7 over the
+# feature sums), float64 models to about 1e-12. The tolerances leave a factor of 10.
+NEURAL = {"autoencoder", "vae", "gan"}
+
+
+def rtol_for(model: str) -> float:
+    return 1e-5 if model in NEURAL else 1e-9
+
+
+def assert_close(got, expected, rtol):
+    """Elementwise within ``rtol`` of the larger magnitudes (entries near 0 get an absolute
+    tolerance of the same relative size)."""
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = float(np.max(np.abs(expected))) if expected.size else 0.0
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * scale)
 
 
 def test_the_table_covers_every_registered_model():
@@ -158,25 +177,23 @@ def test_fit_info_and_every_supported_command(data, tmp_path, capsys, model, fmt
             assert len(err.strip().splitlines()) == 1 and "error:" in err, (op, err)
             continue
         assert rc == 0, (op, err)
+        rtol = rtol_for(model)
         if op == "transform":
-            np.testing.assert_allclose(read_back(out_file("Z")), est.transform(X), rtol=1e-6,
-                                       atol=1e-6)
+            assert_close(read_back(out_file("Z")), est.transform(X), max(rtol, 1e-6))
         elif op == "inverse-transform":
             Z = read_back(out_file("Z")).reshape(len(X), -1)
-            np.testing.assert_allclose(read_back(out_file("Xhat")), est.inverse_transform(Z),
-                                       rtol=1e-6, atol=1e-6)
+            assert_close(read_back(out_file("Xhat")), est.inverse_transform(Z), max(rtol, 1e-6))
         elif op == "score":
-            assert float(out.strip()) == pytest.approx(est.score(X), rel=1e-9)
+            assert float(out.strip()) == pytest.approx(est.score(X), rel=rtol)
         elif op == "per-sample":
-            np.testing.assert_allclose(read_back(out_file("ll")), est.score_samples(X),
-                                       rtol=1e-9)
+            assert_close(read_back(out_file("ll")), est.score_samples(X), rtol)
         elif op == "iwae":
             assert float(out.strip()) == pytest.approx(
-                np.mean(est.score_samples(X, n_importance=3)), rel=1e-9)
+                np.mean(est.score_samples(X, n_importance=3)), rel=rtol)
         elif op == "sample":
             S = est.sample(7, random_state=5)
             S = S[0] if isinstance(S, tuple) else S
-            np.testing.assert_allclose(read_back(out_file("S")), S, rtol=1e-6, atol=1e-7)
+            assert_close(read_back(out_file("S")), S, max(rtol, 1e-6))
         elif op == "predict":
             np.testing.assert_array_equal(read_back(out_file("labels")), est.predict(X))
         else:

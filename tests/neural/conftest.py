@@ -11,3 +11,15 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# Most tests here train for a few epochs on purpose (the API, faults, files): those fits stop at
+# max_epochs unconverged and say so. The tests about convergence catch the warning themselves
+# (pytest.warns and catch_warnings record it whatever this filter says).
+_UNCONVERGED = "ignore:.*stopped at max_epochs=.*still improving:sklearn.exceptions.ConvergenceWarning"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/neural/" in str(item.fspath).replace("\\", "/"):
+            item.add_marker(pytest.mark.filterwarnings(_UNCONVERGED))

@@ -1,6 +1,8 @@
 """Autoencoders against their oracles: the linear one against PCA, the sparse one against its
 target ρ, the denoising one against a plain autoencoder of the same size."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,7 @@ from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
 
 import latentspace
+from latentspace.exceptions import ConvergenceWarning
 from latentspace.neural import Autoencoder
 
 
@@ -24,22 +27,27 @@ def decoder_columns(ae):
 
 
 def test_linear_autoencoder_spans_pca_subspace(digits):
-    # full-batch Adam: no minibatch noise floor, so the optimum is reached closely
-    ae = Autoencoder(5, max_epochs=1500, batch_size=len(digits), learning_rate=0.1,
-                     random_state=0).fit(digits)
+    # with default training settings; more datasets in test_lecture_claims.py
+    ae = Autoencoder(5, random_state=0).fit(digits)
     pca = PCA(5).fit(digits)
     angle = subspace_angles(decoder_columns(ae), pca.components_.T).max()
-    assert angle <= 0.05
+    assert angle <= 0.1
     err_pca = np.mean(((pca.inverse_transform(pca.transform(digits)) - digits) ** 2).sum(1))
     err_ae = -ae.score(digits)
-    assert err_ae == pytest.approx(np.mean(((ae.reconstruct(digits) - digits) ** 2).sum(1)))
-    assert err_pca <= err_ae * (1 + 1e-6) and err_ae <= 1.01 * err_pca
+    # the score is the mean squared error of reconstruct, up to float32 arithmetic
+    assert err_ae == pytest.approx(np.mean(((ae.reconstruct(digits) - digits) ** 2).sum(1)),
+                                   rel=1e-5)
+    assert err_pca <= err_ae * (1 + 1e-6) and err_ae <= 1.02 * err_pca
 
 
 def test_sparse_autoencoder_mean_activations_reach_rho(digits):
     rho = 0.05
-    sae = Autoencoder(25, sparsity_target=rho, sparsity_weight=3.0, max_epochs=100,
-                      batch_size=64, learning_rate=3e-3, random_state=0).fit(digits)
+    # default training, within a budget of 200 epochs: the penalty has done its work by then,
+    # the reconstruction still improves -- and the fit says so
+    with pytest.warns(ConvergenceWarning, match="max_epochs=200"):
+        sae = Autoencoder(25, sparsity_target=rho, sparsity_weight=3.0, max_epochs=200,
+                          random_state=0).fit(digits)
+    assert not sae.converged_ and sae.stop_reason_ == "max_epochs"
     assert sae.mean_activation_.shape == (25,)
     assert np.abs(sae.mean_activation_ - rho).max() <= 0.02
     # the attribute is what the public transform gives
@@ -52,9 +60,12 @@ def test_denoising_beats_plain_autoencoder_on_noisy_digits(digits):
     order = rng.permutation(len(digits))
     train, test = digits[order[:1400]], digits[order[1400:]]
     noisy = test + 0.3 * rng.standard_normal(test.shape)
-    kw = dict(hidden_sizes=(64,), max_epochs=60, batch_size=64, learning_rate=3e-3, random_state=0)
-    dae = Autoencoder(16, noise=("gaussian", 0.3), **kw).fit(train)
-    ae = Autoencoder(16, **kw).fit(train)
+    # default training, the same budget of 150 epochs for both (neither has converged then)
+    kw = dict(hidden_sizes=(64,), max_epochs=150, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        dae = Autoencoder(16, noise=("gaussian", 0.3), **kw).fit(train)
+        ae = Autoencoder(16, **kw).fit(train)
     err = lambda m: ((m.reconstruct(noisy) - test) ** 2).sum(1).mean()  # noqa: E731
     assert err(dae) < err(ae)
     assert err(dae) < ((noisy - test) ** 2).sum(1).mean()  # it does denoise

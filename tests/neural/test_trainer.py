@@ -10,7 +10,7 @@ from torch import nn
 
 from latentspace.exceptions import ModelFormatError, TrainingDivergedError
 from latentspace.neural import load_checkpoint, train
-from latentspace.neural._trainer import StepContext, make_optimizer
+from latentspace.neural._trainer import StepContext, Stopping, make_optimizer
 
 
 def _net(seed=0):
@@ -178,9 +178,10 @@ def test_early_stopping_stops_after_patience_and_restores_best_weights():
 
     res = _fit(net, _data(), epochs=8, val_data=_data(8, seed=9),
                val_fn=lambda b: {"loss": next(val_losses)} if b.shape[0] else {},
-               early_stopping=True, n_iter_no_change=2,
+               stopping=Stopping(patience=2, restore_best=True),
                on_epoch_end=lambda rec: snapshots.append(_params(net).clone()))
     assert res.stopped_early and len(res.history) == 5 and res.best_epoch == 3
+    assert res.stop_reason == "validation"
     assert [h["val_loss"] for h in res.history] == [3.0, 2.0, 1.0, 1.5, 2.5]
     assert torch.equal(_params(net), snapshots[2])
 

@@ -76,15 +76,33 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         β, the weight of the sparsity penalty.
     network : {"mlp", "conv"}, default="mlp"
         ``"conv"``: a small convolutional encoder/decoder for 28×28 images (784 features).
-    max_epochs, batch_size, optimizer, learning_rate, momentum, weight_decay, grad_clip
-        Training: epochs, rows per step, ``"adam"`` or ``"sgd"``, step size, SGD momentum
-        (Adam's β₁), L2 penalty, and clipping of the global gradient norm (None: off).
-    learning_rate_schedule : {"constant", "cosine"}, default="constant"
-        ``"cosine"`` anneals the rate from ``learning_rate`` to 0 over ``max_epochs``
-        (the optimum itself rather than a noise floor around it).
-    early_stopping, validation_fraction, n_iter_no_change, tol
-        Hold out ``validation_fraction`` of the rows and stop when the validation loss has not
-        improved by ``tol`` for ``n_iter_no_change`` epochs; the best weights are kept.
+    max_epochs : int, default=1000
+        Upper bound on the epochs (passes over the data). Training normally stops earlier, once
+        it has converged (see ``learning_rate_schedule``); a fit that reaches ``max_epochs``
+        while its loss still improves warns with a
+        :class:`~latentspace.exceptions.ConvergenceWarning`.
+    batch_size, optimizer, learning_rate, momentum, weight_decay, grad_clip
+        Training: rows per step (default 128), ``"adam"`` or ``"sgd"``, the initial step size
+        (default 1e-3), SGD momentum (Adam's β₁, default 0.9), L2 penalty, and clipping of
+        the global gradient norm (None: off).
+    learning_rate_schedule : {"plateau", "constant", "cosine"}, default="plateau"
+        ``"plateau"``: each time the loss has not improved by ``tol`` for ``n_iter_no_change``
+        epochs, the rate is halved; after six halvings (1/64 of ``learning_rate``) the next
+        such plateau ends training as converged -- the large rate makes the progress, the
+        small ones reach the optimum rather than a noise floor around it. ``"constant"``:
+        the first plateau ends training (scikit-learn's MLP). ``"cosine"``: anneals the rate
+        from ``learning_rate`` to 0 over ``max_epochs`` and runs them all (a fixed budget),
+        unless validation early stopping ends it.
+    tol : float, default=1e-4
+        Relative improvement that counts: an epoch improves when its loss is below
+        ``best * (1 - tol)`` (for a positive loss), ``best`` being the lowest loss of the
+        current learning-rate stage.
+    n_iter_no_change : int, default=20
+        Epochs without improvement that make a plateau.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the rows (default 0.1) and judge plateaus on the
+        validation loss instead of the training loss; training ends with the weights of the
+        best validation epoch.
     checkpoint_path, checkpoint_every
         Write a training checkpoint atomically every ``checkpoint_every`` epochs;
         ``fit(X, resume=path)`` continues from one.
@@ -101,9 +119,18 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         The trained encoder/decoder (``network_.encoder``, ``network_.decoder``).
     history_ : list of dict
         One dict per epoch: ``loss``, ``reconstruction``, ``sparsity_kl`` (sparse only),
-        ``val_loss`` (early stopping), ``n_skipped``, ``seconds``.
+        ``val_loss`` (early stopping), ``learning_rate``, ``n_skipped``, ``seconds``.
     n_iter_ : int
         Epochs run.
+    converged_ : bool
+        Whether training ended by its convergence rule rather than at ``max_epochs``.
+    stop_reason_ : {"converged", "validation", "unstable", "max_epochs"}
+        What ended training: a plateau of the training loss at the last learning-rate stage,
+        the same for the validation loss (``early_stopping=True``), a blow-up of the loss
+        with no rate reduction left (the best epoch's weights are kept, and a warning says
+        so), or ``max_epochs``. A blow-up before then -- the loss rising above its best by
+        more than its own magnitude -- restores the best epoch and halves the rate; the
+        epoch's ``history_`` entry then holds ``restored_epoch``.
     n_skipped_steps_ : int
         Steps skipped because their loss or gradient was non-finite.
     mean_activation_ : ndarray of shape (latent_dim,)
@@ -123,17 +150,17 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         sparsity_target=None,
         sparsity_weight=1.0,
         network="mlp",
-        max_epochs=100,
+        max_epochs=1000,
         batch_size=128,
         optimizer="adam",
         learning_rate=1e-3,
-        learning_rate_schedule="constant",
+        learning_rate_schedule="plateau",
         momentum=0.9,
         weight_decay=0.0,
         grad_clip=None,
         early_stopping=False,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=20,
         tol=1e-4,
         checkpoint_path=None,
         checkpoint_every=1,
@@ -222,8 +249,19 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         return _nets.encoder_decoder_pair(
             self.network, n_features, self.latent_dim, self.latent_dim,
             self._check_sizes("hidden_sizes", self.hidden_sizes), self.activation,
-            self._code_activation(),
+            self._code_activation(), rescale_output=self.loss == "mse",
         )
+
+    @torch.no_grad()
+    def _init_from_data(self, network, data) -> None:
+        super()._init_from_data(network, data)
+        if self.loss == "bce":
+            self._init_logit_bias(network)
+        code = network.output_layer_of(network.encoder)
+        if self.sparsity_target is not None and code is not None:
+            # the sigmoid code starts at its target mean activation ρ rather than at 1/2:
+            # from 1/2, Adam needs about |logit ρ| / learning_rate steps just to move the bias
+            code.bias.fill_(float(torch.logit(torch.tensor(float(self.sparsity_target)))))
 
     # --- losses -----------------------------------------------------------------------
     def _reconstruction_error(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -243,8 +281,8 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         return x * keep
 
     def _losses(self, net, x_in, x):
-        code = net.encoder(x_in)  # (n, L)
-        rec = self._reconstruction_error(net.decoder(code), x).mean()
+        code = net.encode(x_in)  # (n, L)
+        rec = self._reconstruction_error(net.decode(code), x).mean()
         parts = {"reconstruction": rec}
         loss = rec
         if self.sparsity_target is not None:
@@ -271,7 +309,7 @@ class Autoencoder(TransformerMixin, _NeuralModel):
     def _after_fit(self, net, X_train, generator) -> None:
         # one pass over the training rows: only where it is a figure of the model (ρ̂_j)
         if X_train is not None and self.sparsity_target is not None:
-            code = self._infer(net.encoder, X_train)
+            code = self._infer(net.encode, X_train)
             self.mean_activation_ = code.mean(0).double().cpu().numpy()
 
     # --- public API -------------------------------------------------------------------
@@ -295,14 +333,14 @@ class Autoencoder(TransformerMixin, _NeuralModel):
     def transform(self, X):
         """Codes h = f(x) -> (n_samples, latent_dim), in X's type and (float) dtype."""
         Xt, kind = self._input(X)
-        return self._out(self._infer(self.network_.encoder, Xt), kind)
+        return self._out(self._infer(self.network_.encode, Xt), kind)
 
     def inverse_transform(self, Z):
         """Reconstructions g(h) -> (n_samples, n_features); probabilities for ``loss='bce'``."""
         Zt, kind = self._latent_input(Z)
 
         def decode(z):
-            out = self.network_.decoder(z)
+            out = self.network_.decode(z)
             return torch.sigmoid(out) if self.loss == "bce" else out
 
         return self._out(self._infer(decode, Zt), kind)
@@ -313,7 +351,7 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         net = self.network_
 
         def rec(x):
-            out = net.decoder(net.encoder(x))
+            out = net.decode(net.encode(x))
             return torch.sigmoid(out) if self.loss == "bce" else out
 
         return self._out(self._infer(rec, Xt), kind)
@@ -322,7 +360,7 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         """Negative reconstruction error of each sample (clean input) -> (n_samples,)."""
         Xt, kind = self._input(X)
         net = self.network_
-        err = self._infer(lambda x: self._reconstruction_error(net.decoder(net.encoder(x)), x), Xt)
+        err = self._infer(lambda x: self._reconstruction_error(net.decode(net.encode(x)), x), Xt)
         return self._out(-err.double(), kind)
 
     def score(self, X, y=None) -> float:

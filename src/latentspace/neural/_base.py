@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 
 import numpy as np
 import torch
@@ -21,8 +22,9 @@ from sklearn.utils.validation import check_array, check_is_fitted
 from .._backend import input_kind, to_tensor
 from .._validation import check_choice, check_float, check_int
 from ..base import LatentModel
+from ..exceptions import ConvergenceWarning
 from . import _nets
-from ._trainer import make_optimizer, train
+from ._trainer import Stopping, make_optimizer, train
 
 __all__ = ["_NeuralModel"]
 
@@ -30,6 +32,11 @@ _INFER_ROWS = 4096  # rows per forward pass at inference time (bounds peak memor
 
 # options that may differ between a run and its resumption
 _RESUME_FREE = {"max_epochs", "verbose", "checkpoint_path", "checkpoint_every", "device"}
+
+# learning_rate_schedule="plateau": on each plateau of the monitored loss the rate is
+# multiplied by _PLATEAU_FACTOR, _PLATEAU_DROPS times; the next plateau ends training
+_PLATEAU_FACTOR = 0.5
+_PLATEAU_DROPS = 6
 
 
 def _json_param(v):
@@ -48,6 +55,8 @@ class _NeuralModel(LatentModel):
     """Base of the neural latent-variable models (private: ``load`` never rebuilds it)."""
 
     _network_kinds = ("mlp", "conv")
+    _schedules = ("plateau", "constant", "cosine")
+    _init = "glorot"  # weight initialisation (see _nets.materialize)
 
     # --- hooks ------------------------------------------------------------------------
     def _check_params(self) -> None:  # pragma: no cover - overridden
@@ -72,13 +81,30 @@ class _NeuralModel(LatentModel):
     def _after_fit(self, network, X_train, generator) -> None:
         pass
 
+    def _init_from_data(self, network, data) -> None:
+        """Data-dependent initialisation of a freshly built network: the standardisation of
+        encoder/decoder pairs, from the training rows (or, streamed, from the first batch)."""
+        if not hasattr(network, "standardize_from"):
+            return
+        if not isinstance(data, torch.Tensor):
+            data = self._prepare_batch(next(iter(data)))
+        network.standardize_from(data)
+
+    @staticmethod
+    @torch.no_grad()
+    def _init_logit_bias(network) -> None:
+        """Start a Bernoulli decoder at the data's mean: output biases logit(m), clipped."""
+        layer = network.output_layer()
+        if layer is not None:
+            layer.bias.copy_(torch.logit(network.shift.clamp(1e-3, 1 - 1e-3)))
+
     # --- parameter checks -------------------------------------------------------------
     def _check_common_params(self) -> None:
         check_int("max_epochs", self.max_epochs, low=1)
         check_int("batch_size", self.batch_size, low=1)
         check_choice("optimizer", self.optimizer, ("adam", "sgd"))
         check_float("learning_rate", self.learning_rate, low=0.0, low_open=True)
-        check_choice("learning_rate_schedule", self.learning_rate_schedule, ("constant", "cosine"))
+        check_choice("learning_rate_schedule", self.learning_rate_schedule, self._schedules)
         check_float("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
         check_float("weight_decay", self.weight_decay, low=0.0)
         if self.grad_clip is not None:
@@ -183,6 +209,26 @@ class _NeuralModel(LatentModel):
         return json.dumps({"class": type(self).__name__, "params": params,
                            "n_features_in": int(self.n_features_in_)}, sort_keys=True)
 
+    def _tol_floor(self) -> float:
+        """Smallest scale of the relative ``tol`` (see :class:`._trainer.Stopping`)."""
+        return 0.0
+
+    def _stopping(self) -> Stopping:
+        """The plateau rule of this fit: learning-rate reductions, then the end of training."""
+        if not hasattr(self, "tol"):  # the GAN: no objective to converge, max_epochs only
+            return Stopping(stop=False)
+        schedule = self.learning_rate_schedule
+        return Stopping(
+            tol=float(self.tol),
+            patience=int(self.n_iter_no_change),
+            lr_drops=_PLATEAU_DROPS if schedule == "plateau" else 0,
+            factor=_PLATEAU_FACTOR,
+            floor=self._tol_floor(),
+            # a cosine schedule is a budget: it runs to max_epochs unless validation stops it
+            stop=schedule != "cosine" or bool(self.early_stopping),
+            restore_best=bool(self.early_stopping),
+        )
+
     def _lr_schedule(self):
         if self.learning_rate_schedule == "cosine":
             # half a cosine from the full rate down to 0 at the last epoch
@@ -217,7 +263,9 @@ class _NeuralModel(LatentModel):
         self._check_network(self.n_features_in_)
         generator = self._new_generator(self.random_state)
         network = _nets.build(lambda: self._build_network(self.n_features_in_),
-                              self._device(), generator)
+                              self._device(), generator, self._init)
+        if resume is None:
+            self._init_from_data(network, data)
         early_stopping = bool(getattr(self, "early_stopping", False))
         if early_stopping and isinstance(data, torch.Tensor):
             data, val = self._split(data, generator)
@@ -236,9 +284,7 @@ class _NeuralModel(LatentModel):
             grad_clip=self.grad_clip,
             val_data=val,
             val_fn=self._val_step(network),
-            early_stopping=early_stopping,
-            n_iter_no_change=getattr(self, "n_iter_no_change", 10),
-            tol=getattr(self, "tol", 0.0),
+            stopping=self._stopping(),
             checkpoint_path=self.checkpoint_path,
             checkpoint_every=self.checkpoint_every,
             resume=resume,
@@ -254,9 +300,40 @@ class _NeuralModel(LatentModel):
         self.history_ = result.history
         self.n_iter_ = len(result.history)
         self.n_skipped_steps_ = int(result.n_skipped)
+        self.stop_reason_ = result.stop_reason
+        self.converged_ = result.stop_reason in ("converged", "validation")
+        if result.stop_reason == "unstable":
+            warnings.warn(
+                f"{type(self).__name__}'s loss blew up at the smallest learning rate its schedule "
+                f"allows; training stopped at the weights of its best epoch ({result.best_epoch})."
+                " Lower learning_rate, or set grad_clip.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        elif hasattr(self, "tol") and result.still_improving:
+            self._warn_unconverged(result)
         with torch.no_grad():
             self._after_fit(network, X_monitor, generator)
         return self
+
+    def _warn_unconverged(self, result) -> None:
+        monitor = "validation loss" if result.stop_reason == "validation" or self.early_stopping \
+            else "training loss"
+        key = "val_loss" if monitor == "validation loss" else "loss"
+        values = [r.get(key) for r in result.history if r.get(key) is not None]
+        window = values[-(int(self.n_iter_no_change) + 1):]
+        gain = ""
+        if len(window) >= 2 and window[0] != 0:
+            gain = (f" (by {100 * (window[0] - min(window)) / abs(window[0]):.2g}% over its last "
+                    f"{len(window) - 1} epochs)")
+        warnings.warn(
+            f"{type(self).__name__} stopped at max_epochs={self.max_epochs} while its {monitor} "
+            f"was still improving{gain}; raise max_epochs to let it converge (it stops by itself "
+            f"once the loss improves by less than tol={self.tol} for n_iter_no_change="
+            f"{self.n_iter_no_change} epochs).",
+            ConvergenceWarning,
+            stacklevel=5,
+        )
 
     # --- inference helpers ------------------------------------------------------------
     def _infer(self, fn, Xt: torch.Tensor) -> torch.Tensor:
@@ -313,6 +390,9 @@ class _NeuralModel(LatentModel):
         gen = torch.Generator(device=self._device())
         network = _nets.build(lambda: self._build_network(int(self.n_features_in_)),
                               self._device(), gen)
+        # files written before the standardisation existed hold none: the identity
+        for name, buf in network.named_buffers():
+            state.setdefault(name, buf)
         network.load_state_dict(state)
         network.eval()
         self.network_ = network

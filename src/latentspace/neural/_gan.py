@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from sklearn.utils.metaestimators import available_if
 
 from .._validation import check_choice, check_float, check_int
+from ..exceptions import ConvergenceWarning
 from . import _nets
 from ._base import _NeuralModel
 from ._trainer import make_optimizer
@@ -30,6 +31,10 @@ from ._trainer import make_optimizer
 __all__ = ["GAN"]
 
 _MONITOR_SAMPLES = 2000  # generated samples per epoch for the mode-coverage figures
+# the discriminator "wins outright" when, over the last epoch, it gives real rows a mean
+# probability above 1 - _WIN_MARGIN and generated ones below _WIN_MARGIN: the generator then
+# gets almost no signal (its minimax gradient vanishes) and its samples are easy to tell apart
+_WIN_MARGIN = 0.1
 
 
 class GAN(_NeuralModel):
@@ -68,7 +73,10 @@ class GAN(_NeuralModel):
     weight_decay, grad_clip,
     checkpoint_path, checkpoint_every, device, random_state, verbose
         Training options, as in :class:`Autoencoder` (``momentum`` is SGD's momentum or
-        Adam's β₁; 0.5 is the usual GAN choice).
+        Adam's β₁; 0.5 is the usual GAN choice), except that a GAN always runs all
+        ``max_epochs`` (default 100): its two losses are a game, so no plateau means
+        convergence, and ``learning_rate_schedule`` is ``"constant"`` (default) or
+        ``"cosine"``.
 
     Attributes
     ----------
@@ -79,6 +87,15 @@ class GAN(_NeuralModel):
         Per epoch: ``loss_d``, ``loss_g``, ``d_real`` and ``d_fake`` (mean D outputs), and with
         reference modes ``modes_covered``, ``high_quality``; ``n_skipped``, ``seconds``.
     n_iter_, n_skipped_steps_ : int
+    stop_reason_ : str
+        Always ``"max_epochs"``: a GAN's losses are a game, not an objective to converge, so
+        training runs all ``max_epochs``.
+    converged_ : bool
+        Always False (no convergence criterion applies).
+    discriminator_won_ : bool
+        In the last epoch the discriminator told real from generated rows almost perfectly
+        (mean D(x) > 0.9 on real rows and < 0.1 on generated ones); a
+        :class:`~latentspace.exceptions.ConvergenceWarning` says so.
     """
 
     def __init__(
@@ -137,6 +154,8 @@ class GAN(_NeuralModel):
         self.verbose = verbose
 
     _network_kinds = ("mlp",)
+    _schedules = ("constant", "cosine")  # no objective whose plateaus could steer the rate
+    _init = "torch"
     network = "mlp"  # GAN networks are MLPs (not a hyperparameter)
 
     # --- configuration ----------------------------------------------------------------
@@ -241,6 +260,21 @@ class GAN(_NeuralModel):
         return gen
 
     def _after_fit(self, net, X_train, generator) -> None:
+        last = self.history_[-1] if self.history_ else {}
+        d_real, d_fake = last.get("d_real"), last.get("d_fake")
+        self.discriminator_won_ = bool(
+            d_real is not None and d_fake is not None
+            and d_real > 1 - _WIN_MARGIN and d_fake < _WIN_MARGIN)
+        if self.discriminator_won_:
+            warnings.warn(
+                f"the discriminator wins outright: in the last epoch it gave real rows a mean "
+                f"probability of {d_real:.3f} and generated ones {d_fake:.3f}, so the generator "
+                "gets almost no training signal and its samples are unlike the data. Try a lower "
+                "discriminator_learning_rate, k_steps=1, a wider generator (generator_sizes) or "
+                "loss='non_saturating'.",
+                ConvergenceWarning,
+                stacklevel=5,
+            )
         if self.reference_modes is None or not self.history_:
             return
         last = self.history_[-1]
@@ -252,7 +286,7 @@ class GAN(_NeuralModel):
                 "mode); see history_ for the trace. Try k_steps > 1, a lower learning_rate or "
                 "more epochs.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
 
     # --- public API -------------------------------------------------------------------

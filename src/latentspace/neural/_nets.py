@@ -4,6 +4,14 @@ Two families: multilayer perceptrons (the lecture's default) and a small convolu
 encoder/decoder for 28×28 single-channel images. Networks are created on the ``meta`` device
 and then initialised from the fit's own ``torch.Generator``, so building one never touches
 torch's global random state.
+
+Encoder/decoder pairs see their data standardised: the encoder reads (x - m) / s, with m the
+training mean of each feature and s one scale for all of them (the root mean variance), and
+a decoder of real values answers in the data's units, s · out + m. Both are fixed affine maps,
+so the family of functions a network can represent does not change (a linear autoencoder is
+still any rank-L affine map), but its optimiser starts from centred, unit-scale inputs whatever
+the data's offset and units: without the centring a code unit is first spent on the mean, and
+the slow escape from that saddle is what kept the linear autoencoder away from PCA.
 """
 
 from __future__ import annotations
@@ -87,44 +95,118 @@ def conv_decoder(n_in: int, activation="relu", channels=(64, 32)) -> nn.Sequenti
 
 
 @torch.no_grad()
-def materialize(module: nn.Module, device: torch.device, generator: torch.Generator) -> nn.Module:
+def materialize(module: nn.Module, device: torch.device, generator: torch.Generator,
+                init: str = "torch") -> nn.Module:
     """Move a ``meta``-device module to ``device`` and initialise it from ``generator``.
 
-    Weights and biases of linear and convolutional layers are drawn from
+    ``init="torch"``: weights and biases of linear and convolutional layers are drawn from
     U(-1/√fan_in, 1/√fan_in), PyTorch's default scale, but from our generator.
+    ``init="glorot"``: weights from U(-a, a), a = √(6 / (fan_in + fan_out)) (Glorot & Bengio,
+    2010; scikit-learn's MLP), biases 0. Encoder/decoder pairs use it: PyTorch's default
+    gives a decoder layer L -> d columns of norm √(d / 3L) against encoder rows of norm 0.6,
+    an imbalance of the two factors that slows their training by an order of magnitude.
+    Other parameters start at 0; modules with ``reset_buffers()`` set their buffers, the
+    others' buffers start at 0.
     """
     module = module.to_empty(device=device)
     layer_params: set[int] = set()
     for m in module.modules():
         if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
-            fan_in = m.weight[0].numel()  # torch's convention: dim 1 × receptive field
-            bound = 1.0 / math.sqrt(max(fan_in, 1))
-            for p in m.parameters(recurse=False):
-                nn.init.uniform_(p, -bound, bound, generator=generator)
-                layer_params.add(id(p))
+            w = m.weight
+            receptive = w[0, 0].numel()
+            if init == "glorot":
+                bound = math.sqrt(6.0 / max((w.shape[0] + w.shape[1]) * receptive, 1))
+                nn.init.uniform_(w, -bound, bound, generator=generator)
+                if m.bias is not None:
+                    m.bias.zero_()
+            else:
+                bound = 1.0 / math.sqrt(max(w.shape[1] * receptive, 1))  # torch's fan_in
+                for p in m.parameters(recurse=False):
+                    nn.init.uniform_(p, -bound, bound, generator=generator)
+            layer_params.update(id(p) for p in m.parameters(recurse=False))
     for p in module.parameters():
         if id(p) not in layer_params:
             p.zero_()  # free parameters (e.g. log-variances) start at 0
     for b in module.buffers():
         b.zero_()
+    for m in module.modules():
+        if hasattr(m, "reset_buffers"):
+            m.reset_buffers()
     return module
 
 
-def build(factory, device: torch.device, generator: torch.Generator) -> nn.Module:
+def build(factory, device: torch.device, generator: torch.Generator,
+          init: str = "torch") -> nn.Module:
     """Call ``factory()`` on the meta device, then :func:`materialize` it."""
     with torch.device("meta"):
         module = factory()
-    return materialize(module, device, generator)
+    return materialize(module, device, generator, init)
 
 
 class EncoderDecoder(nn.Module):
-    """An encoder, a decoder and, optionally, a free log-variance vector (Gaussian decoders)."""
+    """An encoder, a decoder and, optionally, a free log-variance vector (Gaussian decoders),
+    with the fixed standardisation of the data described in the module docstring.
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, n_log_var: int = 0):
+    Buffers ``shift`` (n_features,) and ``scale`` () hold m and s; :meth:`encode` and
+    :meth:`decode` apply them, ``encoder`` and ``decoder`` are the bare networks.
+    ``rescale_output`` marks decoders of real values (squared error, Gaussian likelihood);
+    logits of Bernoulli decoders are not rescaled.
+    """
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, n_log_var: int = 0,
+                 n_features: int = 0, rescale_output: bool = False):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.log_var = nn.Parameter(torch.zeros(n_log_var)) if n_log_var else None
+        self.rescale_output = bool(rescale_output)
+        self.register_buffer("shift", torch.zeros(n_features))
+        self.register_buffer("scale", torch.ones(()))
+
+    def reset_buffers(self) -> None:
+        """The identity standardisation (m = 0, s = 1)."""
+        self.shift.zero_()
+        self.scale.fill_(1.0)
+
+    @torch.no_grad()
+    def standardize_from(self, X: torch.Tensor, block: int = 8192) -> None:
+        """Set m and s from the rows of ``X`` (n, n_features), in float64 and in row blocks."""
+        n = X.shape[0]
+        total = torch.zeros(X.shape[1], dtype=torch.float64, device=X.device)
+        for i in range(0, n, block):
+            total += X[i : i + block].sum(0, dtype=torch.float64)
+        mean = total / n
+        sq = torch.zeros((), dtype=torch.float64, device=X.device)
+        for i in range(0, n, block):
+            sq += (X[i : i + block].double() - mean).square().sum()
+        var = float(sq) / (n * X.shape[1])
+        scale = math.sqrt(var) if math.isfinite(var) and var > 0 else 1.0
+        self.shift.copy_(mean.to(self.shift.dtype))
+        self.scale.fill_(scale)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoder's output for rows ``x`` in the data's units."""
+        return self.encoder((x - self.shift) / self.scale)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The decoder's output for codes ``z``: values in the data's units, or logits."""
+        out = self.decoder(z)
+        return out * self.scale + self.shift if self.rescale_output else out
+
+    @staticmethod
+    def output_layer_of(net: nn.Module) -> nn.Linear | None:
+        """The last layer of ``net`` if it is a ``Linear`` with a bias (MLP and conv encoders,
+        MLP decoders), else None."""
+        last = None
+        for m in net.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+                last = m
+        return last if isinstance(last, nn.Linear) and last.bias is not None else None
+
+    def output_layer(self) -> nn.Linear | None:
+        """The decoder's last layer if it has a bias per feature (MLP decoders), else None."""
+        last = self.output_layer_of(self.decoder)
+        return last if last is not None and last.bias.shape == self.shift.shape else None
 
 
 class GeneratorDiscriminator(nn.Module):
@@ -137,7 +219,8 @@ class GeneratorDiscriminator(nn.Module):
 
 
 def encoder_decoder_pair(kind, n_features, latent_dim, enc_out, hidden_sizes, activation,
-                         code_activation=None, n_log_var=0) -> EncoderDecoder:
+                         code_activation=None, n_log_var=0,
+                         rescale_output=False) -> EncoderDecoder:
     """Encoder ``n_features -> enc_out`` and decoder ``latent_dim -> n_features``.
 
     ``kind='mlp'`` mirrors ``hidden_sizes`` in the decoder; ``kind='conv'`` uses the small
@@ -152,4 +235,4 @@ def encoder_decoder_pair(kind, n_features, latent_dim, enc_out, hidden_sizes, ac
         hs = tuple(hidden_sizes)
         enc = mlp((n_features, *hs, enc_out), activation, code_activation)
         dec = mlp((latent_dim, *hs[::-1], n_features), activation, None)
-    return EncoderDecoder(enc, dec, n_log_var)
+    return EncoderDecoder(enc, dec, n_log_var, n_features, rescale_output)

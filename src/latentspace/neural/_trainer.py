@@ -31,7 +31,7 @@ from torch import nn
 from ..exceptions import ModelFormatError, TrainingDivergedError
 from . import _distributed
 
-__all__ = ["StepContext", "TrainResult", "make_optimizer", "train", "load_checkpoint"]
+__all__ = ["StepContext", "Stopping", "TrainResult", "make_optimizer", "train", "load_checkpoint"]
 
 CHECKPOINT_FORMAT = "latentspace-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -125,13 +125,148 @@ class StepContext:
 
 @dataclass
 class TrainResult:
-    """What :func:`train` hands back."""
+    """What :func:`train` hands back.
+
+    Attributes
+    ----------
+    stop_reason : {"converged", "validation", "unstable", "max_epochs"}
+        ``"converged"``: the training objective reached a plateau at the last learning-rate
+        stage; ``"validation"``: the same for the validation loss (early stopping);
+        ``"unstable"``: the loss blew up with no rate reduction left, and the best epoch's
+        weights were restored; ``"max_epochs"``: ``n_epochs`` ran out first.
+    still_improving : bool
+        The monitored value improved by more than the tolerance within the last ``patience``
+        epochs (only meaningful when ``stop_reason == "max_epochs"``).
+    """
 
     history: list[dict] = field(default_factory=list)
     n_skipped: int = 0
     step: int = 0
     best_epoch: int | None = None
     stopped_early: bool = False
+    stop_reason: str = "max_epochs"
+    still_improving: bool = False
+    lr_scale: float = 1.0
+
+
+@dataclass(frozen=True)
+class Stopping:
+    """When training ends before ``n_epochs``, and how the learning rate follows plateaus.
+
+    An epoch *improves* when its monitored value (the validation loss if there is validation
+    data, else the training objective) is below ``best - tol * max(|best|, floor)``, ``best``
+    being the lowest value so far. ``patience`` epochs in a row without improvement make a
+    plateau; on a plateau the learning rate is multiplied by ``factor`` while ``lr_drops``
+    reductions remain (then the count starts again), and otherwise training stops if ``stop``
+    (scikit-learn's MLP stops at its first plateau; its ``learning_rate="adaptive"`` divides
+    the rate by 5 first).
+
+    A training epoch whose loss exceeds the best of the run by more than ``max(|best|, floor)``
+    is a blow-up (Adam's occasional instability, which the run does not recover from): the weights
+    and optimizer state of the best epoch are restored and the rate reduced as on a plateau;
+    with no reduction left, training ends there (``stop_reason == "unstable"``).
+
+    Parameters
+    ----------
+    tol : float
+        Relative improvement that counts.
+    patience : int
+        Epochs without improvement that make a plateau (``n_iter_no_change``).
+    lr_drops : int
+        Learning-rate reductions before a plateau ends training.
+    factor : float in (0, 1)
+        Multiplier of the learning rate at each reduction.
+    floor : float
+        Smallest scale the relative tolerance applies to, in the objective's units (an
+        objective that crosses zero, like a Gaussian log-likelihood, keeps a finite
+        threshold).
+    stop : bool
+        Stop on a plateau once no reductions remain; False runs to ``n_epochs`` (the GAN,
+        whose losses are not an objective to converge).
+    restore_best : bool
+        End with the weights of the best epoch (validation early stopping).
+    """
+
+    tol: float = 1e-4
+    patience: int = 10
+    lr_drops: int = 0
+    factor: float = 0.1
+    floor: float = 0.0
+    stop: bool = True
+    restore_best: bool = False
+
+
+class _Plateau:
+    """The running state of a :class:`Stopping` rule (saved in checkpoints).
+
+    Improvement is measured against the best value of the current learning-rate stage: after
+    a reduction the loss often first recovers from a spike of the faster rate, and that
+    recovery is progress at the new rate, not a plateau. ``best_epoch`` is the best over the
+    whole run (the weights that ``restore_best`` keeps).
+    """
+
+    def __init__(self, rule: Stopping):
+        self.rule = rule
+        self.best = math.inf  # best of the current stage
+        self.best_overall = math.inf
+        self.best_epoch: int | None = None
+        self.bad = 0  # epochs of this stage since its last improvement
+        self.drops = 0
+        self.lr_scale = 1.0
+
+    def update(self, value: float, epoch: int, guard: bool = True) -> tuple[bool, str]:
+        """Record one epoch's monitored ``value`` -> (best of the run so far, action), the
+        action being "" (go on), "rollback" (restore the best epoch, the rate was reduced),
+        "unstable" (restore the best epoch and stop) or "stop". ``guard``: watch for blow-ups
+        (training losses; a validation loss may rise by overfitting, which is what early
+        stopping is for)."""
+        rule = self.rule
+        if guard and math.isfinite(value) and math.isfinite(self.best_overall) and \
+                value > self.best_overall + max(abs(self.best_overall), rule.floor):
+            if self.drops < rule.lr_drops:
+                self.drops += 1
+                self.lr_scale *= rule.factor
+                self.best, self.bad = math.inf, 0
+                return False, "rollback"
+            return False, "unstable"
+        if not math.isfinite(value):
+            improved = False
+        elif not math.isfinite(self.best):
+            improved = True
+        else:
+            improved = value < self.best - rule.tol * max(abs(self.best), rule.floor)
+        if improved:
+            self.best, self.bad = value, 0
+        else:
+            self.bad += 1
+        overall = math.isfinite(value) and value < self.best_overall
+        if overall:
+            self.best_overall, self.best_epoch = value, epoch
+        if self.bad < rule.patience:
+            return overall, ""
+        if self.drops < rule.lr_drops:
+            self.drops += 1
+            self.lr_scale *= rule.factor
+            self.best, self.bad = math.inf, 0
+            return overall, ""
+        return overall, "stop" if rule.stop else ""
+
+    @property
+    def still_improving(self) -> bool:
+        """Whether the current stage improved within its last ``patience`` epochs."""
+        return self.bad < self.rule.patience
+
+    def state(self) -> dict:
+        return {"best": self.best, "best_overall": self.best_overall, "bad_epochs": self.bad,
+                "drops": self.drops, "lr_scale": self.lr_scale,
+                "best_epoch": -1 if self.best_epoch is None else self.best_epoch}
+
+    def restore(self, es: dict) -> None:
+        self.best, self.bad = float(es["best"]), int(es["bad_epochs"])
+        self.best_overall = float(es.get("best_overall", self.best))
+        self.drops = int(es.get("drops", 0))
+        self.lr_scale = float(es.get("lr_scale", 1.0))
+        self.best_epoch = None if es["best_epoch"] < 0 else int(es["best_epoch"])
 
 
 # ----------------------------------------------------------------------------- batches
@@ -284,9 +419,7 @@ def train(
     grad_clip: float | None = None,
     val_data=None,
     val_fn: Callable[[torch.Tensor], dict] | None = None,
-    early_stopping: bool = False,
-    n_iter_no_change: int = 10,
-    tol: float = 0.0,
+    stopping: Stopping | None = None,
     checkpoint_path=None,
     checkpoint_every: int = 1,
     resume=None,
@@ -321,10 +454,10 @@ def train(
     val_data, val_fn
         Held-out data (same types as ``data``) and a no-grad function batch -> metrics;
         reported as ``val_<name>`` in ``history``.
-    early_stopping : bool
-        Stop once the monitored loss (``val_loss`` if ``val_data`` is given, else ``loss``) has
-        not improved by more than ``tol`` for ``n_iter_no_change`` epochs; restore the weights
-        of the best epoch.
+    stopping : Stopping or None
+        Plateau rule on the monitored loss (``val_loss`` if ``val_data`` is given, else
+        ``loss``): learning-rate reductions, then the end of training, and optionally the
+        best epoch's weights at the end. None runs all ``n_epochs`` at the scheduled rate.
     checkpoint_path : path or None
         Written atomically every ``checkpoint_every`` epochs and at the end of training;
         never written when any parameter or optimizer state is non-finite.
@@ -339,7 +472,9 @@ def train(
         Raise :class:`TrainingDivergedError` after this many consecutive non-finite batches.
     lr_schedule : callable(epoch) -> float, or None
         Multiplies every optimizer's initial learning rate at the start of each epoch
-        (epochs counted from 0); a pure function of the epoch, so resuming reproduces it.
+        (epochs counted from 0), together with the plateau reductions of ``stopping``; a pure
+        function of the epoch, so resuming reproduces it. Each epoch's rate (of the first
+        optimizer) is recorded as ``learning_rate`` in ``history``.
     progress : bool
         Show a tqdm bar over epochs.
 
@@ -350,7 +485,9 @@ def train(
     ctx = StepContext(optimizers, grad_clip, generator)
     result = TrainResult()
     start_epoch = 0
-    best, best_state, bad_epochs = math.inf, None, 0
+    rule = stopping if stopping is not None else Stopping(stop=False)
+    plateau = _Plateau(rule)
+    best_state = None  # {"module", "optimizers"} states of the best epoch of the run
     if resume is not None:
         state = load_checkpoint(resume)
         if state.get("meta") != meta:
@@ -367,9 +504,11 @@ def train(
         result.n_skipped = int(state["n_skipped"])
         result.stopped_early = bool(state["stopped_early"])
         es = state["early_stopping"]
-        best, bad_epochs = float(es["best"]), int(es["bad_epochs"])
-        result.best_epoch = None if es["best_epoch"] < 0 else int(es["best_epoch"])
+        plateau.restore(es)
+        result.stop_reason = str(es.get("stop_reason", "max_epochs"))
         best_state = es.get("best_state")
+        if best_state is not None and set(best_state) != {"module", "optimizers"}:
+            best_state = {"module": best_state, "optimizers": None}  # version-1 checkpoints
         if result.stopped_early:
             start_epoch = n_epochs  # nothing left to do
 
@@ -392,11 +531,10 @@ def train(
     try:
         for epoch in range(start_epoch, n_epochs):
             ctx.epoch = epoch
-            if lr_schedule is not None:
-                factor = float(lr_schedule(epoch))
-                for opt in optimizers.values():
-                    for group in opt.param_groups:
-                        group["lr"] = group["initial_lr"] * factor
+            factor = plateau.lr_scale * (1.0 if lr_schedule is None else float(lr_schedule(epoch)))
+            for opt in optimizers.values():
+                for group in opt.param_groups:
+                    group["lr"] = group["initial_lr"] * factor
             module.train()
             t0 = time.perf_counter()
             sums: dict = {}
@@ -422,6 +560,7 @@ def train(
             if world is not None:
                 _distributed.sum_metrics(sums)
             record = {"epoch": epoch + 1, **_means(sums)}
+            record["learning_rate"] = next(iter(optimizers.values())).param_groups[0]["lr"]
             record["n_skipped"] = skipped
             result.n_skipped += skipped
             module.eval()
@@ -433,20 +572,24 @@ def train(
             record["seconds"] = time.perf_counter() - t0
             result.history.append(record)
 
-            current = record.get(monitor, math.nan)
-            if current < best - tol:
-                best, bad_epochs, result.best_epoch = current, 0, epoch + 1
-                if early_stopping:
-                    best_state = copy.deepcopy(module.state_dict())
-            else:
-                bad_epochs += 1
-            if early_stopping and bad_epochs >= n_iter_no_change:
+            best_so_far, action = plateau.update(float(record.get(monitor, math.nan)), epoch + 1,
+                                                 guard=val_data is None)
+            if best_so_far:
+                best_state = copy.deepcopy({
+                    "module": module.state_dict(),
+                    "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()}})
+            if action in ("rollback", "unstable") and best_state is not None:
+                _restore(module, optimizers, best_state)
+                record["restored_epoch"] = plateau.best_epoch
+            if action in ("stop", "unstable"):
                 result.stopped_early = True
+                result.stop_reason = ("unstable" if action == "unstable" else
+                                      "validation" if val_data is not None else "converged")
             last = epoch + 1 == n_epochs or result.stopped_early
             if checkpoint_path is not None and ((epoch + 1) % checkpoint_every == 0 or last):
                 if world is None or world[0] == 0:  # one writer; the others wait for it
                     _checkpoint(checkpoint_path, module, optimizers, generator, epoch + 1,
-                                ctx.step, result, best, bad_epochs, best_state, meta)
+                                ctx.step, result, plateau, best_state, meta)
                 if world is not None:
                     _distributed.barrier()
             if bar is not None:
@@ -458,10 +601,21 @@ def train(
         if bar is not None:
             bar.close()
         module.eval()
-    if early_stopping and best_state is not None:
-        module.load_state_dict(best_state)
+    if rule.restore_best and best_state is not None:
+        module.load_state_dict(best_state["module"])
     result.step = ctx.step
+    result.best_epoch = plateau.best_epoch
+    result.still_improving = not result.stopped_early and plateau.still_improving
+    result.lr_scale = plateau.lr_scale
     return result
+
+
+def _restore(module, optimizers, state: dict) -> None:
+    """Load a snapshot of :func:`train` (module and, where saved, optimizer states)."""
+    module.load_state_dict(state["module"])
+    if state.get("optimizers") is not None:
+        for name, opt in optimizers.items():
+            opt.load_state_dict(copy.deepcopy(state["optimizers"][name]))
 
 
 def _restore_generator(generator: torch.Generator, saved: torch.Tensor, path) -> None:
@@ -482,8 +636,8 @@ def _restore_generator(generator: torch.Generator, saved: torch.Tensor, path) ->
         )
 
 
-def _checkpoint(path, module, optimizers, generator, epoch, step, result, best, bad_epochs,
-                best_state, meta) -> None:
+def _checkpoint(path, module, optimizers, generator, epoch, step, result, plateau, best_state,
+                meta) -> None:
     tensors = list(module.state_dict().values())
     for opt in optimizers.values():
         tensors.extend(_optimizer_tensors(opt))
@@ -504,10 +658,6 @@ def _checkpoint(path, module, optimizers, generator, epoch, step, result, best, 
         "history": result.history,
         "n_skipped": result.n_skipped,
         "stopped_early": result.stopped_early,
-        "early_stopping": {
-            "best": best,
-            "bad_epochs": bad_epochs,
-            "best_epoch": -1 if result.best_epoch is None else result.best_epoch,
-            "best_state": best_state,
-        },
+        "early_stopping": {**plateau.state(), "stop_reason": result.stop_reason,
+                           "best_state": best_state},
     })

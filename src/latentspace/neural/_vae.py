@@ -34,6 +34,12 @@ _MIN_LOG_VAR = math.log(1e-6)  # floor of a learned decoder variance (constant f
 _IW_ROWS = 16384  # (sample, row) pairs per decoder pass in the importance-weighted bound
 _ACTIVE_ROWS = 1000  # rows used to count active units after each epoch
 _ACTIVE_THRESHOLD = 1e-2  # Burda et al.: unit u is active if Cov_x(E_q[u]) > 1e-2
+# q(z|x) starts input-independent at σ² = e⁻² (σ ≈ 0.37): a code that tells rows apart from
+# the first step. From the prior's σ² = 1, Adam -- which moves a parameter by about its
+# learning rate per step -- needs thousands of steps to bring log σ² to the -3 ... -5 of a
+# trained posterior, and input-dependent initial variances cost ELBO from the start (linear
+# VAE on Olivetti faces, defaults: 1.6% below PPCA's log-likelihood from 0, 0.6-0.7% from -2)
+_INIT_POSTERIOR_LOG_VAR = -2.0
 
 
 class VAE(TransformerMixin, _NeuralModel):
@@ -61,7 +67,9 @@ class VAE(TransformerMixin, _NeuralModel):
     weight_decay, grad_clip,
     early_stopping, validation_fraction, n_iter_no_change, tol, checkpoint_path,
     checkpoint_every, device, random_state, verbose
-        Training options, as in :class:`Autoencoder`.
+        Training options, as in :class:`Autoencoder`: by default training halves the rate on
+        each plateau of the loss (-ELBO) and stops, converged, at the seventh plateau, or
+        warns at ``max_epochs=1000``.
 
     Attributes
     ----------
@@ -71,8 +79,11 @@ class VAE(TransformerMixin, _NeuralModel):
         Gaussian variances, ``network_.log_var``.
     history_ : list of dict
         Per epoch: ``loss`` (= -ELBO for β = 1), ``reconstruction``, ``kl``, ``elbo``,
-        ``active_units``, ``val_*`` with early stopping, ``n_skipped``, ``seconds``.
+        ``active_units``, ``val_*`` with early stopping, ``learning_rate``, ``n_skipped``,
+        ``seconds``.
     n_iter_, n_skipped_steps_ : int
+    converged_, stop_reason_
+        Whether and why training ended before ``max_epochs``, as in :class:`Autoencoder`.
     active_units_ : int
         Array data only: latent units with Var_x(E_q[z_u]) > 0.01 (Burda et al.) over up to
         1000 evenly spaced training rows; 0 signals posterior collapse (a warning is raised).
@@ -88,17 +99,17 @@ class VAE(TransformerMixin, _NeuralModel):
         decoder_variance="shared",
         beta=1.0,
         network="mlp",
-        max_epochs=100,
+        max_epochs=1000,
         batch_size=128,
         optimizer="adam",
         learning_rate=1e-3,
-        learning_rate_schedule="constant",
+        learning_rate_schedule="plateau",
         momentum=0.9,
         weight_decay=0.0,
         grad_clip=None,
         early_stopping=False,
         validation_fraction=0.1,
-        n_iter_no_change=10,
+        n_iter_no_change=20,
         tol=1e-4,
         checkpoint_path=None,
         checkpoint_every=1,
@@ -162,13 +173,26 @@ class VAE(TransformerMixin, _NeuralModel):
         return _nets.encoder_decoder_pair(
             self.network, n_features, self.latent_dim, 2 * self.latent_dim,
             self._check_sizes("hidden_sizes", self.hidden_sizes), self.activation,
-            None, self._n_log_var(n_features),
+            None, self._n_log_var(n_features), rescale_output=self.likelihood == "gaussian",
         )
+
+    @torch.no_grad()
+    def _init_from_data(self, network, data) -> None:
+        super()._init_from_data(network, data)
+        if self.likelihood == "bernoulli":
+            self._init_logit_bias(network)
+        elif network.log_var is not None:
+            # learned variances start at the data's mean variance s², not at 1 in its units
+            network.log_var.fill_(max(2 * math.log(float(network.scale)), _MIN_LOG_VAR))
+        head = network.output_layer_of(network.encoder)
+        if head is not None:  # the log σ² half of the encoder's last layer: input-independent
+            head.weight[self.latent_dim:] = 0.0
+            head.bias[self.latent_dim:] = _INIT_POSTERIOR_LOG_VAR
 
     # --- the model --------------------------------------------------------------------
     def _encode(self, net, x):
         """-> μ, log σ², each (n, L)."""
-        mu, log_var = net.encoder(x).chunk(2, dim=-1)
+        mu, log_var = net.encode(x).chunk(2, dim=-1)
         return mu, log_var
 
     def _decoder_log_var(self, net, like: torch.Tensor) -> torch.Tensor:
@@ -197,7 +221,7 @@ class VAE(TransformerMixin, _NeuralModel):
         mu, log_var = self._encode(net, x)
         eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + torch.exp(0.5 * log_var) * eps  # reparameterisation, K&W eq. 4
-        log_px = self._log_px(net, net.decoder(z), x, exact)  # (n,)
+        log_px = self._log_px(net, net.decode(z), x, exact)  # (n,)
         kl = self._kl(mu, log_var)  # (n,)
         return log_px, kl.double() if exact else kl
 
@@ -253,7 +277,7 @@ class VAE(TransformerMixin, _NeuralModel):
                 f"of E_q[z] over the data ≤ {_ACTIVE_THRESHOLD}); lower beta, train longer, or "
                 "use a smaller latent_dim.",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=5,
             )
 
     # --- public API -------------------------------------------------------------------
@@ -267,7 +291,7 @@ class VAE(TransformerMixin, _NeuralModel):
         return self._out(self._infer(lambda x: self._encode(self.network_, x)[0], Xt), kind)
 
     def _decode_mean(self, z):
-        out = self.network_.decoder(z)
+        out = self.network_.decode(z)
         return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
 
     def inverse_transform(self, Z):
@@ -352,7 +376,7 @@ class VAE(TransformerMixin, _NeuralModel):
                 k = min(k_chunk, K - k0)
                 eps = torch.randn((k, *mu.shape), generator=gen, device=mu.device, dtype=mu.dtype)
                 z = mu + std * eps  # (k, b, L)
-                out = net.decoder(z.reshape(-1, z.shape[-1])).reshape(k, xb.shape[0], -1)
+                out = net.decode(z.reshape(-1, z.shape[-1])).reshape(k, xb.shape[0], -1)
                 log_px = self._log_px(net, out, xb)  # (k, b)
                 log_pz = -0.5 * (z.square() + _LOG_2PI).double().sum(-1)
                 log_qz = -0.5 * (eps.square() + log_var + _LOG_2PI).double().sum(-1)

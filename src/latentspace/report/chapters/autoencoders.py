@@ -61,6 +61,7 @@ def run(ctx: TourContext) -> Chapter:
         "plain AE: error of g(f(x̃)) against clean x": err(plain),
         "denoising AE: error of g(f(x̃)) against clean x": err(dae),
         "plain AE: error on clean held-out input (−score)": -float(plain.score(test)),
+        "plain / denoising AE: training stopped by": f"{plain.stop_reason_} / {dae.stop_reason_}",
     }
 
     ctx.progress("train sparse autoencoder")
@@ -72,6 +73,7 @@ def run(ctx: TourContext) -> Chapter:
     numbers["sparse AE: target ρ"] = RHO
     numbers["sparse AE: max |ρ̂ⱼ − ρ| over 25 units"] = bars.max_deviation
     numbers["sparse AE: mean activations ρ̂ⱼ"] = [float(v) for v in sparse.mean_activation_]
+    numbers["sparse AE: training stopped by"] = sparse.stop_reason_
 
     figures = []
     if d == ctx.image_shape[0] * ctx.image_shape[1]:

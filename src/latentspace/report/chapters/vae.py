@@ -55,6 +55,7 @@ def run(ctx: TourContext) -> Chapter:
         "architecture": f"{d}-{hidden[0]}-2 (μ, log σ²) / 2-{hidden[0]}-{d}, Bernoulli decoder",
         "training / held-out rows": f"{len(train)} / {len(test)}",
         "epochs": int(vae.n_iter_),
+        "training stopped by": vae.stop_reason_,
         "training ELBO per sample (nats)": float(vae.score(train)),
         "held-out ELBO per sample (nats)": elbo_test,
         f"held-out importance-weighted bound, K={K} (nats)": iw_test,

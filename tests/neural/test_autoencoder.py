@@ -105,6 +105,9 @@ def test_types_devices_and_dtypes_follow_the_input(digits):
         ({"activation": "swish"}, "activation"),
         ({"latent_dim": 0}, "latent_dim"),
         ({"network": "transformer"}, "network"),
+        ({"batch_size": "big"}, "batch_size must be 'auto' or a positive integer"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"learning_rate_schedule": "step"}, "learning_rate_schedule"),
     ],
 )
 def test_bad_hyperparameters_raise_in_fit(digits, params, match):
@@ -145,9 +148,11 @@ def test_save_load_round_trip(tmp_path, digits):
 
 
 def test_early_stopping_holds_out_rows_and_keeps_the_best_epoch(digits):
+    # a constant rate: training ends at the first plateau of the validation loss (with the
+    # default schedule it would halve the rate there and go on)
     ae = Autoencoder(4, hidden_sizes=(32,), early_stopping=True, validation_fraction=0.2,
                      n_iter_no_change=3, tol=0.0, max_epochs=300, learning_rate=0.05,
-                     random_state=0).fit(digits)
+                     learning_rate_schedule="constant", random_state=0).fit(digits)
     val = [h["val_loss"] for h in ae.history_]
     assert ae.n_iter_ < 300  # stopped
     best = int(np.argmin(val))

@@ -20,6 +20,8 @@ from sklearn.decomposition import PCA
 from latentspace.exceptions import ConvergenceWarning
 from latentspace.neural import VAE, Autoencoder
 
+from _ppca import ppca_loglik  # the closed-form oracle, shared with test_vae.py
+
 L = 5  # latent dimension of every claim below
 
 
@@ -39,20 +41,6 @@ def X(request):
         images = np.load(data / "olivetti_faces.npz")["images"]
         return images.reshape(len(images), -1).astype(np.float64) / 255.0
     return tall_ppca_sample()
-
-
-def ppca_loglik(X, n_components):
-    """Mean log-likelihood of the PPCA maximum-likelihood fit, in closed form: with λ_j the
-    eigenvalues of the sample covariance and σ² = Σ_{j>L} λ_j / (d − L),
-    -½ [d log 2π + Σ_{j≤L} log λ_j + (d − L) log σ² + d] (Tipping & Bishop, 1999, eq. 4 at
-    the maximum)."""
-    n, d = X.shape
-    s = np.linalg.svd(X - X.mean(0), compute_uv=False)
-    lam = np.zeros(d)
-    lam[: len(s)] = s**2 / n
-    sigma2 = lam[n_components:].sum() / (d - n_components)
-    logdet = np.log(lam[:n_components]).sum() + (d - n_components) * np.log(sigma2)
-    return -0.5 * (d * np.log(2 * np.pi) + logdet + d)
 
 
 def fit_quietly(est, X):

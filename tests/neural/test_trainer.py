@@ -186,6 +186,86 @@ def test_early_stopping_stops_after_patience_and_restores_best_weights():
     assert torch.equal(_params(net), snapshots[2])
 
 
+def _scripted(net, losses):
+    """A real training step whose reported loss is ``losses[epoch]`` (the plateau rule's input)."""
+    inner = _mse_step(net)
+
+    def step(batch, ctx):
+        inner(batch, ctx)
+        return {"loss": losses[ctx.epoch]}
+
+    return step
+
+
+def test_plateaus_halve_the_rate_then_end_training():
+    net = _net()
+    res = _fit(net, _data(), epochs=50, step=_scripted(net, [5.0] * 50),
+               stopping=Stopping(tol=0.0, patience=2, lr_drops=2, factor=0.5))
+    # each stage: one epoch sets its best, two without improvement make the plateau
+    rates = [h["learning_rate"] for h in res.history]
+    assert rates == pytest.approx([1e-2] * 3 + [5e-3] * 3 + [2.5e-3] * 3)
+    assert res.stopped_early and res.stop_reason == "converged" and not res.still_improving
+    assert res.lr_scale == 0.25
+
+
+def test_improvement_is_relative_to_the_best_of_the_stage():
+    losses = [1.0, 0.99995, 0.99993] + [0.5] * 10
+    # gains of 5e-5 and 7e-5 relative: below tol = 1e-4, so epochs 2 and 3 make a plateau
+    net = _net()
+    res = _fit(net, _data(), epochs=len(losses), step=_scripted(net, losses),
+               stopping=Stopping(tol=1e-4, patience=2, lr_drops=0))
+    assert len(res.history) == 3 and res.stop_reason == "converged"
+    # with tol = 1e-5 both count as progress, and the drop to 0.5 does too
+    net = _net()
+    res = _fit(net, _data(), epochs=len(losses), step=_scripted(net, losses),
+               stopping=Stopping(tol=1e-5, patience=2, lr_drops=0))
+    assert len(res.history) == 6 and res.best_epoch == 4
+
+
+def test_reaching_n_epochs_while_improving_is_reported():
+    net = _net()
+    losses = [10.0 - i for i in range(5)]
+    res = _fit(net, _data(), epochs=5, step=_scripted(net, losses),
+               stopping=Stopping(patience=3, lr_drops=2))
+    assert not res.stopped_early and res.stop_reason == "max_epochs" and res.still_improving
+
+
+def test_a_blow_up_restores_the_best_epoch_and_halves_the_rate():
+    net = _net()
+    snapshots = []
+    losses = [3.0, 2.0, 1.0, 100.0, 0.9, 0.8]  # epoch 4 is > best + |best|
+    res = _fit(net, _data(), epochs=4, step=_scripted(net, losses),
+               stopping=Stopping(patience=5, lr_drops=1, factor=0.5),
+               on_epoch_end=lambda rec: snapshots.append(_params(net).clone()))
+    assert res.history[3]["restored_epoch"] == 3
+    assert torch.equal(_params(net), snapshots[2]) and not torch.equal(snapshots[3], snapshots[2])
+    net2 = _net()
+    res2 = _fit(net2, _data(), epochs=6, step=_scripted(net2, losses),
+                stopping=Stopping(patience=5, lr_drops=1, factor=0.5))
+    assert [h["learning_rate"] for h in res2.history] == pytest.approx([1e-2] * 4 + [5e-3] * 2)
+    assert res2.stop_reason == "max_epochs"
+
+
+def test_a_blow_up_with_no_reduction_left_stops_at_the_best_epoch():
+    net = _net()
+    snapshots = []
+    res = _fit(net, _data(), epochs=10, step=_scripted(net, [3.0, 2.0, 50.0] + [1.0] * 7),
+               stopping=Stopping(patience=5, lr_drops=0),
+               on_epoch_end=lambda rec: snapshots.append(_params(net).clone()))
+    assert len(res.history) == 3 and res.stop_reason == "unstable" and res.best_epoch == 2
+    assert torch.equal(_params(net), snapshots[1])
+
+
+def test_a_rising_validation_loss_is_early_stopping_not_a_blow_up():
+    net = _net()
+    val = iter([1.0, 3.0, 4.0, 5.0])
+    res = _fit(net, _data(), epochs=4, val_data=_data(8, seed=9),
+               val_fn=lambda b: {"loss": next(val)},
+               stopping=Stopping(patience=3, restore_best=True))
+    assert res.stop_reason == "validation" and len(res.history) == 4
+    assert "restored_epoch" not in res.history[1]
+
+
 # ----------------------------------------------------------------------------- checkpoints
 def test_resume_continues_exactly(tmp_path):
     data = _data(50)

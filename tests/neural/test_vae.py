@@ -20,6 +20,8 @@ import latentspace
 from latentspace.exceptions import TrainingDivergedError
 from latentspace.neural import VAE, load_checkpoint
 
+from _ppca import ppca_loglik
+
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
@@ -60,15 +62,16 @@ def test_linear_gaussian_vae_matches_ppca(linear_vae):
 
 def test_importance_weighted_bound_lies_between_elbo_and_loglik(linear_vae):
     vae, X = linear_vae
-    ll_ppca = PCA(2).fit(X).score(X)
+    ll_ppca = ppca_loglik(X, 2)  # the maximum over this model family, in closed form
     ll_model = exact_linear_vae_loglik(vae, X)  # (n,) the VAE's own log p(x)
-    elbo = vae.score_samples(X)
+    # both bounds are Monte-Carlo estimates: compare means over draws, within their errors
+    elbo = np.array([vae.score_samples(X, random_state=s).mean() for s in range(5)])
     iw = np.array([vae.score_samples(X, n_importance=1000, random_state=s).mean()
                    for s in range(3)])
-    mc = 3 * iw.std(ddof=1) + 1e-3  # Monte-Carlo error of the bound's mean
+    mc = 3 * (elbo.std(ddof=1) / np.sqrt(5) + iw.std(ddof=1) / np.sqrt(3)) + 1e-6
     assert elbo.mean() <= iw.mean() + mc
     assert iw.mean() <= ll_model.mean() + mc
-    assert ll_model.mean() <= ll_ppca + 1e-6  # PPCA is the maximum over this model family
+    assert ll_model.mean() <= ll_ppca + 1e-9 * abs(ll_ppca)
 
 
 def test_iw_bound_rises_with_k_towards_exact_loglik_on_a_loose_model():

@@ -81,10 +81,13 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         it has converged (see ``learning_rate_schedule``); a fit that reaches ``max_epochs``
         while its loss still improves warns with a
         :class:`~latentspace.exceptions.ConvergenceWarning`.
-    batch_size, optimizer, learning_rate, momentum, weight_decay, grad_clip
-        Training: rows per step (default 128), ``"adam"`` or ``"sgd"``, the initial step size
-        (default 1e-3), SGD momentum (Adam's β₁, default 0.9), L2 penalty, and clipping of
-        the global gradient norm (None: off).
+    batch_size : int or "auto", default="auto"
+        Rows per step; ``"auto"``: ``min(128, max(32, n_samples // 32))``, about 32 steps an
+        epoch on small data sets (a DataLoader brings its own batches).
+    optimizer, learning_rate, momentum, weight_decay, grad_clip
+        Training: ``"adam"`` or ``"sgd"``, the initial step size (default 1e-3), SGD momentum
+        (Adam's β₁, default 0.9), L2 penalty, and clipping of the global gradient norm (None:
+        off).
     learning_rate_schedule : {"plateau", "constant", "cosine"}, default="plateau"
         ``"plateau"``: each time the loss has not improved by ``tol`` for ``n_iter_no_change``
         epochs, the rate is halved; after six halvings (1/64 of ``learning_rate``) the next
@@ -151,7 +154,7 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         sparsity_weight=1.0,
         network="mlp",
         max_epochs=1000,
-        batch_size=128,
+        batch_size="auto",
         optimizer="adam",
         learning_rate=1e-3,
         learning_rate_schedule="plateau",

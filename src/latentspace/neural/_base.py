@@ -327,15 +327,13 @@ class _NeuralModel(LatentModel):
                 stacklevel=4,
             )
         elif hasattr(self, "tol") and result.still_improving:
-            self._warn_unconverged(result)
+            self._warn_unconverged(result, validated=val is not None)
         with torch.no_grad():
             self._after_fit(network, X_monitor, generator)
         return self
 
-    def _warn_unconverged(self, result) -> None:
-        monitor = "validation loss" if result.stop_reason == "validation" or self.early_stopping \
-            else "training loss"
-        key = "val_loss" if monitor == "validation loss" else "loss"
+    def _warn_unconverged(self, result, validated: bool) -> None:
+        monitor, key = ("validation loss", "val_loss") if validated else ("training loss", "loss")
         values = [r.get(key) for r in result.history if r.get(key) is not None]
         window = values[-(int(self.n_iter_no_change) + 1):]
         gain = ""

@@ -1,6 +1,8 @@
 """The neural tests run single-threaded: their networks are small, and on a shared machine
 intra-op threads mostly spin. The previous setting is restored afterwards."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -19,7 +21,10 @@ def _one_torch_thread():
 _UNCONVERGED = "ignore:.*stopped at max_epochs=.*still improving:sklearn.exceptions.ConvergenceWarning"
 
 
+_HERE = Path(__file__).resolve().parent
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
-        if "tests/neural/" in str(item.fspath).replace("\\", "/"):
+        if item.path.is_relative_to(_HERE):
             item.add_marker(pytest.mark.filterwarnings(_UNCONVERGED))

@@ -14,6 +14,7 @@ for data in [0, 1]), summed over features and averaged over the batch. Variants:
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import torch
@@ -264,7 +265,8 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         if self.sparsity_target is not None and code is not None:
             # the sigmoid code starts at its target mean activation ρ rather than at 1/2:
             # from 1/2, Adam needs about |logit ρ| / learning_rate steps just to move the bias
-            code.bias.fill_(float(torch.logit(torch.tensor(float(self.sparsity_target)))))
+            rho = float(self.sparsity_target)
+            code.bias.fill_(math.log(rho / (1 - rho)))
 
     # --- losses -----------------------------------------------------------------------
     def _reconstruction_error(self, out: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

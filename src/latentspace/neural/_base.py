@@ -229,10 +229,10 @@ class _NeuralModel(LatentModel):
         """Smallest scale of the relative ``tol`` (see :class:`._trainer.Stopping`)."""
         return 0.0
 
-    def _stopping(self) -> Stopping:
+    def _stopping(self) -> Stopping | None:
         """The plateau rule of this fit: learning-rate reductions, then the end of training."""
         if not hasattr(self, "tol"):  # the GAN: no objective to converge, max_epochs only
-            return Stopping(stop=False)
+            return None
         schedule = self.learning_rate_schedule
         return Stopping(
             tol=float(self.tol),

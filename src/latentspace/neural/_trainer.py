@@ -155,7 +155,7 @@ class Stopping:
 
     An epoch *improves* when its monitored value (the validation loss if there is validation
     data, else the training objective) is below ``best - tol * max(|best|, floor)``, ``best``
-    being the lowest value so far. ``patience`` epochs in a row without improvement make a
+    being the lowest value at the current learning rate. ``patience`` epochs in a row without improvement make a
     plateau; on a plateau the learning rate is multiplied by ``factor`` while ``lr_drops``
     reductions remain (then the count starts again), and otherwise training stops if ``stop``
     (scikit-learn's MLP stops at its first plateau; its ``learning_rate="adaptive"`` divides
@@ -223,12 +223,7 @@ class _Plateau:
         rule = self.rule
         if guard and math.isfinite(value) and math.isfinite(self.best_overall) and \
                 value > self.best_overall + max(abs(self.best_overall), rule.floor):
-            if self.drops < rule.lr_drops:
-                self.drops += 1
-                self.lr_scale *= rule.factor
-                self.best, self.bad = math.inf, 0
-                return False, "rollback"
-            return False, "unstable"
+            return False, "rollback" if self._reduce() else "unstable"
         if not math.isfinite(value):
             improved = False
         elif not math.isfinite(self.best):
@@ -242,14 +237,18 @@ class _Plateau:
         overall = math.isfinite(value) and value < self.best_overall
         if overall:
             self.best_overall, self.best_epoch = value, epoch
-        if self.bad < rule.patience:
-            return overall, ""
-        if self.drops < rule.lr_drops:
-            self.drops += 1
-            self.lr_scale *= rule.factor
-            self.best, self.bad = math.inf, 0
+        if self.bad < rule.patience or self._reduce():
             return overall, ""
         return overall, "stop" if rule.stop else ""
+
+    def _reduce(self) -> bool:
+        """Start the next learning-rate stage, if one is left -> whether it was."""
+        if self.drops >= self.rule.lr_drops:
+            return False
+        self.drops += 1
+        self.lr_scale *= self.rule.factor
+        self.best, self.bad = math.inf, 0
+        return True
 
     @property
     def still_improving(self) -> bool:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Figure", "Chapter", "TourContext"]
+__all__ = ["Figure", "Chapter", "Holdout", "TourContext"]
 
 
 @dataclass
@@ -37,6 +37,35 @@ class Chapter:
     figures: list[Figure] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)  # name -> value, shown as a table
     seconds: float = 0.0  # filled in by the tour
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """One seeded split of the tour's rows, shared by every generative model the tour scores.
+
+    The models of the scoreboard are fitted on ``train`` only; ``val`` chooses the Parzen
+    window's width, ``test`` is scored, and ``reference`` — real rows no model has seen — is
+    scored as if it were a model's samples (the best any model could do).
+
+    Attributes
+    ----------
+    train, val, test, reference : ndarray of shape (n_*, n_features)
+    y_train, y_val, y_test, y_reference : ndarray of shape (n_*,) or None
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    reference: np.ndarray
+    y_train: np.ndarray | None = None
+    y_val: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+    y_reference: np.ndarray | None = None
+
+
+HOLDOUT_SHARE = 0.1  # val, test and reference rows: each this share of the rows ...
+HOLDOUT_MAX = (2000, 500)  # ... and at most this many (full run, quick run)
+TRAIN_MAX = (3000, 1000)  # the neural chapters train on at most this many rows
 
 
 @dataclass
@@ -73,3 +102,27 @@ class TourContext:
     random_state: int = 0
     progress: Callable[[str], None] = lambda step: None
     results: dict[str, Any] = field(default_factory=dict)
+    _holdout: Holdout | None = field(default=None, repr=False)
+
+    def holdout(self) -> Holdout:
+        """The tour's shared split of ``X`` (computed once, seeded by ``random_state``).
+
+        ``val``, ``test`` and ``reference`` each take ``HOLDOUT_SHARE`` of the rows (at least
+        one, at most ``HOLDOUT_MAX``); ``train`` is a seeded subset of the rest of at most
+        ``TRAIN_MAX`` rows, small enough for CPU training.
+        """
+        if self._holdout is None:
+            col = 1 if self.quick else 0
+            n = len(self.X)
+            m = int(min(HOLDOUT_MAX[col], max(1, round(HOLDOUT_SHARE * n))))
+            order = np.random.RandomState(self.random_state).permutation(n)
+            parts = [order[:m], order[m:2 * m], order[2 * m:3 * m],
+                     np.sort(order[3 * m:][:TRAIN_MAX[col]])]
+            take = (lambda a, i: None if a is None else a[i])
+            val, test, ref, train = parts
+            self._holdout = Holdout(
+                train=self.X[train], val=self.X[val], test=self.X[test], reference=self.X[ref],
+                y_train=take(self.y, train), y_val=take(self.y, val), y_test=take(self.y, test),
+                y_reference=take(self.y, ref),
+            )
+        return self._holdout

@@ -37,6 +37,10 @@ class Chapter:
     figures: list[Figure] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)  # name -> value, shown as a table
     seconds: float = 0.0  # filled in by the tour
+    # fits that failed or stopped early, as {"category", "message", "count"} dicts: filled in by
+    # the tour from the warnings raised while the chapter ran (see report.tour.FitWarnings), and
+    # shown as a warning box at the top of the chapter
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ class RenderedChapter:
     figures: list[tuple[str, str, str]] = field(default_factory=list)
     numbers: dict = field(default_factory=dict)
     seconds: float = 0.0
+    warnings: list = field(default_factory=list)  # {"category", "message", "count"} dicts
 
 
 def encode_png(fig, *, dpi: int = 100, close: bool = True) -> str:
@@ -128,6 +129,10 @@ table.reproduction td.ours { font-variant-numeric: tabular-nums; white-space: no
 table.reproduction td.missing { color: var(--muted); width: 30%; }
 table.reproduction td.source { color: var(--muted); font-size: .85rem; }
 table.reproduction .note { color: var(--muted); font-size: .85rem; font-weight: normal; }
+.warning { background: #fff4e5; border: 2px solid #d9822b; border-radius: 4px;
+           padding: .5rem .9rem; margin: .8rem 0; }
+.warning p { margin: .2rem 0; } .warning ul { margin: .3rem 0; padding-left: 1.2rem; }
+.warning .count, nav .flag { color: #a35200; }
 code { font: 13px "DejaVu Sans Mono", Menlo, Consolas, monospace; background: #f5f7fa;
        padding: 0 .2rem; }
 footer { margin-top: 3rem; color: var(--muted); font-size: .85rem; }
@@ -145,6 +150,19 @@ def _chapter_html(i: int, ch: RenderedChapter) -> str:
         f'<h2><a href="#{_e(ch.key)}">{i}. {_e(ch.title)}</a></h2>',
         f'<p class="intro">{_e(ch.intro)}</p>',
     ]
+    if ch.warnings:
+        items = "".join(
+            f"<li>{_e(w['message'])}"
+            + (f" <span class=\"count\">(×{w['count']})</span>" if w.get("count", 1) > 1 else "")
+            + "</li>"
+            for w in ch.warnings
+        )
+        n = len(ch.warnings)
+        parts.append(
+            f'<div class="warning" role="alert"><p><b>Warning: {n} fit{"s" if n > 1 else ""} '
+            "in this chapter failed or stopped short</b> — read its figures and numbers with "
+            f"that in mind.</p><ul>{items}</ul></div>"
+        )
     if ch.formula:
         parts.append(f'<pre class="formula">{_e(ch.formula)}</pre>')
     for j, (png, caption, alt) in enumerate(ch.figures, 1):
@@ -250,7 +268,11 @@ def render_html(meta: dict, chapters: list[RenderedChapter], reproduction=None) 
     )
     toc = "".join(
         f'<li><a href="#{_e(c.key)}">{_e(c.title)}</a> <span class="time">({c.seconds:.1f} s)'
-        "</span></li>"
+        "</span>"
+        + (f' <span class="flag" title="a fit in this chapter failed or stopped short">⚠ '
+           f'{len(c.warnings)} warning{"s" if len(c.warnings) > 1 else ""}</span>'
+           if c.warnings else "")
+        + "</li>"
         for c in chapters
     )
     sections = [_chapter_html(i, c) for i, c in enumerate(chapters, 1)]

@@ -14,6 +14,7 @@ import platform
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,7 @@ from ._html import (
     write_text_atomic,
 )
 
-__all__ = ["run_tour", "select_chapters", "TourProgress", "estimate_remaining",
+__all__ = ["run_tour", "select_chapters", "TourProgress", "FitWarnings", "estimate_remaining",
            "EXPECTED_SECONDS"]
 
 QUICK_MAX_SAMPLES = 2000  # a quick run keeps a seeded random subset of at most this many rows
@@ -233,6 +234,65 @@ class TourProgress:
             self._emit()
 
 
+# ----------------------------------------------------------------------------- failed fits
+# warnings that say a fit failed or stopped short; messages of a collapse say so in their first
+# words (GAN mode collapse, VAE posterior collapse)
+_COLLAPSE_PREFIXES = ("mode collapse", "posterior collapse")
+
+
+class FitWarnings:
+    """Collect the warnings that report a failed fit while a chapter runs.
+
+    A context manager around one chapter: every
+    :class:`~latentspace.exceptions.ConvergenceWarning` (a fit stopped before converging, a
+    discriminator that won outright) and every collapse warning (messages starting with
+    "mode collapse" or "posterior collapse") raised inside it is recorded — repeats of one
+    message counted once — and still shown on stderr; other warnings pass through untouched.
+    The tour puts :attr:`records` in the chapter's warning box and in ``summary.json``, so
+    that the page never shows a failed fit as if it had worked.
+
+    Attributes
+    ----------
+    records : list of dict
+        ``{"category": str, "message": str, "count": int}`` in the order first raised.
+    """
+
+    def __init__(self):
+        self.records: list[dict] = []
+        self._ctx = None
+
+    @staticmethod
+    def is_fit_failure(message: Warning) -> bool:
+        from ..exceptions import ConvergenceWarning
+
+        text = str(message).lstrip().lower()
+        return isinstance(message, ConvergenceWarning) or text.startswith(_COLLAPSE_PREFIXES)
+
+    def __enter__(self):
+        self._ctx = warnings.catch_warnings(record=True)
+        self._caught = self._ctx.__enter__()
+        # the chapter's own filters still apply inside; "always" here only for fit failures, so
+        # that a warning already shown once in this process is still recorded for this chapter
+        warnings.simplefilter("always", UserWarning)
+        return self
+
+    def __exit__(self, *exc):
+        self._ctx.__exit__(*exc)
+        seen: dict[str, dict] = {}
+        for w in self._caught:
+            if self.is_fit_failure(w.message):
+                text = str(w.message)
+                if text in seen:
+                    seen[text]["count"] += 1
+                else:
+                    seen[text] = {"category": w.category.__name__, "message": text, "count": 1}
+                    self.records.append(seen[text])
+                    warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+            else:  # not ours to report: hand it back to the filters outside
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        return False
+
+
 # ----------------------------------------------------------------------------- the run
 def _machine() -> str:
     import torch
@@ -323,14 +383,16 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
         )
         for key, run in selected:
             bar.start_chapter(key)
-            chapter = run(ctx)
+            with FitWarnings() as failed:
+                chapter = run(ctx)
+            chapter.warnings = list(chapter.warnings) + failed.records
             bar.step("encoding figures")
             figures = [(encode_png(f.figure), f.caption, f.alt) for f in chapter.figures]
             chapter.seconds = bar.end_chapter()
             rendered.append(RenderedChapter(
                 key=chapter.key, title=chapter.title, intro=chapter.intro,
                 formula=chapter.formula, figures=figures, numbers=json_safe(chapter.numbers),
-                seconds=chapter.seconds,
+                seconds=chapter.seconds, warnings=json_safe(chapter.warnings),
             ))
         bar.step("writing the report")
         ok = True
@@ -369,9 +431,13 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
                 "numbers": c.numbers,
                 "seconds": c.seconds,
                 "figures": [{"caption": cap, "alt": alt} for _, cap, alt in c.figures],
+                "warnings": c.warnings,
             }
             for c in rendered
         },
+        # every chapter with a failed or unconverged fit, and what was said
+        "failed_fits": {c.key: [w["message"] for w in c.warnings] for c in rendered
+                        if c.warnings},
     }
     # the published figures this run measured, read back from the chapters' numbers above
     summary["reproduction"] = build_table(from_summary(summary))

@@ -176,7 +176,7 @@ _KILL_SCRIPT = textwrap.dedent(
     import os, signal, sys
     import numpy as np
     sys.path.insert(0, {src!r})
-    import latentspace.io as io
+    import latentspace._atomic as atomic
     from latentspace import PCA
     real_write = os.write
     def dying_write(fd, data):
@@ -184,7 +184,7 @@ _KILL_SCRIPT = textwrap.dedent(
         os.kill(os.getpid(), signal.SIGKILL)
     X = np.random.default_rng(1).standard_normal((300, 40))
     model = PCA(30).fit(X)
-    io.os.write = dying_write
+    atomic.os.write = dying_write
     model.save({path!r})
     """
 )
@@ -195,7 +195,7 @@ def test_kill_during_save_leaves_old_file(tmp_path, model_file, data, unnamed):
     before = model_file.read_bytes()
     script = _KILL_SCRIPT.format(src=SRC, path=str(model_file))
     if not unnamed:  # the named-temporary-file route
-        script = script.replace("io.os.write = dying_write", "io._write_unnamed = lambda *a: False\nio.os.write = dying_write")
+        script = script.replace("atomic.os.write = dying_write", "atomic._write_unnamed = lambda *a: False\natomic.os.write = dying_write")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
     assert proc.returncode == -9, proc.stderr.decode()
     assert model_file.read_bytes() == before
@@ -213,7 +213,7 @@ _FULL_SCRIPT = textwrap.dedent(
     import resource, signal, sys
     import numpy as np
     sys.path.insert(0, {src!r})
-    import latentspace.io as io
+    import latentspace._atomic as atomic
     from latentspace import PCA
     {route}
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
@@ -229,7 +229,7 @@ _FULL_SCRIPT = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("route", ["", "io._write_unnamed = lambda *a: False"])
+@pytest.mark.parametrize("route", ["", "atomic._write_unnamed = lambda *a: False"])
 def test_disk_full_during_save(tmp_path, model_file, data, route):
     before = model_file.read_bytes()
     script = _FULL_SCRIPT.format(src=SRC, path=str(model_file), route=route)
@@ -245,3 +245,22 @@ def test_save_into_missing_folder_is_clear(tmp_path, data):
         PCA(2).fit(data).save(tmp_path / "nope" / "m.safetensors")
     with pytest.raises(FileNotFoundError, match="no model file"):
         load(tmp_path / "missing.safetensors")
+
+
+def test_describe_reads_the_header_and_matches_the_loaded_model(model_file, data, monkeypatch):
+    from latentspace import io as io_mod
+
+    # describe never rebuilds the model: make loading impossible and describe anyway
+    monkeypatch.setattr(io_mod, "registered_models", lambda: {})
+    info = io_mod.describe(model_file)
+    monkeypatch.undo()
+    est = load(model_file)
+    assert info["class"] == "PCA" and info["bytes"] == model_file.stat().st_size
+    assert info["params"] == est.get_params()
+    for name, meta in info["fitted_arrays"].items():
+        assert meta["shape"] == list(np.shape(getattr(est, name)))
+    assert info["fitted_scalars"]["n_components_"] == est.n_components_ == 4
+    with pytest.raises(ModelFormatError):
+        bad = model_file.with_name("bad.safetensors")
+        bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
+        io_mod.describe(bad)

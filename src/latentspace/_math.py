@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["abs_max", "crossprod", "tcrossprod", "gram_upper", "col_sums", "eigh_desc",
-           "pow2_scale", "safe_log"]
+__all__ = ["abs_max", "tcrossprod", "gram_upper", "col_sums", "eigh_desc", "pow2_scale"]
 
 
 def _blas(name: str, dtype) -> object:
@@ -54,13 +53,6 @@ def col_sums(a: np.ndarray, ones: np.ndarray | None = None) -> np.ndarray:
     if a.flags.c_contiguous:
         return _blas("gemv", a.dtype)(1.0, a.T, ones[: a.shape[0]])
     return _blas("gemv", a.dtype)(1.0, a, ones[: a.shape[0]], trans=1)
-
-
-def crossprod(A: torch.Tensor) -> torch.Tensor:
-    """``Aᵀ A`` of shape (d, d) for ``A`` of shape (n, d)."""
-    if A.device.type == "cpu":
-        return torch.from_numpy(symmetrize(gram_upper(A.numpy(), transpose=True)))
-    return A.T @ A
 
 
 def tcrossprod(A: torch.Tensor) -> torch.Tensor:
@@ -121,9 +113,3 @@ def pow2_scale(amax: float) -> float:
         return 1.0
     _, e = np.frexp(amax)
     return float(np.ldexp(1.0, -int(e)))
-
-
-def safe_log(x: torch.Tensor, tiny: float | None = None) -> torch.Tensor:
-    """``log(max(x, tiny))``: finite for zero inputs."""
-    tiny = torch.finfo(x.dtype).tiny if tiny is None else tiny
-    return torch.log(torch.clamp(x, min=tiny))

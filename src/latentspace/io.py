@@ -7,23 +7,21 @@ and the SHA-256 of every tensor. Loading reads and checks the header before touc
 payload, refuses pickle-based files without unpickling them, verifies each tensor's digest,
 and rebuilds only classes registered by latentspace itself.
 
-Writes are atomic: the bytes go to an unnamed temporary file in the target folder
-(``O_TMPFILE``, or a hidden named one where that is unsupported), are fsynced, then linked
-into place with ``os.replace``. A crash at any moment leaves the previous file intact.
+Writes are atomic (:func:`latentspace._atomic.atomic_write_bytes`): a crash at any moment
+leaves the previous file intact.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ._atomic import atomic_write_bytes
 from .base import LatentModel, registered_models
 from .exceptions import (
     ChecksumError,
@@ -32,7 +30,8 @@ from .exceptions import (
     UnsupportedFormatVersionError,
 )
 
-__all__ = ["save", "load", "read_manifest", "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_manifest", "describe", "import_model_families",
+           "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 _MAX_HEADER = 64 * 1024 * 1024  # a larger header is a lie or garbage
@@ -138,92 +137,6 @@ def _serialize(tensors: dict[str, torch.Tensor], manifest: dict) -> bytes:
 
     meta = {"latentspace": json.dumps(manifest, sort_keys=True)}
     return st_save({k: v.contiguous() for k, v in tensors.items()}, metadata=meta)
-
-
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash never leaves a half-written file there.
-
-    The bytes go to an unnamed ``O_TMPFILE`` inode in the target folder (nothing to clean up
-    if the process is killed), are fsynced, get a hidden name only at the end and are renamed
-    over ``path``. Where unnamed files are unsupported, a hidden named temporary file is used
-    and removed on any error.
-    """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise FileNotFoundError(f"cannot save to {path}: folder {folder} does not exist")
-    if not _write_unnamed(folder, path, data):
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-        try:
-            try:
-                _write_all(fd, data)
-            finally:
-                os.close(fd)
-            os.replace(tmp_name, path)
-        except BaseException:
-            _unlink_quietly(tmp_name)
-            raise
-    _fsync_folder(folder)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-    os.fsync(fd)
-
-
-def _unlink_quietly(name) -> None:
-    try:
-        os.unlink(name)
-    except FileNotFoundError:
-        pass
-
-
-def _fsync_folder(folder: Path) -> None:
-    try:  # persist the rename itself
-        dfd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
-def _linkat_follow(src: str, dst: str) -> bool:
-    """``linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW)``: names an O_TMPFILE inode."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.linkat(-100, src.encode(), -100, dst.encode(), 0x400) == 0
-    except (OSError, AttributeError):
-        return False
-
-
-def _write_unnamed(folder: Path, path: Path, data: bytes) -> bool:
-    """Atomic write through an unnamed temporary inode; False where unsupported."""
-    if not hasattr(os, "O_TMPFILE") or not Path("/proc/self/fd").is_dir():
-        return False
-    try:
-        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY, 0o644)
-    except OSError:
-        return False
-    try:
-        _write_all(fd, data)  # a full disk raises here; nothing has a name yet
-        tmp_name = str(folder / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-        if not _linkat_follow(f"/proc/self/fd/{fd}", tmp_name):
-            return False
-    finally:
-        os.close(fd)
-    try:
-        os.replace(tmp_name, path)
-    except BaseException:
-        _unlink_quietly(tmp_name)
-        raise
-    return True
 
 
 def save(est: LatentModel, path) -> None:
@@ -350,7 +263,59 @@ def read_manifest(path):
     return manifest, header, 8 + hlen
 
 
-def _import_model_modules():
+def describe(path) -> dict:
+    """Class, versions, hyperparameters and fitted attributes of a model file, from its
+    header alone (nothing is unpickled, imported or loaded).
+
+    Returns
+    -------
+    dict
+        ``file``, ``bytes``, ``class``, ``format_version``, ``library_version``, ``params``
+        (array-valued ones as ``"<array dtype shape>"``), ``fitted_arrays`` and
+        ``state_tensors`` (name -> ``{"dtype", "shape"}``) and ``fitted_scalars``.
+
+    Raises
+    ------
+    ModelFormatError
+        As :func:`read_manifest`: the file is not a valid latentspace model.
+    """
+
+    manifest, header, _ = read_manifest(path)
+    params = {}
+    for k, v in manifest["params"].items():
+        if isinstance(v, dict) and "__tensor__" in v:
+            info = header[v["__tensor__"]]
+            params[k] = f"<array {info['dtype']} {tuple(info['shape'])}>"
+        else:
+            params[k] = _decode(v)
+    arrays = {
+        name[5:]: {"dtype": info["dtype"], "shape": list(info["shape"])}
+        for name, info in sorted(header.items()) if name.startswith("attr.")
+    }
+    state = {
+        name[6:]: {"dtype": info["dtype"], "shape": list(info["shape"])}
+        for name, info in sorted(header.items()) if name.startswith("state.")
+    }
+    scalars = {k: _decode(v) for k, v in sorted(manifest["attrs"].items())}
+    return {
+        "file": str(path),
+        "bytes": Path(path).stat().st_size,
+        "class": manifest["class"],
+        "format_version": manifest["format_version"],
+        "library_version": manifest.get("library_version"),
+        "params": params,
+        "fitted_arrays": arrays,
+        "fitted_scalars": scalars,
+        "state_tensors": state,
+    }
+
+
+def import_model_families() -> None:
+    """Import every model family, so that each registered class is known by name.
+
+    A family whose optional dependency is missing is skipped; any other import error is a bug
+    and propagates.
+    """
     import importlib
 
     for mod in _MODEL_MODULES:
@@ -375,7 +340,7 @@ def load(path) -> LatentModel:
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
     manifest, header, offset = read_manifest(path)
-    _import_model_modules()
+    import_model_families()
     cls = registered_models().get(manifest["class"])
     if cls is None:
         raise ModelFormatError(

@@ -194,38 +194,10 @@ def cmd_sample(args) -> int:
 
 # ----------------------------------------------------------------------------- info
 def model_info(path) -> dict:
-    """Class, versions, hyperparameters and fitted attributes of a model file, from its
-    header alone (nothing is unpickled or imported)."""
-    from ..io import _decode, read_manifest
+    """What ``latentspace info`` shows: :func:`latentspace.io.describe` of the file."""
+    from ..io import describe
 
-    manifest, header, _ = read_manifest(path)
-    params = {}
-    for k, v in manifest["params"].items():
-        if isinstance(v, dict) and "__tensor__" in v:
-            info = header[v["__tensor__"]]
-            params[k] = f"<array {info['dtype']} {tuple(info['shape'])}>"
-        else:
-            params[k] = _decode(v)
-    arrays = {
-        name[5:]: {"dtype": info["dtype"], "shape": list(info["shape"])}
-        for name, info in sorted(header.items()) if name.startswith("attr.")
-    }
-    state = {
-        name[6:]: {"dtype": info["dtype"], "shape": list(info["shape"])}
-        for name, info in sorted(header.items()) if name.startswith("state.")
-    }
-    scalars = {k: _decode(v) for k, v in sorted(manifest["attrs"].items())}
-    return {
-        "file": str(path),
-        "bytes": Path(path).stat().st_size,
-        "class": manifest["class"],
-        "format_version": manifest["format_version"],
-        "library_version": manifest.get("library_version"),
-        "params": params,
-        "fitted_arrays": arrays,
-        "fitted_scalars": scalars,
-        "state_tensors": state,
-    }
+    return describe(path)
 
 
 def _jsonable(value):
@@ -300,7 +272,7 @@ def _save_figure(fig, path: Path) -> None:
     """Render ``fig`` in memory, then write it atomically (and close it)."""
     import io as _io
 
-    from ..io import atomic_write_bytes
+    from .._atomic import atomic_write_bytes
     from ..plotting._mpl import pyplot
 
     buf = _io.BytesIO()

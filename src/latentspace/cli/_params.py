@@ -42,9 +42,9 @@ def model_classes() -> dict[str, type]:
     Shared base classes (named ``...Base`` or ``Base...``) are not models one can fit.
     """
     from ..base import registered_models
-    from ..io import _import_model_modules
+    from ..io import import_model_families
 
-    _import_model_modules()
+    import_model_families()
     models = {
         cli_name(n): c for n, c in registered_models().items()
         if hasattr(c, "fit") and not (n.endswith("Base") or n.startswith("Base"))

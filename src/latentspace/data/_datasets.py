@@ -473,7 +473,7 @@ _LOCAL = {
 # was downloaded is also kept in the data folder so that the next load is a file read
 def _save_npz(path: Path, **arrays) -> None:
     """Keep a download in the ``.npz`` layout; a read-only folder only costs the next load."""
-    from ..io import atomic_write_bytes
+    from .._atomic import atomic_write_bytes
 
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
@@ -556,7 +556,7 @@ def _fetch_frey_faces(folder, download):
 
     from scipy.io import loadmat
 
-    from ..io import atomic_write_bytes
+    from .._atomic import atomic_write_bytes
 
     with urllib.request.urlopen(FREY_URL, timeout=60) as resp:
         payload = resp.read()

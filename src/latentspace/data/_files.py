@@ -209,7 +209,7 @@ def write_data(path, array) -> None:
     ImportError
         ``.parquet`` without pyarrow installed.
     """
-    from ..io import atomic_write_bytes
+    from .._atomic import atomic_write_bytes
 
     path = Path(os.fspath(path)).expanduser()
     suffix = path.suffix.lower()

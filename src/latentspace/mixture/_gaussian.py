@@ -461,7 +461,3 @@ class GaussianMixture(MixtureBase):
         else:
             X = self.means_[labels] + eps * np.sqrt(self.covariances_[labels])[:, None]
         return X, labels
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        return tags

@@ -327,7 +327,7 @@ def _optimizer_tensors(opt):
 
 
 def _save_checkpoint(path, state: dict) -> None:
-    from ..io import atomic_write_bytes
+    from .._atomic import atomic_write_bytes
 
     buf = io.BytesIO()
     torch.save(state, buf)

@@ -31,6 +31,7 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from sklearn.utils import Bunch
@@ -55,109 +56,11 @@ class _Spec:
     descr: str
     expected: tuple[str, ...]  # file layouts accepted in the data folder, for error messages
     how: str  # how to fill the folder by hand ({folder} is filled in)
-
-
-_SPECS: dict[str, _Spec] = {
-    "digits": _Spec(
-        descr=(
-            "Optical recognition of handwritten digits (E. Alpaydin and C. Kaynak, UCI Machine "
-            "Learning Repository, 1998), as bundled with scikit-learn (sklearn.datasets."
-            "load_digits): 1797 images of 8x8 pixels with 17 gray levels, 10 classes, scaled "
-            "to [0, 1] by /16. Licence: CC BY 4.0."
-        ),
-        expected=(),
-        how="",
-    ),
-    "mnist": _Spec(
-        descr=(
-            "MNIST handwritten digits (Y. LeCun, C. Cortes and C. J. C. Burges): 60,000 training "
-            "and 10,000 test images of 28x28 pixels, 10 classes, in the original order; pixels "
-            "0..255 scaled to [0, 1] by /255. data/target are the official training split, "
-            "data_test/target_test the official test split. Source: "
-            "http://yann.lecun.com/exdb/mnist/ (also OpenML 'mnist_784'). Licence: CC BY-SA 3.0."
-        ),
-        expected=(
-            "mnist.npz (keys x_train, y_train, x_test, y_test; uint8)",
-            "or the four IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-            "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each optionally .gz) in the "
-            "folder itself or in its mnist/ subfolder",
-        ),
-        how=(
-            "copy the four MNIST IDX .gz files into {folder}/mnist/, or run "
-            "load_dataset('mnist') once on a machine with internet access and copy "
-            "{folder}/mnist.npz over"
-        ),
-    ),
-    "fashion_mnist": _Spec(
-        descr=(
-            "Fashion-MNIST (H. Xiao, K. Rasul and R. Vollgraf, Zalando Research, 2017): 60,000 "
-            "training and 10,000 test images of 28x28 pixels of clothing in 10 classes, in the "
-            "original order; pixels 0..255 scaled to [0, 1] by /255. data/target are the "
-            "official training split, data_test/target_test the official test split. Source: "
-            "https://github.com/zalandoresearch/fashion-mnist (also OpenML 'Fashion-MNIST'). "
-            "Licence: MIT."
-        ),
-        expected=(
-            "fashion_mnist_train.npz and fashion_mnist_test.npz (keys images, labels; uint8)",
-            "or the four IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
-            "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each optionally .gz) in its "
-            "fashion_mnist/ subfolder",
-        ),
-        how=(
-            "copy the four IDX .gz files from https://github.com/zalandoresearch/fashion-mnist "
-            "(data/fashion/) into {folder}/fashion_mnist/"
-        ),
-    ),
-    "lfw_people": _Spec(
-        descr=(
-            "Labeled Faces in the Wild (G. B. Huang, M. Ramesh, T. Berg and E. Learned-Miller, "
-            "UMass Amherst, 2007), the people with at least 60 pictures, as in scikit-learn's "
-            "fetch_lfw_people(min_faces_per_person=60): 1348 grayscale faces of 62x47 pixels "
-            "of 8 people, values in [0, 1]. Source: http://vis-www.cs.umass.edu/lfw/. "
-            "Licence: provided for research use by UMass Amherst, no formal licence."
-        ),
-        expected=(
-            "lfw_people_min60.npz (keys images float32 (1348, 62, 47), target, target_names)",
-            "or scikit-learn's LFW cache (an lfw_home/ subfolder)",
-        ),
-        how=(
-            "run sklearn.datasets.fetch_lfw_people(min_faces_per_person=60, "
-            "data_home='{folder}') on a machine with internet access and copy {folder}/lfw_home "
-            "over"
-        ),
-    ),
-    "frey_faces": _Spec(
-        descr=(
-            "Frey Face (B. Frey), the data set of Kingma and Welling's VAE paper: 1965 video "
-            "frames of one face, 28x20 pixels, no labels; pixels 0..255 scaled to [0, 1] by "
-            "/255. Source: S. Roweis' data page, https://cs.nyu.edu/~roweis/data.html. "
-            "Licence: none stated; distributed for research."
-        ),
-        expected=(
-            "frey_faces.npz (key images, uint8 (1965, 28, 20))",
-            "or Roweis' frey_rawface.mat (variable ff, (560, 1965))",
-        ),
-        how=f"curl -o {{folder}}/frey_rawface.mat {FREY_URL}",
-    ),
-    "olivetti_faces": _Spec(
-        descr=(
-            "Olivetti / AT&T faces (AT&T Laboratories Cambridge, 1992-1994), S. Roweis' 64x64 "
-            "version as used by scikit-learn's fetch_olivetti_faces: 400 images, 10 each of 40 "
-            "people, min-max scaled to [0, 1] (0..242 -> /242); target is the person, i // 10. "
-            "Source: https://cs.nyu.edu/~roweis/data.html. Licence: free for research use, "
-            "crediting AT&T Laboratories Cambridge."
-        ),
-        expected=(
-            "olivetti_faces.npz (keys images (400, 64, 64), target)",
-            "or Roweis' olivettifaces.mat (variable faces, (4096, 400))",
-        ),
-        how=(
-            "curl -o {folder}/olivettifaces.mat https://cs.nyu.edu/~roweis/data/olivettifaces.mat"
-        ),
-    ),
-}
-_ALIASES = {"fashion": "fashion_mnist", "lfw": "lfw_people", "frey": "frey_faces",
-            "olivetti": "olivetti_faces"}
+    # local(folder) -> raw dict or None; fetch(folder, download) -> raw dict or None (None:
+    # nothing to try); both return {"images", "target", "target_names", "source", ...}
+    local: Callable[[Path], dict | None]
+    fetch: Callable[[Path, bool], dict | None] | None = None
+    aliases: tuple[str, ...] = ()  # other names load_dataset accepts
 
 
 def list_datasets() -> list[str]:
@@ -190,7 +93,7 @@ def get_data_home(data_home=None) -> Path:
 
 def _canonical(name) -> str:
     key = name.strip().lower().replace("-", "_") if isinstance(name, str) else None
-    key = _ALIASES.get(key, key)
+    key = next((k for k, spec in _SPECS.items() if key in spec.aliases), key)
     if key not in _SPECS:
         raise ValueError(
             f"unknown dataset {name!r}; choose one of {list_datasets()}."
@@ -458,14 +361,6 @@ def _local_olivetti_faces(folder):
     }
 
 
-_LOCAL = {
-    "digits": _local_digits,
-    "mnist": _local_mnist,
-    "fashion_mnist": _local_fashion_mnist,
-    "lfw_people": _local_lfw_people,
-    "frey_faces": _local_frey_faces,
-    "olivetti_faces": _local_olivetti_faces,
-}
 
 
 # ----------------------------------------------------------------------------- downloads
@@ -575,13 +470,123 @@ def _fetch_frey_faces(folder, download):
             "source": FREY_URL}
 
 
-_FETCH = {
-    "digits": lambda folder, download: None,  # never reached: digits is always local
-    "mnist": _fetch_mnist,
-    "fashion_mnist": _fetch_fashion_mnist,
-    "lfw_people": _fetch_lfw_people,
-    "frey_faces": _fetch_frey_faces,
-    "olivetti_faces": _fetch_olivetti_faces,
+
+
+# ----------------------------------------------------------------------------- the registry
+_SPECS: dict[str, _Spec] = {  # one entry per dataset, in list_datasets() order
+    "digits": _Spec(
+        descr=(
+            "Optical recognition of handwritten digits (E. Alpaydin and C. Kaynak, UCI Machine "
+            "Learning Repository, 1998), as bundled with scikit-learn (sklearn.datasets."
+            "load_digits): 1797 images of 8x8 pixels with 17 gray levels, 10 classes, scaled "
+            "to [0, 1] by /16. Licence: CC BY 4.0."
+        ),
+        expected=(),
+        how="",
+        local=_local_digits,
+        fetch=None,
+    ),
+    "mnist": _Spec(
+        descr=(
+            "MNIST handwritten digits (Y. LeCun, C. Cortes and C. J. C. Burges): 60,000 training "
+            "and 10,000 test images of 28x28 pixels, 10 classes, in the original order; pixels "
+            "0..255 scaled to [0, 1] by /255. data/target are the official training split, "
+            "data_test/target_test the official test split. Source: "
+            "http://yann.lecun.com/exdb/mnist/ (also OpenML 'mnist_784'). Licence: CC BY-SA 3.0."
+        ),
+        expected=(
+            "mnist.npz (keys x_train, y_train, x_test, y_test; uint8)",
+            "or the four IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each optionally .gz) in the "
+            "folder itself or in its mnist/ subfolder",
+        ),
+        how=(
+            "copy the four MNIST IDX .gz files into {folder}/mnist/, or run "
+            "load_dataset('mnist') once on a machine with internet access and copy "
+            "{folder}/mnist.npz over"
+        ),
+        local=_local_mnist,
+        fetch=_fetch_mnist,
+    ),
+    "fashion_mnist": _Spec(
+        descr=(
+            "Fashion-MNIST (H. Xiao, K. Rasul and R. Vollgraf, Zalando Research, 2017): 60,000 "
+            "training and 10,000 test images of 28x28 pixels of clothing in 10 classes, in the "
+            "original order; pixels 0..255 scaled to [0, 1] by /255. data/target are the "
+            "official training split, data_test/target_test the official test split. Source: "
+            "https://github.com/zalandoresearch/fashion-mnist (also OpenML 'Fashion-MNIST'). "
+            "Licence: MIT."
+        ),
+        expected=(
+            "fashion_mnist_train.npz and fashion_mnist_test.npz (keys images, labels; uint8)",
+            "or the four IDX files train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            "t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte (each optionally .gz) in its "
+            "fashion_mnist/ subfolder",
+        ),
+        how=(
+            "copy the four IDX .gz files from https://github.com/zalandoresearch/fashion-mnist "
+            "(data/fashion/) into {folder}/fashion_mnist/"
+        ),
+        local=_local_fashion_mnist,
+        fetch=_fetch_fashion_mnist,
+        aliases=("fashion",),
+    ),
+    "lfw_people": _Spec(
+        descr=(
+            "Labeled Faces in the Wild (G. B. Huang, M. Ramesh, T. Berg and E. Learned-Miller, "
+            "UMass Amherst, 2007), the people with at least 60 pictures, as in scikit-learn's "
+            "fetch_lfw_people(min_faces_per_person=60): 1348 grayscale faces of 62x47 pixels "
+            "of 8 people, values in [0, 1]. Source: http://vis-www.cs.umass.edu/lfw/. "
+            "Licence: provided for research use by UMass Amherst, no formal licence."
+        ),
+        expected=(
+            "lfw_people_min60.npz (keys images float32 (1348, 62, 47), target, target_names)",
+            "or scikit-learn's LFW cache (an lfw_home/ subfolder)",
+        ),
+        how=(
+            "run sklearn.datasets.fetch_lfw_people(min_faces_per_person=60, "
+            "data_home='{folder}') on a machine with internet access and copy {folder}/lfw_home "
+            "over"
+        ),
+        local=_local_lfw_people,
+        fetch=_fetch_lfw_people,
+        aliases=("lfw",),
+    ),
+    "frey_faces": _Spec(
+        descr=(
+            "Frey Face (B. Frey), the data set of Kingma and Welling's VAE paper: 1965 video "
+            "frames of one face, 28x20 pixels, no labels; pixels 0..255 scaled to [0, 1] by "
+            "/255. Source: S. Roweis' data page, https://cs.nyu.edu/~roweis/data.html. "
+            "Licence: none stated; distributed for research."
+        ),
+        expected=(
+            "frey_faces.npz (key images, uint8 (1965, 28, 20))",
+            "or Roweis' frey_rawface.mat (variable ff, (560, 1965))",
+        ),
+        how=f"curl -o {{folder}}/frey_rawface.mat {FREY_URL}",
+        local=_local_frey_faces,
+        fetch=_fetch_frey_faces,
+        aliases=("frey",),
+    ),
+    "olivetti_faces": _Spec(
+        descr=(
+            "Olivetti / AT&T faces (AT&T Laboratories Cambridge, 1992-1994), S. Roweis' 64x64 "
+            "version as used by scikit-learn's fetch_olivetti_faces: 400 images, 10 each of 40 "
+            "people, min-max scaled to [0, 1] (0..242 -> /242); target is the person, i // 10. "
+            "Source: https://cs.nyu.edu/~roweis/data.html. Licence: free for research use, "
+            "crediting AT&T Laboratories Cambridge."
+        ),
+        expected=(
+            "olivetti_faces.npz (keys images (400, 64, 64), target)",
+            "or Roweis' olivettifaces.mat (variable faces, (4096, 400))",
+        ),
+        how=(
+            "curl -o {folder}/olivettifaces.mat https://cs.nyu.edu/~roweis/data/olivettifaces.mat"
+        ),
+        local=_local_olivetti_faces,
+        fetch=_fetch_olivetti_faces,
+        aliases=("olivetti",),
+    ),
 }
 
 
@@ -635,14 +640,16 @@ def load_dataset(name, *, data_home=None, download_if_missing=True, return_image
     """
     key = _canonical(name)
     folder = get_data_home(data_home)
-    raw = _LOCAL[key](folder)
-    if raw is None:
+    spec = _SPECS[key]
+    raw = spec.local(folder)
+    if raw is None and spec.fetch is not None:
         try:
-            raw = _FETCH[key](folder, bool(download_if_missing))
+            raw = spec.fetch(folder, bool(download_if_missing))
         except Exception as exc:  # offline, HTTP errors, a missing PIL, ...: one typed error
             raise _not_found(key, folder, f"download failed: {type(exc).__name__}: {exc}") from exc
-        if raw is None:
-            raise _not_found(key, folder, "download_if_missing=False")
+    if raw is None:
+        raise _not_found(key, folder, "download_if_missing=False" if spec.fetch is not None
+                         else "it cannot be downloaded")
     return _bunch(key, raw, return_images)
 
 

@@ -5,7 +5,9 @@ hands each one to ``ctx.update(loss, optimizer_name)``; the trainer owns everyth
 batching (numpy/torch arrays or any iterable of batches such as a ``DataLoader``), optimizer
 steps, gradient clipping, the non-finite guard, validation and early stopping, the progress
 bar, ``history`` (one dict per epoch) and atomic checkpoints that ``resume`` restores exactly
-(module, optimizers, epoch, step counter, generator state, early-stopping state).
+(module, optimizers, epoch, step counter, generator state, early-stopping state). The pieces
+live beside it: batches and metric sums in ``_batches``, the plateau rule and the best
+epoch's snapshot in ``_stopping``, checkpoints in ``_checkpoint``.
 
 Determinism: every random draw of a fit (batch order, noise, reparameterisation) comes from one
 ``torch.Generator``; its state is saved in every checkpoint, so on the CPU a resumed run
@@ -14,28 +16,21 @@ reproduces the uninterrupted one bit for bit.
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import io
-import math
 import sys
 import time
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import torch
 from torch import nn
 
-from ..exceptions import ModelFormatError, TrainingDivergedError
+from ..exceptions import TrainingDivergedError
 from . import _distributed
+from ._batches import accumulate, batches, evaluate, means
+from ._checkpoint import load_checkpoint, resume_from, save_checkpoint
+from ._stopping import EarlyStopping, Stopping
 
 __all__ = ["StepContext", "Stopping", "TrainResult", "make_optimizer", "train", "load_checkpoint"]
-
-CHECKPOINT_FORMAT = "latentspace-checkpoint"
-CHECKPOINT_VERSION = 1
-
 
 def make_optimizer(params, name: str, lr: float, momentum: float, weight_decay: float = 0.0):
     """Adam (with ``momentum`` as β₁) or SGD with (heavy-ball) momentum.
@@ -149,262 +144,6 @@ class TrainResult:
     lr_scale: float = 1.0
 
 
-@dataclass(frozen=True)
-class Stopping:
-    """When training ends before ``n_epochs``, and how the learning rate follows plateaus.
-
-    An epoch *improves* when its monitored value (the validation loss if there is validation
-    data, else the training objective) is below ``best - tol * max(|best|, floor)``, ``best``
-    being the lowest value at the current learning rate. ``patience`` epochs in a row without improvement make a
-    plateau; on a plateau the learning rate is multiplied by ``factor`` while ``lr_drops``
-    reductions remain (then the count starts again), and otherwise training stops if ``stop``
-    (scikit-learn's MLP stops at its first plateau; its ``learning_rate="adaptive"`` divides
-    the rate by 5 first).
-
-    A training epoch whose loss exceeds the best of the run by more than ``max(|best|, floor)``
-    is a blow-up (Adam's occasional instability, which the run does not recover from): the weights
-    and optimizer state of the best epoch are restored and the rate reduced as on a plateau;
-    with no reduction left, training ends there (``stop_reason == "unstable"``).
-
-    Parameters
-    ----------
-    tol : float
-        Relative improvement that counts.
-    patience : int
-        Epochs without improvement that make a plateau (``n_iter_no_change``).
-    lr_drops : int
-        Learning-rate reductions before a plateau ends training.
-    factor : float in (0, 1)
-        Multiplier of the learning rate at each reduction.
-    floor : float
-        Smallest scale the relative tolerance applies to, in the objective's units (an
-        objective that crosses zero, like a Gaussian log-likelihood, keeps a finite
-        threshold).
-    stop : bool
-        Stop on a plateau once no reductions remain; False runs to ``n_epochs`` (the GAN,
-        whose losses are not an objective to converge).
-    restore_best : bool
-        End with the weights of the best epoch (validation early stopping).
-    """
-
-    tol: float = 1e-4
-    patience: int = 10
-    lr_drops: int = 0
-    factor: float = 0.1
-    floor: float = 0.0
-    stop: bool = True
-    restore_best: bool = False
-
-
-class _Plateau:
-    """The running state of a :class:`Stopping` rule (saved in checkpoints).
-
-    Improvement is measured against the best value of the current learning-rate stage: after
-    a reduction the loss often first recovers from a spike of the faster rate, and that
-    recovery is progress at the new rate, not a plateau. ``best_epoch`` is the best over the
-    whole run (the weights that ``restore_best`` keeps).
-    """
-
-    def __init__(self, rule: Stopping):
-        self.rule = rule
-        self.best = math.inf  # best of the current stage
-        self.best_overall = math.inf
-        self.best_epoch: int | None = None
-        self.bad = 0  # epochs of this stage since its last improvement
-        self.drops = 0
-        self.lr_scale = 1.0
-
-    def update(self, value: float, epoch: int, guard: bool = True) -> tuple[bool, str]:
-        """Record one epoch's monitored ``value`` -> (best of the run so far, action), the
-        action being "" (go on), "rollback" (restore the best epoch, the rate was reduced),
-        "unstable" (restore the best epoch and stop) or "stop". ``guard``: watch for blow-ups
-        (training losses; a validation loss may rise by overfitting, which is what early
-        stopping is for)."""
-        rule = self.rule
-        if guard and math.isfinite(value) and math.isfinite(self.best_overall) and \
-                value > self.best_overall + max(abs(self.best_overall), rule.floor):
-            return False, "rollback" if self._reduce() else "unstable"
-        if not math.isfinite(value):
-            improved = False
-        elif not math.isfinite(self.best):
-            improved = True
-        else:
-            improved = value < self.best - rule.tol * max(abs(self.best), rule.floor)
-        if improved:
-            self.best, self.bad = value, 0
-        else:
-            self.bad += 1
-        overall = math.isfinite(value) and value < self.best_overall
-        if overall:
-            self.best_overall, self.best_epoch = value, epoch
-        if self.bad < rule.patience or self._reduce():
-            return overall, ""
-        return overall, "stop" if rule.stop else ""
-
-    def _reduce(self) -> bool:
-        """Start the next learning-rate stage, if one is left -> whether it was."""
-        if self.drops >= self.rule.lr_drops:
-            return False
-        self.drops += 1
-        self.lr_scale *= self.rule.factor
-        self.best, self.bad = math.inf, 0
-        return True
-
-    @property
-    def still_improving(self) -> bool:
-        """Whether the current stage improved within its last ``patience`` epochs."""
-        return self.bad < self.rule.patience
-
-    def state(self) -> dict:
-        return {"best": self.best, "best_overall": self.best_overall, "bad_epochs": self.bad,
-                "drops": self.drops, "lr_scale": self.lr_scale,
-                "best_epoch": -1 if self.best_epoch is None else self.best_epoch}
-
-    def restore(self, es: dict) -> None:
-        self.best, self.bad = float(es["best"]), int(es["bad_epochs"])
-        self.best_overall = float(es.get("best_overall", self.best))
-        self.drops = int(es.get("drops", 0))
-        self.lr_scale = float(es.get("lr_scale", 1.0))
-        self.best_epoch = None if es["best_epoch"] < 0 else int(es["best_epoch"])
-
-
-# ----------------------------------------------------------------------------- batches
-def _array_batches(X: torch.Tensor, batch_size: int, shuffle: bool, generator):
-    n = X.shape[0]
-    if shuffle:
-        order = torch.randperm(n, generator=generator, device=generator.device)
-        if order.device != X.device:
-            order = order.to(X.device)
-        for i in range(0, n, batch_size):
-            yield X[order[i : i + batch_size]]
-    else:
-        for i in range(0, n, batch_size):
-            yield X[i : i + batch_size]
-
-
-def _shard_batches(X: torch.Tensor, batch_size: int, shuffle: bool, generator, rank, size):
-    """This process's share of each global batch of ``batch_size × size`` rows.
-
-    Every process draws the same permutation (their generators were synchronised), cuts it
-    into the same global batches and keeps its contiguous part of each, so that the union of
-    the parts is exactly the batch a single process would see. A last global batch with fewer
-    rows than processes is dropped (at most size − 1 rows an epoch).
-    """
-    n = X.shape[0]
-    glob = batch_size * size
-    order = None
-    if shuffle:
-        order = torch.randperm(n, generator=generator, device=generator.device).to(X.device)
-    for i in range(0, n, glob):
-        stop = min(n, i + glob)
-        if stop - i < size:
-            break
-        part = torch.arange(i, stop, device=X.device).tensor_split(size)[rank]
-        yield X[order[part]] if order is not None else X[part]
-
-
-def _batches(data, batch_size, shuffle, generator, prepare, world=None):
-    if isinstance(data, torch.Tensor):
-        if world is not None:
-            yield from _shard_batches(data, batch_size, shuffle, generator, *world)
-        else:
-            yield from _array_batches(data, batch_size, shuffle, generator)
-        return
-    for batch in data:  # a DataLoader or any iterable of batches
-        yield prepare(batch) if prepare is not None else batch
-
-
-# ----------------------------------------------------------------------------- checkpoints
-def _all_finite(tensors: Iterable[torch.Tensor]) -> bool:
-    return all(bool(torch.isfinite(t).all()) for t in tensors if t.is_floating_point())
-
-
-def _optimizer_tensors(opt):
-    for state in opt.state.values():
-        for v in state.values():
-            if isinstance(v, torch.Tensor):
-                yield v
-
-
-def _save_checkpoint(path, state: dict) -> None:
-    from .._atomic import atomic_write_bytes
-
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def load_checkpoint(path) -> dict:
-    """Read a checkpoint written by :func:`train` without unpickling arbitrary objects.
-
-    Raises
-    ------
-    FileNotFoundError
-        No file at ``path``.
-    ModelFormatError
-        The file is not a readable latentspace checkpoint.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupted zip, refused pickle opcodes, truncated file
-        raise ModelFormatError(
-            f"{path} is not a readable latentspace checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); delete it or start without resume."
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ModelFormatError(f"{path} is not a latentspace training checkpoint.")
-    if int(state.get("version", 0)) > CHECKPOINT_VERSION:
-        raise ModelFormatError(
-            f"{path} has checkpoint version {state.get('version')}, this latentspace reads up to "
-            f"{CHECKPOINT_VERSION}."
-        )
-    return state
-
-
-# ----------------------------------------------------------------------------- the loop
-def _accumulate(sums: dict, metrics: dict, n: int) -> None:
-    """Add ``n`` × each metric to running sums, kept on the device (no host sync).
-
-    Metrics that arrive together are stacked and added as one vector: a few tensor operations
-    per batch whatever their number. ``sums`` maps a tuple of names -> [vector sum, count].
-    """
-    names = tuple(metrics)
-    values = [v.detach() if isinstance(v, torch.Tensor) else torch.tensor(float(v))
-              for v in metrics.values()]
-    devices = {v.device for v in values}
-    if len(devices) > 1:
-        values = [v.cpu() for v in values]
-    vec = torch.stack([v.reshape(()) for v in values]).double() * n
-    entry = sums.get(names)
-    if entry is None:
-        sums[names] = [vec, n]
-    else:
-        entry[0] += vec
-        entry[1] += n
-
-
-def _means(sums: dict) -> dict:
-    """Per-name weighted means from :func:`_accumulate`'s sums (one host transfer each)."""
-    totals: dict[str, float] = {}
-    counts: dict[str, int] = {}
-    for names, (vec, n) in sums.items():
-        for name, v in zip(names, vec.tolist()):
-            totals[name] = totals.get(name, 0.0) + v
-            counts[name] = counts.get(name, 0) + n
-    return {k: totals[k] / counts[k] for k in totals}
-
-
-@torch.no_grad()
-def _evaluate(module, val_data, val_fn, batch_size, prepare) -> dict:
-    sums: dict = {}
-    for batch in _batches(val_data, batch_size, False, None, prepare):
-        _accumulate(sums, val_fn(batch), batch.shape[0])
-    return {f"val_{k}": v for k, v in _means(sums).items()}
-
-
 def train(
     module: nn.Module,
     data,
@@ -482,35 +221,15 @@ def train(
     TrainResult
     """
     ctx = StepContext(optimizers, grad_clip, generator)
+    stopper = EarlyStopping(stopping if stopping is not None else Stopping(stop=False),
+                            validated=val_data is not None)
     result = TrainResult()
     start_epoch = 0
-    rule = stopping if stopping is not None else Stopping(stop=False)
-    plateau = _Plateau(rule)
-    best_state = None  # {"module", "optimizers"} states of the best epoch of the run
     if resume is not None:
-        state = load_checkpoint(resume)
-        if state.get("meta") != meta:
-            raise ValueError(
-                f"checkpoint {resume} was written by a different model configuration; resume "
-                "with the same estimator class, hyperparameters and data width."
-            )
-        module.load_state_dict(state["module"])
-        for name, opt in optimizers.items():
-            opt.load_state_dict(state["optimizers"][name])
-        _restore_generator(generator, state["generator"], resume)
-        start_epoch, ctx.step = int(state["epoch"]), int(state["step"])
-        result.history = list(state["history"])
-        result.n_skipped = int(state["n_skipped"])
-        result.stopped_early = bool(state["stopped_early"])
-        es = state["early_stopping"]
-        plateau.restore(es)
-        result.stop_reason = str(es.get("stop_reason", "max_epochs"))
-        best_state = es.get("best_state")
-        if best_state is not None and set(best_state) != {"module", "optimizers"}:
-            best_state = {"module": best_state, "optimizers": None}  # version-1 checkpoints
+        start_epoch, ctx.step = resume_from(resume, meta, module, optimizers, generator, result,
+                                            stopper)
         if result.stopped_early:
             start_epoch = n_epochs  # nothing left to do
-
     for opt in optimizers.values():
         for group in opt.param_groups:
             group.setdefault("initial_lr", group["lr"])
@@ -519,76 +238,38 @@ def train(
         _distributed.broadcast_module(module)
         _distributed.broadcast_generator(generator)
         progress = progress and world[0] == 0
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_epochs, initial=min(start_epoch, n_epochs), desc=desc,
-                   file=sys.stderr, leave=False)
-    bad_run = 0
-    monitor = "val_loss" if val_data is not None else "loss"
+    bar = _progress_bar(n_epochs, start_epoch, desc) if progress else None
+    diverging = _DivergenceGuard(max_bad_steps)
     try:
         for epoch in range(start_epoch, n_epochs):
             ctx.epoch = epoch
-            factor = plateau.lr_scale * (1.0 if lr_schedule is None else float(lr_schedule(epoch)))
-            for opt in optimizers.values():
-                for group in opt.param_groups:
-                    group["lr"] = group["initial_lr"] * factor
-            module.train()
+            schedule = 1.0 if lr_schedule is None else float(lr_schedule(epoch))
+            _set_learning_rates(optimizers, stopper.lr_scale * schedule)
             t0 = time.perf_counter()
-            sums: dict = {}
-            skipped = 0
-            for batch in _batches(data, batch_size, shuffle, generator, prepare, world):
-                ctx.skipped = False
-                ctx.rows = batch.shape[0]
-                metrics = step(batch, ctx)
-                ctx.step += 1
-                if ctx.skipped:
-                    skipped += 1
-                    bad_run += 1
-                    if bad_run >= max_bad_steps:
-                        raise TrainingDivergedError(
-                            f"training diverged in epoch {epoch + 1}, step {ctx.step}: "
-                            f"{bad_run} consecutive batches gave a non-finite loss or gradient "
-                            f"({result.n_skipped + skipped} skipped in total). Lower "
-                            "learning_rate, set grad_clip, or check the data for NaN/inf."
-                        )
-                    continue
-                bad_run = 0
-                _accumulate(sums, metrics, batch.shape[0])
-            if world is not None:
-                _distributed.sum_metrics(sums)
-            record = {"epoch": epoch + 1, **_means(sums)}
+            module.train()
+            record = _train_epoch(data, step, ctx, batch_size, shuffle, prepare, diverging,
+                                  result)
             record["learning_rate"] = next(iter(optimizers.values())).param_groups[0]["lr"]
-            record["n_skipped"] = skipped
-            result.n_skipped += skipped
+            record["n_skipped"] = diverging.skipped
+            result.n_skipped += diverging.skipped
             module.eval()
             if val_data is not None and val_fn is not None:
-                record.update(_evaluate(module, val_data, val_fn, batch_size, prepare))
+                record.update(evaluate(module, val_data, val_fn, batch_size, prepare))
             if on_epoch_end is not None:
                 with torch.no_grad():
                     on_epoch_end(record)
             record["seconds"] = time.perf_counter() - t0
             result.history.append(record)
 
-            best_so_far, action = plateau.update(float(record.get(monitor, math.nan)), epoch + 1,
-                                                 guard=val_data is None)
-            if best_so_far:
-                best_state = copy.deepcopy({
-                    "module": module.state_dict(),
-                    "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()}})
-            if action in ("rollback", "unstable") and best_state is not None:
-                _restore(module, optimizers, best_state)
-                record["restored_epoch"] = plateau.best_epoch
-            if action in ("stop", "unstable"):
-                result.stopped_early = True
-                result.stop_reason = ("unstable" if action == "unstable" else
-                                      "validation" if val_data is not None else "converged")
+            reason = stopper.after_epoch(record, module, optimizers)
+            if reason is not None:
+                result.stopped_early, result.stop_reason = True, reason
             last = epoch + 1 == n_epochs or result.stopped_early
             if checkpoint_path is not None and ((epoch + 1) % checkpoint_every == 0 or last):
                 if world is None or world[0] == 0:  # one writer; the others wait for it
-                    _checkpoint(checkpoint_path, module, optimizers, generator, epoch + 1,
-                                ctx.step, result, plateau, best_state, meta)
+                    save_checkpoint(checkpoint_path, module, optimizers, generator,
+                                    epoch=epoch + 1, step=ctx.step, result=result,
+                                    stopper=stopper, meta=meta)
                 if world is not None:
                     _distributed.barrier()
             if bar is not None:
@@ -600,63 +281,65 @@ def train(
         if bar is not None:
             bar.close()
         module.eval()
-    if rule.restore_best and best_state is not None:
-        module.load_state_dict(best_state["module"])
+    stopper.finish(module)
     result.step = ctx.step
-    result.best_epoch = plateau.best_epoch
-    result.still_improving = not result.stopped_early and plateau.still_improving
-    result.lr_scale = plateau.lr_scale
+    result.best_epoch = stopper.plateau.best_epoch
+    result.still_improving = not result.stopped_early and stopper.plateau.still_improving
+    result.lr_scale = stopper.lr_scale
     return result
 
 
-def _restore(module, optimizers, state: dict) -> None:
-    """Load a snapshot of :func:`train` (module and, where saved, optimizer states)."""
-    module.load_state_dict(state["module"])
-    if state.get("optimizers") is not None:
-        for name, opt in optimizers.items():
-            opt.load_state_dict(copy.deepcopy(state["optimizers"][name]))
+class _DivergenceGuard:
+    """Counts refused (non-finite) batches: this epoch's, and the current run of them in a row,
+    which raises :class:`TrainingDivergedError` at ``max_bad_steps``."""
+
+    def __init__(self, max_bad_steps: int):
+        self.max_bad_steps = max_bad_steps
+        self.in_a_row = 0  # carries over epoch boundaries
+        self.skipped = 0
+
+    def batch(self, ctx: StepContext, n_skipped_before: int) -> bool:
+        """After one batch -> whether its metrics count (its update was not refused)."""
+        if not ctx.skipped:
+            self.in_a_row = 0
+            return True
+        self.skipped += 1
+        self.in_a_row += 1
+        if self.in_a_row >= self.max_bad_steps:
+            raise TrainingDivergedError(
+                f"training diverged in epoch {ctx.epoch + 1}, step {ctx.step}: "
+                f"{self.in_a_row} consecutive batches gave a non-finite loss or gradient "
+                f"({n_skipped_before + self.skipped} skipped in total). Lower "
+                "learning_rate, set grad_clip, or check the data for NaN/inf."
+            )
+        return False
 
 
-def _restore_generator(generator: torch.Generator, saved: torch.Tensor, path) -> None:
-    """Continue the saved random stream, or, for a checkpoint written on another kind of
-    device (a CPU generator's state cannot drive a CUDA one, nor the reverse), reseed from it."""
-    try:
-        generator.set_state(saved)
-    except RuntimeError:
-        digest = hashlib.sha256(saved.cpu().numpy().tobytes()).digest()
-        generator.manual_seed(int.from_bytes(digest[:8], "little") & (2**63 - 1))
-        warnings.warn(
-            f"checkpoint {path} was written on another kind of device than "
-            f"{generator.device.type}; training resumes with weights and optimizer state "
-            "intact, but with a random stream seeded from the saved one, so its batches and "
-            "noise differ from those of an uninterrupted run on the original device.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+def _train_epoch(data, step, ctx, batch_size, shuffle, prepare, diverging, result) -> dict:
+    """One pass of ``step`` over the batches -> the epoch's record (epoch and metric means)."""
+    sums: dict = {}
+    diverging.skipped = 0
+    for batch in batches(data, batch_size, shuffle, ctx.generator, prepare, ctx.world):
+        ctx.skipped = False
+        ctx.rows = batch.shape[0]
+        metrics = step(batch, ctx)
+        ctx.step += 1
+        if diverging.batch(ctx, result.n_skipped):
+            accumulate(sums, metrics, batch.shape[0])
+    if ctx.world is not None:
+        _distributed.sum_metrics(sums)
+    return {"epoch": ctx.epoch + 1, **means(sums)}
 
 
-def _checkpoint(path, module, optimizers, generator, epoch, step, result, plateau, best_state,
-                meta) -> None:
-    tensors = list(module.state_dict().values())
+def _set_learning_rates(optimizers: dict, factor: float) -> None:
+    """Every group's rate = its initial rate × ``factor`` (schedule × plateau reductions)."""
     for opt in optimizers.values():
-        tensors.extend(_optimizer_tensors(opt))
-    if not _all_finite(tensors):
-        raise TrainingDivergedError(
-            f"parameters or optimizer state became non-finite by the end of epoch {epoch} "
-            f"(step {step}); no checkpoint was written. Lower learning_rate or set grad_clip."
-        )
-    _save_checkpoint(path, {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "meta": meta,
-        "epoch": epoch,
-        "step": step,
-        "module": module.state_dict(),
-        "optimizers": {name: opt.state_dict() for name, opt in optimizers.items()},
-        "generator": generator.get_state(),
-        "history": result.history,
-        "n_skipped": result.n_skipped,
-        "stopped_early": result.stopped_early,
-        "early_stopping": {**plateau.state(), "stop_reason": result.stop_reason,
-                           "best_state": best_state},
-    })
+        for group in opt.param_groups:
+            group["lr"] = group["initial_lr"] * factor
+
+
+def _progress_bar(n_epochs: int, start_epoch: int, desc: str):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=n_epochs, initial=min(start_epoch, n_epochs), desc=desc, file=sys.stderr,
+                leave=False)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["abs_max", "tcrossprod", "gram_upper", "col_sums", "eigh_desc", "pow2_scale"]
+__all__ = ["abs_max", "tcrossprod", "gram_upper", "col_sums", "eigh_desc", "pow2_scale",
+           "working_scale"]
 
 
 def _blas(name: str, dtype) -> object:
@@ -113,3 +114,20 @@ def pow2_scale(amax: float) -> float:
         return 1.0
     _, e = np.frexp(amax)
     return float(np.ldexp(1.0, -int(e)))
+
+
+def working_scale(amax: float, dtype: torch.dtype) -> float:
+    """A power of two to multiply the data by so that squares neither overflow nor underflow.
+
+    1.0 for ordinary data (then nothing is rescaled and no copy is made); for data whose
+    largest |x| lies beyond 2^(±emax/4) of the dtype, the exact power of two that brings it
+    into [0.5, 1). Scaling by a power of two changes no rounding, so results are those of
+    the unscaled arithmetic wherever that arithmetic was representable.
+    """
+    emax = 1024 if dtype == torch.float64 else 128
+    if amax == 0 or not np.isfinite(amax):
+        return 1.0
+    e = np.frexp(amax)[1]
+    if abs(e) < emax // 4:
+        return 1.0
+    return pow2_scale(amax)

@@ -14,7 +14,7 @@ from sklearn.datasets import load_digits, make_blobs
 
 import latentspace
 from latentspace.cluster import KMeans, kmeans_plusplus
-from latentspace.em import ChunkedSource
+from latentspace.data import ChunkedSource
 from latentspace.exceptions import ConvergenceWarning
 
 

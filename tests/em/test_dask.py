@@ -6,7 +6,7 @@ import pytest
 da = pytest.importorskip("dask.array", reason="Dask is an optional extra (latentspace[dask])")
 
 from latentspace import PCA, BernoulliMixture, GaussianMixture, KMeans  # noqa: E402
-from latentspace.em import DaskSource  # noqa: E402
+from latentspace.data import DaskSource  # noqa: E402
 
 UNEVEN = ((700, 1300, 400, 600), (3, 2))  # uneven row blocks, columns split too
 

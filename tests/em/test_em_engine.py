@@ -8,13 +8,8 @@ import pytest
 import torch
 from sklearn.utils import check_random_state
 
-from latentspace.em import (
-    ChunkedSource,
-    FarthestPoints,
-    InMemorySource,
-    Stats,
-    run_em,
-)
+from latentspace.data import ChunkedSource, InMemorySource
+from latentspace.em import FarthestPoints, Stats, run_em
 from latentspace.exceptions import ConvergenceWarning
 
 

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from scipy.special import logsumexp
 
 import latentspace
-from latentspace.em import ChunkedSource
+from latentspace.data import ChunkedSource
 from latentspace.exceptions import ConvergenceWarning
 from latentspace.mixture import BernoulliMixture
 

@@ -14,7 +14,7 @@ from sklearn.mixture import GaussianMixture as SKGaussianMixture
 
 import latentspace
 from latentspace.cluster import KMeans
-from latentspace.em import ChunkedSource
+from latentspace.data import ChunkedSource
 from latentspace.exceptions import ConvergenceWarning
 from latentspace.mixture import GaussianMixture, anneal_variance
 

@@ -28,7 +28,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transfor
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
-from .._math import abs_max
+from .._math import abs_max, working_scale
 from .._validation import (
     check_choice,
     check_finite_data,
@@ -37,8 +37,9 @@ from .._validation import (
     check_int,
 )
 from ..base import LatentModel
-from ..em import Chunk, FarthestPoints, InMemorySource, Stats, run_em
-from ..em._model import EMEstimatorMixin, check_sample_weight, split_rows, working_scale
+from ..data import Chunk, InMemorySource
+from ..data._input import SourceInput, check_sample_weight, split_rows
+from ..em import FarthestPoints, Stats, run_em, summarize_source
 from ..exceptions import ConvergenceWarning
 from . import _lloyd
 
@@ -315,7 +316,7 @@ def kmeans_plusplus(source, n_clusters: int, rng, *, scale: float = 1.0, n_local
 
 
 # ----------------------------------------------------------------------------- estimator
-class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EMEstimatorMixin, LatentModel):
+class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, SourceInput, LatentModel):
     """K-means clustering (Lloyd's algorithm as hard EM), with mini-batch updates.
 
     Parameters
@@ -491,7 +492,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, EM
         self._fit_init_centers = self._array_init(K, source.n_features)
         if self._fit_init_centers is not None:
             n_init = 1
-        summary, self._scale, shift = self._summary(source)
+        summary, self._scale, shift = summarize_source(source)
         if summary.n <= 0:
             raise ValueError(
                 "sample weights sum to zero; at least one sample needs a positive weight."

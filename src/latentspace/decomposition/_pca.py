@@ -20,7 +20,6 @@ and W = Vᵀ (Λ − σ² I)^½: ``score_samples`` is its exact log-likelihood, 
 from __future__ import annotations
 
 import numbers
-import warnings
 
 import numpy as np
 import torch
@@ -39,8 +38,8 @@ from .._math import (
 )
 from .._validation import check_array_like, check_choice, check_finite_data, check_int
 from ..base import LatentModel
-from ..em._dask import DaskSource, is_dask_array
-from ..em._model import _Prepare
+from ..data._dask import DaskSource, is_dask_array
+from ..data._input import Prepare
 
 __all__ = ["PCA"]
 
@@ -227,7 +226,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
                 "is fitted by the covariance route (svd_solver='auto' or 'covariance_eigh'), "
                 "or call X.compute() first."
             )
-        source = DaskSource(X, prepare=_Prepare(self, finite=False),
+        source = DaskSource(X, prepare=Prepare(self, finite=False),
                             prepare_first=lambda raw: self._check_X(raw, reset=True)[0])
         n, d = source.n_samples, source.n_features
         if n < 2:

@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
-from .._math import abs_max
+from .._math import abs_max, working_scale
 
 __all__ = ["Stats", "FarthestPoints", "DataSummary"]
 
@@ -177,3 +178,31 @@ def summarize_chunk(
         s, ss, n = w64 @ Xs, w64 @ (Xs * Xs), float(w64.sum())
     # the second pass leaves amax to the first
     return DataSummary(n=n, loglik=0.0, rows=X.shape[0], amax=_Max(0.0), sum=s, sumsq=ss)
+
+
+def summarize_source(source, *, scaled: bool = True):
+    """Two passes over a source: largest |x| (for the working scale), then the moments of
+    the scaled data (every initialiser needs them).
+
+    Parameters
+    ----------
+    source : Source
+    scaled : bool
+        False keeps the data in their own units (scale 1.0), for families whose data are
+        bounded (e.g. Bernoulli probabilities in [0, 1]).
+
+    Returns
+    -------
+    summary : DataSummary
+        Counts, shifted sums and squares of ``x * scale`` (see ``DataSummary``).
+    scale : float
+        The working scale (1.0 for ordinary data).
+    shift : (d,) float64 tensor
+        The first row in working units, around which the sums were taken.
+    """
+    first = source.map_reduce(lambda c: summarize_chunk(c.X, c.w, None))
+    dtype = source.dtype
+    scale = working_scale(first.amax.value, dtype) if scaled else 1.0
+    shift = source.take(np.array([0])).to(torch.float64)[0] * scale
+    summary = source.map_reduce(lambda c: summarize_chunk(c.X, c.w, shift, scale))
+    return summary, scale, shift

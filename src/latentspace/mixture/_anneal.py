@@ -18,7 +18,8 @@ import torch
 
 from .._backend import to_numpy
 from .._validation import check_int, check_float
-from ..em import InMemorySource, run_em
+from ..data import InMemorySource
+from ..em import run_em
 from ._base import MixtureStats
 
 __all__ = ["AnnealingPath", "anneal_variance"]

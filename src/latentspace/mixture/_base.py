@@ -26,12 +26,13 @@ from sklearn.base import DensityMixin
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
-from .._math import abs_max
+from .._math import abs_max, working_scale
 from .._validation import check_choice, check_float, check_int
 from ..base import LatentModel
-from ..em import ChunkedSource, DaskSource, InMemorySource, Stats, run_em
+from ..data import ChunkedSource, DaskSource, InMemorySource
+from ..data._input import SourceInput, split_rows
+from ..em import Stats, run_em, summarize_source
 from ..exceptions import ConvergenceWarning
-from ..em._model import EMEstimatorMixin, split_rows, working_scale
 
 __all__ = ["MixtureStats", "MixtureBase"]
 
@@ -58,10 +59,11 @@ def _uniform_rows(seed: int, offset: int, n: int, K: int, block: int = 1024) -> 
     return allrows[start : start + n]
 
 
-class MixtureBase(EMEstimatorMixin, DensityMixin, LatentModel):
+class MixtureBase(SourceInput, DensityMixin, LatentModel):
     """Shared EM fitting and queries of the mixtures (not registered: see subclasses)."""
 
     _init_choices = ("kmeans", "k-means++", "random", "random_from_data")
+    _scaled = True  # fit in working units (an exact power-of-two rescaling of the data)
 
     # --- subclass hooks ---------------------------------------------------------------
     def _check_model_params(self, n_features: int) -> None:  # pragma: no cover - abstract
@@ -263,7 +265,7 @@ class MixtureBase(EMEstimatorMixin, DensityMixin, LatentModel):
                 f"n_samples = {n}."
             )
         self._rows = self._block_rows(d)
-        summary, self._scale, shift0 = self._summary(source)
+        summary, self._scale, shift0 = summarize_source(source, scaled=self._scaled)
         self._base_params = self._base_params_for(summary, shift0, d, source.dtype)
         rng = check_random_state(self.random_state)
         init = self._params_from_attributes(self._scale) if warm else None

@@ -150,10 +150,7 @@ class BernoulliMixture(MixtureBase):
             )
         return X
 
-    @staticmethod
-    def _summary(source):
-        summary, _, shift = MixtureBase._summary(source)
-        return summary, 1.0, shift  # values in [0, 1] need no working scale
+    _scaled = False  # values in [0, 1] need no working scale
 
     def _query_scale(self, amax: float) -> float:
         return 1.0

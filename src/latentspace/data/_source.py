@@ -1,4 +1,4 @@
-"""Where EM reads its data: in memory, or chunk by chunk from re-iterable chunks.
+"""Where the models read their data: in memory, or chunk by chunk from re-iterable chunks.
 
 The engine reaches data only through ``map_reduce(f)``: ``f`` maps one :class:`Chunk` to an
 additive statistics value and the source sums the results. Initialisers additionally use
@@ -50,15 +50,37 @@ class Chunk:
 
 @runtime_checkable
 class Source(Protocol):
-    """What the EM engine and the initialisers need from data."""
+    """What the models (the EM engine, the initialisers, PCA's moments) need from data.
 
+    Attributes
+    ----------
+    n_samples, n_features : int
+        The data's shape (a chunked source may read its chunks once to count the rows).
+    dtype : torch.dtype
+    device : torch.device
+        Of the tensors in the chunks (known once the first chunk has been read).
+    """
+
+    n_samples: int
     n_features: int
+    dtype: torch.dtype
+    device: torch.device
 
-    def map_reduce(self, f: Callable[[Chunk], Any]) -> Any: ...
+    def map_reduce(self, f: Callable[[Chunk], Any]) -> Any:
+        """``Σ f(chunk)`` over the chunks (``f`` returns an additive value)."""
+        ...
 
-    def map_chunks(self, f: Callable[[Chunk], Any]) -> list: ...
+    def map_chunks(self, f: Callable[[Chunk], Any]) -> list:
+        """``[f(chunk) for chunk in chunks]``, in row order."""
+        ...
 
-    def take(self, index: np.ndarray) -> torch.Tensor: ...
+    def take(self, index: np.ndarray) -> torch.Tensor:
+        """Rows at the given global indices, in the order asked: (len(index), n_features)."""
+        ...
+
+    def take_weights(self, index: np.ndarray) -> torch.Tensor | None:
+        """Their sample weights (len(index),), or None when the data are unweighted."""
+        ...
 
 
 def _sum(values: Iterable):

@@ -1,8 +1,10 @@
-"""What the EM-fitted estimators share: turning input into a source, and a safe scale.
+"""User input -> a validated data source.
 
-``EMEstimatorMixin`` sits beside :class:`latentspace.base.LatentModel`. It turns whatever
-``fit`` receives (array, DataFrame, tensor, memory-mapped file, :class:`ChunkedSource`, Dask
-array) into a validated source, and makes the one data-summary pass every initialiser needs.
+``SourceInput`` sits beside :class:`latentspace.base.LatentModel`. It turns whatever ``fit``
+receives (array, DataFrame, tensor, memory-mapped file, :class:`ChunkedSource`, Dask array)
+into a validated source; ``Prepare`` is the per-block validation against the fitted input
+that Dask workers run; ``check_sample_weight`` and ``split_rows`` are the small helpers
+around them.
 """
 
 from __future__ import annotations
@@ -11,12 +13,10 @@ import numpy as np
 import torch
 
 from .._backend import InputKind
-from .._math import pow2_scale
 from ._dask import DaskSource, is_dask_array
 from ._source import ChunkedSource, InMemorySource
-from ._stats import summarize_chunk
 
-__all__ = ["EMEstimatorMixin", "check_sample_weight", "split_rows", "working_scale"]
+__all__ = ["Prepare", "SourceInput", "check_sample_weight", "split_rows"]
 
 
 def split_rows(chunk_X: torch.Tensor, rows: int):
@@ -27,23 +27,6 @@ def split_rows(chunk_X: torch.Tensor, rows: int):
         return
     for start in range(0, n, rows):
         yield start, chunk_X[start : start + rows]
-
-
-def working_scale(amax: float, dtype: torch.dtype) -> float:
-    """A power of two to multiply the data by so that squares neither overflow nor underflow.
-
-    1.0 for ordinary data (then nothing is rescaled and no copy is made); for data whose
-    largest |x| lies beyond 2^(±emax/4) of the dtype, the exact power of two that brings it
-    into [0.5, 1). Scaling by a power of two changes no rounding, so results are those of
-    the unscaled arithmetic wherever that arithmetic was representable.
-    """
-    emax = 1024 if dtype == torch.float64 else 128
-    if amax == 0 or not np.isfinite(amax):
-        return 1.0
-    e = np.frexp(amax)[1]
-    if abs(e) < emax // 4:
-        return 1.0
-    return pow2_scale(amax)
 
 
 def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
@@ -64,7 +47,7 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
     return w.copy()
 
 
-class _Prepare:
+class Prepare:
     """Validation of one block against the fitted input (a picklable callable for workers);
     ``finite=False`` leaves NaN/inf to a pass that finds them anyway."""
 
@@ -75,8 +58,8 @@ class _Prepare:
         return self.est._check_X(raw, reset=False, finite=self.finite)[0]
 
 
-class EMEstimatorMixin:
-    """Input handling for estimators fitted through :func:`latentspace.em.run_em`."""
+class SourceInput:
+    """Input handling of estimators that read their data as a source (EM models, PCA)."""
 
     def _make_source(self, X, sample_weight=None, *, block_rows: int):
         """Validate the input and wrap it as a source.
@@ -91,7 +74,7 @@ class EMEstimatorMixin:
                 sample_weight = check_sample_weight(sample_weight, int(X.shape[0]))
             # the first block sets n_features_in_; every block is then checked against it,
             # inside Dask's tasks
-            source = DaskSource(X, sample_weight, prepare=_Prepare(self),
+            source = DaskSource(X, sample_weight, prepare=Prepare(self),
                                 prepare_first=lambda raw: self._check_X(raw, reset=True)[0])
             return source, InputKind("numpy")
         if isinstance(X, ChunkedSource) or isinstance(X, np.memmap):
@@ -122,23 +105,3 @@ class EMEstimatorMixin:
         if sample_weight is not None:
             w = torch.as_tensor(check_sample_weight(sample_weight, Xt.shape[0]), device=Xt.device)
         return InMemorySource(Xt, w, chunk_rows=block_rows), kind
-
-    @staticmethod
-    def _summary(source):
-        """Two passes: largest |x| (for the working scale), then moments of the scaled data.
-
-        Returns
-        -------
-        summary : DataSummary
-            Counts, shifted sums and squares of ``x * scale`` (see ``DataSummary``).
-        scale : float
-            The working scale (1.0 for ordinary data).
-        shift : (d,) float64 tensor
-            The first row in working units, around which the sums were taken.
-        """
-        first = source.map_reduce(lambda c: summarize_chunk(c.X, c.w, None))
-        dtype = source.dtype
-        scale = working_scale(first.amax.value, dtype)
-        shift = source.take(np.array([0])).to(torch.float64)[0] * scale
-        summary = source.map_reduce(lambda c: summarize_chunk(c.X, c.w, shift, scale))
-        return summary, scale, shift

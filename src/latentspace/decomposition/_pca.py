@@ -27,23 +27,30 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
-from .._math import (
-    abs_max,
-    col_sums,
-    eigh_desc,
-    gram_upper,
-    pow2_scale,
-    symmetrize,
-    tcrossprod,
-)
+from .._math import abs_max, pow2_scale
 from .._validation import check_array_like, check_choice, check_finite_data, check_int
 from ..base import LatentModel
-from ..data._dask import DaskSource, is_dask_array
+from ..data import ChunkedSource, DaskSource
+from ..data._dask import is_dask_array
 from ..data._input import Prepare
+from ._moments import BlockMoments, Moments, centred, moments, scaled_moments
+from ._solvers import choose_solver, from_scatter, gram, randomized, svd
 
 __all__ = ["PCA"]
 
 _SOLVERS = ("auto", "full", "covariance_eigh", "gram", "randomized")
+_MEMMAP_ROWS = 1 << 14  # rows of a memory-mapped array read at a time
+
+
+def _chunk_nonfinite(chunk) -> float | None:
+    """NaN or infinity when the chunk holds one (NaN first), else None."""
+    if bool(torch.isnan(chunk.X).any()):
+        return float("nan")
+    return None if bool(torch.isfinite(chunk.X).all()) else float("inf")
+
+
+def _chunk_abs_max(chunk) -> float:
+    return abs_max(chunk.X)
 
 
 class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
@@ -152,27 +159,22 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             "for a share of the variance, or None."
         )
 
-    @staticmethod
-    def _choose_solver(n: int, d: int, k) -> str:
-        small = min(n, d)
-        if n >= d and d <= 2048:
-            return "covariance_eigh"
-        if n < d and n <= 2048:
-            return "gram"
-        if isinstance(k, int) and k < 0.8 * small:
-            return "randomized"
-        return "full"
+    _choose_solver = staticmethod(choose_solver)
 
     # ------------------------------------------------------------------ fitting
     def fit(self, X, y=None):
         """Fit the principal axes on ``X`` of shape (n_samples, n_features).
 
-        ``X`` may also be a Dask array: it is then fitted by the covariance route, one task
-        per block of rows (moments per block, merged pairwise), on whatever scheduler is
-        active.
+        ``X`` may also be read in chunks: a Dask array (one task per block of rows, on
+        whatever scheduler is active), a :class:`~latentspace.data.ChunkedSource`, or a
+        ``np.memmap`` whose solver resolves to the covariance route; these are fitted by the
+        covariance route, one pass of moments per chunk merged exactly (Chan et al.), so only
+        one chunk is in memory at a time.
         """
-        if is_dask_array(X):
-            return self._fit_dask(X)
+        if is_dask_array(X) or isinstance(X, ChunkedSource):
+            return self._fit_source(X)
+        if isinstance(X, np.memmap) and X.ndim == 2 and self._memmap_in_chunks(X):
+            return self._fit_source(ChunkedSource.from_array(X, _MEMMAP_ROWS))
         # NaN and infinity are looked for in the first pass over the data, not in one of its own
         X, _ = self._check_X(X, reset=True, finite=False)
         n, d = X.shape
@@ -188,11 +190,11 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
 
         # exact power-of-two scaling keeps squares of huge/tiny data representable
         if solver == "covariance_eigh":
-            mean_s, scatter, scale = _scaled_moments(
-                lambda sc: _moments(X, sc), lambda: check_finite_data(self, X),
+            mean_s, scatter, scale = scaled_moments(
+                lambda sc: moments(X, sc), lambda: check_finite_data(self, X),
                 lambda: abs_max(X),
             )
-            values, vectors, total = _from_scatter(scatter, n, k)
+            values, vectors, total = from_scatter(scatter, n, k)
         else:
             amax = abs_max(X)
             if not np.isfinite(amax):
@@ -200,15 +202,15 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             scale = 1.0 if 1e-100 < amax < 1e100 else pow2_scale(amax)
             # centred, scaled copy in the input's precision: float32 stays float32 here and
             # the sums that need it (mean, trace) are accumulated in float64
-            mean_s, Xc = _centred(X, scale)
+            mean_s, Xc = centred(X, scale)
             if solver == "gram":
-                values, vectors, total = _gram(Xc, n, k)
+                values, vectors, total = gram(Xc, n, k)
             else:
                 total = float(torch.sum(Xc * Xc, dtype=torch.float64)) / (n - 1)
             if solver == "full":
-                values, vectors = _svd(Xc, n)
+                values, vectors = svd(Xc, n)
             elif solver == "randomized":
-                values, vectors = _randomized(
+                values, vectors = randomized(
                     Xc, n, k, self.iterated_power, self.n_oversamples,
                     check_random_state(self.random_state),
                 )
@@ -218,16 +220,36 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             del self.scatter_
         return self
 
-    def _fit_dask(self, X):
+    def _memmap_in_chunks(self, X) -> bool:
+        """A memory-mapped array is read in chunks when its fit takes the covariance route."""
+        solver = self.svd_solver if isinstance(self.svd_solver, str) else None
+        if solver == "auto" and X.shape[0] >= 2:
+            solver = choose_solver(X.shape[0], X.shape[1], self.n_components)
+        return solver == "covariance_eigh"
+
+    def _fit_source(self, X):
+        """The covariance route over a Dask array or a chunked source, one chunk at a time."""
         solver = self.svd_solver if isinstance(self.svd_solver, str) else None
         if solver not in ("auto", "covariance_eigh"):
+            what = "a Dask array" if is_dask_array(X) else "chunked input"
+            fix = "X.compute()" if is_dask_array(X) else "np.concatenate over the chunks"
             raise ValueError(
-                f"svd_solver={self.svd_solver!r} needs the whole array in memory; a Dask array "
-                "is fitted by the covariance route (svd_solver='auto' or 'covariance_eigh'), "
-                "or call X.compute() first."
+                f"svd_solver={self.svd_solver!r} needs the whole array in memory; {what} is "
+                "fitted by the covariance route (svd_solver='auto' or 'covariance_eigh'), or "
+                f"load it first ({fix})."
             )
-        source = DaskSource(X, prepare=Prepare(self, finite=False),
-                            prepare_first=lambda raw: self._check_X(raw, reset=True)[0])
+        if is_dask_array(X):
+            source = DaskSource(X, prepare=Prepare(self, finite=False),
+                                prepare_first=lambda raw: self._check_X(raw, reset=True)[0])
+        else:
+            first = [True]
+
+            def prepare(raw):  # the first chunk sets n_features_in_, the others are checked
+                reset, first[0] = first[0], False
+                return self._check_X(raw, reset=reset, finite=False)[0]
+
+            source = X.with_prepare(prepare)
+            source.first_chunk()
         n, d = source.n_samples, source.n_features
         if n < 2:
             raise ValueError(
@@ -235,22 +257,18 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             )
         k = self._check_params(n, d, "covariance_eigh")
 
-        def nonfinite_input():
-            import dask.array as da
-
-            if not bool(da.isfinite(source._X).all().compute()):
-                raise ValueError(
-                    "Input X contains NaN or infinity; PCA does not accept missing or infinite "
-                    "values. Impute or drop them first (e.g. sklearn.impute.SimpleImputer)."
-                )
+        def nonfinite_input():  # raises the usual error, naming NaN first
+            bad = [v for v in source.map_chunks(_chunk_nonfinite) if v is not None]
+            if bad:
+                check_finite_data(self, torch.tensor(sorted(bad, key=np.isinf)))
 
         def at(scale):
-            m = source.map_reduce(_BlockMoments(scale))
+            m = source.map_reduce(BlockMoments(scale))
             return m.mean, m.scatter
 
-        mean, scatter, scale = _scaled_moments(
-            at, nonfinite_input, lambda: float(abs(source._X).max().compute()))
-        values, vectors, total = _from_scatter(scatter, n, k)
+        mean, scatter, scale = scaled_moments(
+            at, nonfinite_input, lambda: max(source.map_chunks(_chunk_abs_max)))
+        values, vectors, total = from_scatter(scatter, n, k)
         self._set_fitted(values, vectors, total, mean, scale, n, d, k, "covariance_eigh")
         self.n_samples_seen_ = n
         if hasattr(self, "scatter_"):
@@ -266,27 +284,19 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         """
         first = not hasattr(self, "scatter_")
         X, _ = self._check_X(X, reset=first)
-        nb, d = X.shape
-        mean_b, scatter_b = _moments(X, 1.0)
-        if first:
-            n, mean, scatter = nb, mean_b, scatter_b
-        else:
-            na = self.n_samples_seen_
-            n = na + nb
-            mean_a = torch.as_tensor(self.mean_, dtype=torch.float64, device=X.device)
-            delta = mean_b - mean_a
-            mean = mean_a + delta * (nb / n)
-            scatter = (
-                torch.as_tensor(self.scatter_, dtype=torch.float64, device=X.device)
-                + scatter_b
-                + torch.outer(delta, delta) * (na * nb / n)
-            )
+        d = X.shape[1]
+        seen = Moments.of(X)
+        if not first:
+            f64 = {"dtype": torch.float64, "device": X.device}
+            seen = Moments(self.n_samples_seen_, torch.as_tensor(self.mean_, **f64),
+                           torch.as_tensor(self.scatter_, **f64)) + seen
+        n, mean, scatter = seen.n, seen.mean, seen.scatter
         if n < 2:
             raise ValueError(
                 f"PCA needs at least 2 samples to estimate a variance; got {n} sample(s) so far."
             )
         k = self._check_params(n, d, "covariance_eigh")
-        values, vectors, total = _from_scatter(scatter, n, k)
+        values, vectors, total = from_scatter(scatter, n, k)
         self._set_fitted(values, vectors, total, mean, 1.0, n, d, k, "covariance_eigh")
         self.n_samples_seen_ = n
         self.scatter_ = to_numpy(scatter)
@@ -446,276 +456,3 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-
-# ---------------------------------------------------------------------- Dask blocks
-class _Moments:
-    """Count, mean and scatter of a block of rows; ``+`` merges two blocks exactly (Chan et
-    al.: M₂ = M₂ᵃ + M₂ᵇ + δδᵀ nᵃnᵇ / n, δ = μᵇ − μᵃ)."""
-
-    def __init__(self, n: int, mean: torch.Tensor, scatter: torch.Tensor):
-        self.n, self.mean, self.scatter = n, mean, scatter
-
-    def __add__(self, other: "_Moments") -> "_Moments":
-        n = self.n + other.n
-        delta = other.mean - self.mean
-        return _Moments(n, self.mean + delta * (other.n / n),
-                        self.scatter + other.scatter + torch.outer(delta, delta) * (self.n * other.n / n))
-
-
-class _BlockMoments:
-    def __init__(self, scale: float):
-        self.scale = scale
-
-    def __call__(self, chunk) -> _Moments:
-        mean, scatter = _moments(chunk.X, self.scale)
-        return _Moments(chunk.X.shape[0], mean, scatter)
-
-
-# ---------------------------------------------------------------------- kernels
-def _all_finite(t: torch.Tensor) -> bool:
-    # numpy on the CPU: a first torch op right after BLAS work waits for torch's thread pool
-    return bool(np.isfinite(t.numpy()).all()) if t.device.type == "cpu" else bool(torch.isfinite(t).all())
-
-
-def _scaled_moments(moments_at, check_input, amax):
-    """(mean, scatter, scale) of the covariance route, rescaled only for extreme data.
-
-    ``moments_at(scale)`` is one pass of sufficient statistics. Ordinary data need no
-    rescaling, so the first pass is unscaled; a non-finite result is first blamed on the
-    input (``check_input`` raises for NaN/inf), otherwise finite values overflowed, and
-    moments outside (1e-150, 1e150) are taken again after an exact power-of-two rescaling by
-    ``amax()``, the largest |x|.
-    """
-    scale = 1.0
-    mean, scatter = moments_at(scale)
-    finite = _all_finite(scatter) and _all_finite(mean)
-    if not finite:
-        check_input()
-    peak = float(torch.diagonal(scatter).max()) if finite else float("inf")
-    if not 1e-150 < peak < 1e150:
-        a = amax()
-        scale = 1.0 if 1e-100 < a < 1e100 else pow2_scale(a)
-        mean, scatter = moments_at(scale)
-    return mean, scatter, scale
-
-
-def _centred(X: torch.Tensor, scale: float):
-    """(scaled mean in float64 (d,), scaled and centred copy of X in its own precision)."""
-    n = X.shape[0]
-    if X.device.type == "cpu":  # numpy alone on the CPU (see _math on thread pools)
-        a = X.numpy()
-        if scale != 1.0:
-            a = a * scale
-        mean = a.sum(0, dtype=np.float64) / n
-        return torch.from_numpy(mean), torch.from_numpy(a - mean.astype(a.dtype))
-    mean = torch.sum(X * scale, 0, dtype=torch.float64) / n
-    return mean, X * scale - mean.to(X.dtype)
-
-
-def _moments(X: torch.Tensor, scale: float):
-    """One pass of sufficient statistics -> (mean (d,), scatter Σ(x − μ)(x − μ)ᵀ (d, d)), float64.
-
-    Data on the CPU take the shortest route when it is safe: BLAS ``syrk`` for XᵀX straight
-    from the caller's array (float32 in row blocks, each block's product summed in float64)
-    and ``gemv`` for Σx, then M₂ = XᵀX − n μμᵀ. That subtraction cancels digits in proportion
-    to max_j (σ_j² + μ_j²) / σ_j²; where that factor exceeds what the precision affords (10⁴
-    in float64, 4 in float32: a mean far from zero against its spread, e.g. a constant column
-    of large values), the statistics are computed again with the shifted pass, which has no
-    cancellation.
-    """
-    if scale == 1.0 and X.device.type == "cpu":
-        raw = _moments_raw(X.numpy())
-        if raw is not None:
-            return raw
-    return _moments_shifted(X, scale)
-
-
-# largest (σ² + μ²) / σ² accepted in XᵀX − n μμᵀ: about 4 of float64's 16 digits lost; in
-# float32, whose products carry 7, no more than a fraction of one
-_CANCELLATION_LIMIT = {np.dtype(np.float64): 1e4, np.dtype(np.float32): 4.0}
-_F32_BLOCK_ROWS = 4096  # float32 products are summed in float64 every this many rows
-
-
-def _moments_raw(A: np.ndarray):
-    """Uncentred moments of a 2-D array, or None when their cancellation is too large."""
-    n, d = A.shape
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
-        if A.dtype == np.float64:
-            S = gram_upper(A, transpose=True)
-            s1 = col_sums(A)
-        else:
-            S, s1 = np.zeros((d, d)), np.zeros(d)
-            prod = np.zeros((d, d), dtype=A.dtype, order="F")
-            ones = np.ones(min(n, _F32_BLOCK_ROWS), dtype=A.dtype)
-            for start in range(0, n, _F32_BLOCK_ROWS):
-                block = A[start : start + _F32_BLOCK_ROWS]
-                S += gram_upper(block, transpose=True, out=prod)
-                s1 += col_sums(block, ones)
-        S = symmetrize(S)
-        mean = s1 / n
-        if not (np.isfinite(S).all() and np.isfinite(mean).all()):
-            return torch.from_numpy(mean), torch.from_numpy(S)  # the caller rescales or raises
-        scatter = S - n * np.outer(mean, mean)
-        centred, raw = np.diagonal(scatter), np.diagonal(S)
-    # raw / centred second moment per column; an all-zero column is exact
-    with np.errstate(divide="ignore", invalid="ignore"):
-        worst = np.where(raw > 0, raw / np.where(centred > 0, centred, 0.0), 1.0).max()
-    if not worst <= _CANCELLATION_LIMIT[A.dtype]:
-        return None
-    return torch.from_numpy(mean), torch.from_numpy(scatter)
-
-
-def _moments_shifted(X: torch.Tensor, scale: float):
-    """Shifted sufficient statistics in cache-sized chunks, without cancellation.
-
-    Each chunk is centred on a fixed shift c (the first chunk's mean) in the input's precision,
-    and Σ(x − c) and Σ(x − c)(x − c)ᵀ are summed in float64. The scatter about the true mean
-    follows as M₂ = Σ(x − c)(x − c)ᵀ − n (μ − c)(μ − c)ᵀ, where μ − c is small. On the CPU
-    the loop runs in numpy alone (its ``cᵀc`` is BLAS syrk, into reused buffers), which also
-    avoids handing the cores back and forth between two thread pools at every chunk.
-    """
-    n, d = X.shape
-    rows = min(n, max(256, 4 * d, 2**20 // (X.element_size() * d)))
-    if X.device.type != "cpu":
-        f64 = torch.float64
-        shift = (X[:rows].to(f64).mean(0) * scale).to(X.dtype)
-        S = torch.zeros((d, d), dtype=f64, device=X.device)
-        s1 = torch.zeros(d, dtype=f64, device=X.device)
-        for start in range(0, n, rows):
-            c = X[start : start + rows] * scale - shift
-            S += (c.T @ c).to(f64)
-            s1 += torch.sum(c, 0, dtype=f64)
-        delta = s1 / n  # μ − c
-        return shift.to(f64) + delta, S - n * torch.outer(delta, delta)
-    A = X.numpy()
-    shift = (A[:rows].mean(0, dtype=np.float64) * scale).astype(A.dtype)
-    buf = np.empty((rows, d), dtype=A.dtype)
-    ones = np.ones(rows, dtype=A.dtype)
-    wide = A.dtype == np.float64  # float64 chunks accumulate in place; float32 ones are added
-    S = np.zeros((d, d), order="F")
-    prod = S if wide else np.zeros((d, d), dtype=A.dtype, order="F")
-    s1 = np.zeros(d)
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
-        for start in range(0, n, rows):
-            chunk = A[start : start + rows]
-            m = chunk.shape[0]
-            c = buf[:m]
-            if scale != 1.0:
-                np.multiply(chunk, scale, out=c)
-                c -= shift
-            else:
-                np.subtract(chunk, shift, out=c)
-            prod = gram_upper(c, transpose=True, out=prod, accumulate=wide)
-            if not wide:
-                S += prod
-            s1 += col_sums(c, ones)  # centred values: the input precision suffices for μ − c
-    S = symmetrize(prod if wide else S)
-    delta = s1 / n
-    mean, scatter = shift.astype(np.float64) + delta, S - n * np.outer(delta, delta)
-    return torch.from_numpy(mean), torch.from_numpy(scatter)
-
-
-def _from_scatter(scatter: torch.Tensor, n: int, k):
-    C = scatter / (n - 1)
-    if not _all_finite(C):
-        raise ValueError(
-            "the covariance of X overflows float64 (values too large); rescale X, e.g. with "
-            "sklearn.preprocessing.StandardScaler or by dividing by its largest absolute value."
-        )
-    total = float(torch.diagonal(C).sum())
-    values, vectors = eigh_desc(C, k if isinstance(k, int) else None)
-    return values, vectors, total
-
-
-def _svd(Xc: torch.Tensor, n: int):
-    _, S, Vh = torch.linalg.svd(Xc, full_matrices=False)
-    S = S.to(torch.float64)
-    return S * S / (n - 1), Vh.T.to(torch.float64)
-
-
-def _gram(Xc: torch.Tensor, n: int, k):
-    """Eigenpairs of the covariance from the n×n Gram matrix Xc Xcᵀ (wide data).
-
-    Xc Xcᵀ U = U Σ², so its eigenvectors are the left singular vectors U and the principal
-    axes are V = Xcᵀ U Σ⁻¹. On the CPU, float32 data get a float32 Gram matrix and
-    eigensolver (each eigenvalue to about 1e-7 of the largest), then one float64
-    Rayleigh–Ritz step on those vectors (:func:`_rayleigh_ritz`), which brings the small
-    eigenvalues to float64 accuracy (LFW faces: 1.3e-8 relative instead of 2.8e-5) except
-    inside a cluster of nearly equal eigenvalues cut by k. On a GPU the route runs in float64.
-    The total variance is the trace, summed in float64. Returns (values, vectors, total
-    variance).
-    """
-    cpu = Xc.device.type == "cpu"
-    if not cpu:
-        # a GPU works in float64 here: its float32 products and eigensolver lose the small
-        # eigenvalues (1e-2 relative on the LFW faces, against 3e-5 for the CPU's float32
-        # route), and n ≤ a few thousand keeps float64 cheap
-        Xc = Xc.to(torch.float64)
-    # on the CPU only the upper triangle is formed, and only it is read
-    G = torch.from_numpy(gram_upper(Xc.numpy(), transpose=False)) if cpu else tcrossprod(Xc)
-    total = float(torch.sum(torch.diagonal(G), dtype=torch.float64)) / (n - 1)
-    want = k if isinstance(k, int) else None
-    if cpu and Xc.dtype == torch.float32 and want is not None:
-        want = min(n, k + _RITZ_EXTRA)  # a few more for the float64 refinement below
-    values, U = eigh_desc(G, want, upper_only=cpu)
-    values = torch.clamp(values, min=0.0)
-    # directions with (numerically) zero singular value carry no information in Xcᵀ U;
-    # fall back to the SVD, which gives them an orthonormal completion
-    m = values.shape[0] if not isinstance(k, int) else k
-    cutoff = float(values[0]) * 16 * torch.finfo(Xc.dtype).eps if values.numel() else 0.0
-    if not isinstance(k, int) or float(values[m - 1]) <= cutoff:
-        return (*_svd(Xc, n), total)
-    if cpu and Xc.dtype == torch.float32:
-        return (*_rayleigh_ritz(Xc.numpy(), U.numpy(), k, n), total)
-    s = torch.sqrt(values)
-    if cpu:  # in the same BLAS as the steps before it (see _math)
-        from scipy.linalg import blas
-
-        XtU = torch.from_numpy(blas.dgemm(1.0, Xc.numpy().T, U.numpy()))
-    else:
-        XtU = Xc.T @ U.to(Xc.dtype)
-    V = XtU.to(torch.float64) / s.to(torch.float64)  # (d, k)
-    return values.to(torch.float64) / (n - 1), V, total
-
-
-_RITZ_EXTRA = 10  # float32 eigenvectors beyond k that the float64 refinement sees
-
-
-def _rayleigh_ritz(Xc: np.ndarray, U32: np.ndarray, k: int, n: int):
-    """Float64 eigenpairs of the covariance from float32 Gram eigenvectors (one Rayleigh–Ritz
-    step): Q holds the float32 eigenvectors, B = Xcᵀ Q, BᵀB = Qᵀ (Xc Xcᵀ) Q and QᵀQ are formed
-    in float64 and the small generalised problem is solved exactly; W is then S-orthonormal,
-    so the sample-space vectors Q W are orthonormal and V = B W θ^(-1/2). The Ritz values' error is of the order of the square of the
-    float32 vectors' angles, so the small eigenvalues become as accurate as float64 allows
-    where float32 alone kept only about 1e-7 of the largest one.
-    """
-    from scipy.linalg import blas, eigh
-
-    Q = U32.astype(np.float64)  # (n, m): orthonormal to float32 rounding only
-    B = blas.dgemm(1.0, Xc.astype(np.float64).T, Q)  # (d, m) = Xcᵀ Q, exact products of floats
-    M = symmetrize(blas.dsyrk(1.0, B, trans=1))  # Bᵀ B = Qᵀ G Q (m, m)
-    S = symmetrize(blas.dsyrk(1.0, Q, trans=1))  # Qᵀ Q, the basis' own inner products
-    # M w = θ S w: the Ritz pairs of the subspace without orthonormalising Q first
-    theta, W = eigh(M, S, lower=False, check_finite=False)
-    theta, W = np.clip(theta[::-1][:k], 0.0, None), W[:, ::-1][:, :k]
-    V = blas.dgemm(1.0, B, W) / np.sqrt(np.where(theta > 0, theta, 1.0))  # (d, k) axes
-    return torch.from_numpy(theta / (n - 1)), torch.from_numpy(np.ascontiguousarray(V))
-
-
-def _randomized(Xc, n, k, iterated_power, n_oversamples, rng):
-    """Randomized range finder (Halko et al. 2011, Alg. 4.4) with QR-normalised power steps."""
-    small = min(Xc.shape)
-    q = (7 if k < 0.1 * small else 4) if iterated_power == "auto" else int(iterated_power)
-    ell = min(k + n_oversamples, small)
-    gen = torch.Generator(device=Xc.device)
-    gen.manual_seed(int(rng.randint(0, 2**31 - 1)))
-    Omega = torch.randn((Xc.shape[1], ell), generator=gen, dtype=Xc.dtype, device=Xc.device)
-    Q, _ = torch.linalg.qr(Xc @ Omega)
-    for _ in range(q):
-        Q, _ = torch.linalg.qr(Xc.T @ Q)
-        Q, _ = torch.linalg.qr(Xc @ Q)
-    B = Q.T @ Xc  # (ell, d)
-    _, S, Vh = torch.linalg.svd(B, full_matrices=False)
-    S = S.to(torch.float64)
-    return (S * S / (n - 1))[:k], Vh[:k].T.to(torch.float64)

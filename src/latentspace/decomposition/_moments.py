@@ -1,0 +1,198 @@
+"""PCA's sufficient statistics: count, mean and scatter, in one pass and mergeable.
+
+The covariance route, ``partial_fit``, chunked sources and Dask blocks all reduce data to
+:class:`Moments` (merged by Chan et al.'s exact update); :func:`scaled_moments` adds the one
+rescaling that keeps the squares of extreme data representable.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .._math import col_sums, gram_upper, pow2_scale, symmetrize
+
+__all__ = ["BlockMoments", "Moments", "all_finite", "centred", "moments", "scaled_moments"]
+
+
+class Moments:
+    """Count, mean and scatter Σ(x − μ)(x − μ)ᵀ of a set of rows, in float64.
+
+    ``a + b`` merges two sets exactly (Chan, Golub & LeVeque, 1979):
+    M₂ = M₂ᵃ + M₂ᵇ + δδᵀ nᵃnᵇ / n, δ = μᵇ − μᵃ, so no approximation accumulates. It is the one
+    merge behind ``partial_fit``, chunked sources and Dask blocks.
+
+    Attributes
+    ----------
+    n : int
+    mean : (d,) float64 tensor
+    scatter : (d, d) float64 tensor
+    """
+
+    def __init__(self, n: int, mean: torch.Tensor, scatter: torch.Tensor):
+        self.n, self.mean, self.scatter = n, mean, scatter
+
+    @classmethod
+    def of(cls, X: torch.Tensor, scale: float = 1.0) -> "Moments":
+        """The moments of the rows of ``X * scale`` (one pass, see :func:`moments`)."""
+        mean, scatter = moments(X, scale)
+        return cls(X.shape[0], mean, scatter)
+
+    def __add__(self, other: "Moments") -> "Moments":
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        return Moments(n, self.mean + delta * (other.n / n),
+                       self.scatter + other.scatter + torch.outer(delta, delta) * (self.n * other.n / n))
+
+
+class BlockMoments:
+    """``chunk -> Moments.of(chunk.X, scale)``: picklable, for a source's ``map_reduce``."""
+
+    def __init__(self, scale: float):
+        self.scale = scale
+
+    def __call__(self, chunk) -> Moments:
+        return Moments.of(chunk.X, self.scale)
+
+
+def all_finite(t: torch.Tensor) -> bool:
+    # numpy on the CPU: a first torch op right after BLAS work waits for torch's thread pool
+    return bool(np.isfinite(t.numpy()).all()) if t.device.type == "cpu" else bool(torch.isfinite(t).all())
+
+
+def scaled_moments(moments_at, check_input, amax):
+    """(mean, scatter, scale) of the covariance route, rescaled only for extreme data.
+
+    ``moments_at(scale)`` is one pass of sufficient statistics. Ordinary data need no
+    rescaling, so the first pass is unscaled; a non-finite result is first blamed on the
+    input (``check_input`` raises for NaN/inf), otherwise finite values overflowed, and
+    moments outside (1e-150, 1e150) are taken again after an exact power-of-two rescaling by
+    ``amax()``, the largest |x|.
+    """
+    scale = 1.0
+    mean, scatter = moments_at(scale)
+    finite = all_finite(scatter) and all_finite(mean)
+    if not finite:
+        check_input()
+    peak = float(torch.diagonal(scatter).max()) if finite else float("inf")
+    if not 1e-150 < peak < 1e150:
+        a = amax()
+        scale = 1.0 if 1e-100 < a < 1e100 else pow2_scale(a)
+        mean, scatter = moments_at(scale)
+    return mean, scatter, scale
+
+
+def centred(X: torch.Tensor, scale: float):
+    """(scaled mean in float64 (d,), scaled and centred copy of X in its own precision)."""
+    n = X.shape[0]
+    if X.device.type == "cpu":  # numpy alone on the CPU (see _math on thread pools)
+        a = X.numpy()
+        if scale != 1.0:
+            a = a * scale
+        mean = a.sum(0, dtype=np.float64) / n
+        return torch.from_numpy(mean), torch.from_numpy(a - mean.astype(a.dtype))
+    mean = torch.sum(X * scale, 0, dtype=torch.float64) / n
+    return mean, X * scale - mean.to(X.dtype)
+
+
+def moments(X: torch.Tensor, scale: float):
+    """One pass of sufficient statistics -> (mean (d,), scatter Σ(x − μ)(x − μ)ᵀ (d, d)), float64.
+
+    Data on the CPU take the shortest route when it is safe: BLAS ``syrk`` for XᵀX straight
+    from the caller's array (float32 in row blocks, each block's product summed in float64)
+    and ``gemv`` for Σx, then M₂ = XᵀX − n μμᵀ. That subtraction cancels digits in proportion
+    to max_j (σ_j² + μ_j²) / σ_j²; where that factor exceeds what the precision affords (10⁴
+    in float64, 4 in float32: a mean far from zero against its spread, e.g. a constant column
+    of large values), the statistics are computed again with the shifted pass, which has no
+    cancellation.
+    """
+    if scale == 1.0 and X.device.type == "cpu":
+        raw = _moments_raw(X.numpy())
+        if raw is not None:
+            return raw
+    return _moments_shifted(X, scale)
+
+
+# largest (σ² + μ²) / σ² accepted in XᵀX − n μμᵀ: about 4 of float64's 16 digits lost; in
+# float32, whose products carry 7, no more than a fraction of one
+_CANCELLATION_LIMIT = {np.dtype(np.float64): 1e4, np.dtype(np.float32): 4.0}
+_F32_BLOCK_ROWS = 4096  # float32 products are summed in float64 every this many rows
+
+
+def _moments_raw(A: np.ndarray):
+    """Uncentred moments of a 2-D array, or None when their cancellation is too large."""
+    n, d = A.shape
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
+        if A.dtype == np.float64:
+            S = gram_upper(A, transpose=True)
+            s1 = col_sums(A)
+        else:
+            S, s1 = np.zeros((d, d)), np.zeros(d)
+            prod = np.zeros((d, d), dtype=A.dtype, order="F")
+            ones = np.ones(min(n, _F32_BLOCK_ROWS), dtype=A.dtype)
+            for start in range(0, n, _F32_BLOCK_ROWS):
+                block = A[start : start + _F32_BLOCK_ROWS]
+                S += gram_upper(block, transpose=True, out=prod)
+                s1 += col_sums(block, ones)
+        S = symmetrize(S)
+        mean = s1 / n
+        if not (np.isfinite(S).all() and np.isfinite(mean).all()):
+            return torch.from_numpy(mean), torch.from_numpy(S)  # the caller rescales or raises
+        scatter = S - n * np.outer(mean, mean)
+        centred, raw = np.diagonal(scatter), np.diagonal(S)
+    # raw / centred second moment per column; an all-zero column is exact
+    with np.errstate(divide="ignore", invalid="ignore"):
+        worst = np.where(raw > 0, raw / np.where(centred > 0, centred, 0.0), 1.0).max()
+    if not worst <= _CANCELLATION_LIMIT[A.dtype]:
+        return None
+    return torch.from_numpy(mean), torch.from_numpy(scatter)
+
+
+def _moments_shifted(X: torch.Tensor, scale: float):
+    """Shifted sufficient statistics in cache-sized chunks, without cancellation.
+
+    Each chunk is centred on a fixed shift c (the first chunk's mean) in the input's precision,
+    and Σ(x − c) and Σ(x − c)(x − c)ᵀ are summed in float64. The scatter about the true mean
+    follows as M₂ = Σ(x − c)(x − c)ᵀ − n (μ − c)(μ − c)ᵀ, where μ − c is small. On the CPU
+    the loop runs in numpy alone (its ``cᵀc`` is BLAS syrk, into reused buffers), which also
+    avoids handing the cores back and forth between two thread pools at every chunk.
+    """
+    n, d = X.shape
+    rows = min(n, max(256, 4 * d, 2**20 // (X.element_size() * d)))
+    if X.device.type != "cpu":
+        f64 = torch.float64
+        shift = (X[:rows].to(f64).mean(0) * scale).to(X.dtype)
+        S = torch.zeros((d, d), dtype=f64, device=X.device)
+        s1 = torch.zeros(d, dtype=f64, device=X.device)
+        for start in range(0, n, rows):
+            c = X[start : start + rows] * scale - shift
+            S += (c.T @ c).to(f64)
+            s1 += torch.sum(c, 0, dtype=f64)
+        delta = s1 / n  # μ − c
+        return shift.to(f64) + delta, S - n * torch.outer(delta, delta)
+    A = X.numpy()
+    shift = (A[:rows].mean(0, dtype=np.float64) * scale).astype(A.dtype)
+    buf = np.empty((rows, d), dtype=A.dtype)
+    ones = np.ones(rows, dtype=A.dtype)
+    wide = A.dtype == np.float64  # float64 chunks accumulate in place; float32 ones are added
+    S = np.zeros((d, d), order="F")
+    prod = S if wide else np.zeros((d, d), dtype=A.dtype, order="F")
+    s1 = np.zeros(d)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
+        for start in range(0, n, rows):
+            chunk = A[start : start + rows]
+            m = chunk.shape[0]
+            c = buf[:m]
+            if scale != 1.0:
+                np.multiply(chunk, scale, out=c)
+                c -= shift
+            else:
+                np.subtract(chunk, shift, out=c)
+            prod = gram_upper(c, transpose=True, out=prod, accumulate=wide)
+            if not wide:
+                S += prod
+            s1 += col_sums(c, ones)  # centred values: the input precision suffices for μ − c
+    S = symmetrize(prod if wide else S)
+    delta = s1 / n
+    mean, scatter = shift.astype(np.float64) + delta, S - n * np.outer(delta, delta)
+    return torch.from_numpy(mean), torch.from_numpy(scatter)

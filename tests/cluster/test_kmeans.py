@@ -215,19 +215,6 @@ def test_partial_fit_epochs_approach_full_fit():
     assert -mb.score(X) <= 1.1 * full.inertia_
 
 
-def test_to_gaussian_mixture_is_the_equal_weight_spherical_limit():
-    X, _ = _blobs()
-    km = KMeans(5, random_state=0).fit(X)
-    gm = km.to_gaussian_mixture()
-    assert gm.covariance_type == "spherical"
-    np.testing.assert_allclose(gm.weights_, 0.2)
-    np.testing.assert_allclose(gm.means_, km.cluster_centers_)
-    var = km.inertia_ / (len(X) * X.shape[1])
-    np.testing.assert_allclose(gm.covariances_, var)
-    # equal weights and one shared variance: the most probable component is the nearest centre
-    np.testing.assert_array_equal(gm.predict(X), km.predict(X))
-
-
 def test_chunked_and_memmap_fits_equal_in_memory(tmp_path):
     X, _ = _blobs(500, 4, 6, seed=7)
     a = KMeans(6, random_state=0, n_init=3).fit(X)

@@ -269,3 +269,16 @@ def test_handbook_aic_curve_equals_sklearn():
         ours = GaussianMixture(k, covariance_type="full", random_state=0).fit(Z).aic(Z)
         theirs = SKGaussianMixture(k, covariance_type="full", random_state=0).fit(Z).aic(Z)
         assert ours == pytest.approx(theirs, rel=1e-6)
+
+
+def test_from_kmeans_is_the_equal_weight_spherical_limit():
+    X, _ = make_blobs(n_samples=300, n_features=4, centers=5, cluster_std=1.5, random_state=0)
+    km = KMeans(5, random_state=0).fit(X)
+    gm = GaussianMixture.from_kmeans(km)
+    assert gm.covariance_type == "spherical"
+    np.testing.assert_allclose(gm.weights_, 0.2)
+    np.testing.assert_allclose(gm.means_, km.cluster_centers_)
+    var = km.inertia_ / (len(X) * X.shape[1])
+    np.testing.assert_allclose(gm.covariances_, var)
+    # equal weights and one shared variance: the most probable component is the nearest centre
+    np.testing.assert_array_equal(gm.predict(X), km.predict(X))

@@ -284,6 +284,7 @@ def _save_figure(fig, path: Path) -> None:
 
 
 def cmd_select_k(args) -> int:
+    from ..cluster import KMeans
     from ..report._html import dumps_json, write_text_atomic
     from ..selection import choose_k
 
@@ -301,7 +302,7 @@ def cmd_select_k(args) -> int:
         raise UsageError(f"--criterion elbow needs a clustering model; {cls.__name__} has no "
                          "predict(). Use heldout.")
     if crit == "heldout" and not (callable(getattr(cls, "score_samples", None))
-                                  or hasattr(cls, "to_gaussian_mixture")):
+                                  or issubclass(cls, KMeans)):
         raise UsageError(f"--criterion heldout needs a model with a likelihood; "
                          f"{cls.__name__} has none.")
     if args.cv < 2:

@@ -20,7 +20,7 @@ import torch
 
 from .._backend import to_tensor
 
-__all__ = ["Chunk", "Source", "InMemorySource", "ChunkedSource"]
+__all__ = ["Chunk", "Source", "InMemorySource", "ChunkedSource", "ScaledSource", "scaled"]
 
 
 @dataclass(frozen=True)
@@ -307,3 +307,36 @@ class ChunkedSource:
             return None
         return self._gather(index, lambda c: c.w)
 
+
+
+class ScaledSource:
+    """A source whose rows are multiplied by a constant ``scale`` as they are read (in the
+    data's own dtype): the working units of a model fitted on extreme data (an exact power of
+    two, see :func:`latentspace._math.working_scale`). Use :func:`scaled`, which returns the
+    source itself for ``scale == 1``.
+    """
+
+    def __init__(self, source, scale: float):
+        self.source, self.scale = source, float(scale)
+        self.n_samples, self.n_features = source.n_samples, source.n_features
+        self.dtype, self.device = source.dtype, source.device
+
+    def _scaled(self, chunk: Chunk) -> Chunk:
+        return Chunk(chunk.X * self.scale, chunk.w, chunk.offset)
+
+    def map_reduce(self, f):
+        return self.source.map_reduce(lambda c: f(self._scaled(c)))
+
+    def map_chunks(self, f) -> list:
+        return self.source.map_chunks(lambda c: f(self._scaled(c)))
+
+    def take(self, index) -> torch.Tensor:
+        return self.source.take(index) * self.scale
+
+    def take_weights(self, index) -> torch.Tensor | None:
+        return self.source.take_weights(index)
+
+
+def scaled(source, scale: float):
+    """``source`` read in units of ``scale`` × its own (the source itself when scale is 1)."""
+    return source if scale == 1.0 else ScaledSource(source, scale)

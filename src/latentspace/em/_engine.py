@@ -117,7 +117,8 @@ def run_em(
     Parameters
     ----------
     model : object
-        Provides ``_init_params``, ``_e_step_stats``, ``_m_step`` (module docstring).
+        Provides ``_init_params``, ``_e_step_stats``, ``_m_step`` (module docstring); its
+        ``name`` attribute, when it has one, names it in the convergence warning.
     source : Source
         Data, reached only through ``source.map_reduce`` (and the model's initialiser).
     n_init : int
@@ -158,7 +159,8 @@ def run_em(
         lb = best.lower_bounds
         change = abs(lb[-1] - lb[-2]) if len(lb) > 1 else float("nan")
         warnings.warn(
-            f"{type(model).__name__} did not converge: run {best.init + 1} of {runs} stopped "
+            f"{getattr(model, 'name', type(model).__name__)} did not converge: run "
+            f"{best.init + 1} of {runs} stopped "
             f"at max_iter={max_iter} with the lower bound still changing by {change:.3g} per "
             f"iteration (tol={tol}). Increase max_iter, raise tol, or standardise the data / "
             "try another init.",

@@ -1,4 +1,4 @@
-"""What every finite mixture fitted by EM shares.
+"""What every finite mixture fitted by EM shares, and how to add one.
 
 A mixture p(x) = Σ_k π_k p(x | θ_k) is the latent-variable model with a categorical z. EM
 alternates (Bishop 2006, §9.2.2 and §9.4):
@@ -7,17 +7,45 @@ alternates (Bishop 2006, §9.2.2 and §9.4):
   (``log_resp = wlp − logsumexp(wlp)``), and the additive statistics Σ_n r_nk T(x_n);
 - M-step: maximum-likelihood (or MAP) parameters from those statistics.
 
-Subclasses provide ``_log_weighted(X, params) -> (n, K)`` (log π_k + log p(x|θ_k) in the
-working units), ``_resp_stats(X, resp, w, params)`` (their statistics for given
-responsibilities) and ``_params_from_stats(stats, params)`` (the M-step). With ``hard=True``
-the E-step keeps only the most probable component (classification EM, Celeux & Govaert
-1992); the objective it climbs is the classification log-likelihood Σ_n max_k log π_k p(x_n|θ_k).
+With ``hard=True`` the E-step keeps only the most probable component (classification EM,
+Celeux & Govaert 1992); the objective it climbs is Σ_n max_k log π_k p(x_n|θ_k).
+
+How to add a mixture
+--------------------
+Write two classes. A :class:`Family`, frozen for one fit, holds the family's math as pure
+functions of explicit parameters ``P`` (any object; a frozen dataclass of tensors reads best):
+
+- ``log_weighted(X, P) -> (n, K)``: log π_k + log p(x | θ_k) of a block of rows;
+- ``resp_stats(X, resp, w, P) -> MixtureStats``: the additive statistics of the block for
+  given responsibilities ``resp`` (n, K) and weights ``w`` (n,) or None;
+- ``m_step(stats, P) -> P``: the new parameters (``P`` is also the base parameters of
+  :meth:`Family.base_params` for the first M-step, from the initial responsibilities);
+
+and, where needed, ``base_params`` (parameters known before EM, e.g. a centring shift),
+``with_user_init`` / ``init_given`` (user initial parameters) and ``lower_bound`` (a penalised
+objective). Then subclass :class:`MixtureBase` with the hyperparameters in ``__init__`` and the
+four abstract methods: ``_family(n_features, scale, fit=True)`` (check the hyperparameters — the shared
+``check_weights_init`` and friends return the checked arrays — and build the family in working
+units), ``_attributes(P, scale)`` (fitted attributes from parameters), ``_parameters(scale)``
+(parameters from the fitted attributes) and ``_n_parameters()``. Set ``_scaled = False`` when
+the data must keep their own units (values in [0, 1]), and override ``_prepare_X`` to check or
+transform the input. The base class owns fitting (initialisation, the engine, the final
+E-step), the queries (``score_samples``, ``predict_proba``, ``predict``, ``bic``, ``aic``),
+chunked and Dask input and the working scale; ``tests/mixture/test_new_family.py`` adds a
+Poisson mixture in under 80 lines.
+
+The working scale: data whose magnitude is beyond 2^(±emax/4) are multiplied by an exact
+power of two (:func:`latentspace._math.working_scale`) so that their squares stay
+representable. It is applied at two boundaries only: the engine reads a scaled view of the
+source, and ``_attributes`` / ``_parameters`` convert between working and data units. No
+family function knows about it.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,14 +55,15 @@ from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
 from .._math import abs_max, working_scale
-from .._validation import check_choice, check_float, check_int
+from .._validation import check_choice, check_finite_result, check_float, check_int
 from ..base import LatentModel
-from ..data import ChunkedSource, DaskSource, InMemorySource
+from ..cluster import KMeans, kmeans_plusplus
+from ..data import Chunk, ChunkedSource, DaskSource, InMemorySource
 from ..data._input import SourceInput, split_rows
 from ..em import Stats, run_em, summarize_source
 from ..exceptions import ConvergenceWarning
 
-__all__ = ["MixtureStats", "MixtureBase"]
+__all__ = ["Family", "MixtureBase", "MixtureStats", "check_means_init", "check_weights_init"]
 
 _BLOCK_ELEMS = 1 << 20  # rows × components × features handled at once
 
@@ -46,6 +75,134 @@ class MixtureStats(Stats):
     nk: torch.Tensor = None
 
 
+# ----------------------------------------------------------------------------- the family
+class Family(ABC):
+    """The math of one mixture family for one fit: pure functions over explicit parameters.
+
+    Subclasses hold their constants (covariance type, regularisation, prior, user initial
+    parameters, all in working units) as attributes set once at construction.
+
+    Attributes
+    ----------
+    n_components : int
+    """
+
+    n_components: int
+
+    @abstractmethod
+    def log_weighted(self, X: torch.Tensor, P) -> torch.Tensor:
+        """log π_k + log p(x_n | θ_k) of a block X (n, D) float64: (n, K)."""
+
+    @abstractmethod
+    def resp_stats(self, X: torch.Tensor, resp: torch.Tensor, w, P) -> MixtureStats:
+        """Additive statistics of X (n, D) for responsibilities resp (n, K), weights w (n,)
+        or None; ``loglik`` is left at 0 (the E-step fills it in)."""
+
+    @abstractmethod
+    def m_step(self, stats: MixtureStats, P):
+        """New parameters from the summed statistics (``P``: current or base parameters)."""
+
+    def base_params(self, summary, shift: torch.Tensor):
+        """Parameters known before EM from the data summary (e.g. a centring shift), handed
+        to the first M-step; None by default."""
+        return None
+
+    def with_user_init(self, P, base):
+        """``P`` with the user's initial parameters put in (``P`` is None when
+        :meth:`init_given`; ``base`` is :meth:`base_params`); the default has none."""
+        return P
+
+    def init_given(self) -> bool:
+        """Whether the user gave every initial parameter (no initialisation pass is needed)."""
+        return False
+
+    def lower_bound(self, stats: MixtureStats, P) -> float:
+        """The objective EM climbs, per sample: the mean log-likelihood by default."""
+        return float(stats.loglik / stats.n) if stats.n > 0 else -math.inf
+
+    def block_rows(self, d: int) -> int:
+        """Rows per block: (rows × K) log-probabilities and a float64 copy of the rows stay
+        within a few MiB; families with (rows × K × D) intermediates override this."""
+        K = max(1, self.n_components)
+        return max(256, min(_BLOCK_ELEMS // K, (4 * _BLOCK_ELEMS) // max(1, d)))
+
+
+def _e_step_block(family: Family, hard: bool, X: torch.Tensor, w, P) -> MixtureStats:
+    """Responsibilities and statistics of one block in working units (eq. 9.23 of Bishop)."""
+    wlp = family.log_weighted(X, P)  # (n, K)
+    if hard:
+        best, labels = wlp.max(1)
+        resp = torch.zeros_like(wlp).scatter_(1, labels[:, None], 1.0)
+        per_row = best
+    else:
+        # log-sum-exp and the responsibilities from one exp pass:
+        # r = exp(wlp − m) / Σ exp(wlp − m),  log p(x) = m + log Σ exp(wlp − m)
+        # (differences below −700 are clipped there: exp would give subnormal numbers,
+        # which are slow on x86 and no larger than 1e-304 anyway)
+        m = wlp.amax(1, keepdim=True)
+        resp = wlp.sub_(m).clamp_min_(-700.0).exp_()
+        total = resp.sum(1, keepdim=True)
+        resp /= total
+        per_row = (m + torch.log(total)).squeeze(1)
+    loglik = float(per_row.sum() if w is None else w @ per_row)
+    return family.resp_stats(X, resp, w, P).with_loglik(loglik)
+
+
+# ----------------------------------------------------------------------------- the source
+class _WorkingView:
+    """A source seen in working units: each chunk cut into blocks of ``rows`` rows, each block
+    checked by ``prepare``, made float64 and multiplied by ``scale``.
+
+    ``map_reduce`` runs inside the underlying source's own ``map_reduce`` (within the tasks
+    of a Dask source), so blocks are formed where the data are.
+    """
+
+    def __init__(self, source, prepare, scale: float, rows: int):
+        self.source, self.prepare, self.scale, self.rows = source, prepare, scale, rows
+        self.n_samples, self.n_features = source.n_samples, source.n_features
+        self.dtype, self.device = torch.float64, source.device
+
+    def work(self, X: torch.Tensor) -> torch.Tensor:
+        X = self.prepare(X).to(torch.float64)
+        return X * self.scale if self.scale != 1.0 else X
+
+    def _blocks(self, chunk: Chunk):
+        for start, Xb in split_rows(chunk.X, self.rows):
+            wb = None if chunk.w is None else chunk.w[start : start + Xb.shape[0]]
+            yield Chunk(self.work(Xb), wb, chunk.offset + start)
+
+    def map_reduce(self, f):
+        def per_chunk(chunk):
+            total = None
+            for block in self._blocks(chunk):
+                part = f(block)
+                total = part if total is None else total + part
+            return total
+
+        return self.source.map_reduce(per_chunk)
+
+    def map_chunks(self, f) -> list:
+        return self.source.map_chunks(lambda chunk: f(Chunk(self.work(chunk.X), chunk.w,
+                                                            chunk.offset)))
+
+    def take(self, index) -> torch.Tensor:
+        return self.work(self.source.take(index))
+
+    def take_weights(self, index):
+        return self.source.take_weights(index)
+
+    def kmeans_input(self):
+        """The whole data in working units, as input for :class:`~latentspace.cluster.KMeans`
+        (a tensor, a Dask array or a chunked source: the source's own kind)."""
+        src = self.source
+        if isinstance(src, InMemorySource):
+            return self.work(src.X)
+        if isinstance(src, DaskSource):
+            return src.map_blocks(self.work)
+        return ChunkedSource(lambda: (self.work(c.X) for c in src.chunks()))
+
+
+# ----------------------------------------------------------------------------- the engine model
 def _uniform_rows(seed: int, offset: int, n: int, K: int, block: int = 1024) -> np.ndarray:
     """Uniform(0, 1) draws for rows [offset, offset + n), the same whatever the chunking.
 
@@ -59,139 +216,65 @@ def _uniform_rows(seed: int, offset: int, n: int, K: int, block: int = 1024) -> 
     return allrows[start : start + n]
 
 
-class MixtureBase(SourceInput, DensityMixin, LatentModel):
-    """Shared EM fitting and queries of the mixtures (not registered: see subclasses)."""
+@dataclass(frozen=True)
+class _MixtureEM:
+    """The engine model of one fit: the family, how to initialise and the base parameters.
 
-    _init_choices = ("kmeans", "k-means++", "random", "random_from_data")
-    _scaled = True  # fit in working units (an exact power-of-two rescaling of the data)
+    Its hooks read only these fields and their arguments (see :mod:`latentspace.em._engine`);
+    the engine reads the data through a :class:`_WorkingView`.
+    """
 
-    # --- subclass hooks ---------------------------------------------------------------
-    def _check_model_params(self, n_features: int) -> None:  # pragma: no cover - abstract
-        raise NotImplementedError
+    name: str
+    family: Family
+    hard: bool
+    init: str  # one of MixtureBase._init_choices
+    base: object  # Family.base_params, or None
+    kmeans_device: str
 
-    def _log_weighted(self, X: torch.Tensor, params) -> torch.Tensor:  # pragma: no cover
-        raise NotImplementedError
+    def _e_step_stats(self, chunk: Chunk, P) -> MixtureStats:
+        return _e_step_block(self.family, self.hard, chunk.X, chunk.w, P)
 
-    def _resp_stats(self, X, resp, w, params) -> MixtureStats:  # pragma: no cover
-        raise NotImplementedError
+    def _m_step(self, stats, P):
+        return self.family.m_step(stats, P)
 
-    def _params_from_stats(self, stats, params, *, init: bool = False):  # pragma: no cover
-        raise NotImplementedError
+    def _lower_bound(self, stats, P) -> float:
+        return self.family.lower_bound(stats, P)
 
-    def _apply_user_init(self, params):
-        return params
+    def _init_params(self, view: _WorkingView, rng):
+        if self.family.init_given():
+            return self.family.with_user_init(None, self.base)
+        resp_fn = self._init_resp_fn(view, rng)
 
-    def _params_from_attributes(self, scale: float):  # pragma: no cover
-        raise NotImplementedError
+        def f(chunk):
+            return self.family.resp_stats(chunk.X, resp_fn(chunk), chunk.w, self.base).with_loglik(0.0)
 
-    def _store(self, params, scale: float) -> None:  # pragma: no cover
-        raise NotImplementedError
+        params = self.family.m_step(view.map_reduce(f), self.base)
+        return self.family.with_user_init(params, self.base)
 
-    def _n_parameters(self) -> int:  # pragma: no cover
-        raise NotImplementedError
-
-    def _prepare_X(self, X: torch.Tensor) -> torch.Tensor:
-        """Per-model input check on a validated block (e.g. values in [0, 1])."""
-        return X
-
-    def _to_work(self, X: torch.Tensor, scale: float) -> torch.Tensor:
-        X = X.to(torch.float64)
-        return X * scale if scale != 1.0 else X
-
-    def _query_scale(self, amax: float) -> float:
-        return working_scale(amax, torch.float64)
-
-    def _log_scale_correction(self, scale: float, d: int) -> float:
-        """log p(x) − log p'(x·scale): the Jacobian of the working units (D log scale)."""
-        return d * math.log(scale)
-
-    # --- parameters -------------------------------------------------------------------
-    def _check_common_params(self):
-        check_int("n_components", self.n_components, low=1)
-        check_float("tol", self.tol, low=0)
-        check_int("max_iter", self.max_iter, low=0)
-        check_int("n_init", self.n_init, low=1)
-        check_int("verbose", self.verbose, low=0)
-        check_choice("init_params", self.init_params, self._init_choices)
-        if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}.")
-        if not isinstance(self.hard, (bool, np.bool_)):
-            raise ValueError(f"hard must be True or False, got {self.hard!r}.")
-
-    def _block_rows(self, d: int) -> int:
-        """Rows per block: (rows × K) log-probabilities and a float64 copy of the rows stay
-        within a few MiB; models with (rows × K × D) intermediates override this."""
-        return max(256, min(_BLOCK_ELEMS // max(1, self.n_components), (4 * _BLOCK_ELEMS) // max(1, d)))
-
-    # --- EM hooks ---------------------------------------------------------------------
-    def _stats_block(self, Xw: torch.Tensor, wb, params) -> MixtureStats:
-        wlp = self._log_weighted(Xw, params)  # (n, K)
-        if self.hard:
-            best, labels = wlp.max(1)
-            resp = torch.zeros_like(wlp).scatter_(1, labels[:, None], 1.0)
-            per_row = best
-        else:
-            # log-sum-exp and the responsibilities from one exp pass:
-            # r = exp(wlp − m) / Σ exp(wlp − m),  log p(x) = m + log Σ exp(wlp − m)
-            # (differences below −700 are clipped there: exp would give subnormal numbers,
-            # which are slow on x86 and no larger than 1e-304 anyway)
-            m = wlp.amax(1, keepdim=True)
-            resp = wlp.sub_(m).clamp_min_(-700.0).exp_()
-            total = resp.sum(1, keepdim=True)
-            resp /= total
-            per_row = (m + torch.log(total)).squeeze(1)
-        loglik = float(per_row.sum() if wb is None else wb @ per_row)
-        return self._resp_stats(Xw, resp, wb, params).with_loglik(loglik)
-
-    def _e_step_stats(self, chunk, params):
-        total = None
-        for start, Xb in split_rows(chunk.X, self._rows):
-            wb = None if chunk.w is None else chunk.w[start : start + Xb.shape[0]]
-            Xb = self._prepare_X(Xb)
-            part = self._stats_block(self._to_work(Xb, self._scale), wb, params)
-            total = part if total is None else total + part
-        return total
-
-    def _m_step(self, stats, params):
-        return self._params_from_stats(stats, params)
-
-    def _init_resp_fn(self, source, rng):
-        """A function chunk -> initial responsibilities (n, K), chunking-independent."""
-        K = self.n_components
-        n = source.n_samples
-        how = self.init_params
-        if how == "kmeans":
-            from ..cluster import KMeans
-
-            km = KMeans(K, n_init=1, random_state=rng, device=self.device)
+    def _init_resp_fn(self, view: _WorkingView, rng):
+        """A function (block in working units) -> initial responsibilities (n, K), the same
+        whatever the chunking."""
+        K = self.family.n_components
+        if self.init == "kmeans":
+            km = KMeans(K, n_init=1, random_state=rng, device=self.kmeans_device)
             # K-means runs in the working units (an exact power-of-two rescaling), where its
             # inertia is representable even for data near the float64 limits
-            if isinstance(source, InMemorySource):
-                data = self._to_work(self._prepare_X(source.X), self._scale)
-            elif isinstance(source, DaskSource):
-                data = source.map_blocks(lambda X: self._to_work(self._prepare_X(X), self._scale))
-            else:
-                data = ChunkedSource(
-                    lambda: (self._to_work(self._prepare_X(c.X), self._scale) for c in source.chunks())
-                )
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # duplicates: the mixture warns on its own
-                km.fit(data)
+                km.fit(view.kmeans_input())
 
             def resp(chunk):
-                labels, _ = km._labels_d2(self._to_work(self._prepare_X(chunk.X), self._scale))
+                labels = km.predict(chunk.X)
                 return torch.zeros(len(chunk), K, dtype=torch.float64, device=chunk.X.device).scatter_(
                     1, labels[:, None], 1.0
                 )
 
             return resp
-        if how in ("k-means++", "random_from_data"):
-            if how == "k-means++":
-                from ..cluster import kmeans_plusplus
-
-                _, idx = kmeans_plusplus(source, K, rng, scale=self._scale)
+        if self.init in ("k-means++", "random_from_data"):
+            if self.init == "k-means++":
+                _, idx = kmeans_plusplus(view, K, rng)
             else:
-                idx = rng.choice(n, size=K, replace=False)
+                idx = rng.choice(view.n_samples, size=K, replace=False)
             where = {int(i): k for k, i in enumerate(idx)}
 
             def resp(chunk):
@@ -211,27 +294,97 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel):
 
         return resp
 
-    def _init_params(self, source, rng):
-        params = None
-        if not self._init_given():
-            resp_fn = self._init_resp_fn(source, rng)
 
-            def f(chunk):
-                R = resp_fn(chunk)
-                total = None
-                for start, Xb in split_rows(chunk.X, self._rows):
-                    wb = None if chunk.w is None else chunk.w[start : start + Xb.shape[0]]
-                    Rb = R[start : start + Xb.shape[0]]
-                    Xw = self._to_work(self._prepare_X(Xb), self._scale)
-                    part = self._resp_stats(Xw, Rb, wb, self._base_params).with_loglik(0.0)
-                    total = part if total is None else total + part
-                return total
+# ----------------------------------------------------------------------------- user initialisation
+def check_weights_init(weights_init, n_components: int) -> np.ndarray:
+    """``weights_init`` as float64 (K,): non-negative, summing to 1; else ``ValueError``."""
+    w = to_numpy(weights_init).astype(np.float64)
+    if w.shape != (n_components,):
+        raise ValueError(
+            f"weights_init has shape {w.shape}, but it must be (n_components,) = "
+            f"{(n_components,)}."
+        )
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or np.any(w > 1) or not np.allclose(w.sum(), 1.0):
+        raise ValueError(
+            "weights_init must be non-negative and sum to 1; got values in "
+            f"[{w.min():.3g}, {w.max():.3g}] summing to {w.sum():.6g}."
+        )
+    return w
 
-            params = self._params_from_stats(source.map_reduce(f), self._base_params, init=True)
-        return self._apply_user_init(params)
 
-    def _init_given(self) -> bool:
-        return False
+def check_means_init(means_init, n_components: int, n_features: int, *, low=None,
+                     high=None, what: str = "values") -> np.ndarray:
+    """``means_init`` as float64 (K, D), finite and within [low, high] where given
+    (``what`` names the values in the error message)."""
+    m = to_numpy(means_init).astype(np.float64)
+    if m.shape != (n_components, n_features):
+        raise ValueError(
+            f"means_init has shape {m.shape}, but it must be (n_components, n_features) = "
+            f"{(n_components, n_features)}."
+        )
+    if not np.all(np.isfinite(m)):
+        raise ValueError("means_init contains NaN or infinity.")
+    if (low is not None and np.any(m < low)) or (high is not None and np.any(m > high)):
+        raise ValueError(f"means_init must hold {what} in [{low}, {high}].")
+    return m
+
+
+# ----------------------------------------------------------------------------- the estimator
+class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
+    """Shared EM fitting and queries of the mixtures (see the module docstring)."""
+
+    _init_choices = ("kmeans", "k-means++", "random", "random_from_data")
+    _scaled = True  # fit in working units (exact power-of-two rescaling of extreme data)
+
+    # --- what a family supplies -----------------------------------------------------------
+    @abstractmethod
+    def _family(self, n_features: int, scale: float, *, fit: bool = True) -> Family:
+        """Check the model's hyperparameters and build its :class:`Family` in working units
+        (``scale`` × data units); ``fit=False`` (queries) may skip what only fitting needs,
+        such as the user's initial parameters. Raises ``ValueError`` for a bad
+        hyperparameter."""
+
+    @abstractmethod
+    def _attributes(self, P, scale: float) -> dict:
+        """Fitted attributes (name -> ndarray, data units) from parameters in working units."""
+
+    @abstractmethod
+    def _parameters(self, scale: float):
+        """Parameters in working units at ``scale`` from the fitted attributes."""
+
+    @abstractmethod
+    def _n_parameters(self) -> int:
+        """Number of free parameters (for :meth:`bic` and :meth:`aic`)."""
+
+    def _prepare_X(self, X: torch.Tensor) -> torch.Tensor:
+        """Per-model input check on a validated block (e.g. values in [0, 1])."""
+        return X
+
+    # --- parameters -------------------------------------------------------------------
+    def _check_common_params(self):
+        check_int("n_components", self.n_components, low=1)
+        check_float("tol", self.tol, low=0)
+        check_int("max_iter", self.max_iter, low=0)
+        check_int("n_init", self.n_init, low=1)
+        check_int("verbose", self.verbose, low=0)
+        check_choice("init_params", self.init_params, self._init_choices)
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}.")
+        if not isinstance(self.hard, (bool, np.bool_)):
+            raise ValueError(f"hard must be True or False, got {self.hard!r}.")
+
+    def _set_attributes(self, P, scale: float) -> None:
+        """All attributes checked finite before any is set: a failed fit leaves an earlier
+        one intact."""
+        attrs = {k: to_numpy(v) for k, v in self._attributes(P, scale).items()}
+        for name, value in attrs.items():
+            check_finite_result(
+                name, value,
+                "the data's scale is beyond float64 for this model; rescale X (e.g. "
+                "StandardScaler).",
+            )
+        for name, value in attrs.items():
+            setattr(self, name, value)
 
     # --- fit --------------------------------------------------------------------------
     def fit(self, X, y=None):
@@ -239,7 +392,7 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel):
 
         Parameters
         ----------
-        X : array-like, tensor, memmap or ChunkedSource of shape (n_samples, n_features)
+        X : array-like, tensor, memmap, ChunkedSource or Dask array of shape (n_samples, n_features)
         y : ignored
 
         Returns
@@ -256,29 +409,29 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel):
                 f"X has {d} features, but {type(self).__name__} is expecting {d_prev} features "
                 "as input (warm_start=True reuses the previous fit)."
             )
-        self._check_model_params(d)
-        n = source.n_samples
-        K = self.n_components
+        self._family(d, 1.0)  # hyperparameters checked before any pass over the data
+        n, K = source.n_samples, self.n_components
         if n < K:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = {K}, "
                 f"n_samples = {n}."
             )
-        self._rows = self._block_rows(d)
-        summary, self._scale, shift0 = summarize_source(source, scaled=self._scaled)
-        self._base_params = self._base_params_for(summary, shift0, d, source.dtype)
-        rng = check_random_state(self.random_state)
-        init = self._params_from_attributes(self._scale) if warm else None
-        try:
-            result = run_em(
-                self, source, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol, rng=rng,
-                init_params=init, verbose=self.verbose,
-            )
-        finally:
-            del self._base_params  # fit-time state only
-        self._store(result.params, self._scale)
+        summary, scale, shift = summarize_source(source, scaled=self._scaled)
+        family = self._family(d, scale)
+        model = _MixtureEM(
+            name=type(self).__name__, family=family, hard=bool(self.hard),
+            init=self.init_params, base=family.base_params(summary, shift),
+            kmeans_device=self.device,
+        )
+        view = _WorkingView(source, self._prepare_X, scale, family.block_rows(d))
+        result = run_em(
+            model, view, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
+            rng=check_random_state(self.random_state), verbose=self.verbose,
+            init_params=self._parameters(scale) if warm else None,
+        )
+        self._set_attributes(result.params, scale)
         self._warn_unused_components()
-        corr = self._log_scale_correction(self._scale, d)
+        corr = d * math.log(scale)  # log p(x) − log p'(x·scale): the Jacobian of the units
         self.lower_bounds_ = np.asarray(result.lower_bounds, dtype=np.float64) + corr
         self.lower_bound_ = float(self.lower_bounds_[-1])
         self.n_iter_ = int(result.n_iter)
@@ -295,23 +448,20 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel):
                 stacklevel=3,
             )
 
-    def _base_params_for(self, summary, shift0, d, dtype):
-        """Parameters that do not depend on the fit (e.g. a global shift); may be None."""
-        return None
-
     # --- queries ----------------------------------------------------------------------
     def _weighted_log_prob(self, X):
         """Validated query -> (log π_k + log p(x|θ_k) in data units (n, K) float64, kind, dtype)."""
         self._check_fitted()
         Xt, kind = self._check_X(X, reset=False)
         Xt = self._prepare_X(Xt)
-        amax = abs_max(Xt)
-        scale = self._query_scale(amax)
-        params = self._params_from_attributes(scale)
-        corr = self._log_scale_correction(scale, Xt.shape[1])
+        scale = working_scale(abs_max(Xt), torch.float64) if self._scaled else 1.0
+        family = self._family(Xt.shape[1], scale, fit=False)
+        params = self._parameters(scale)
+        corr = Xt.shape[1] * math.log(scale)
         out = [
-            self._log_weighted(self._to_work(Xb, scale), params) + corr
-            for _, Xb in split_rows(Xt, self._block_rows(Xt.shape[1]))
+            family.log_weighted(Xb.to(torch.float64) * scale if scale != 1.0
+                                else Xb.to(torch.float64), params) + corr
+            for _, Xb in split_rows(Xt, family.block_rows(Xt.shape[1]))
         ]
         wlp = torch.cat(out) if out else torch.zeros(0, self.n_components, dtype=torch.float64)
         return wlp, kind, Xt.dtype

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._backend import to_numpy
-from .._validation import check_float, check_finite_result
-from ._base import MixtureBase, MixtureStats
+from .._validation import check_float
+from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
 
 __all__ = ["BernoulliMixture"]
 
@@ -53,6 +52,57 @@ class BernoulliParams:
 @dataclass(frozen=True)
 class BernoulliStats(MixtureStats):
     sums: torch.Tensor = None  # (K, D) Σ w r x
+
+
+class _BernoulliFamily(Family):
+    """The Bernoulli mixture's math for one fit (data in [0, 1]: no working scale).
+
+    Parameters
+    ----------
+    n_components : int
+    alpha : float
+        Pseudo-counts of the Beta prior (eq. 2).
+    user : dict
+        User initial ``weights`` (K,) and ``means`` (K, D).
+    """
+
+    def __init__(self, n_components: int, alpha: float, user: dict):
+        self.n_components, self.alpha, self.user = n_components, alpha, user
+
+    def log_weighted(self, X: torch.Tensor, P: BernoulliParams) -> torch.Tensor:
+        """eq. (1) + log π for X (n, D): (n, K), one matrix product."""
+        return torch.addmm(P.bias[None, :], X, P.logit.T)
+
+    def resp_stats(self, X, resp, w, P) -> BernoulliStats:
+        """N_k (K,) and S_k = Σ w r x (K, D)."""
+        Rw = resp if w is None else resp * w[:, None]
+        nk = Rw.sum(0)
+        n = float(nk.sum()) if w is None else float(w.sum())
+        return BernoulliStats(n=n, loglik=0.0, nk=nk, sums=Rw.T @ X)
+
+    def m_step(self, S: BernoulliStats, P) -> BernoulliParams:
+        """The MAP update, eq. (2)."""
+        a = self.alpha
+        nk = S.nk + _EPS10
+        probs = (S.sums + a) / (nk[:, None] + 2 * a)
+        return BernoulliParams.of(nk / nk.sum(), probs)
+
+    def lower_bound(self, stats, P: BernoulliParams) -> float:
+        """The penalised log-likelihood per sample: (log p(X) + α Σ log μ(1 − μ)) / N."""
+        a = self.alpha
+        prior = 0.0 if a == 0 else a * float((torch.log(P.probs) + torch.log1p(-P.probs)).sum())
+        return (stats.loglik + prior) / stats.n
+
+    def init_given(self) -> bool:
+        return len(self.user) == 2
+
+    def with_user_init(self, P, base):
+        u = self.user
+        if not u:
+            return P
+        w = u["weights"] if "weights" in u else P.weights
+        m = u["means"] if "means" in u else P.probs
+        return BernoulliParams.of(w, m)
 
 
 class BernoulliMixture(MixtureBase):
@@ -152,85 +202,28 @@ class BernoulliMixture(MixtureBase):
 
     _scaled = False  # values in [0, 1] need no working scale
 
-    def _query_scale(self, amax: float) -> float:
-        return 1.0
-
-    def _log_scale_correction(self, scale: float, d: int) -> float:
-        return 0.0
-
-    def _check_model_params(self, d: int) -> None:
+    # --- the family and its parameters ---------------------------------------------------
+    def _family(self, n_features: int, scale: float, *, fit: bool = True) -> "_BernoulliFamily":
         check_float("alpha", self.alpha, low=0)
         if self.binarize is not None:
             check_float("binarize", self.binarize)
-        K = self.n_components
-        self._user_init = {}
-        if self.weights_init is not None:
-            w = to_numpy(self.weights_init).astype(np.float64)
-            if w.shape != (K,) or np.any(w < 0) or not np.allclose(w.sum(), 1.0):
-                raise ValueError(
-                    f"weights_init must have shape (n_components,) = {(K,)}, be non-negative "
-                    f"and sum to 1; got shape {w.shape}."
-                )
-            self._user_init["weights"] = w
-        if self.means_init is not None:
-            m = to_numpy(self.means_init).astype(np.float64)
-            if m.shape != (K, d):
-                raise ValueError(
-                    f"means_init has shape {m.shape}, but it must be (n_components, n_features)"
-                    f" = {(K, d)}."
-                )
-            if not np.all((m >= 0) & (m <= 1)):
-                raise ValueError("means_init must hold probabilities in [0, 1].")
-            self._user_init["means"] = m
+        K, dev = self.n_components, self._device()
+        user = {}
+        if fit and self.weights_init is not None:
+            user["weights"] = torch.as_tensor(check_weights_init(self.weights_init, K), device=dev)
+        if fit and self.means_init is not None:
+            m = check_means_init(self.means_init, K, n_features, low=0, high=1,
+                                 what="probabilities")
+            user["means"] = torch.as_tensor(m, device=dev)
+        return _BernoulliFamily(K, float(self.alpha), user)
 
-    def _init_given(self) -> bool:
-        return len(self._user_init) == 2
+    def _attributes(self, P: BernoulliParams, scale: float) -> dict:
+        return {"weights_": P.weights, "means_": P.probs}
 
-    # --- EM pieces ----------------------------------------------------------------------
-    def _log_weighted(self, X: torch.Tensor, P: BernoulliParams) -> torch.Tensor:
-        return torch.addmm(P.bias[None, :], X, P.logit.T)  # eq. (1) + log π: (n, K)
-
-    def _resp_stats(self, X, resp, w, P) -> BernoulliStats:
-        Rw = resp if w is None else resp * w[:, None]
-        nk = Rw.sum(0)
-        n = float(nk.sum()) if w is None else float(w.sum())
-        return BernoulliStats(n=n, loglik=0.0, nk=nk, sums=Rw.T @ X)
-
-    def _params_from_stats(self, S: BernoulliStats, P, *, init: bool = False):
-        a = float(self.alpha)
-        nk = S.nk + _EPS10
-        probs = (S.sums + a) / (nk[:, None] + 2 * a)  # eq. (2)
-        return BernoulliParams.of(nk / nk.sum(), probs)
-
-    def _log_prior(self, P: BernoulliParams) -> float:
-        a = float(self.alpha)
-        if a == 0:
-            return 0.0
-        return a * float((torch.log(P.probs) + torch.log1p(-P.probs)).sum())
-
-    def _lower_bound(self, stats, P) -> float:
-        return (stats.loglik + self._log_prior(P)) / stats.n
-
-    def _apply_user_init(self, P):
-        u = self._user_init
-        if not u:
-            return P
-        dev = self._device()
-        w = torch.as_tensor(u["weights"], device=dev) if "weights" in u else P.weights
-        m = torch.as_tensor(u["means"], device=dev) if "means" in u else P.probs
-        return BernoulliParams.of(w, m)
-
-    def _store(self, P: BernoulliParams, scale: float) -> None:
-        self.weights_ = to_numpy(P.weights)
-        self.means_ = to_numpy(P.probs)
-        check_finite_result("means_", self.means_, "check that X holds values in [0, 1].")
-
-    def _params_from_attributes(self, scale: float) -> BernoulliParams:
-        dev = self._device()
-        return BernoulliParams.of(
-            torch.as_tensor(self.weights_, device=dev, dtype=torch.float64),
-            torch.as_tensor(self.means_, device=dev, dtype=torch.float64),
-        )
+    def _parameters(self, scale: float) -> BernoulliParams:
+        f64 = {"device": self._device(), "dtype": torch.float64}
+        return BernoulliParams.of(torch.as_tensor(self.weights_, **f64),
+                                  torch.as_tensor(self.means_, **f64))
 
     def _n_parameters(self) -> int:
         K, D = self.means_.shape

@@ -27,10 +27,10 @@ import numpy as np
 import torch
 
 from .._backend import to_numpy
-from .._validation import check_choice, check_float, check_finite_result
-from ._base import MixtureBase, MixtureStats
+from .._validation import check_choice, check_float
+from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "check_precisions_init"]
 
 _LOG_2PI = math.log(2 * math.pi)
 _EPS10 = 10 * float(np.finfo(np.float64).eps)
@@ -119,6 +119,134 @@ def _quadratic(Xc: torch.Tensor, P: GaussParams, cov_type: str) -> torch.Tensor:
     q -= 2.0 * (Xc @ mc.T) * prec[None]
     q += (mc * mc).sum(1) * prec
     return q
+
+
+# ----------------------------------------------------------------------------- the family
+def check_precisions_init(precisions_init, cov_type: str, K: int, d: int) -> np.ndarray:
+    """``precisions_init`` as float64 of the covariance type's shape, finite and positive
+    (definite); else ``ValueError``."""
+    P = to_numpy(precisions_init).astype(np.float64)
+    shape = {"full": (K, d, d), "tied": (d, d), "diag": (K, d), "spherical": (K,)}[cov_type]
+    if P.shape != shape:
+        raise ValueError(
+            f"precisions_init has shape {P.shape}, but covariance_type='{cov_type}' needs "
+            f"{shape}."
+        )
+    if not np.all(np.isfinite(P)):
+        raise ValueError("precisions_init contains NaN or infinity.")
+    if cov_type in ("full", "tied"):
+        for k, M in enumerate(P.reshape(-1, d, d)):
+            if not np.allclose(M, M.T) or np.any(np.linalg.eigvalsh(M) <= 0):
+                raise ValueError(
+                    f"precisions_init[{k}] should be symmetric, positive-definite."
+                    if cov_type == "full" else "precisions_init should be symmetric, positive-definite."
+                )
+    elif np.any(P <= 0):
+        raise ValueError("precisions_init should be positive.")
+    return P
+
+
+class _GaussianFamily(Family):
+    """The Gaussian mixture's math for one fit, in working units.
+
+    Parameters
+    ----------
+    n_components : int
+    cov_type : {"full", "tied", "diag", "spherical"}
+    reg : float
+        ``reg_covar`` in working units (reg_covar · scale²), added to the covariances.
+    reg_covar : float
+        The same in data units, for error messages.
+    user : dict
+        User initial ``weights`` (K,), ``means`` (K, D) and ``precisions`` in working units.
+    """
+
+    def __init__(self, n_components: int, cov_type: str, reg: float, reg_covar: float,
+                 user: dict):
+        self.n_components, self.cov_type = n_components, cov_type
+        self.reg, self.reg_covar, self.user = reg, reg_covar, user
+
+    def block_rows(self, d: int) -> int:
+        if self.cov_type in ("full", "tied"):  # (rows, K, D) intermediates
+            return max(64, (1 << 20) // max(1, self.n_components * d))
+        return super().block_rows(d)
+
+    def base_params(self, summary, shift0) -> GaussParams:
+        """Only the shift: the data mean (working units), around which moments are taken."""
+        return GaussParams(None, None, None, None, None, shift0 + summary.sum / summary.n)
+
+    def log_weighted(self, X: torch.Tensor, P: GaussParams) -> torch.Tensor:
+        """eq. (1) plus log π_k for X (n, D): (n, K)."""
+        q = _quadratic(X - P.shift, P, self.cov_type)
+        D = X.shape[1]
+        return (-0.5 * (D * _LOG_2PI + q) + P.log_det) + torch.log(P.weights)
+
+    def resp_stats(self, X, resp, w, P: GaussParams) -> GaussStats:
+        """N_k (K,), S_k (K, D) and the second moments about the shift (module docstring)."""
+        Rw = resp if w is None else resp * w[:, None]  # (n, K)
+        nk = Rw.sum(0)
+        t = self.cov_type
+        Xc = X - P.shift  # (n, D)
+        sums = Rw.T @ Xc  # (K, D)
+        if t == "full":
+            n, D = Xc.shape
+            K = Rw.shape[1]
+            # all M_k = Σ_n r_nk x̃_n x̃_nᵀ in one product: (K·D, n) @ (n, D)
+            A = (Rw[:, :, None] * Xc[:, None, :]).view(n, K * D)
+            second = (A.T @ Xc).view(K, D, D)
+        elif t == "tied":
+            Xw = Xc if w is None else Xc * w[:, None]
+            second = Xw.T @ Xc
+        else:
+            second = Rw.T @ (Xc * Xc)
+        n = float(nk.sum()) if w is None else float(w.sum())
+        return GaussStats(n=n, loglik=0.0, nk=nk, sums=sums, second=second)
+
+    def m_step(self, S: GaussStats, P: GaussParams) -> GaussParams:
+        """Bishop (2006) eqs. 9.24–9.26 about the shift, with ``reg`` on the diagonal."""
+        t, reg = self.cov_type, self.reg
+        nk = S.nk + _EPS10
+        delta = S.sums / nk[:, None]  # (K, D): new mean − shift
+        means = P.shift + delta
+        D = means.shape[1]
+        eye = torch.eye(D, dtype=torch.float64, device=means.device)
+        if t == "full":
+            cov = S.second / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
+            cov = 0.5 * (cov + cov.transpose(1, 2)) + reg * eye
+        elif t == "tied":
+            cov = S.second - torch.einsum("k,kd,ke->de", nk, delta, delta)
+            cov = 0.5 * (cov + cov.T) / nk.sum() + reg * eye
+        else:
+            cov = (S.second / nk[:, None] - delta * delta).clamp_min(0) + reg
+            if t == "spherical":
+                cov = cov.mean(1)
+        weights = nk / nk.sum()
+        L = _precision_cholesky(cov, t, self.reg_covar)
+        return GaussParams(weights, means, cov, L, _log_det(L, t, nk.shape[0], D), P.shift)
+
+    def init_given(self) -> bool:
+        return len(self.user) == 3
+
+    def with_user_init(self, P: GaussParams | None, base: GaussParams) -> GaussParams:
+        u = self.user
+        if not u:
+            return P
+        K, t = self.n_components, self.cov_type
+        weights = u["weights"] if "weights" in u else P.weights
+        means = u["means"] if "means" in u else P.means
+        D = means.shape[1]
+        if "precisions" in u:
+            prec = u["precisions"]
+            if t in ("full", "tied"):
+                # L lower with precision = L Lᵀ serves eq. (1) as well as the upper factor
+                L = torch.linalg.cholesky(prec)
+                cov = torch.cholesky_inverse(L)
+            else:
+                L = torch.sqrt(prec)
+                cov = 1.0 / prec
+        else:
+            L, cov = P.prec_chol, P.covariances
+        return GaussParams(weights, means, cov, L, _log_det(L, t, K, D), base.shift)
 
 
 # ----------------------------------------------------------------------------- estimator
@@ -221,212 +349,93 @@ class GaussianMixture(MixtureBase):
         self.verbose = verbose
         self.device = device
 
-    # --- parameters -------------------------------------------------------------------
-    def _check_model_params(self, d: int) -> None:
+    # --- the family and its parameters ---------------------------------------------------
+    def _family(self, n_features: int, scale: float, *, fit: bool = True) -> "_GaussianFamily":
         check_choice("covariance_type", self.covariance_type, _COV_TYPES)
         check_float("reg_covar", self.reg_covar, low=0)
-        K = self.n_components
-        self._user_init = {}
-        if self.weights_init is not None:
-            w = to_numpy(self.weights_init).astype(np.float64)
-            if w.shape != (K,):
-                raise ValueError(
-                    f"weights_init has shape {w.shape}, but it must be (n_components,) = {(K,)}."
-                )
-            if np.any(w < 0) or np.any(w > 1) or not np.allclose(w.sum(), 1.0):
-                raise ValueError(
-                    "weights_init must be non-negative and sum to 1; got values in "
-                    f"[{w.min():.3g}, {w.max():.3g}] summing to {w.sum():.6g}."
-                )
-            self._user_init["weights"] = w
-        if self.means_init is not None:
-            m = to_numpy(self.means_init).astype(np.float64)
-            if m.shape != (K, d):
-                raise ValueError(
-                    f"means_init has shape {m.shape}, but it must be (n_components, n_features)"
-                    f" = {(K, d)}."
-                )
-            if not np.all(np.isfinite(m)):
-                raise ValueError("means_init contains NaN or infinity.")
-            self._user_init["means"] = m
-        if self.precisions_init is not None:
-            self._user_init["precisions"] = self._check_precisions(
-                to_numpy(self.precisions_init).astype(np.float64), K, d
-            )
-
-    def _check_precisions(self, P: np.ndarray, K: int, d: int) -> np.ndarray:
-        shape = {"full": (K, d, d), "tied": (d, d), "diag": (K, d), "spherical": (K,)}[
-            self.covariance_type
-        ]
-        if P.shape != shape:
+        K, t = self.n_components, self.covariance_type
+        reg = self.reg_covar * scale * scale
+        if reg == math.inf:
             raise ValueError(
-                f"precisions_init has shape {P.shape}, but covariance_type="
-                f"'{self.covariance_type}' needs {shape}."
-            )
-        if not np.all(np.isfinite(P)):
-            raise ValueError("precisions_init contains NaN or infinity.")
-        if self.covariance_type in ("full", "tied"):
-            mats = P.reshape(-1, d, d)
-            for k, M in enumerate(mats):
-                if not np.allclose(M, M.T) or np.any(np.linalg.eigvalsh(M) <= 0):
-                    raise ValueError(
-                        f"precisions_init[{k}] should be symmetric, positive-definite."
-                        if self.covariance_type == "full"
-                        else "precisions_init should be symmetric, positive-definite."
-                    )
-        elif np.any(P <= 0):
-            raise ValueError("precisions_init should be positive.")
-        return P
-
-    def _init_given(self) -> bool:
-        return len(self._user_init) == 3
-
-    def _base_params_for(self, summary, shift0, d, dtype):
-        shift = shift0 + summary.sum / summary.n  # data mean, working units
-        if self.reg_covar * self._scale * self._scale == math.inf:
-            raise ValueError(
-                f"X is so small in magnitude (max |x| ≈ {1 / self._scale:.3g}) that "
+                f"X is so small in magnitude (max |x| ≈ {1 / scale:.3g}) that "
                 f"reg_covar={self.reg_covar} swamps its variance; rescale X (e.g. "
                 "StandardScaler) or lower reg_covar."
             )
-        return GaussParams(None, None, None, None, None, shift)
+        user = {}
+        if fit and self.weights_init is not None:
+            user["weights"] = torch.as_tensor(check_weights_init(self.weights_init, K),
+                                              device=self._device())
+        if fit and self.means_init is not None:
+            m = check_means_init(self.means_init, K, n_features)
+            user["means"] = torch.as_tensor(m, device=self._device()) * scale
+        if fit and self.precisions_init is not None:
+            prec = check_precisions_init(self.precisions_init, t, K, n_features)
+            user["precisions"] = torch.as_tensor(prec, device=self._device()) / (scale * scale)
+        return _GaussianFamily(K, t, reg, self.reg_covar, user)
 
-    # --- EM pieces --------------------------------------------------------------------
-    def _block_rows(self, d: int) -> int:
-        if self.covariance_type in ("full", "tied"):  # (rows, K, D) intermediates
-            return max(64, (1 << 20) // max(1, self.n_components * d))
-        return super()._block_rows(d)
-
-    def _log_weighted(self, X: torch.Tensor, P: GaussParams) -> torch.Tensor:
-        q = _quadratic(X - P.shift, P, self.covariance_type)
-        D = X.shape[1]
-        # eq. (1) plus log π_k
-        return (-0.5 * (D * _LOG_2PI + q) + P.log_det) + torch.log(P.weights)
-
-    def _resp_stats(self, X, resp, w, P: GaussParams) -> GaussStats:
-        Rw = resp if w is None else resp * w[:, None]  # (n, K)
-        nk = Rw.sum(0)
-        t = self.covariance_type
-        Xc = X - P.shift  # (n, D)
-        sums = Rw.T @ Xc  # (K, D)
-        if t == "full":
-            n, D = Xc.shape
-            K = Rw.shape[1]
-            # all M_k = Σ_n r_nk x̃_n x̃_nᵀ in one product: (K·D, n) @ (n, D)
-            A = (Rw[:, :, None] * Xc[:, None, :]).view(n, K * D)
-            second = (A.T @ Xc).view(K, D, D)
-        elif t == "tied":
-            Xw = Xc if w is None else Xc * w[:, None]
-            second = Xw.T @ Xc
-        else:
-            second = Rw.T @ (Xc * Xc)
-        n = float(nk.sum()) if w is None else float(w.sum())
-        return GaussStats(n=n, loglik=0.0, nk=nk, sums=sums, second=second)
-
-    def _params_from_stats(self, S: GaussStats, P: GaussParams, *, init: bool = False):
-        t = self.covariance_type
-        reg = self.reg_covar * self._scale * self._scale
-        nk = S.nk + _EPS10
-        delta = S.sums / nk[:, None]  # (K, D): new mean − shift
-        means = P.shift + delta
-        D = means.shape[1]
-        eye = torch.eye(D, dtype=torch.float64, device=means.device)
-        if t == "full":
-            cov = S.second / nk[:, None, None] - delta[:, :, None] * delta[:, None, :]
-            cov = 0.5 * (cov + cov.transpose(1, 2)) + reg * eye
-        elif t == "tied":
-            cov = S.second - torch.einsum("k,kd,ke->de", nk, delta, delta)
-            cov = 0.5 * (cov + cov.T) / nk.sum() + reg * eye
-        else:
-            cov = (S.second / nk[:, None] - delta * delta).clamp_min(0) + reg
-            if t == "spherical":
-                cov = cov.mean(1)
-        weights = nk / nk.sum()
-        L = _precision_cholesky(cov, t, self.reg_covar)
-        return GaussParams(weights, means, cov, L, _log_det(L, t, nk.shape[0], D), P.shift)
-
-    def _apply_user_init(self, P: GaussParams | None) -> GaussParams:
-        u = self._user_init
-        if not u:
-            return P
-        s = self._scale
-        dev = self._device()
-        K, t = self.n_components, self.covariance_type
-        weights = torch.as_tensor(u["weights"], device=dev) if "weights" in u else P.weights
-        means = torch.as_tensor(u["means"], device=dev) * s if "means" in u else P.means
-        D = means.shape[1]
-        if "precisions" in u:
-            prec = torch.as_tensor(u["precisions"], device=dev) / (s * s)
-            if t in ("full", "tied"):
-                # L lower with precision = L Lᵀ serves eq. (1) as well as the upper factor
-                L = torch.linalg.cholesky(prec)
-                cov = torch.cholesky_inverse(L)
-            else:
-                L = torch.sqrt(prec)
-                cov = 1.0 / prec
-        else:
-            L, cov = P.prec_chol, P.covariances
-        shift = self._base_params.shift
-        return GaussParams(weights, means, cov, L, _log_det(L, t, K, D), shift)
-
-    # --- attributes <-> parameters ------------------------------------------------------
-    def _store(self, P: GaussParams, scale: float) -> None:
+    def _attributes(self, P: GaussParams, scale: float) -> dict:
         t = self.covariance_type
         L = P.prec_chol * scale
-        prec = L @ L.transpose(-1, -2) if t in ("full", "tied") else L * L
-        attrs = {
+        return {
             "weights_": P.weights,
             "means_": P.means / scale,
             "covariances_": P.covariances / scale / scale,
             "precisions_cholesky_": L,
-            "precisions_": prec,
+            "precisions_": L @ L.transpose(-1, -2) if t in ("full", "tied") else L * L,
         }
-        attrs = {k: to_numpy(v) for k, v in attrs.items()}
-        for name, value in attrs.items():  # all checked before any is set: a failed fit
-            check_finite_result(  # leaves an earlier one intact
-                name, value,
-                "the data's scale is beyond float64 for this model; rescale X (e.g. "
-                "StandardScaler).",
-            )
-        for name, value in attrs.items():
-            setattr(self, name, value)
 
-    def _params_from_attributes(self, scale: float) -> GaussParams:
+    def _parameters(self, scale: float) -> GaussParams:
         dev = self._device()
         t = self.covariance_type
-        weights = torch.as_tensor(self.weights_, device=dev, dtype=torch.float64)
-        means = torch.as_tensor(self.means_, device=dev, dtype=torch.float64) * scale
-        cov = torch.as_tensor(self.covariances_, device=dev, dtype=torch.float64) * scale * scale
-        L = torch.as_tensor(self.precisions_cholesky_, device=dev, dtype=torch.float64) / scale
+        f64 = {"device": dev, "dtype": torch.float64}
+        weights = torch.as_tensor(self.weights_, **f64)
+        means = torch.as_tensor(self.means_, **f64) * scale
+        cov = torch.as_tensor(self.covariances_, **f64) * scale * scale
+        L = torch.as_tensor(self.precisions_cholesky_, **f64) / scale
         K, D = means.shape
         shift = weights @ means  # the mixture's mean, the best stand-in for the data mean
         return GaussParams(weights, means, cov, L, _log_det(L, t, K, D), shift)
-
-    def _set_params_from(self, *, weights, means, covariances, n_features):
-        """Make this (spherical/diag/...) mixture fitted with the given parameters."""
-        self._check_common_params()
-        self._check_model_params(n_features)
-        self.n_features_in_ = n_features
-        t = self.covariance_type
-        cov = torch.as_tensor(covariances, dtype=torch.float64)
-        L = _precision_cholesky(cov, t, self.reg_covar)
-        K, D = np.shape(means)
-        P = GaussParams(
-            torch.as_tensor(weights, dtype=torch.float64), torch.as_tensor(means, dtype=torch.float64),
-            cov, L, _log_det(L, t, K, D), torch.zeros(D, dtype=torch.float64),
-        )
-        self._scale = 1.0
-        self._store(P, 1.0)
-        self.converged_ = True
-        self.n_iter_ = 0
-        self.lower_bounds_ = np.zeros(0)
-        self.lower_bound_ = float("nan")
-        return self
 
     def _n_parameters(self) -> int:
         K, D = self.means_.shape
         cov = {"full": K * D * (D + 1) / 2, "tied": D * (D + 1) / 2, "diag": K * D, "spherical": K}
         return int(cov[self.covariance_type] + K * D + K - 1)
+
+    @classmethod
+    def from_kmeans(cls, kmeans) -> "GaussianMixture":
+        """The Gaussian mixture that K-means is the σ → 0 limit of, at the fitted σ.
+
+        Equal weights 1/K, means at the centres and one shared spherical variance
+        σ² = inertia / (N·D), the maximum-likelihood variance given the hard assignments
+        (Bishop 2006, §9.3.2).
+
+        Parameters
+        ----------
+        kmeans : fitted latentspace KMeans
+
+        Returns
+        -------
+        GaussianMixture
+            Fitted, with ``covariance_type="spherical"``.
+        """
+        kmeans._check_fitted()
+        C = np.asarray(kmeans.cluster_centers_, dtype=np.float64)
+        K, D = C.shape
+        var = kmeans.inertia_ / max(kmeans.n_samples_seen_ * D, np.finfo(float).tiny)
+        var = max(var, np.finfo(np.float64).tiny)
+        gm = cls(K, covariance_type="spherical", device=kmeans.device)
+        cov = torch.full((K,), var, dtype=torch.float64)
+        L = _precision_cholesky(cov, "spherical", gm.reg_covar)
+        P = GaussParams(torch.full((K,), 1.0 / K, dtype=torch.float64),
+                        torch.as_tensor(C), cov, L, _log_det(L, "spherical", K, D),
+                        torch.zeros(D, dtype=torch.float64))
+        gm.n_features_in_ = D
+        gm._set_attributes(P, 1.0)
+        gm.converged_ = True
+        gm.n_iter_ = 0
+        gm.lower_bounds_ = np.zeros(0)
+        gm.lower_bound_ = float("nan")
+        return gm
 
     # --- generative side ----------------------------------------------------------------
     def sample(self, n_samples=1, random_state=None):

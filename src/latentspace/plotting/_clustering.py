@@ -174,7 +174,10 @@ class EllipsesDisplay:
     @classmethod
     def from_estimator(cls, estimator, X, *, n_std=2.0, title=None):
         """From a fitted 2-D GaussianMixture, or a KMeans (drawn as its equivalent mixture)."""
-        model = estimator.to_gaussian_mixture() if hasattr(estimator, "to_gaussian_mixture") else estimator
+        from ..cluster import KMeans
+        from ..mixture import GaussianMixture
+
+        model = GaussianMixture.from_kmeans(estimator) if isinstance(estimator, KMeans) else estimator
         ell = covariance_ellipses(model.means_, model.covariances_, model.covariance_type, n_std)
         return cls(X, estimator.predict(X), ell, title=title or type(estimator).__name__)
 

@@ -9,7 +9,7 @@ Four criteria, each a curve over the candidate K:
 - ``bic`` / ``aic``: −2 log L + p log n (resp. + 2p) of a fitted mixture; the minimum wins.
 - ``heldout``: the mean negative log-likelihood per sample on validation folds (K-fold cross
   validation); the minimum wins. K-means has no likelihood of its own; it is scored as the
-  equal-weight spherical Gaussian mixture it is the limit of (``KMeans.to_gaussian_mixture``).
+  equal-weight spherical Gaussian mixture it is the limit of (``GaussianMixture.from_kmeans``).
 """
 
 from __future__ import annotations
@@ -106,8 +106,11 @@ def _knee(ks: np.ndarray, errors: np.ndarray) -> int:
 
 
 def _heldout_nll(est, X_val) -> float:
-    if not hasattr(est, "score_samples") and hasattr(est, "to_gaussian_mixture"):
-        est = est.to_gaussian_mixture()
+    from ..cluster import KMeans
+    from ..mixture import GaussianMixture
+
+    if not hasattr(est, "score_samples") and isinstance(est, KMeans):
+        est = GaussianMixture.from_kmeans(est)
     if not hasattr(est, "score_samples"):
         raise ValueError(
             f"criterion='heldout' needs a model with a likelihood (score_samples); "

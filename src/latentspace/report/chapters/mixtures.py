@@ -61,7 +61,7 @@ def _ellipses_figure(ctx, X, k):
             float(adjusted_rand_score(gm.predict(Z), km.predict(Z))),
         "2-D projection: mixture log-likelihood per sample": float(gm.score(Z)),
         "2-D projection: K-means' spherical mixture log-likelihood per sample":
-            float(km.to_gaussian_mixture().score(Z)),
+            float(GaussianMixture.from_kmeans(km).score(Z)),
     }
     return Figure(
         fig,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..data._files import SUPPORTED_SUFFIXES as OUTPUT_SUFFIXES
+from ..data import SUPPORTED_SUFFIXES as OUTPUT_SUFFIXES
 from ._errors import UsageError, check_finite, stage
 from ._params import collect_params, estimator_params
 
@@ -201,7 +201,7 @@ def model_info(path) -> dict:
 
 
 def _jsonable(value):
-    from ..report._html import json_safe
+    from ..report import json_safe
 
     return json_safe(value)
 
@@ -272,20 +272,21 @@ def _save_figure(fig, path: Path) -> None:
     """Render ``fig`` in memory, then write it atomically (and close it)."""
     import io as _io
 
+    from matplotlib import pyplot as plt  # loaded already: the figure exists
+
     from .._atomic import atomic_write_bytes
-    from ..plotting._mpl import pyplot
 
     buf = _io.BytesIO()
     try:
         fig.savefig(buf, format=path.suffix[1:].lower(), dpi=120)
     finally:
-        pyplot().close(fig)
+        plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
 
 
 def cmd_select_k(args) -> int:
     from ..cluster import KMeans
-    from ..report._html import dumps_json, write_text_atomic
+    from ..report import dumps_json, write_text_atomic
     from ..selection import choose_k
 
     cls = args.model_cls

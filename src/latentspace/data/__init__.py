@@ -13,8 +13,8 @@ The sources are how the models read data too large or too scattered for one arra
 
 from ._dask import DaskSource
 from ._datasets import get_data_home, list_datasets, load_dataset
-from ._files import read_data, write_data
+from ._files import SUPPORTED_SUFFIXES, read_data, write_data
 from ._source import Chunk, ChunkedSource, InMemorySource, Source
 
-__all__ = ["Chunk", "ChunkedSource", "DaskSource", "InMemorySource", "Source", "get_data_home",
-           "list_datasets", "load_dataset", "read_data", "write_data"]
+__all__ = ["SUPPORTED_SUFFIXES", "Chunk", "ChunkedSource", "DaskSource", "InMemorySource",
+           "Source", "get_data_home", "list_datasets", "load_dataset", "read_data", "write_data"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .._math import col_sums, gram_upper, pow2_scale, symmetrize
+from .._math import col_sums, gram_upper, symmetrize, working_scale
 
 __all__ = ["BlockMoments", "Moments", "all_finite", "centred", "moments", "scaled_moments"]
 
@@ -60,14 +60,15 @@ def all_finite(t: torch.Tensor) -> bool:
     return bool(np.isfinite(t.numpy()).all()) if t.device.type == "cpu" else bool(torch.isfinite(t).all())
 
 
-def scaled_moments(moments_at, check_input, amax):
+def scaled_moments(moments_at, check_input, amax, dtype):
     """(mean, scatter, scale) of the covariance route, rescaled only for extreme data.
 
     ``moments_at(scale)`` is one pass of sufficient statistics. Ordinary data need no
     rescaling, so the first pass is unscaled; a non-finite result is first blamed on the
     input (``check_input`` raises for NaN/inf), otherwise finite values overflowed, and
-    moments outside (1e-150, 1e150) are taken again after an exact power-of-two rescaling by
-    ``amax()``, the largest |x|.
+    moments outside (1e-150, 1e150) are taken again at the working scale
+    (:func:`latentspace._math.working_scale`) of ``amax()``, the largest |x|, for data of
+    ``dtype``.
     """
     scale = 1.0
     mean, scatter = moments_at(scale)
@@ -77,7 +78,7 @@ def scaled_moments(moments_at, check_input, amax):
     peak = float(torch.diagonal(scatter).max()) if finite else float("inf")
     if not 1e-150 < peak < 1e150:
         a = amax()
-        scale = 1.0 if 1e-100 < a < 1e100 else pow2_scale(a)
+        scale = working_scale(a, dtype)
         mean, scatter = moments_at(scale)
     return mean, scatter, scale
 

@@ -27,7 +27,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
-from .._math import abs_max, pow2_scale
+from .._math import abs_max, working_scale
 from .._validation import check_array_like, check_choice, check_finite_data, check_int
 from ..base import LatentModel
 from ..data import ChunkedSource, DaskSource
@@ -192,14 +192,14 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         if solver == "covariance_eigh":
             mean_s, scatter, scale = scaled_moments(
                 lambda sc: moments(X, sc), lambda: check_finite_data(self, X),
-                lambda: abs_max(X),
+                lambda: abs_max(X), X.dtype,
             )
             values, vectors, total = from_scatter(scatter, n, k)
         else:
             amax = abs_max(X)
             if not np.isfinite(amax):
                 check_finite_data(self, X)  # NaN or infinity: raises
-            scale = 1.0 if 1e-100 < amax < 1e100 else pow2_scale(amax)
+            scale = working_scale(amax, X.dtype)
             # centred, scaled copy in the input's precision: float32 stays float32 here and
             # the sums that need it (mean, trace) are accumulated in float64
             mean_s, Xc = centred(X, scale)
@@ -267,7 +267,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             return m.mean, m.scatter
 
         mean, scatter, scale = scaled_moments(
-            at, nonfinite_input, lambda: max(source.map_chunks(_chunk_abs_max)))
+            at, nonfinite_input, lambda: max(source.map_chunks(_chunk_abs_max)), source.dtype)
         values, vectors, total = from_scatter(scatter, n, k)
         self._set_fitted(values, vectors, total, mean, scale, n, d, k, "covariance_eigh")
         self.n_samples_seen_ = n

@@ -14,7 +14,7 @@ import sklearn.datasets
 from sklearn.utils import Bunch
 
 from latentspace.data import get_data_home, list_datasets, load_dataset
-from latentspace.data._datasets import read_idx
+from latentspace.data._readers import read_idx
 from latentspace.exceptions import DatasetNotFoundError
 
 ALL = ["digits", "mnist", "fashion_mnist", "lfw_people", "frey_faces", "olivetti_faces"]

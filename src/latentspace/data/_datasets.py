@@ -25,10 +25,7 @@ environment variable, ``~/latentspace_data``. Inside that folder each dataset is
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -37,16 +34,21 @@ import numpy as np
 from sklearn.utils import Bunch
 
 from ..exceptions import DatasetNotFoundError
+from ._downloads import (
+    FASHION_CLASSES as _FASHION_CLASSES,
+    FREY_URL,
+    _fetch_fashion_mnist,
+    _fetch_frey_faces,
+    _fetch_lfw_people,
+    _fetch_mnist,
+    _fetch_olivetti_faces,
+)
+from ._readers import _images, _labels, _load_idx_splits, _loadmat, _read_npz, _scale
 
 __all__ = ["load_dataset", "list_datasets", "get_data_home"]
 
 ENV_VAR = "LATENTSPACE_DATA"
 _DEFAULT_HOME = "~/latentspace_data"
-FREY_URL = "https://cs.nyu.edu/~roweis/data/frey_rawface.mat"
-_FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)
 
 
 @dataclass(frozen=True)
@@ -99,163 +101,6 @@ def _canonical(name) -> str:
             f"unknown dataset {name!r}; choose one of {list_datasets()}."
         )
     return key
-
-
-# ----------------------------------------------------------------------------- scaling
-def _scale(images: np.ndarray, *, minmax: bool = False) -> np.ndarray:
-    """Integer pixels -> float32 in [0, 1]; float pixels are taken as already scaled.
-
-    ``minmax`` rescales by (x - min) / (max - min), which is scikit-learn's Olivetti transform
-    (min 0, max 242 there); otherwise integers are divided by 255.
-    """
-    if images.dtype.kind in "ui":
-        x = images.astype(np.float32)  # in-place arithmetic below: one allocation only
-        if minmax:
-            lo, hi = x.min(), x.max()
-            x -= lo
-            return np.divide(x, hi - lo, out=x) if hi > lo else x
-        return np.divide(x, np.float32(255.0), out=x)
-    x = np.asarray(images, dtype=np.float32)
-    if x.size and x.max() > 1.0 + 1e-6:  # an old 0..255 float cache
-        x = x / np.float32(255.0)
-    return x
-
-
-def _labels(y, n: int, path) -> np.ndarray:
-    y = np.asarray(y)
-    if y.shape != (n,) or y.dtype.kind not in "ui":
-        raise ValueError(
-            f"{path}: labels have shape {y.shape} and dtype {y.dtype}, but {n} integer labels "
-            "were expected; the file is corrupted or not in the documented layout."
-        )
-    return y.astype(np.int64)
-
-
-# ----------------------------------------------------------------------------- file readers
-def _read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
-    """Read an ``.npz`` file (no pickles) that must hold ``keys``; errors name the file."""
-    try:
-        z = np.load(path, allow_pickle=False)
-    except Exception as exc:  # not a zip, a pickle refused, an unreadable file
-        raise ValueError(
-            f"could not read {path}: {type(exc).__name__}: {exc}. The file may be corrupted."
-        ) from None
-    if not isinstance(z, np.lib.npyio.NpzFile):
-        raise ValueError(
-            f"{path} is a single .npy array, not an .npz archive with keys {list(keys)}."
-        )
-    with z:
-        missing = [k for k in keys if k not in z.files]
-        if missing:
-            raise ValueError(
-                f"{path} lacks the key(s) {missing} (it has {sorted(z.files)}); replace it with "
-                "a file in the documented layout."
-            )
-        try:
-            return {k: z[k] for k in z.files}
-        except Exception as exc:  # BadZipFile, zlib errors, object arrays
-            raise ValueError(
-                f"could not read {path}: {type(exc).__name__}: {exc}. The file may be corrupted."
-            ) from None
-
-
-def _images(arr: np.ndarray, path, shape=None) -> np.ndarray:
-    if arr.ndim != 3 or (shape is not None and arr.shape[1:] != shape):
-        want = f"(n, {shape[0]}, {shape[1]})" if shape else "(n, height, width)"
-        raise ValueError(
-            f"{path}: images have shape {arr.shape}, expected {want}; the file is corrupted or "
-            "not in the documented layout."
-        )
-    return arr
-
-
-_IDX_DTYPES = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
-
-
-def read_idx(path) -> np.ndarray:
-    """Read one IDX file (the MNIST container), gzipped or not.
-
-    The format: two zero bytes, a type code, the number of dimensions ``ndim``, then ``ndim``
-    big-endian uint32 sizes and the values in C order.
-
-    Parameters
-    ----------
-    path : str or Path
-        ``*-ubyte`` or ``*-ubyte.gz``.
-
-    Returns
-    -------
-    array : ndarray of the stored shape, e.g. (n, 28, 28) uint8 for images, (n,) for labels
-    """
-    path = Path(path)
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"could not read IDX file {path}: {exc}") from None
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {raw[:4].hex()}).")
-    dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    ndim = raw[3]
-    head = 4 + 4 * ndim
-    if len(raw) < head:
-        raise ValueError(f"{path}: IDX header is truncated.")
-    dims = struct.unpack(f">{ndim}I", raw[4:head])
-    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-    if len(raw) - head != expected:
-        raise ValueError(
-            f"{path}: IDX header announces shape {dims} ({expected} bytes of data) but the file "
-            f"holds {len(raw) - head}; it is truncated or corrupted."
-        )
-    out = np.frombuffer(raw, dtype=dtype, offset=head).reshape(dims)
-    return out.astype(dtype.newbyteorder("="))  # native byte order, writable
-
-
-def _find_idx(folder: Path, split: str, what: str) -> Path | None:
-    """``{split}-{what}-idx?-ubyte`` in the usual spellings (dash or dot, gzipped or not)."""
-    code = "idx3" if what == "images" else "idx1"
-    for stem in (f"{split}-{what}-{code}-ubyte", f"{split}-{what}.{code}-ubyte"):
-        for suffix in (".gz", ""):
-            p = folder / (stem + suffix)
-            if p.is_file():
-                return p
-    return None
-
-
-def _load_idx_splits(folders) -> dict | None:
-    """Train and test split from the first folder that holds all four IDX files."""
-    for folder in folders:
-        found = {
-            (s, w): _find_idx(folder, s, w) for s in ("train", "t10k") for w in ("images", "labels")
-        }
-        if not all(found.values()):
-            continue
-        out = {}
-        for split, tag in (("train", ""), ("t10k", "_test")):
-            img_path = found[(split, "images")]
-            images = _images(read_idx(img_path), img_path)
-            out["images" + tag] = _scale(images)
-            out["target" + tag] = _labels(read_idx(found[(split, "labels")]), len(images),
-                                          found[(split, "labels")])
-        out["source"] = str(folder)
-        return out
-    return None
-
-
-def _loadmat(path: Path, var: str) -> np.ndarray:
-    from scipy.io import loadmat
-
-    try:
-        mat = loadmat(path)
-    except Exception as exc:  # scipy raises several types for damaged files
-        raise ValueError(
-            f"could not read {path}: {type(exc).__name__}: {exc}. The file may be corrupted."
-        ) from None
-    if var not in mat:
-        found = sorted(k for k in mat if not k.startswith("__"))
-        raise ValueError(f"{path} has no variable {var!r} (it has {found}).")
-    return np.asarray(mat[var])
 
 
 # ----------------------------------------------------------------------------- local loaders
@@ -359,115 +204,6 @@ def _local_olivetti_faces(folder):
         "target_names": np.array([str(i) for i in range(int(target.max()) + 1 if n else 0)]),
         "source": str(source),
     }
-
-
-
-
-# ----------------------------------------------------------------------------- downloads
-# each returns the same dict as a local loader, or None when there is nothing to try; what
-# was downloaded is also kept in the data folder so that the next load is a file read
-def _save_npz(path: Path, **arrays) -> None:
-    """Keep a download in the ``.npz`` layout; a read-only folder only costs the next load."""
-    from .._atomic import atomic_write_bytes
-
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buf.getvalue())
-    except OSError:
-        pass
-
-
-def _fetch_openml_split(name: str, folder: Path, files, names) -> dict:
-    from sklearn import datasets
-
-    d = datasets.fetch_openml(name, version=1, as_frame=False, data_home=str(folder))
-    # OpenML stores the 0..255 pixels as exact floats; uint8 keeps the cache (and memory) small
-    X = np.asarray(d.data).astype(np.uint8).reshape(-1, 28, 28)
-    y = np.asarray(d.target).astype(np.int64)
-    if len(X) != 70000:
-        raise ValueError(f"OpenML {name!r} has {len(X)} rows, expected 70000")
-    # OpenML keeps the publishers' order: the 60,000 training rows, then the 10,000 test rows
-    (Xtr, Xte), (ytr, yte) = (X[:60000], X[60000:]), (y[:60000], y[60000:])
-    if len(files) == 1:
-        _save_npz(folder / files[0], x_train=Xtr, y_train=ytr.astype(np.uint8),
-                  x_test=Xte, y_test=yte.astype(np.uint8))
-    else:
-        _save_npz(folder / files[0], images=Xtr, labels=ytr.astype(np.uint8))
-        _save_npz(folder / files[1], images=Xte, labels=yte.astype(np.uint8))
-    return {"images": _scale(Xtr), "target": ytr, "images_test": _scale(Xte), "target_test": yte,
-            "target_names": np.array(names), "source": f"sklearn.datasets.fetch_openml({name!r})"}
-
-
-def _fetch_mnist(folder, download):
-    if download:
-        return _fetch_openml_split("mnist_784", folder, ["mnist.npz"],
-                                   [str(i) for i in range(10)])
-    return None
-
-
-def _fetch_fashion_mnist(folder, download):
-    if download:
-        return _fetch_openml_split("Fashion-MNIST", folder,
-                                   ["fashion_mnist_train.npz", "fashion_mnist_test.npz"],
-                                   list(_FASHION_CLASSES))
-    return None
-
-
-def _fetch_lfw_people(folder, download):
-    from sklearn import datasets
-
-    if not download and not (folder / "lfw_home").is_dir():
-        return None
-    d = datasets.fetch_lfw_people(min_faces_per_person=60, data_home=str(folder),
-                                  download_if_missing=download)
-    images = np.asarray(d.images, dtype=np.float32)
-    target = np.asarray(d.target, dtype=np.int64)
-    names = np.asarray(d.target_names).astype(str)
-    _save_npz(folder / "lfw_people_min60.npz", images=images, target=target, target_names=names)
-    return {"images": _scale(images), "target": target, "target_names": names,
-            "source": "sklearn.datasets.fetch_lfw_people(min_faces_per_person=60)"}
-
-
-def _fetch_olivetti_faces(folder, download):
-    from sklearn import datasets
-
-    if not download and not (folder / "olivetti.pkz").is_file():
-        return None
-    d = datasets.fetch_olivetti_faces(data_home=str(folder), download_if_missing=download)
-    images = np.asarray(d.images, dtype=np.float32)  # already min-max scaled by scikit-learn
-    target = np.asarray(d.target, dtype=np.int64)
-    _save_npz(folder / "olivetti_faces.npz", images=images, target=target)
-    return {"images": images, "target": target,
-            "target_names": np.array([str(i) for i in range(int(target.max()) + 1)]),
-            "source": "sklearn.datasets.fetch_olivetti_faces"}
-
-
-def _fetch_frey_faces(folder, download):
-    if not download:
-        return None
-    import urllib.request
-
-    from scipy.io import loadmat
-
-    from .._atomic import atomic_write_bytes
-
-    with urllib.request.urlopen(FREY_URL, timeout=60) as resp:
-        payload = resp.read()
-    try:  # refuse an error page or a truncated file before it gets the real name
-        ff = np.asarray(loadmat(io.BytesIO(payload))["ff"])
-    except Exception as exc:
-        raise ValueError(f"{FREY_URL} did not serve a readable .mat file ({exc})") from None
-    if ff.ndim != 2 or ff.shape[0] != 560:
-        raise ValueError(f"{FREY_URL} served 'ff' of shape {ff.shape}, expected (560, n)")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(folder / "frey_rawface.mat", payload)
-    except OSError:
-        pass
-    return {"images": _scale(ff.T.reshape(-1, 28, 20)), "target": None, "target_names": None,
-            "source": FREY_URL}
 
 
 

@@ -37,6 +37,7 @@ class Chapter:
     figures: list[Figure] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)  # name -> value, shown as a table
     seconds: float = 0.0  # filled in by the tour
+    widgets: list = field(default_factory=list)  # interactive figures (report._interactive)
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,8 @@ def test_decoder_spec_is_the_models_decoder(unit_data, kw):
         assert np.array_equal(live.decode_array(l["weight"]), m.weight.detach().numpy())
         assert np.array_equal(live.decode_array(l["bias"]), m.bias.detach().numpy())
     assert np.array_equal(live.decode_array(spec["shift"]), vae.network_.shift.numpy())
+    assert live.decoder_bytes(vae) == sum(live.decode_array(l[k]).nbytes
+                                          for l in mine for k in ("weight", "bias"))
     assert spec["rescale"] == (kw.get("likelihood") == "gaussian")
     Z = np.random.RandomState(3).standard_normal((7, 2)) * 2
     # float64 arithmetic on the float32 weights against the model's float64 copy: only the
@@ -254,9 +256,10 @@ def test_page_embeds_specs_blobs_once_and_a_noscript_note(unit_data):
 def test_tour_page_embeds_the_tour_models(quick_digits_tour, quick_digits_models):
     out, summary = quick_digits_tour
     page = (out / "index.html").read_text(encoding="utf-8")
-    specs = {m.group(1): json.loads(m.group(2)) for m in re.finditer(
+    texts = {m.group(1): m.group(2) for m in re.finditer(
         r'data-kind="([a-z-]+)"><h3>[^<]*</h3><script type="application/json" '
         r'class="widget-spec">(.*?)</script>', page, re.S)}
+    specs = {kind: json.loads(text) for kind, text in texts.items()}
     assert set(specs) == {"ppca-sliders", "latent-plane", "interpolation"}
     ppca = quick_digits_models.get("ppca", quick_digits_models["pca"])
     V = live.decode_array(specs["ppca-sliders"]["components"])
@@ -264,5 +267,10 @@ def test_tour_page_embeds_the_tour_models(quick_digits_tour, quick_digits_models
     vae = quick_digits_models["vae"]
     blob = json.loads(re.search(r'id="ls-blob-vae">(.*?)</script>', page, re.S).group(1))
     assert blob == live.decoder_layers(vae)
-    assert [w["kind"] for w in summary["chapters"]["vae"]["widgets"]] == \
-        ["latent-plane", "interpolation"]
+    listed = [w for key in ("pca", "vae") for w in summary["chapters"][key]["widgets"]]
+    assert [w["kind"] for w in listed] == ["ppca-sliders", "latent-plane", "interpolation"]
+    blob_text = re.search(r'id="ls-blob-vae">(.*?)</script>', page, re.S).group(1)
+    for w in listed:  # the sizes summary.json states are those of the page
+        assert w["bytes"] == len(texts[w["kind"]].encode("utf-8"))
+        assert w["shared_bytes"] == ({} if w["kind"] == "ppca-sliders"
+                                     else {"vae": len(blob_text.encode("utf-8"))})

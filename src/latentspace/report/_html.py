@@ -2,9 +2,10 @@
 
 The page needs no network. Its interactive figures (:mod:`._interactive`) are drawn by one
 inline script from weights embedded in the page; every static figure is there without it,
-and each interactive figure says that it needs JavaScript where scripts are off. ``summary.json`` (written beside it by the tour) holds
-the same numbers, made JSON-safe by :func:`json_safe`, and the page is rendered from those
-JSON-safe values so the two always agree.
+and each interactive figure says that it needs JavaScript where scripts are off.
+``summary.json`` (written beside it by the tour) holds the same numbers, made JSON-safe by
+:func:`json_safe`, and the page is rendered from those JSON-safe values so the two always
+agree.
 """
 
 from __future__ import annotations

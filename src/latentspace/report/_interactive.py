@@ -33,8 +33,8 @@ import numpy as np
 from ._chapter import Figure
 
 __all__ = ["Widget", "encode_array", "decode_array", "gray_levels", "ppca_sliders",
-           "ppca_mean", "decoder_layers", "latent_plane", "interpolation",
-           "interpolation_figure", "script"]
+           "ppca_mean", "decoder_layers", "decoder_bytes", "latent_plane", "interpolation",
+           "interpolation_frames", "interpolation_figure", "script"]
 
 N_SLIDERS = 5  # latent coordinates with a slider
 SLIDER_SPAN = 3.0  # each slider covers ± this many prior standard deviations
@@ -42,6 +42,9 @@ SLIDER_STEP = 0.01
 PLANE_POINTS = 2000  # posterior means drawn on the latent plane
 N_FRAMES = 10  # frames of an interpolation strip, both ends included
 PAIR_POOL = 16  # held-out images the interpolation can start or end at
+# float32 decoder weights a page embeds at most: MNIST's 784-400-2 decoder takes 1.3 MB
+# (1.7 MB as base64); the faces' (2914 or 4096 pixels) would take 4.7-6.6 MB
+MAX_DECODER_BYTES = 2_000_000
 
 _DTYPES = {"float32": "<f4", "uint8": "u1"}
 
@@ -71,8 +74,12 @@ class Widget:
     blobs: dict = field(default_factory=dict)
 
     def embedded_bytes(self) -> int:
-        """Size of the JSON this widget adds to the page (its blobs included), in bytes."""
-        return sum(len(_dumps(part)) for part in (self.spec, *self.blobs.values()))
+        """Size of this widget's own JSON in the page, in bytes (its shared blobs excluded)."""
+        return len(_dumps(self.spec))
+
+    def blob_bytes(self) -> dict:
+        """Size of each shared blob's JSON in the page (embedded once per page), in bytes."""
+        return {name: len(_dumps(blob)) for name, blob in self.blobs.items()}
 
 
 def _dumps(obj) -> str:
@@ -257,6 +264,12 @@ def decoder_layers(vae) -> dict:
             "sigmoid": vae.likelihood == "bernoulli"}
 
 
+def decoder_bytes(vae) -> int:
+    """Bytes of the float32 weights and biases of a VAE's decoder, as the page would embed
+    them (before base64, which adds a third); compare with :data:`MAX_DECODER_BYTES`."""
+    return 4 * sum(int(p.numel()) for p in vae.network_.decoder.parameters())
+
+
 def _decoder_blob(vae, name):
     return {name: decoder_layers(vae)}
 
@@ -393,7 +406,12 @@ def interpolation(vae, X_test, image_shape, *, n_frames=N_FRAMES, pool=PAIR_POOL
 
 
 def interpolation_frames(vae, za, zb, n_frames=N_FRAMES) -> np.ndarray:
-    """``inverse_transform`` of z_t = (1 − t) za + t zb, t = i / (n_frames − 1) -> (n_frames, d)."""
+    """``inverse_transform`` of z_t = (1 − t) za + t zb, t = i / (n_frames − 1).
+
+    Returns
+    -------
+    X : ndarray of shape (n_frames, n_features)
+    """
     t = np.linspace(0.0, 1.0, int(n_frames))[:, None]
     Zt = (1.0 - t) * np.asarray(za, dtype=np.float64) + t * np.asarray(zb, dtype=np.float64)
     return np.asarray(vae.inverse_transform(Zt), dtype=np.float64)
@@ -603,6 +621,17 @@ _SCRIPT = r"""
     g.strokeStyle = "#dde2ea";
     g.beginPath(); g.moveTo(px(0), 0); g.lineTo(px(0), H); g.moveTo(0, py(0)); g.lineTo(W, py(0));
     g.stroke();
+    // integer ticks on the two axes through 0
+    g.fillStyle = "#5b6472"; g.font = "10px sans-serif"; g.textAlign = "center";
+    for (var t = Math.ceil(ext[0]); t <= ext[1]; t++) {
+      if (t !== 0) { g.fillRect(px(t) - 0.5, py(0) - 3, 1, 6); g.fillText(t, px(t), py(0) + 13); }
+    }
+    g.textAlign = "left";
+    for (t = Math.ceil(ext[2]); t <= ext[3]; t++) {
+      if (t !== 0) { g.fillRect(px(0) - 3, py(t) - 0.5, 6, 1); g.fillText(t, px(0) + 5, py(t) + 3); }
+    }
+    g.fillText("z1", W - 16, py(0) - 5);
+    g.fillText("z2", px(0) - 18, 11);
     for (var i = 0; i < P.length / 2; i++) {
       g.fillStyle = spec.labels ? spec.colors[spec.labels[i]] : "#2a62b8";
       g.globalAlpha = 0.6;
@@ -692,17 +721,22 @@ _SCRIPT = r"""
 """
 
 CSS = """
-.widget { border: 1px solid var(--line); border-radius: 4px; padding: .6rem .9rem; margin: 1.2rem 0; }
+.widget { border: 1px solid var(--line); border-radius: 4px; padding: .6rem .9rem;
+          margin: 1.2rem 0; }
 .widget h3 { font-size: 1.05rem; margin: 0 0 .5rem; }
 .widget .caption { color: var(--muted); font-size: .9rem; margin: .5rem 0 0; }
 .ls-row { display: flex; flex-wrap: wrap; gap: 1.2rem; align-items: flex-start; }
 .ls-controls { display: flex; flex-direction: column; gap: .25rem; font-size: .9rem; }
-.ls-pair { flex-direction: row; flex-wrap: wrap; gap: .8rem; align-items: center; margin-bottom: .5rem; }
+.ls-pair { flex-direction: row; flex-wrap: wrap; gap: .8rem; align-items: center;
+           margin-bottom: .5rem; }
+.ls-controls button { align-self: flex-start; }
 .ls-slider { display: flex; align-items: center; gap: .5rem; font-variant-numeric: tabular-nums; }
 .ls-slider input { width: 220px; }
 .ls-slider output { width: 3.2em; text-align: right; }
-canvas.ls-image { image-rendering: pixelated; image-rendering: crisp-edges; border: 1px solid var(--line); }
-canvas.ls-plane { border: 1px solid var(--line); touch-action: none; cursor: crosshair; max-width: 100%; }
+canvas.ls-image { image-rendering: crisp-edges; image-rendering: pixelated;
+                  border: 1px solid var(--line); }
+canvas.ls-plane { border: 1px solid var(--line); touch-action: none; cursor: crosshair;
+                  max-width: 100%; }
 .ls-strip { display: flex; flex-wrap: wrap; gap: 4px; align-items: center; }
 .ls-strip canvas.ls-image { width: 56px !important; height: auto !important; }
 .ls-strip canvas.ls-end { outline: 2px solid var(--accent); }

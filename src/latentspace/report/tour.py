@@ -375,8 +375,8 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
                 "numbers": c.numbers,
                 "seconds": c.seconds,
                 "figures": [{"caption": cap, "alt": alt} for _, cap, alt in c.figures],
-                "widgets": [{"kind": w.kind, "title": w.title, "bytes": w.embedded_bytes()}
-                            for w in c.widgets],
+                "widgets": [{"kind": w.kind, "title": w.title, "bytes": w.embedded_bytes(),
+                             "shared_bytes": w.blob_bytes()} for w in c.widgets],
             }
             for c in rendered
         },

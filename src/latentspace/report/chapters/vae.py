@@ -93,8 +93,10 @@ def run(ctx: TourContext) -> Chapter:
     if d == ctx.image_shape[0] * ctx.image_shape[1]:
         ctx.progress("interpolation")
         figures.append(live.interpolation_figure(vae, test, ctx.image_shape))
-        widgets = [live.latent_plane(vae, train, y_train, ctx.image_shape,
-                                     target_names=ctx.target_names, random_state=ctx.random_state),
-                   live.interpolation(vae, test, ctx.image_shape)]
+        if live.decoder_bytes(vae) <= live.MAX_DECODER_BYTES:  # the page embeds the decoder
+            widgets = [live.latent_plane(vae, train, y_train, ctx.image_shape,
+                                         target_names=ctx.target_names,
+                                         random_state=ctx.random_state),
+                       live.interpolation(vae, test, ctx.image_shape)]
     return Chapter(key=KEY, title=TITLE, intro=_INTRO, formula=_FORMULA, figures=figures,
                    numbers=numbers, widgets=widgets)

@@ -16,8 +16,20 @@ def _one_torch_thread():
 
 
 @pytest.fixture(scope="session")
-def quick_digits_tour(tmp_path_factory):
-    """(folder, summary) of ``latentspace tour --quick`` on digits with every chapter."""
+def _quick_digits_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("quick_tour")
-    summary = run_tour("digits", out=out, quick=True, progress=False)
-    return out, summary
+    results = {}
+    summary = run_tour("digits", out=out, quick=True, progress=False, results=results)
+    return out, summary, results
+
+
+@pytest.fixture(scope="session")
+def quick_digits_tour(_quick_digits_run):
+    """(folder, summary) of ``latentspace tour --quick`` on digits with every chapter."""
+    return _quick_digits_run[:2]
+
+
+@pytest.fixture(scope="session")
+def quick_digits_models(_quick_digits_run):
+    """The fitted estimators that run's chapters shared (``pca``, ``ppca``, ``vae``, ...)."""
+    return _quick_digits_run[2]

@@ -41,6 +41,7 @@ class Chapter:
     # the tour from the warnings raised while the chapter ran (see report.tour.FitWarnings), and
     # shown as a warning box at the top of the chapter
     warnings: list[dict[str, Any]] = field(default_factory=list)
+    widgets: list = field(default_factory=list)  # interactive figures (report._interactive)
 
 
 @dataclass(frozen=True)

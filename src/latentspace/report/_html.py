@@ -1,8 +1,11 @@
 """One self-contained HTML page for the tour: inline CSS, PNG figures as base64 data URIs.
 
-The page needs no network and no script. ``summary.json`` (written beside it by the tour) holds
-the same numbers, made JSON-safe by :func:`json_safe`, and the page is rendered from those
-JSON-safe values so the two always agree.
+The page needs no network. Its interactive figures (:mod:`._interactive`) are drawn by one
+inline script from weights embedded in the page; every static figure is there without it,
+and each interactive figure says that it needs JavaScript where scripts are off.
+``summary.json`` (written beside it by the tour) holds the same numbers, made JSON-safe by
+:func:`json_safe`, and the page is rendered from those JSON-safe values so the two always
+agree.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ __all__ = ["RenderedChapter", "dumps_json", "encode_png", "format_value", "json_
 class RenderedChapter:
     """A chapter with its figures already encoded.
 
-    ``figures`` holds (base64 PNG, caption, alt) triples; ``numbers`` is JSON-safe.
+    ``figures`` holds (base64 PNG, caption, alt) triples; ``numbers`` is JSON-safe;
+    ``widgets`` holds the chapter's :class:`~._interactive.Widget` objects.
     """
 
     key: str
@@ -36,6 +40,7 @@ class RenderedChapter:
     numbers: dict = field(default_factory=dict)
     seconds: float = 0.0
     warnings: list = field(default_factory=list)  # {"category", "message", "count"} dicts
+    widgets: list = field(default_factory=list)
 
 
 def encode_png(fig, *, dpi: int = 100, close: bool = True) -> str:
@@ -167,9 +172,13 @@ def _chapter_html(i: int, ch: RenderedChapter) -> str:
         parts.append(f'<pre class="formula">{_e(ch.formula)}</pre>')
     for j, (png, caption, alt) in enumerate(ch.figures, 1):
         parts.append(
-            f'<figure><img src="data:image/png;base64,{png}" alt="{_e(alt)}" decoding="async">'
+            # decoded eagerly and synchronously, so that a screenshot or a print has every figure
+            f'<figure><img src="data:image/png;base64,{png}" alt="{_e(alt)}" decoding="sync" '
+            'loading="eager">'
             f"<figcaption><b>Figure {i}.{j}.</b> {_e(caption)}</figcaption></figure>"
         )
+    for j, widget in enumerate(ch.widgets, 1):
+        parts.append(_widget_html(f"{ch.key}-{j}", widget))
     if ch.numbers:
         rows = "".join(
             f'<tr><th scope="row">{_e(name)}</th><td class="value">{_e(format_value(v))}</td></tr>'
@@ -181,6 +190,47 @@ def _chapter_html(i: int, ch: RenderedChapter) -> str:
         )
     parts.append(f'<p class="time">Chapter time: {ch.seconds:.2f} s</p></section>')
     return "\n".join(parts)
+
+
+def _widget_html(ident: str, widget) -> str:
+    """One interactive figure: its JSON spec, a ``<noscript>`` note and an empty body that
+    the page's script fills."""
+    from ._interactive import _dumps
+
+    return (
+        f'<div class="widget" id="widget-{_e(ident)}" data-kind="{_e(widget.kind)}">'
+        f"<h3>{_e(widget.title)}</h3>"
+        f'<script type="application/json" class="widget-spec">{_dumps(widget.spec)}</script>'
+        '<noscript><p class="needs-js">This interactive figure needs JavaScript, which is off '
+        "here; the static figures show the same model.</p></noscript>"
+        f'<div class="widget-body"></div><p class="caption">{_e(widget.caption)}</p></div>'
+    )
+
+
+def _widget_blobs(chapters) -> dict:
+    """The shared blobs of every widget of the page, each name once."""
+    from ._interactive import _dumps
+
+    blobs: dict[str, str] = {}
+    for ch in chapters:
+        for widget in ch.widgets:
+            for name, blob in widget.blobs.items():
+                text = _dumps(blob)
+                if blobs.setdefault(name, text) != text:
+                    raise ValueError(f"two widgets share the blob name {name!r} with different "
+                                     "contents; give each model its own name.")
+    return blobs
+
+
+def _scripts_html(chapters) -> str:
+    """The shared blobs and the one inline script, when the page has a widget."""
+    if not any(ch.widgets for ch in chapters):
+        return ""
+    from ._interactive import script
+
+    blobs = "".join(f'<script type="application/json" id="ls-blob-{_e(name)}">{text}</script>'
+                    for name, text in _widget_blobs(chapters).items())
+    return f"{blobs}\n<script>{script()}</script>\n"
 
 
 def _reproduction_html(i: int, rows: list[dict], quick: bool) -> str:
@@ -283,13 +333,17 @@ def render_html(meta: dict, chapters: list[RenderedChapter], reproduction=None) 
     sections.append(_closing_html(len(sections) + 1, meta, chapters))
     body = "\n".join(sections)
     note = f'<p class="meta">{_e(meta["note"])}</p>' if meta.get("note") else ""
+    scripts = _scripts_html(chapters)
+    widget_css = ""
+    if scripts:
+        from ._interactive import CSS as widget_css
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>latentspace tour: {_e(meta['dataset'])}</title>
-<style>{_CSS}</style>
+<style>{_CSS}{widget_css}</style>
 </head>
 <body>
 <header>
@@ -303,14 +357,14 @@ def render_html(meta: dict, chapters: list[RenderedChapter], reproduction=None) 
 </main>
 <footer>Every number above is read from the fitted models' own attributes and methods; the
 same numbers are in <code>summary.json</code> beside this file.</footer>
-</body>
+{scripts}</body>
 </html>
 """
 
 
 def write_text_atomic(path, text: str) -> None:
     """Write UTF-8 text to ``path`` via a temporary file and ``os.replace``."""
-    from ..io import atomic_write_bytes
+    from .._atomic import atomic_write_bytes
 
     atomic_write_bytes(Path(path), text.encode("utf-8"))
 

@@ -302,7 +302,7 @@ def _machine() -> str:
 
 
 def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapters=None,
-             random_state=0, data_home=None, progress=True, threads=1) -> dict:
+             random_state=0, data_home=None, progress=True, threads=1, results=None) -> dict:
     """Run the tour and write the report.
 
     Parameters
@@ -329,6 +329,9 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
         setting. The tour's models are small, and where the cores are shared torch's worker
         threads mostly wait on each other: measured on 2 shared cores, the full digits tour
         took 62 s with one thread and 575 s with two.
+    results : dict, optional
+        Filled with what the chapters shared (fitted estimators by name, e.g. ``"pca"``,
+        ``"vae"``), for checking the report against the models.
 
     Returns
     -------
@@ -388,15 +391,19 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
             chapter.warnings = list(chapter.warnings) + failed.records
             bar.step("encoding figures")
             figures = [(encode_png(f.figure), f.caption, f.alt) for f in chapter.figures]
+            widgets = list(chapter.widgets)
             chapter.seconds = bar.end_chapter()
             rendered.append(RenderedChapter(
                 key=chapter.key, title=chapter.title, intro=chapter.intro,
                 formula=chapter.formula, figures=figures, numbers=json_safe(chapter.numbers),
                 seconds=chapter.seconds, warnings=json_safe(chapter.warnings),
+                widgets=widgets,
             ))
         bar.step("writing the report")
         ok = True
         machine = _machine()
+        if results is not None:
+            results.update(ctx.results)
     finally:
         bar.close(ok)
         torch.set_num_threads(threads_before)
@@ -432,6 +439,8 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
                 "seconds": c.seconds,
                 "figures": [{"caption": cap, "alt": alt} for _, cap, alt in c.figures],
                 "warnings": c.warnings,
+                "widgets": [{"kind": w.kind, "title": w.title, "bytes": w.embedded_bytes(),
+                             "shared_bytes": w.blob_bytes()} for w in c.widgets],
             }
             for c in rendered
         },

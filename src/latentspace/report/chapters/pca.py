@@ -161,5 +161,8 @@ def run(ctx: TourContext) -> Chapter:
     numbers[f"PPCA mean log-likelihood (nats, k={ppca.n_components_})"] = float(ppca.score(ctx.X))
     numbers["PPCA noise variance σ²" + f" (k={ppca.n_components_})"] = float(ppca.noise_variance_)
 
+    from .._interactive import ppca_sliders
+
+    widgets = [ppca_sliders(ppca, ctx.image_shape)] if np.prod(ctx.image_shape) == d else []
     return Chapter(key=KEY, title=TITLE, intro=intro, formula=_FORMULA, figures=figures,
-                   numbers=numbers)
+                   numbers=numbers, widgets=widgets)

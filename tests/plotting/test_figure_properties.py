@@ -180,12 +180,12 @@ def test_minimum_at_either_end_of_the_range_is_flagged(criterion):
     disp = ChooseKDisplay(ks, falling, 20, criterion)
     assert disp.best_at_edge == "largest" and "larger K" in disp.edge_note
     text = disp.plot().ax_.get_legend().get_texts()[0].get_text()
-    assert "largest K tried" in text and "true minimum" in text
+    assert "largest K tried" in text and "true\nminimum" in text
     disp = ChooseKDisplay(ks, ks.astype(float), 1, criterion)
     assert disp.best_at_edge == "smallest" and "smaller K" in disp.edge_note
     inner = ChooseKDisplay(ks, (ks - 8.0) ** 2, 8, criterion)
     assert inner.best_at_edge is None and inner.edge_note is None
-    assert "true minimum" not in inner.plot().ax_.get_legend().get_texts()[0].get_text()
+    assert "minimum" not in inner.plot().ax_.get_legend().get_texts()[0].get_text()
 
 
 def test_elbow_is_not_a_minimum_and_is_not_flagged():
@@ -240,6 +240,12 @@ def test_equal_curves_share_one_panel():
     assert disp.panels[0] == ("training loss = reconstruction error", ["loss", "reconstruction"])
     ys = [tuple(ax.lines[0].get_ydata()) for ax in visible]
     assert len(set(ys)) == len(ys)  # no two panels draw the same values
+    # a curve equal to another up to sign (a VAE's ELBO and its loss) is drawn once too
+    for rec in history:
+        rec["elbo"] = -rec["loss"]
+    panels = LossCurveDisplay.from_history(history).panels
+    assert panels[0] == ("training loss = reconstruction error = −ELBO",
+                         ["loss", "reconstruction", "elbo"])
     # distinct curves keep their own panels
     history[1]["reconstruction"] = 2.9
     assert len(LossCurveDisplay.from_history(history).panels) == 3
@@ -254,3 +260,20 @@ def test_reconstruction_originals_keep_the_data_grey_scale():
     disp = ReconstructionDisplay(originals, recon, [5]).plot()
     for ax in disp.axes_.ravel():
         assert ax.images[0].get_clim() == (0.0, 1.0)
+
+
+def test_legends_of_panels_drawn_into_one_figure_hide_no_data():
+    # three selection curves side by side: the later panels' legends (one outside its axes)
+    # resize the earlier panels, whose legend corners must then be chosen again
+    from latentspace.plotting._mpl import pyplot, settle_legends
+
+    ks = np.array([1, 2, 3, 4, 6, 8, 10, 12, 15, 20])
+    v_shape = np.array([216, 210, 200, 201, 190, 197, 201, 209, 221, 233]) * 1e3
+    falling = np.array([211, 200, 186, 181, 160, 157, 152, 149, 146, 134]) * 1e3
+    rising = np.array([58.7, 54.8, 53.5, 53.2, 51.0, 51.8, 53.6, 54.7, 61.4, 82.7])
+    fig, axes = pyplot().subplots(1, 3, figsize=(13, 3.8), layout="constrained")
+    for ax, scores, crit in zip(axes, (v_shape, falling, rising), ("bic", "aic", "heldout")):
+        ChooseKDisplay(ks, scores, ks[int(np.argmin(scores))], crit).plot(ax)
+    settle_legends(fig)
+    for ax in axes:
+        assert _covered_data(ax) == (0, 0)

@@ -97,8 +97,7 @@ class ChooseKDisplay:
         label = f"chosen K = {self.best_k}"
         if self.best_at_edge is not None:
             beyond = "smaller" if self.best_at_edge == "smallest" else "larger"
-            label += (f"\nat the {self.best_at_edge} K tried:\nthe true minimum may be at a "
-                      f"{beyond} K")
+            label += f"\n({self.best_at_edge} K tried: the true\nminimum may be at a {beyond} K)"
         ax.plot([self.best_k], [self.best_score], "o", color="C3", ms=7, label=label)
         ax.set_xlabel("K")
         ax.set_ylabel(self.ylabel)

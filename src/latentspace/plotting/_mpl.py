@@ -112,6 +112,7 @@ def place_legend(ax, **kwargs):
     legend : matplotlib Legend
     """
     fig = ax.figure
+    ax._legend_clear_of_data = dict(kwargs)  # for settle_legends, once the figure is complete
     fig.canvas.draw()  # runs the layout and the autoscaling: positions are final
     renderer = fig.canvas.get_renderer()
     points, boxes = data_extents(ax, renderer)
@@ -121,6 +122,31 @@ def place_legend(ax, **kwargs):
             return legend
         legend.remove()
     return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
+
+
+def settle_legends(fig, max_rounds: int = 4) -> None:
+    """Place again the legends of :func:`place_legend` that the final layout moved onto data.
+
+    A legend is placed when its panel is drawn; panels drawn later into the same figure (and
+    their legends outside the axes) change every panel's size, so a corner that was clear may
+    no longer be. Call this once all panels of a figure are drawn.
+    """
+    for _ in range(max_rounds):
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        moved = False
+        for ax in fig.axes:
+            kwargs = getattr(ax, "_legend_clear_of_data", None)
+            legend = ax.get_legend()
+            if kwargs is None or legend is None:
+                continue
+            points, boxes = data_extents(ax, renderer)
+            if overlaps_data(legend.get_window_extent(renderer), points, boxes, pad=1.0):
+                legend.remove()
+                place_legend(ax, **kwargs)
+                moved = True
+        if not moved:
+            return
 
 
 # ----------------------------------------------------------------------------- image gutters

@@ -21,6 +21,7 @@ CURVE_NAMES = {
     "val_loss": "validation loss",
     "reconstruction": "reconstruction error",
     "kl": "KL(q(z|x) ‖ p(z))",
+    "elbo": "ELBO",
     "sparsity_kl": "sparsity penalty Σⱼ KL(ρ ‖ ρ̂ⱼ)",
     "learning_rate": "learning rate",
     "active_units": "active latent units",
@@ -30,8 +31,13 @@ CURVE_NAMES = {
 }
 
 
-def _same_curve(a, b) -> bool:
-    return a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True))
+def _relation(a, b) -> int:
+    """+1 if curve ``b`` equals ``a`` at every epoch, −1 if it equals −a, else 0."""
+    if a.shape != b.shape:
+        return 0
+    if np.array_equal(a, b, equal_nan=True):
+        return 1
+    return -1 if np.array_equal(a, -b, equal_nan=True) else 0
 
 
 class LossCurveDisplay:
@@ -47,9 +53,10 @@ class LossCurveDisplay:
     Attributes
     ----------
     panels : list of (title, list of str)
-        One panel per distinct curve: curves equal at every epoch (the loss of a model
-        without a penalty is its reconstruction error) share one panel, titled
-        "training loss = reconstruction error"; names in words from :data:`CURVE_NAMES`.
+        One panel per distinct curve: curves equal at every epoch, or equal up to sign (the
+        loss of a model without a penalty is its reconstruction error; a VAE's loss is
+        −ELBO), share one panel, titled e.g. "training loss = reconstruction error"; names
+        in words from :data:`CURVE_NAMES`. The panel draws its first curve.
     figure_, axes_ : set by :meth:`plot`; one axes per panel.
     """
 
@@ -62,14 +69,20 @@ class LossCurveDisplay:
             if v.shape != self.epochs.shape:
                 raise ValueError(f"curve {k!r} has {v.shape[0]} points for {len(self.epochs)} epochs.")
         self.title = title
-        groups: list[list[str]] = []
+        groups: list[list[tuple[str, int]]] = []  # [(key, sign relative to the first)]
         for k, v in self.curves.items():
-            same = next((g for g in groups if _same_curve(self.curves[g[0]], v)), None)
-            if same is None:
-                groups.append([k])
+            for g in groups:
+                sign = _relation(self.curves[g[0][0]], v)
+                if sign:
+                    g.append((k, sign))
+                    break
             else:
-                same.append(k)
-        self.panels = [(" = ".join(CURVE_NAMES.get(k, k) for k in g), g) for g in groups]
+                groups.append([(k, 1)])
+        self.panels = [
+            (" = ".join(("" if sign > 0 else "−") + CURVE_NAMES.get(k, k) for k, sign in g),
+             [k for k, _ in g])
+            for g in groups
+        ]
 
     @classmethod
     def from_history(cls, history, *, keys=None, title=None):

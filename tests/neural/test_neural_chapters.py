@@ -50,7 +50,7 @@ def test_linear_ae_numbers_match_sklearn_pca(chapters, ctx):
     angle = subspace_angles(linear_ae.decoder_columns(ae), sk.components_.T).max()
     assert nums["largest principal angle (rad)"] == pytest.approx(angle, abs=1e-6)
     assert angle <= 0.05
-    assert nums["linear AE reconstruction error (−score)"] == pytest.approx(-ae.score(X))
+    assert nums["linear AE reconstruction error (sum of squares per sample)"] == pytest.approx(-ae.score(X))
     err_sk = np.mean(((sk.inverse_transform(sk.transform(X)) - X) ** 2).sum(1))
     assert nums["PCA reconstruction error (sum of squares per sample)"] == pytest.approx(err_sk, rel=1e-6)
 

@@ -87,7 +87,7 @@ def test_summary_numbers_equal_the_fitted_pca(tour, digits_X):
     n, d = X.shape
     pca = PCA(random_state=0).fit(X)  # the chapter's fit: all components, solver auto
     cum = np.cumsum(pca.explained_variance_ratio_)
-    assert numbers["n_samples"] == n and numbers["n_features"] == d
+    assert numbers["samples"] == n and numbers["features (pixels)"] == d
     assert numbers["components fitted"] == pca.n_components_ == 64
     assert numbers["solver used"] == pca.fit_svd_solver_
     assert numbers["variance explained by 10 components"] == pytest.approx(cum[9], rel=1e-12)

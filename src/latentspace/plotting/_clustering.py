@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._mpl import new_axes
+from ._mpl import new_axes, place_legend
 
 __all__ = [
     "AnnealingDisplay",
@@ -37,8 +37,14 @@ class ChooseKDisplay:
     ----------
     ylabel : str
     best_score : float
+    best_at_edge : {"smallest", "largest"} or None
+        For the criteria that are minimised ("bic", "aic", "heldout"): whether the minimum is
+        at the smallest or the largest K tried. The true minimum may then lie outside the
+        range; the plot says so.
     figure_, ax_ : set by :meth:`plot`
     """
+
+    _MINIMISED = ("bic", "aic", "heldout")
 
     _LABELS = {
         "elbow": "reconstruction error E(K)",
@@ -59,6 +65,21 @@ class ChooseKDisplay:
         self.scores_std = None if scores_std is None else np.asarray(scores_std, dtype=np.float64)
         self.ylabel = self._LABELS.get(criterion, str(criterion))
         self.best_score = float(self.scores[np.flatnonzero(self.ks == self.best_k)[0]])
+        self.best_at_edge = None
+        if criterion in self._MINIMISED and self.ks.size > 1:
+            if self.best_k == self.ks.min():
+                self.best_at_edge = "smallest"
+            elif self.best_k == self.ks.max():
+                self.best_at_edge = "largest"
+
+    @property
+    def edge_note(self) -> str | None:
+        """A sentence for captions when the minimum is at an end of the K range, else None."""
+        if self.best_at_edge is None:
+            return None
+        beyond = "smaller" if self.best_at_edge == "smallest" else "larger"
+        return (f"the minimum is at the {self.best_at_edge} K tried (K = {self.best_k}), so the "
+                f"true minimum may lie at a {beyond} K, outside the range")
 
     @classmethod
     def from_result(cls, result):
@@ -73,11 +94,17 @@ class ChooseKDisplay:
             ax.fill_between(self.ks, self.scores - self.scores_std, self.scores + self.scores_std,
                             color=color, alpha=0.2, lw=0)
         ax.axvline(self.best_k, color="C3", ls="--", lw=1)
-        ax.plot([self.best_k], [self.best_score], "o", color="C3", ms=7,
-                label=f"chosen K = {self.best_k}")
+        label = f"chosen K = {self.best_k}"
+        if self.best_at_edge is not None:
+            beyond = "smaller" if self.best_at_edge == "smallest" else "larger"
+            label += f"\n({self.best_at_edge} K tried: the true\nminimum may be at a {beyond} K)"
+        ax.plot([self.best_k], [self.best_score], "o", color="C3", ms=7, label=label)
         ax.set_xlabel("K")
         ax.set_ylabel(self.ylabel)
-        ax.legend(loc="best")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # K is a count
+        place_legend(ax)
         self.figure_, self.ax_ = fig, ax
         return self
 
@@ -113,7 +140,10 @@ class EMTraceDisplay:
             ax.plot(np.arange(len(t)), t, "o-", ms=2, color=f"C{i}", label=lab)
         ax.set_xlabel("EM iteration (0 = initial parameters)")
         ax.set_ylabel(ylabel)
-        ax.legend(loc="lower right")
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # iterations are counts
+        place_legend(ax)
         self.figure_, self.ax_ = fig, ax
         return self
 

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from ._mpl import pyplot
+from ._mpl import frame_tile, gutter_color, pyplot
 
 __all__ = ["ImageGridDisplay", "as_images"]
 
@@ -76,6 +76,9 @@ class ImageGridDisplay:
     limits : ndarray of shape (n_images, 2)
         The (vmin, vmax) each image is drawn with.
     figure_, axes_ : set by :meth:`plot`; ``axes_`` has shape ``grid_shape``.
+    gutter_color_ : str
+        Set by :meth:`plot`: the colour of the frame around each tile, one that no pixel of
+        ``cmap`` takes, so that tiles never merge with the background between them.
     """
 
     def __init__(self, images, *, titles=None, n_cols=8, cmap="gray", symmetric=False,
@@ -184,6 +187,7 @@ class ImageGridDisplay:
                                      layout="constrained")
         axes = np.asarray(axes, dtype=object)
         flat = axes.ravel()
+        gutter = gutter_color(self.cmap)
         if flat.size < len(self.images):
             raise ValueError(f"need {len(self.images)} axes, got {flat.size}.")
         for i, ax in enumerate(flat):
@@ -192,11 +196,11 @@ class ImageGridDisplay:
                 continue
             lo, hi = self.limits[i]
             ax.imshow(self.images[i], cmap=self.cmap, vmin=lo, vmax=hi, interpolation="nearest")
-            _hide_frame(ax)
+            frame_tile(ax, gutter)
             if self.titles is not None:
                 ax.set_title(self.titles[i], fontsize=8)
         fig = flat[0].figure
         if self.title:
             fig.suptitle(self.title)
-        self.figure_, self.axes_ = fig, axes
+        self.figure_, self.axes_, self.gutter_color_ = fig, axes, gutter
         return self

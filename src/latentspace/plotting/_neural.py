@@ -9,12 +9,35 @@ from __future__ import annotations
 import numpy as np
 
 from ._images import ImageGridDisplay, _hide_frame, as_images
-from ._mpl import pyplot
+from ._mpl import gutter_color, place_legend, pyplot
 
 __all__ = ["LossCurveDisplay", "LatentGridDisplay", "MeanActivationDisplay", "SampleGridDisplay"]
 
 # history keys that are bookkeeping, not curves
-_NOT_CURVES = {"epoch", "n_skipped", "seconds"}
+_NOT_CURVES = {"epoch", "n_skipped", "seconds", "restored_epoch"}
+# what the history's keys measure, in words (a key not listed is shown as it is)
+CURVE_NAMES = {
+    "loss": "training loss",
+    "val_loss": "validation loss",
+    "reconstruction": "reconstruction error",
+    "kl": "KL(q(z|x) ‖ p(z))",
+    "elbo": "ELBO",
+    "sparsity_kl": "sparsity penalty Σⱼ KL(ρ ‖ ρ̂ⱼ)",
+    "learning_rate": "learning rate",
+    "active_units": "active latent units",
+    "loss_d": "discriminator loss",
+    "loss_g": "generator loss",
+    "modes_covered": "modes covered",
+}
+
+
+def _relation(a, b) -> int:
+    """+1 if curve ``b`` equals ``a`` at every epoch, −1 if it equals −a, else 0."""
+    if a.shape != b.shape:
+        return 0
+    if np.array_equal(a, b, equal_nan=True):
+        return 1
+    return -1 if np.array_equal(a, -b, equal_nan=True) else 0
 
 
 class LossCurveDisplay:
@@ -29,7 +52,12 @@ class LossCurveDisplay:
 
     Attributes
     ----------
-    figure_, axes_ : set by :meth:`plot`; one axes per curve.
+    panels : list of (title, list of str)
+        One panel per distinct curve: curves equal at every epoch, or equal up to sign (the
+        loss of a model without a penalty is its reconstruction error; a VAE's loss is
+        −ELBO), share one panel, titled e.g. "training loss = reconstruction error"; names
+        in words from :data:`CURVE_NAMES`. The panel draws its first curve.
+    figure_, axes_ : set by :meth:`plot`; one axes per panel.
     """
 
     def __init__(self, epochs, curves, *, title=None):
@@ -41,6 +69,20 @@ class LossCurveDisplay:
             if v.shape != self.epochs.shape:
                 raise ValueError(f"curve {k!r} has {v.shape[0]} points for {len(self.epochs)} epochs.")
         self.title = title
+        groups: list[list[tuple[str, int]]] = []  # [(key, sign relative to the first)]
+        for k, v in self.curves.items():
+            for g in groups:
+                sign = _relation(self.curves[g[0][0]], v)
+                if sign:
+                    g.append((k, sign))
+                    break
+            else:
+                groups.append([(k, 1)])
+        self.panels = [
+            (" = ".join(("" if sign > 0 else "−") + CURVE_NAMES.get(k, k) for k, sign in g),
+             [k for k, _ in g])
+            for g in groups
+        ]
 
     @classmethod
     def from_history(cls, history, *, keys=None, title=None):
@@ -74,8 +116,8 @@ class LossCurveDisplay:
         return cls.from_history(history, keys=keys, title=title)
 
     def plot(self, *, axes=None, figsize=None):
-        """Draw one line plot per curve against the epoch; returns self."""
-        n = len(self.curves)
+        """Draw one line plot per distinct curve against the epoch; returns self."""
+        n = len(self.panels)
         if axes is None:
             plt = pyplot()
             n_cols = min(n, 3)
@@ -84,7 +126,8 @@ class LossCurveDisplay:
                                      squeeze=False, layout="constrained")
         axes = np.asarray(axes, dtype=object)
         flat = axes.ravel()
-        for ax, (name, values) in zip(flat, self.curves.items()):
+        for ax, (name, keys) in zip(flat, self.panels):
+            values = self.curves[keys[0]]
             ax.plot(self.epochs, values, marker="." if len(values) < 30 else None)
             ax.set_title(name, fontsize=9)
             ax.set_xlabel("epoch")
@@ -107,21 +150,39 @@ class LatentGridDisplay:
     z1, z2 : ndarray of shape (n,)
         Grid coordinates along the two latent axes.
 
+    gutter : int, optional
+        Pixels of gutter around every tile; by default ``max(1, round(min(h, w) / 8))``.
+        Without gutters, neighbouring decoded images fuse into stripes.
+
     Attributes
     ----------
     mosaic : ndarray of shape (n * height, n * width)
-        The tiled picture ``plot`` shows (first row at the top = largest z2).
-    figure_, ax_ : set by :meth:`plot`.
+        The tiles side by side (first row at the top = largest z2).
+    padded_mosaic : ndarray of shape (n * (height + g) + g, n * (width + g) + g)
+        What ``plot`` shows: the tiles with NaN gutters of ``g = gutter`` pixels, drawn in a
+        colour that no image pixel takes (``gutter_color_``).
+    figure_, ax_, gutter_color_ : set by :meth:`plot`.
     """
 
-    def __init__(self, images, z1, z2, *, title=None):
+    def __init__(self, images, z1, z2, *, title=None, gutter=None):
         images = np.asarray(images, dtype=np.float64)
         if images.ndim != 4 or images.shape[0] != len(z2) or images.shape[1] != len(z1):
             raise ValueError(f"images must have shape (len(z2), len(z1), h, w), got {images.shape}.")
         self.images, self.z1, self.z2 = images, np.asarray(z1, float), np.asarray(z2, float)
         self.title = title
+        n2, n1, h, w = images.shape
+        g = max(1, round(min(h, w) / 8)) if gutter is None else int(gutter)
+        if g < 0:
+            raise ValueError(f"gutter={gutter} must be a number of pixels >= 0.")
+        self.gutter = g
         rows = images[::-1]  # largest z2 on top, as on a plot's y axis
         self.mosaic = np.concatenate([np.concatenate(list(r), axis=1) for r in rows], axis=0)
+        padded = np.full((n2 * (h + g) + g, n1 * (w + g) + g), np.nan)
+        for i in range(n2):
+            for j in range(n1):
+                y0, x0 = g + i * (h + g), g + j * (w + g)
+                padded[y0:y0 + h, x0:x0 + w] = rows[i, j]
+        self.padded_mosaic = padded
 
     @classmethod
     def from_estimator(cls, estimator, image_shape, *, n=15, X=None, quantiles=(0.05, 0.95),
@@ -161,18 +222,27 @@ class LatentGridDisplay:
         if ax is None:
             plt = pyplot()
             fig, ax = plt.subplots(figsize=figsize, layout="constrained")
+        import matplotlib
+
         n2, n1, h, w = self.images.shape
-        ax.imshow(self.mosaic, cmap=cmap, interpolation="nearest")
+        g = self.gutter
+        cm = matplotlib.colormaps[cmap].with_extremes(bad=gutter_color(cmap))
+        finite = self.images[np.isfinite(self.images)]
+        ax.imshow(np.ma.masked_invalid(self.padded_mosaic), cmap=cm, interpolation="nearest",
+                  vmin=finite.min() if finite.size else 0.0,
+                  vmax=finite.max() if finite.size else 1.0)
         _hide_frame(ax)
         ticks = [0, n1 // 2, n1 - 1]
         fmt = lambda v: f"{0.0 if abs(v) < 1e-9 else v:.2g}"  # noqa: E731 (no "-1.4e-16" for 0)
-        ax.set_xticks([t * w + w / 2 for t in ticks], [fmt(self.z1[t]) for t in ticks])
-        ax.set_yticks([t * h + h / 2 for t in ticks], [fmt(self.z2[::-1][t]) for t in ticks])
+        centre = lambda t, size: g + t * (size + g) + size / 2 - 0.5  # noqa: E731 (pixel centres)
+        ax.set_xticks([centre(t, w) for t in ticks], [fmt(self.z1[t]) for t in ticks])
+        ax.set_yticks([centre(t, h) for t in [0, n2 // 2, n2 - 1]],
+                      [fmt(self.z2[::-1][t]) for t in [0, n2 // 2, n2 - 1]])
         ax.set_xlabel("latent 1")
         ax.set_ylabel("latent 2")
         if self.title:
             ax.set_title(self.title)
-        self.figure_, self.ax_ = ax.figure, ax
+        self.figure_, self.ax_, self.gutter_color_ = ax.figure, ax, gutter_color(cmap)
         return self
 
 
@@ -231,8 +301,8 @@ class MeanActivationDisplay:
             ax.axhline(self.target, color="tab:red", ls="--", label=f"target ρ = {self.target:g}")
         ax.set_xlabel("code unit j")
         ax.set_ylabel("mean activation")
-        ax.legend(fontsize=8)
         if self.title:
             ax.set_title(self.title)
+        place_legend(ax, fontsize=8)
         self.figure_, self.ax_ = ax.figure, ax
         return self

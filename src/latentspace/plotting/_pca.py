@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._images import _hide_frame, as_images
-from ._mpl import new_axes, pyplot
+from ._images import as_images
+from ._mpl import frame_tile, gutter_color, new_axes, place_legend, pyplot
 
 __all__ = [
     "ExplainedVarianceDisplay",
@@ -97,7 +97,7 @@ class ExplainedVarianceDisplay:
         ax.set_xlim(0.5, k.size + 0.5)
         if self.estimator_name:
             ax.set_title(f"{self.estimator_name}: explained variance")
-        ax.legend(loc="center right")
+        place_legend(ax)
         self.figure_, self.ax_ = fig, ax
         return self
 
@@ -145,7 +145,11 @@ class ReconstructionDisplay:
     Attributes
     ----------
     grid_shape : tuple (1 + n_k, n_images)
-    figure_, axes_ : set by :meth:`plot`.
+    limits : tuple (vmin, vmax)
+        The grey scale of every row: the range of the originals (the data). A reconstruction
+        overshooting it saturates instead of stretching the scale, which would wash out the
+        originals.
+    figure_, axes_, gutter_color_ : set by :meth:`plot`.
     """
 
     def __init__(self, originals, reconstructions, ks, *, mse=None, mse_n_samples=None,
@@ -165,6 +169,8 @@ class ReconstructionDisplay:
         self.mse_n_samples = mse_n_samples
         self.cmap = cmap
         self.grid_shape = (1 + len(ks), len(originals))
+        lo, hi = float(originals.min()), float(originals.max())
+        self.limits = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)  # constant images
 
     @classmethod
     def from_estimator(cls, estimator, X, *, image_shape, ks=(5, 10, 20, 50, 150),
@@ -232,9 +238,10 @@ class ReconstructionDisplay:
             fig, axes = plt.subplots(n_rows, n_cols, figsize=figsize, squeeze=False,
                                      layout="constrained")
         axes = np.asarray(axes, dtype=object).reshape(n_rows, n_cols)
-        # one grey scale for the whole grid, so that a washed-out reconstruction shows as such
-        lo = min(self.originals.min(), self.reconstructions.min())
-        hi = max(self.originals.max(), self.reconstructions.max())
+        # one grey scale, the data's, for the whole grid: a blurred reconstruction shows as
+        # such, and the originals keep their contrast
+        lo, hi = self.limits
+        gutter = gutter_color(self.cmap)
         rows = [self.originals, *self.reconstructions]
         labels = ["original"] + [
             f"k = {k}" + ("" if self.mse is None else f"\nMSE {self.mse[i]:.2g}")
@@ -244,9 +251,9 @@ class ReconstructionDisplay:
             for c in range(n_cols):
                 ax = axes[r, c]
                 ax.imshow(rows[r][c], cmap=self.cmap, vmin=lo, vmax=hi, interpolation="nearest")
-                _hide_frame(ax)
+                frame_tile(ax, gutter)
             axes[r, 0].set_ylabel(labels[r], rotation=0, ha="right", va="center", fontsize=9)
-        self.figure_, self.axes_ = axes[0, 0].figure, axes
+        self.figure_, self.axes_, self.gutter_color_ = axes[0, 0].figure, axes, gutter
         return self
 
 
@@ -331,8 +338,6 @@ class ProjectionDisplay:
                     name = self.label_names[int(c)]
                 ax.scatter(self.Z[m, 0], self.Z[m, 1], s=s, alpha=alpha, lw=0,
                            color=cmap(i % cmap.N), label=str(name))
-            ax.legend(markerscale=max(1.0, 20 / s) ** 0.5, fontsize=8, loc="best",
-                      ncols=2 if classes.size > 10 else 1)
         else:
             sc = ax.scatter(self.Z[:, 0], self.Z[:, 1], c=self.labels, s=s, alpha=alpha, lw=0,
                             cmap="viridis")
@@ -341,6 +346,9 @@ class ProjectionDisplay:
         ax.set_ylabel(self.ylabel)
         if self.title:
             ax.set_title(self.title)
+        if self.categorical:
+            place_legend(ax, markerscale=max(1.0, 20 / s) ** 0.5, fontsize=8,
+                         ncols=2 if np.unique(self.labels).size > 10 else 1)
         self.figure_, self.ax_ = fig, ax
         return self
 

@@ -60,7 +60,8 @@ def run(ctx: TourContext) -> Chapter:
         "held-out error of the noisy input itself": float(np.mean(((noisy - test) ** 2).sum(1))),
         "plain AE: error of g(f(x̃)) against clean x": err(plain),
         "denoising AE: error of g(f(x̃)) against clean x": err(dae),
-        "plain AE: error on clean held-out input (−score)": -float(plain.score(test)),
+        "plain AE: error on clean held-out input (sum of squares per sample)":
+            -float(plain.score(test)),
         "plain / denoising AE: training stopped by": f"{plain.stop_reason_} / {dae.stop_reason_}",
     }
 

@@ -46,13 +46,26 @@ def training_rows(ctx: TourContext) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def loss_figure(est, what: str) -> Figure:
-    """The training curves of a neural estimator, from its ``history_``."""
+    """The training curves of a neural estimator, one value per epoch of its training record."""
     disp = LossCurveDisplay.from_estimator(est)
+    titles = [title for title, _ in disp.panels]
+    shared = [title for title, keys in disp.panels if len(keys) > 1]
+    rate = disp.curves.get("learning_rate", np.zeros(1))
+    n_lowered = int(np.sum(np.diff(rate[np.isfinite(rate)]) < 0))
     return Figure(
         disp.plot().figure_,
-        caption=f"Training curves of the {what}, one value per epoch from history_ "
-                f"({len(est.history_)} epochs).",
-        alt=f"Line plots of {', '.join(disp.curves)} against the epoch for the {what}.",
+        caption=(
+            f"Training of the {what}, one value per epoch over its {len(est.history_)} epochs: "
+            + "; ".join(titles) + "."
+            + (f" Quantities equal (or opposite) at every epoch share one panel: "
+               f"{'; '.join(shared)}." if shared else "")
+            + (" The loss is the reconstruction error alone: this model has no penalty term."
+               if any({"loss", "reconstruction"} <= set(keys) for _, keys in disp.panels)
+               else "")
+            + (f" The learning rate was lowered {n_lowered} time(s), each when the loss had "
+               "stopped improving." if n_lowered else "")
+        ),
+        alt=f"Line plots of {', '.join(titles)} against the epoch for the {what}.",
     )
 
 
@@ -83,7 +96,7 @@ def run(ctx: TourContext) -> Chapter:
         "largest principal angle (rad)": float(angles.max()),
         "principal angles (rad)": [float(a) for a in np.sort(angles)],
         "PCA reconstruction error (sum of squares per sample)": err_pca,
-        "linear AE reconstruction error (−score)": err_ae,
+        "linear AE reconstruction error (sum of squares per sample)": err_ae,
         "AE error / PCA error": err_ae / err_pca,
         "epochs": int(ae.n_iter_),
         "training stopped by": ae.stop_reason_,

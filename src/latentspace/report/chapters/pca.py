@@ -71,8 +71,8 @@ def run(ctx: TourContext) -> Chapter:
             f"faces rebuilt from their {n}×{pca.n_components_} projections."
         )
     figures, numbers = [], {
-        "n_samples": int(pca.n_samples_),
-        "n_features": int(pca.n_features_in_),
+        "samples": int(pca.n_samples_),
+        "features (pixels)": int(pca.n_features_in_),
         "components fitted": int(pca.n_components_),
         "solver used": str(pca.fit_svd_solver_),
     }
@@ -120,12 +120,13 @@ def run(ctx: TourContext) -> Chapter:
     )
     for k, mse in zip(rec.ks, rec.mse):
         numbers[f"reconstruction MSE (k={k})"] = float(mse)
-    numbers["reconstruction MSE averaged over samples"] = int(rec.mse_n_samples)
+    numbers["samples the reconstruction MSE is averaged over (count)"] = int(rec.mse_n_samples)
     figures.append(Figure(
         rec.plot().figure_,
         caption=(
             "Originals (top row) and their reconstructions from the first k components, "
-            f"k = {', '.join(map(str, rec.ks))}; the mean squared error per pixel is over "
+            f"k = {', '.join(map(str, rec.ks))}, all on the originals' grey scale (darker or "
+            "lighter than the data saturates); the mean squared error per pixel is over "
             + ("the whole dataset." if rec.mse_n_samples == n
                else f"a random {rec.mse_n_samples} of the {n} samples.")
         ),

@@ -257,3 +257,29 @@ def test_convolutional_vae_on_28x28_images():
     assert vae.transform(X).shape == (30, 3) and vae.sample(2).shape == (2, 784)
     assert np.all(np.isfinite(vae.score_samples(X[:4], n_importance=3)))
     assert isinstance(vae.network_.decoder[3], torch.nn.ConvTranspose2d)
+
+
+def test_the_network_is_a_vae_module_with_its_own_elbo_parts():
+    """The model's pieces are the module's own methods (encode, reparameterize, decode, KL),
+    each against an independent computation."""
+    from torch.distributions import Normal, kl_divergence
+
+    from latentspace.neural._vae_module import VAEModule
+
+    X = np.random.default_rng(0).uniform(size=(64, 6)).astype(np.float32)
+    vae = VAE(3, hidden_sizes=(8,), max_epochs=2, random_state=0).fit(X)
+    net = vae.network_
+    assert isinstance(net, VAEModule)
+    x = torch.as_tensor(X[:10])
+    with torch.no_grad():
+        mu, log_var = net.encode(x)
+        np.testing.assert_allclose(mu.numpy(), vae.transform(X[:10]), rtol=1e-6, atol=1e-7)
+        q = Normal(mu.double(), torch.exp(0.5 * log_var.double()))
+        p = Normal(torch.zeros_like(q.loc), torch.ones_like(q.scale))
+        np.testing.assert_allclose(net.kl(mu.double(), log_var.double()).numpy(),
+                                   kl_divergence(q, p).sum(-1).numpy(), rtol=1e-12)
+        eps = torch.randn(mu.shape, generator=torch.Generator().manual_seed(1))
+        z = net.reparameterize(mu, log_var, eps)
+        np.testing.assert_allclose(z.numpy(), (mu + log_var.mul(0.5).exp() * eps).numpy())
+        np.testing.assert_allclose(net.mean(z).numpy(), vae.inverse_transform(z.numpy()),
+                                   rtol=1e-6, atol=1e-7)

@@ -1,17 +1,11 @@
 """The variational autoencoder (Kingma & Welling, 2014) and its importance-weighted bound.
 
-Encoder q(z|x) = N(μ(x), diag σ²(x)), prior p(z) = N(0, I), decoder p(x|z) Bernoulli (from
-logits) or Gaussian (mean from the network; variance shared, per feature, or fixed). Training
-maximises the evidence lower bound, averaged over the batch,
-
-    ELBO(x) = E_q[log p(x|z)] - KL(q(z|x) ‖ p(z))                         (K&W eq. 3)
-
-with one reparameterised sample z = μ + σ ⊙ ε, ε ~ N(0, I) (eq. 4) and the KL in closed form,
-KL = ½ Σ_j (μ_j² + σ_j² - 1 - log σ_j²) (K&W appendix B). ``beta`` weights the KL (β-VAE).
-
-``score_samples(X, n_importance=K)`` is Burda et al.'s (2016) bound
-log p(x) ≥ log (1/K) Σ_k p(x, z_k) / q(z_k|x), z_k ~ q(z|x), computed with logsumexp in
-blocks of samples; it rises with K towards log p(x).
+The model itself — encode, reparameterize, decode, the ELBO's parts and the bound — is the
+``nn.Module`` :class:`~latentspace.neural._vae_module.VAEModule`; this estimator keeps the
+scikit-learn plumbing: parameters, initialisation from the data, the training step
+(maximising the ELBO averaged over the batch, ``beta`` weighting the KL as in a β-VAE),
+monitoring and the public API. ``score_samples(X, n_importance=K)`` is Burda et al.'s (2016)
+bound, which rises with K towards log p(x).
 """
 
 from __future__ import annotations
@@ -20,17 +14,14 @@ import math
 import warnings
 
 import torch
-import torch.nn.functional as F
 from sklearn.base import TransformerMixin
 
 from .._validation import check_choice, check_float, check_int
 from . import _nets
 from ._base import _NeuralModel
+from ._vae_module import _MIN_LOG_VAR, VAEModule
 
 __all__ = ["VAE"]
-
-_LOG_2PI = math.log(2 * math.pi)
-_MIN_LOG_VAR = math.log(1e-6)  # floor of a learned decoder variance (constant features)
 _IW_ROWS = 16384  # (sample, row) pairs per decoder pass in the importance-weighted bound
 _ACTIVE_ROWS = 1000  # rows used to count active units after each epoch
 _ACTIVE_THRESHOLD = 1e-2  # Burda et al.: unit u is active if Cov_x(E_q[u]) > 1e-2
@@ -160,23 +151,19 @@ class VAE(TransformerMixin, _NeuralModel):
             check_float("decoder_variance", self.decoder_variance, low=0.0, low_open=True)
         check_float("beta", self.beta, low=0.0)
 
-    def _n_log_var(self, n_features: int) -> int:
-        if self.likelihood != "gaussian" or not isinstance(self.decoder_variance, str):
-            return 0
-        return 1 if self.decoder_variance == "shared" else n_features
-
     def _fit_data(self, X):
         data, val = super()._fit_data(X)
         if self.likelihood == "bernoulli":
             self._check_unit_interval(data, "likelihood='bernoulli'", "likelihood='gaussian'")
         return data, val
 
-    def _build_network(self, n_features: int):
-        return _nets.encoder_decoder_pair(
+    def _build_network(self, n_features: int) -> VAEModule:
+        pair = _nets.encoder_decoder_pair(
             self.network, n_features, self.latent_dim, 2 * self.latent_dim,
             self._check_sizes("hidden_sizes", self.hidden_sizes), self.activation,
-            None, self._n_log_var(n_features), rescale_output=self.likelihood == "gaussian",
         )
+        return VAEModule(pair.encoder, pair.decoder, likelihood=self.likelihood,
+                         decoder_variance=self.decoder_variance, n_features=n_features)
 
     def _tol_floor(self) -> float:
         # a log-density's offset depends on the data's units (Gaussian: −log σ per feature),
@@ -197,47 +184,11 @@ class VAE(TransformerMixin, _NeuralModel):
             head.weight[self.latent_dim:] = 0.0
             head.bias[self.latent_dim:] = _INIT_POSTERIOR_LOG_VAR
 
-    # --- the model --------------------------------------------------------------------
-    def _encode(self, net, x):
-        """-> μ, log σ², each (n, L)."""
-        mu, log_var = net.encode(x).chunk(2, dim=-1)
-        return mu, log_var
-
-    def _decoder_log_var(self, net, like: torch.Tensor) -> torch.Tensor:
-        if net.log_var is not None:
-            return net.log_var.clamp_min(_MIN_LOG_VAR)
-        return torch.full((), math.log(float(self.decoder_variance)), device=like.device,
-                          dtype=like.dtype)
-
-    def _log_px(self, net, out: torch.Tensor, x: torch.Tensor, exact: bool = True) -> torch.Tensor:
-        """log p(x|z) summed over features -> out.shape[:-1]; in float64 when ``exact``
-        (scores), else in the network's precision (training losses)."""
-        if self.likelihood == "bernoulli":
-            nll = F.binary_cross_entropy_with_logits(out, x.expand_as(out), reduction="none")
-        else:
-            log_var = self._decoder_log_var(net, out)
-            nll = 0.5 * ((x - out).square() * torch.exp(-log_var) + log_var + _LOG_2PI)
-        # summed before negating: the sign flip touches (n,) values, not (n, d)
-        return -(nll.double().sum(-1) if exact else nll.sum(-1))
-
-    @staticmethod
-    def _kl(mu, log_var) -> torch.Tensor:
-        """KL(N(μ, σ²) ‖ N(0, I)) summed over latent units -> (n,)."""
-        return 0.5 * (mu.square() + log_var.exp() - 1.0 - log_var).sum(-1)
-
-    def _elbo_parts(self, net, x, generator, exact=True):
-        mu, log_var = self._encode(net, x)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        z = mu + torch.exp(0.5 * log_var) * eps  # reparameterisation, K&W eq. 4
-        log_px = self._log_px(net, net.decode(z), x, exact)  # (n,)
-        kl = self._kl(mu, log_var)  # (n,)
-        return log_px, kl.double() if exact else kl
-
     def _train_step(self, net):
         beta = float(self.beta)
 
         def step(x, ctx):
-            log_px, kl = self._elbo_parts(net, x, ctx.generator, exact=False)
+            log_px, kl = net.elbo_parts(x, ctx.generator, exact=False)
             rec, kl_mean = -log_px.mean(), kl.mean()
             loss = rec + beta * kl_mean if beta != 1.0 else rec + kl_mean
             ctx.update(loss)
@@ -253,7 +204,7 @@ class VAE(TransformerMixin, _NeuralModel):
 
         def val(x):
             gen.manual_seed(0)
-            log_px, kl = self._elbo_parts(net, x, gen)
+            log_px, kl = net.elbo_parts(x, gen)
             return {"loss": (-log_px + beta * kl).mean(), "elbo": (log_px - kl).mean()}
 
         return val
@@ -261,7 +212,7 @@ class VAE(TransformerMixin, _NeuralModel):
     def _active_units(self, net, X) -> int:
         """Units u with Var_x(E_q[z_u|x]) > 0.01 over an evenly strided subset of rows."""
         stride = max(1, X.shape[0] // _ACTIVE_ROWS)
-        mu, _ = self._encode(net, X[::stride][:_ACTIVE_ROWS].to(torch.float32))
+        mu, _ = net.encode(X[::stride][:_ACTIVE_ROWS].to(torch.float32))
         if mu.shape[0] < 2:
             return 0
         return int((mu.double().var(0) > _ACTIVE_THRESHOLD).sum())
@@ -296,16 +247,12 @@ class VAE(TransformerMixin, _NeuralModel):
     def transform(self, X):
         """Posterior means μ(x) -> (n_samples, latent_dim)."""
         Xt, kind = self._input(X)
-        return self._out(self._infer(lambda x: self._encode(self.network_, x)[0], Xt), kind)
-
-    def _decode_mean(self, z):
-        out = self.network_.decode(z)
-        return torch.sigmoid(out) if self.likelihood == "bernoulli" else out
+        return self._out(self._infer(lambda x: self.network_.encode(x)[0], Xt), kind)
 
     def inverse_transform(self, Z):
         """Decoder means E[x|z] -> (n_samples, n_features) (probabilities for Bernoulli)."""
         Zt, kind = self._latent_input(Z)
-        return self._out(self._infer(self._decode_mean, Zt), kind)
+        return self._out(self._infer(self.network_.mean, Zt), kind)
 
     def sample(self, n_samples=1, *, random_state=None, noise=False):
         """Draw z ~ N(0, I) and decode.
@@ -328,11 +275,11 @@ class VAE(TransformerMixin, _NeuralModel):
         net = self.network_
         with torch.no_grad():
             z = torch.randn((n_samples, self.latent_dim), generator=gen, device=gen.device)
-            mean = self._decode_mean(z)
+            mean = net.mean(z)
             if noise and self.likelihood == "bernoulli":
                 mean = torch.bernoulli(mean, generator=gen)
             elif noise:
-                std = torch.exp(0.5 * self._decoder_log_var(net, mean))
+                std = torch.exp(0.5 * net.decoder_log_var(mean))
                 mean = mean + std * torch.randn(mean.shape, generator=gen, device=mean.device)
         return mean.cpu().numpy()
 
@@ -361,34 +308,10 @@ class VAE(TransformerMixin, _NeuralModel):
             if n_importance is None:
                 blocks = []
                 for i in range(0, x32.shape[0], _IW_ROWS):
-                    log_px, kl = self._elbo_parts(net, x32[i : i + _IW_ROWS], gen)
+                    log_px, kl = net.elbo_parts(x32[i : i + _IW_ROWS], gen)
                     blocks.append(log_px - kl)
                 out = torch.cat(blocks)
             else:
                 n_importance = check_int("n_importance", n_importance, low=1)
-                out = self._iw_bound(net, x32, n_importance, gen)
+                out = net.iw_bound(x32, n_importance, gen, pairs=_IW_ROWS)
         return self._out(out, kind)
-
-    def _iw_bound(self, net, x, K: int, gen) -> torch.Tensor:
-        """Importance-weighted bound for each row of ``x`` -> (n,) float64."""
-        n = x.shape[0]
-        rows = max(1, min(n, _IW_ROWS // K))  # data rows per block
-        k_chunk = max(1, min(K, _IW_ROWS // rows))  # importance samples per decoder pass
-        result = torch.empty(n, dtype=torch.float64, device=x.device)
-        for i in range(0, n, rows):
-            xb = x[i : i + rows]  # (b, d)
-            mu, log_var = self._encode(net, xb)  # (b, L)
-            std = torch.exp(0.5 * log_var)
-            acc = torch.full((xb.shape[0],), -math.inf, dtype=torch.float64, device=x.device)
-            for k0 in range(0, K, k_chunk):
-                k = min(k_chunk, K - k0)
-                eps = torch.randn((k, *mu.shape), generator=gen, device=mu.device, dtype=mu.dtype)
-                z = mu + std * eps  # (k, b, L)
-                out = net.decode(z.reshape(-1, z.shape[-1])).reshape(k, xb.shape[0], -1)
-                log_px = self._log_px(net, out, xb)  # (k, b)
-                log_pz = -0.5 * (z.square() + _LOG_2PI).double().sum(-1)
-                log_qz = -0.5 * (eps.square() + log_var + _LOG_2PI).double().sum(-1)
-                log_w = log_px + log_pz - log_qz  # (k, b)
-                acc = torch.logaddexp(acc, torch.logsumexp(log_w, dim=0))
-            result[i : i + rows] = acc - math.log(K)
-        return result

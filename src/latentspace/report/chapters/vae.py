@@ -33,13 +33,10 @@ _FORMULA = (
 
 
 def run(ctx: TourContext) -> Chapter:
-    X, y = training_rows(ctx)
-    rng = np.random.RandomState(ctx.random_state)
-    order = rng.permutation(len(X))
-    n_test = max(1, len(X) // 10)
-    train, test = X[order[n_test:]], X[order[:n_test]]
-    y_train = None if y is None else y[order[n_test:]]
-    d = X.shape[1]
+    split = ctx.holdout()  # the scoreboard's split: fitted on train, scored on test
+    train, test, y = split.train, split.test, split.y_train
+    y_train = y
+    d = train.shape[1]
     hidden = (min(400, 4 * d),)
     K = 20 if ctx.quick else 200
 

@@ -371,6 +371,7 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
                 "numbers": c.numbers,
                 "seconds": c.seconds,
                 "figures": [{"caption": cap, "alt": alt} for _, cap, alt in c.figures],
+                **({"tables": c.tables} if c.tables else {}),
             }
             for c in rendered
         },

@@ -39,7 +39,7 @@ MAX_K = 10  # mixture components: one per class up to this many; this many witho
 PR_K = 3  # the k of the k-NN balls (Kynkäänniemi et al.)
 CLASSIFIER_ROWS = 10000  # the feature classifier trains on at most this many non-held-out rows
 CLASSIFIER_HIDDEN = (256, 64)  # its hidden layers; features = the last one
-CLASSIFIER_STEPS = (1500, 600)  # Adam steps (full, quick)
+CLASSIFIER_STEPS = (1000, 500)  # Adam steps (full, quick)
 FEATURE_PCS = 32  # unlabelled data: whitened principal coordinates used as features
 SAMPLES_SHOWN = 10  # samples of each row in the figure
 IW_SAMPLES = (200, 20)  # importance samples of the VAE's bound (full, quick), as in its chapter
@@ -251,7 +251,7 @@ class FeatureClassifier:
         Width of the feature space.
     """
 
-    def __init__(self, hidden=CLASSIFIER_HIDDEN, *, n_steps=1500, random_state=0):
+    def __init__(self, hidden=CLASSIFIER_HIDDEN, *, n_steps=1000, random_state=0):
         self.hidden = hidden
         self.n_steps = n_steps
         self.random_state = random_state

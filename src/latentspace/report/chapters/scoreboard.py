@@ -387,14 +387,20 @@ def _difference_se(col: str, row: dict, real: dict, n_samples: int, n_test: int)
     return None
 
 
+_OTHER = {"precision": "recall", "recall": "precision"}
+
+
 def sanity_failures(rows: dict, n_samples: int, n_test: int) -> list[dict]:
     """Sample-based columns on which a model's row beats the real held-out rows.
 
     Each is classified: ``"sampling error"`` (the gap is below twice the standard error of
-    the difference), ``"precision without recall"`` (ahead on precision while its recall is
-    below the real rows' by more than twice that standard error: the known blind spot of
-    precision, which rewards typical, low-diversity samples) or ``"unexplained"``. Fréchet
-    distance and classes found have no standard error here: any lead there is unexplained.
+    the difference); ``"precision without recall"`` (ahead on precision while behind on
+    recall by more than twice its standard error: precision's known blind spot, it rewards
+    typical, low-diversity samples) or ``"recall without precision"`` (the mirror image:
+    spread-out, unrealistic samples inflate the k-NN balls of the model's manifold, which
+    then swallow real rows — Naeem et al., 2020); or ``"unexplained"``, the mark of a bug such
+    as a model that saw the test rows. Fréchet distance and classes found have no standard
+    error here: any lead there is unexplained.
 
     Returns
     -------
@@ -415,9 +421,9 @@ def sanity_failures(rows: dict, n_samples: int, n_test: int) -> list[dict]:
             se = _difference_se(col, row, real, n_samples, n_test)
             if se is not None and gap <= 2 * se:
                 kind = "sampling error"
-            elif col == "precision" and real["recall"] - row["recall"] > 2 * _difference_se(
-                    "recall", row, real, n_samples, n_test):
-                kind = "precision without recall"
+            elif col in _OTHER and real[_OTHER[col]] - row[_OTHER[col]] > 2 * _difference_se(
+                    _OTHER[col], row, real, n_samples, n_test):
+                kind = f"{col} without {_OTHER[col]}"
             else:
                 kind = "unexplained"
             out.append({"model": key, "column": col, "value": v, "real": real[col], "se": se,
@@ -440,6 +446,11 @@ def sanity_text(failures: list[dict], rows: dict) -> str:
             what += (f", but its recall is {rows[f['model']]['recall']:.3g} against the real "
                      f"rows' {rows['real']['recall']:.3g}: precision rewards typical, "
                      "low-diversity samples, and this model's are")
+        elif f["kind"] == "recall without precision":
+            what += (f", but its precision is {rows[f['model']]['precision']:.3g} against the "
+                     f"real rows' {rows['real']['precision']:.3g}: spread-out, unrealistic "
+                     "samples inflate the k-NN balls around them, and the balls swallow real "
+                     "rows")
         else:
             what += ", beyond sampling error and with no known blind spot of the column to "
             what += "blame"

@@ -47,7 +47,7 @@ EXPECTED_SECONDS = {
     "autoencoders": (8.0, 1.0),
     "vae": (4.5, 1.5),
     "gan": (23.9, 3.7),
-    "scoreboard": (6.0, 3.0),
+    "scoreboard": (2.6, 2.0),
 }
 _UNKNOWN_CHAPTER_SECONDS = (10.0, 2.0)
 

@@ -479,14 +479,15 @@ def reading_text(rows: dict, labelled: bool) -> str:
         "Bernoulli decoder on grey levels: neither is on the densities' scale. The sample-based "
         "columns compare every row, the real one included, because they only look at samples: "
         f"Parzen log-likelihood (higher is better; best model {best('parzen')}), Fréchet "
-        f"distance in the classifier's feature space (lower is better; best "
+        f"distance in the feature space (lower is better; best "
         f"{best('frechet', higher=False)}), precision (are samples realistic? best "
         f"{best('precision')}) and recall (is the data covered? best {best('recall')})"
         + (", and the classes a classifier finds among the samples. The largest class's share "
            "is not ranked — a share below the real rows' is no better — but a share far above "
            "it flags mode collapse." if labelled else ".")
         + " Precision and recall must be read together: blurry or collapsed samples can be "
-        "precise without covering the data. The sample-based numbers are noisy estimates "
+        "precise without covering the data, and noisy ones can cover it without looking real. "
+        "The sample-based numbers are noisy estimates "
         "(Parzen gives its standard error) and depend on the number of samples, which is the "
         "same for every row."
     )

@@ -7,6 +7,11 @@
   (Theis et al., 2016), kept because it is the number the GAN paper reports.
 - :func:`make_ring_of_gaussians` and :func:`mode_coverage`: the 8-Gaussians ring of the
   mode-collapse literature (e.g. Metz et al., 2017) and how many of its modes samples reach.
+- :func:`frechet_distance` (and :func:`gaussian_frechet_distance` on moments): the Fréchet
+  distance between Gaussians fitted to two feature sets (Heusel et al., 2017, the "FID" when
+  the features are Inception's); :func:`precision_recall`: the k-NN manifold precision and
+  recall of Kynkäänniemi et al. (2019); :func:`class_coverage`: how many classes a
+  classifier finds among samples, and how unevenly.
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
 
 __all__ = [
+    "class_coverage",
+    "frechet_distance",
+    "gaussian_frechet_distance",
     "make_ring_of_gaussians",
     "mode_coverage",
     "parzen_log_likelihood",
     "parzen_window_score",
+    "precision_recall",
     "ring_modes",
 ]
 
@@ -176,4 +185,199 @@ def mode_coverage(samples, modes, std, *, n_std=3.0, min_fraction=0.01) -> dict:
         "n_modes": len(M),
         "high_quality": float(good.mean()),
         "counts": counts,
+    }
+
+
+# ----------------------------------------------------------------------------- feature-space scores
+def _features(a, name: str) -> np.ndarray:
+    """A 2-D float64 feature array (rows are samples) from an array or tensor."""
+    if isinstance(a, torch.Tensor):
+        a = a.detach().cpu().numpy()
+    return check_array(a, dtype=np.float64, input_name=name)
+
+
+def _same_width(A: np.ndarray, B: np.ndarray, a: str, b: str) -> None:
+    if A.shape[1] != B.shape[1]:
+        raise ValueError(
+            f"{a} has {A.shape[1]} features but {b} has {B.shape[1]}; both must come from the "
+            "same feature map."
+        )
+
+
+def _sym_sqrt(S: np.ndarray) -> np.ndarray:
+    """Square root of a symmetric positive semi-definite matrix, (d, d) -> (d, d).
+
+    From ``eigh`` of the symmetrised matrix; eigenvalues below 0 (round-off of a PSD matrix)
+    are set to 0.
+    """
+    w, V = np.linalg.eigh(0.5 * (S + S.T))
+    return (V * np.sqrt(np.clip(w, 0.0, None))) @ V.T
+
+
+def gaussian_frechet_distance(mean_a, cov_a, mean_b, cov_b) -> float:
+    """Squared Fréchet (2-Wasserstein) distance between N(μa, Σa) and N(μb, Σb).
+
+    d² = ‖μa − μb‖² + tr(Σa + Σb − 2 (Σa Σb)^½)
+
+    ``tr (Σa Σb)^½`` is computed as ``tr (Σa^½ Σb Σa^½)^½`` — the two matrices are similar, and
+    the second is symmetric, so both square roots come from symmetric eigen-decompositions
+    (no complex round-off as with a general ``sqrtm``); tiny negative eigenvalues are set to 0.
+
+    Parameters
+    ----------
+    mean_a, mean_b : array-like of shape (d,)
+    cov_a, cov_b : array-like of shape (d, d)
+        Symmetric positive semi-definite covariance matrices.
+
+    Returns
+    -------
+    float
+        d² ≥ 0, in squared feature units (negative round-off is returned as 0).
+    """
+    ma, mb = (np.atleast_1d(np.asarray(m, dtype=np.float64)) for m in (mean_a, mean_b))
+    Ca, Cb = (np.atleast_2d(np.asarray(c, dtype=np.float64)) for c in (cov_a, cov_b))
+    d = ma.shape[0]
+    if ma.ndim != 1 or mb.shape != (d,) or Ca.shape != (d, d) or Cb.shape != (d, d):
+        raise ValueError(
+            f"means must have shape (d,) and covariances (d, d) with one d; got means "
+            f"{ma.shape}, {mb.shape} and covariances {Ca.shape}, {Cb.shape}."
+        )
+    for name, arr in (("mean_a", ma), ("mean_b", mb), ("cov_a", Ca), ("cov_b", Cb)):
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} contains NaN or infinity; moments must be finite.")
+    Sa = _sym_sqrt(Ca)
+    M = Sa @ Cb @ Sa  # (d, d), symmetric PSD, similar to Σa Σb
+    tr_sqrt = float(np.sqrt(np.clip(np.linalg.eigvalsh(0.5 * (M + M.T)), 0.0, None)).sum())
+    diff = ma - mb
+    d2 = float(diff @ diff) + float(np.trace(Ca) + np.trace(Cb)) - 2.0 * tr_sqrt
+    return max(d2, 0.0)
+
+
+def frechet_distance(features_a, features_b) -> float:
+    """Fréchet distance between Gaussians fitted to two sets of feature vectors.
+
+    The sample means and covariances (``ddof=1``) of each set go through
+    :func:`gaussian_frechet_distance`. With Inception features this is the FID of Heusel et
+    al. (2017); any fixed feature map works, and only distances computed in the same map and
+    from the same numbers of rows are comparable (the estimate is biased upwards, the more so
+    the fewer rows).
+
+    Parameters
+    ----------
+    features_a : array-like of shape (n_a, d)
+    features_b : array-like of shape (n_b, d)
+        n_a, n_b ≥ 2.
+
+    Returns
+    -------
+    float
+        ‖μa − μb‖² + tr(Σa + Σb − 2 (Σa Σb)^½) ≥ 0.
+    """
+    A, B = _features(features_a, "features_a"), _features(features_b, "features_b")
+    _same_width(A, B, "features_a", "features_b")
+    for name, F in (("features_a", A), ("features_b", B)):
+        if F.shape[0] < 2:
+            raise ValueError(
+                f"{name} has {F.shape[0]} row(s); a covariance needs at least 2 rows."
+            )
+    cov = lambda F: np.atleast_2d(np.cov(F, rowvar=False))  # noqa: E731  (d, d)
+    return gaussian_frechet_distance(A.mean(0), cov(A), B.mean(0), cov(B))
+
+
+def _kth_neighbour_radii(F: np.ndarray, k: int, batch_size: int) -> torch.Tensor:
+    """Distance of each row of ``F`` to its k-th nearest other row -> (n,) float64."""
+    Ft = torch.from_numpy(F)
+    radii = torch.empty(F.shape[0], dtype=torch.float64)
+    for rows, d2 in _squared_distances(Ft, Ft, batch_size):
+        # the row itself is at distance 0 and comes first: the k-th other row is index k
+        radii[rows] = d2.kthvalue(k + 1, dim=1).values.sqrt()
+    return radii
+
+
+def _inside_share(centres: np.ndarray, radii: torch.Tensor, queries: np.ndarray,
+                  batch_size: int) -> float:
+    """Share of ``queries`` within ``radii[i]`` of at least one ``centres[i]``."""
+    C, Q = torch.from_numpy(centres), torch.from_numpy(queries)
+    inside = 0
+    for _, d2 in _squared_distances(Q, C, batch_size):
+        inside += int((d2.sqrt() <= radii[None, :]).any(dim=1).sum())
+    return inside / Q.shape[0]
+
+
+def precision_recall(real_features, fake_features, k=3, *, batch_size=1000) -> dict:
+    """Improved precision and recall of Kynkäänniemi et al. (2019).
+
+    Each set's manifold is the union of balls centred on its points, of radius the distance
+    to the point's k-th nearest neighbour within the set. *Precision* is the share of fake
+    points inside the real manifold (are the samples realistic?); *recall* the share of real
+    points inside the fake manifold (does the model cover the data?).
+
+    Parameters
+    ----------
+    real_features : array-like of shape (n_real, d)
+    fake_features : array-like of shape (n_fake, d)
+        n_real, n_fake > k. Compare numbers only at equal set sizes: the balls shrink as sets
+        grow.
+    k : int, default=3
+        Neighbour defining each ball's radius (the paper uses 3).
+    batch_size : int, default=1000
+        Query rows per block (memory O(batch_size × n)).
+
+    Returns
+    -------
+    dict with ``precision`` and ``recall`` (floats in [0, 1]) and ``k``.
+    """
+    R, F = _features(real_features, "real_features"), _features(fake_features, "fake_features")
+    _same_width(R, F, "real_features", "fake_features")
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a positive integer, got {k!r}.")
+    k = int(k)
+    for name, A in (("real_features", R), ("fake_features", F)):
+        if A.shape[0] <= k:
+            raise ValueError(
+                f"{name} has {A.shape[0]} row(s); the k-th neighbour needs more than k={k} rows "
+                "(lower k or pass more rows)."
+            )
+    b = int(batch_size)
+    r_real, r_fake = _kth_neighbour_radii(R, k, b), _kth_neighbour_radii(F, k, b)
+    return {
+        "precision": _inside_share(R, r_real, F, b),
+        "recall": _inside_share(F, r_fake, R, b),
+        "k": k,
+    }
+
+
+def class_coverage(predicted, n_classes) -> dict:
+    """How many classes a classifier finds among samples, and the largest class's share.
+
+    Parameters
+    ----------
+    predicted : array-like of shape (n,)
+        Class predicted for each sample, integers in [0, n_classes).
+    n_classes : int
+
+    Returns
+    -------
+    dict with ``classes_found`` (int: classes predicted at least once), ``n_classes``,
+    ``coverage`` (classes_found / n_classes) and ``largest_class_share`` (the most frequent
+    class's share of the samples; 1/n_classes when perfectly balanced, 1 when collapsed).
+    """
+    p = np.asarray(predicted)
+    if p.ndim != 1 or p.size == 0:
+        raise ValueError(f"predicted must be a non-empty 1-D array, got shape {p.shape}.")
+    if isinstance(n_classes, bool) or not isinstance(n_classes, (int, np.integer)) \
+            or n_classes < 1:
+        raise ValueError(f"n_classes must be a positive integer, got {n_classes!r}.")
+    if not np.issubdtype(p.dtype, np.integer) or p.min() < 0 or p.max() >= n_classes:
+        raise ValueError(
+            f"predicted must hold integer classes in [0, {n_classes}); got dtype {p.dtype} "
+            f"with values in [{p.min()}, {p.max()}]."
+        )
+    counts = np.bincount(p, minlength=int(n_classes))
+    found = int((counts > 0).sum())
+    return {
+        "classes_found": found,
+        "n_classes": int(n_classes),
+        "coverage": found / int(n_classes),
+        "largest_class_share": float(counts.max() / p.size),
     }

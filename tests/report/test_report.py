@@ -252,7 +252,7 @@ class _Tables(HTMLParser):
             self._row.append(" ".join("".join(self._cell).split()))
             self._cell = None
         elif tag == "tr" and self._row is not None:
-            if self._row and self._row[0] not in ("quantity", "step", "figure"):  # header rows
+            if self._row and self._row[0] not in ("quantity", "step", "figure", "model"):  # headers
                 self.sections[self._section].append((self._table, self._row))
             self._row = None
         elif tag == "table":
@@ -278,8 +278,12 @@ def assert_every_table_number_is_in_summary(out, summary):
     assert list(sections) == [*summary["chapters"], "reproduction", "about"]
     n_rows = 0
     for key, ch in summary["chapters"].items():
-        rows = sections[key]
-        assert all(cls == "numbers" for cls, _ in rows)
+        rows = [r for r in sections[key] if r[0] == "numbers"]
+        # tables of models by metrics: every cell is the summary's value, as formatted
+        cells = [r for cls, r in sections[key] if cls == "models"]
+        assert cells == [[r["label"], *(" ".join(format_value(v).split()) for v in r["values"])]
+                         for t in ch.get("tables", []) for r in t["rows"]], key
+        assert len(rows) + len(cells) == len(sections[key]), key
         # every row of the page is a number of summary.json, shown as formatted from it ...
         for _, (name, text) in rows:
             assert name in ch["numbers"], (key, name)

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-__all__ = ["Figure", "Chapter", "Holdout", "TourContext"]
+__all__ = ["Figure", "Table", "Chapter", "Holdout", "TourContext"]
 
 
 @dataclass
@@ -24,6 +24,22 @@ class Figure:
     figure: Any  # matplotlib.figure.Figure
     caption: str
     alt: str
+
+
+@dataclass
+class Table:
+    """A table of numbers with rows (e.g. models) and named columns (e.g. metrics).
+
+    ``rows`` holds (label, values) pairs with one value per column; a value of None is shown
+    as a dash (the column does not apply to that row). ``notes`` is plain text shown under
+    the table, one paragraph per blank-line-separated block.
+    """
+
+    caption: str
+    columns: list[str]
+    rows: list[tuple[str, list[Any]]]
+    row_header: str = "model"
+    notes: str = ""
 
 
 @dataclass
@@ -42,6 +58,7 @@ class Chapter:
     # shown as a warning box at the top of the chapter
     warnings: list[dict[str, Any]] = field(default_factory=list)
     widgets: list = field(default_factory=list)  # interactive figures (report._interactive)
+    tables: list[Table] = field(default_factory=list)  # shown after the numbers
 
 
 @dataclass(frozen=True)
@@ -56,6 +73,10 @@ class Holdout:
     ----------
     train, val, test, reference : ndarray of shape (n_*, n_features)
     y_train, y_val, y_test, y_reference : ndarray of shape (n_*,) or None
+    rest_index : ndarray of shape (n_rest,) or None
+        Sorted indices into the tour's ``X`` of every row outside ``val``, ``test`` and
+        ``reference`` (``train`` is a subset): rows that may be used for fitting, e.g. the
+        scoreboard's feature classifier on a large dataset.
     """
 
     train: np.ndarray
@@ -66,6 +87,7 @@ class Holdout:
     y_val: np.ndarray | None = None
     y_test: np.ndarray | None = None
     y_reference: np.ndarray | None = None
+    rest_index: np.ndarray | None = None
 
 
 HOLDOUT_SHARE = 0.1  # val, test and reference rows: each this share of the rows ...
@@ -128,6 +150,6 @@ class TourContext:
             self._holdout = Holdout(
                 train=self.X[train], val=self.X[val], test=self.X[test], reference=self.X[ref],
                 y_train=take(self.y, train), y_val=take(self.y, val), y_test=take(self.y, test),
-                y_reference=take(self.y, ref),
+                y_reference=take(self.y, ref), rest_index=np.sort(order[3 * m:]),
             )
         return self._holdout

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["RenderedChapter", "dumps_json", "encode_png", "format_value", "json_safe",
-           "render_html", "write_text_atomic"]
+           "render_html", "table_dict", "write_text_atomic"]
 
 
 @dataclass
@@ -30,6 +30,7 @@ class RenderedChapter:
 
     ``figures`` holds (base64 PNG, caption, alt) triples; ``numbers`` is JSON-safe;
     ``widgets`` holds the chapter's :class:`~._interactive.Widget` objects.
+    ``tables`` holds :func:`table_dict` values.
     """
 
     key: str
@@ -41,6 +42,23 @@ class RenderedChapter:
     seconds: float = 0.0
     warnings: list = field(default_factory=list)  # {"category", "message", "count"} dicts
     widgets: list = field(default_factory=list)
+    tables: list[dict] = field(default_factory=list)
+
+
+def table_dict(table) -> dict:
+    """A :class:`~latentspace.report.Table` as JSON-safe data.
+
+    Returns
+    -------
+    dict with ``caption``, ``row_header``, ``columns`` (list of str), ``rows`` (list of
+    ``{"label": str, "values": list}``) and ``notes``.
+    """
+    return json_safe({
+        "caption": table.caption, "row_header": table.row_header,
+        "columns": list(table.columns),
+        "rows": [{"label": label, "values": list(values)} for label, values in table.rows],
+        "notes": table.notes,
+    })
 
 
 def encode_png(fig, *, dpi: int = 100, close: bool = True) -> str:
@@ -125,6 +143,14 @@ table.numbers { border-collapse: collapse; margin: 1rem 0; font-size: .95rem; }
 table.numbers th, table.numbers td { border-bottom: 1px solid var(--line); padding: .25rem .8rem;
                                      text-align: left; }
 table.numbers td.value { text-align: right; font-variant-numeric: tabular-nums; }
+table.models { border-collapse: collapse; margin: 1rem 0; font-size: .9rem; }
+table.models caption { caption-side: top; text-align: left; color: var(--muted);
+                       font-size: .9rem; margin-bottom: .35rem; }
+table.models th, table.models td { border-bottom: 1px solid var(--line); padding: .25rem .55rem;
+                                   text-align: right; vertical-align: bottom; }
+table.models th[scope="row"], table.models thead th:first-child { text-align: left; }
+table.models td { font-variant-numeric: tabular-nums; white-space: nowrap; }
+p.table-notes { color: var(--muted); font-size: .88rem; }
 table.reproduction { border-collapse: collapse; margin: 1rem 0; font-size: .9rem; width: 100%; }
 table.reproduction th, table.reproduction td { border-bottom: 1px solid var(--line);
                                                padding: .3rem .5rem; text-align: left;
@@ -188,6 +214,8 @@ def _chapter_html(i: int, ch: RenderedChapter) -> str:
             '<table class="numbers"><thead><tr><th scope="col">quantity</th>'
             f'<th scope="col">value</th></tr></thead><tbody>{rows}</tbody></table>'
         )
+    for j, t in enumerate(ch.tables, 1):
+        parts.append(_table_html(f"{i}.{j}", t))
     parts.append(f'<p class="time">Chapter time: {ch.seconds:.2f} s</p></section>')
     return "\n".join(parts)
 
@@ -231,6 +259,23 @@ def _scripts_html(chapters) -> str:
     blobs = "".join(f'<script type="application/json" id="ls-blob-{_e(name)}">{text}</script>'
                     for name, text in _widget_blobs(chapters).items())
     return f"{blobs}\n<script>{script()}</script>\n"
+
+
+def _table_html(number: str, t: dict) -> str:
+    """A :func:`table_dict` as an HTML table: one row per row label, one column per column."""
+    head = "".join(f'<th scope="col">{_e(c)}</th>' for c in t["columns"])
+    body = "".join(
+        f'<tr><th scope="row">{_e(r["label"])}</th>'
+        + "".join(f"<td>{_e(format_value(v))}</td>" for v in r["values"]) + "</tr>"
+        for r in t["rows"]
+    )
+    notes = "".join(f'<p class="table-notes">{_e(p)}</p>'
+                    for p in (t.get("notes") or "").split("\n\n") if p.strip())
+    return (
+        f'<table class="models"><caption><b>Table {_e(number)}.</b> {_e(t["caption"])}'
+        f'</caption><thead><tr><th scope="col">{_e(t["row_header"])}</th>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table>{notes}"
+    )
 
 
 def _reproduction_html(i: int, rows: list[dict], quick: bool) -> str:

@@ -26,6 +26,7 @@ from ._html import (
     encode_png,
     json_safe,
     render_html,
+    table_dict,
     write_text_atomic,
 )
 
@@ -47,6 +48,7 @@ EXPECTED_SECONDS = {
     "autoencoders": (8.0, 1.0),
     "vae": (4.5, 1.5),
     "gan": (23.9, 3.7),
+    "scoreboard": (2.6, 2.0),
 }
 _UNKNOWN_CHAPTER_SECONDS = (10.0, 2.0)
 
@@ -397,7 +399,7 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
                 key=chapter.key, title=chapter.title, intro=chapter.intro,
                 formula=chapter.formula, figures=figures, numbers=json_safe(chapter.numbers),
                 seconds=chapter.seconds, warnings=json_safe(chapter.warnings),
-                widgets=widgets,
+                widgets=widgets, tables=[table_dict(t) for t in chapter.tables],
             ))
         bar.step("writing the report")
         ok = True
@@ -441,6 +443,7 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
                 "warnings": c.warnings,
                 "widgets": [{"kind": w.kind, "title": w.title, "bytes": w.embedded_bytes(),
                              "shared_bytes": w.blob_bytes()} for w in c.widgets],
+                **({"tables": c.tables} if c.tables else {}),
             }
             for c in rendered
         },
@@ -448,6 +451,8 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
         "failed_fits": {c.key: [w["message"] for w in c.warnings] for c in rendered
                         if c.warnings},
     }
+    if "scoreboard" in ctx.results:  # every model scored on one held-out set
+        summary["scoreboard"] = ctx.results["scoreboard"]["summary"]
     # the published figures this run measured, read back from the chapters' numbers above
     summary["reproduction"] = build_table(from_summary(summary))
     total = time.perf_counter() - t_start

@@ -14,7 +14,7 @@ from typing import Callable
 __all__ = ["ORDER", "available_chapters"]
 
 ORDER = ["pca", "linear_ae", "kmeans", "mixtures", "bernoulli", "hard_em",
-         "autoencoders", "vae", "gan"]
+         "autoencoders", "vae", "gan", "scoreboard"]
 
 
 def available_chapters() -> list[tuple[str, Callable]]:

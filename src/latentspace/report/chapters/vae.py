@@ -14,7 +14,7 @@ import numpy as np
 from ...neural import VAE
 from ...plotting import LatentGridDisplay, ProjectionDisplay, SampleGridDisplay
 from .._chapter import Chapter, Figure, TourContext
-from .linear_ae import loss_figure, training_rows
+from .linear_ae import loss_figure
 
 KEY = "vae"
 TITLE = "Variational autoencoder"
@@ -33,13 +33,10 @@ _FORMULA = (
 
 
 def run(ctx: TourContext) -> Chapter:
-    X, y = training_rows(ctx)
-    rng = np.random.RandomState(ctx.random_state)
-    order = rng.permutation(len(X))
-    n_test = max(1, len(X) // 10)
-    train, test = X[order[n_test:]], X[order[:n_test]]
-    y_train = None if y is None else y[order[n_test:]]
-    d = X.shape[1]
+    split = ctx.holdout()  # the scoreboard's split: fitted on train, scored on test
+    train, test, y = split.train, split.test, split.y_train
+    y_train = y
+    d = train.shape[1]
     hidden = (min(400, 4 * d),)
     K = 20 if ctx.quick else 200
 

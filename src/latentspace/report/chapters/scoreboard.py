@@ -1,0 +1,625 @@
+"""Chapter: the scoreboard — every generative model of the tour scored on the same held-out rows.
+
+PCA, mixtures, the VAE and the GAN are all models of p(x). Here each is fitted on the tour's
+shared split (``ctx.holdout().train``) and judged on the same ``test`` rows: by its exact
+log-likelihood where it has one, by the VAE's importance-weighted bound, and — for every model,
+and for the ``reference`` rows of real data that no model has seen, scored as if they were a
+model's samples — by sample-based measures: a Parzen-window log-likelihood in pixel space, and
+the Fréchet distance, k-NN precision/recall and class coverage in the feature space of a small
+classifier the chapter trains itself on the dataset's labels (whitened principal coordinates for
+unlabelled data). Every sample-based number uses the same number of samples per row.
+
+The fitted models, the feature map and the table's values are left in
+``ctx.results["scoreboard"]``; its ``"summary"`` entry is the top-level ``scoreboard`` section of
+``summary.json`` (keys documented in ``docs/decisions.md``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+from ...decomposition import PCA
+from ...metrics import class_coverage, frechet_distance, parzen_window_score, precision_recall
+from ...mixture import BernoulliMixture, GaussianMixture
+from ...neural import GAN
+from ...neural import _nets
+from .._chapter import Chapter, Figure, Table, TourContext
+
+KEY = "scoreboard"
+TITLE = "Scoreboard: one held-out set, every model"
+
+PPCA_VARIANCE = 0.9  # PPCA keeps the fewest components explaining this share of the variance
+GMM_MAX_PCS = 100  # the mixture lives on PPCA's principal coordinates, at most this many ...
+GMM_REG = 1e-2  # ... with this ridge on its covariances (in whitened units: 1% of a variance)
+MAX_K = 10  # mixture components: one per class up to this many; this many without labels
+PR_K = 3  # the k of the k-NN balls (Kynkäänniemi et al.)
+CLASSIFIER_ROWS = 10000  # the feature classifier trains on at most this many non-held-out rows
+CLASSIFIER_HIDDEN = (256, 64)  # its hidden layers; features = the last one
+CLASSIFIER_STEPS = (1000, 500)  # Adam steps (full, quick)
+FEATURE_PCS = 32  # unlabelled data: whitened principal coordinates used as features
+SAMPLES_SHOWN = 10  # samples of each row in the figure
+IW_SAMPLES = (200, 20)  # importance samples of the VAE's bound (full, quick), as in its chapter
+
+_INTRO = (
+    "Every model of this tour is a model of p(x). This chapter fits each on the same training "
+    "rows and scores it on the same held-out test rows: by its exact log-likelihood where it "
+    "has one, by a bound for the VAE, and for every model by its samples, measured against the "
+    "test rows. The last row scores real held-out images as if they were a model's samples: "
+    "no model should beat it on a sample-based column."
+)
+_FORMULA = (
+    "exact:   (1/n) Σ_test log p(x)      (PPCA, GMM: densities; BMM: a mass on binary images)\n"
+    "VAE:     (1/n) Σ_test log (1/K) Σ_k p(x, z_k)/q(z_k|x)  ≤ log p(x)\n"
+    "Parzen:  log p̂(x) = logsumexp_i(−‖x − s_i‖²/2σ²) − log m − (d/2) log 2πσ²  (σ on val)\n"
+    "Fréchet: ‖μ_s − μ_t‖² + tr(Σ_s + Σ_t − 2 (Σ_s Σ_t)^½)   in feature space f(x)\n"
+    "precision = share of samples in ∪ B(f(x_t), r₃(x_t)),  recall = share of test rows in "
+    "∪ B(f(s), r₃(s))"
+)
+
+# column key -> (header, sample-based?, which way is better: "higher", "lower" or None when
+# the column is not ranked across rows)
+COLUMNS = {
+    "log_likelihood": ("test log-likelihood (nats, exact density)", False, None),
+    "log_mass": ("binarised test log-probability (nats, exact mass)", False, None),
+    "iw_bound": ("test importance-weighted bound (nats)", False, None),
+    "parzen": ("Parzen log-likelihood (nats)", True, "higher"),
+    "parzen_se": ("Parzen s.e.", True, None),
+    "frechet": ("Fréchet distance (features)", True, "lower"),
+    "precision": ("precision (k=3)", True, "higher"),
+    "recall": ("recall (k=3)", True, "higher"),
+    "classes_found": ("classes found", True, "higher"),
+    "largest_class_share": ("largest class share", True, None),
+}
+ROWS = {
+    "ppca": "PPCA",
+    "gmm": "Gaussian mixture on principal coordinates",
+    "bmm": "Bernoulli mixture (binarised)",
+    "vae": "VAE",
+    "gan": "GAN",
+    "real": "real held-out rows",
+}
+
+
+# ----------------------------------------------------------------------------- models
+class PCAGaussianMixture:
+    """A Gaussian mixture on the top-L whitened principal coordinates, times an isotropic
+    Gaussian on their orthogonal complement: a proper density in pixel space.
+
+    With V (L, d) the principal axes of the training rows, λ (L,) their variances, μ the mean
+    and σ² the mean discarded variance (as in PPCA),
+
+        z = Λ^-½ V (x − μ),   r = (I − VᵀV)(x − μ)
+        log p(x) = log Σ_k π_k N(z; m_k, S_k) − ½ Σ_i log λ_i
+                   − ½ (d − L) log 2πσ² − ‖r‖² / 2σ²
+
+    (the second term is the Jacobian of the whitening). It is the Gaussian mixture in pixel
+    space with means μ + Vᵀ Λ^½ m_k and covariances Vᵀ Λ^½ S_k Λ^½ V + σ² (I − VᵀV).
+
+    Parameters
+    ----------
+    n_components : int, default=10
+        Mixture components K.
+    n_pcs : int, default=20
+        Principal coordinates L (at most ``min(n_samples, n_features)``).
+    reg_covar : float, default=1e-2
+        Ridge added to the mixture's covariances, in whitened units.
+    random_state : int or None
+
+    Attributes
+    ----------
+    pca_ : PCA
+        The L-component PCA of the training rows (``noise_variance_`` is σ²).
+    mixture_ : GaussianMixture
+        The full-covariance mixture of the whitened coordinates.
+    noise_variance_ : float
+        σ², floored at 1e-12 of the mean variance so the density stays finite.
+    """
+
+    def __init__(self, n_components=10, *, n_pcs=20, reg_covar=1e-2, random_state=None):
+        self.n_components = n_components
+        self.n_pcs = n_pcs
+        self.reg_covar = reg_covar
+        self.random_state = random_state
+
+    def fit(self, X):
+        """Fit the PCA, then the mixture on the whitened coordinates of ``X`` (n, d)."""
+        X = np.asarray(X, dtype=np.float64)
+        pca = PCA(self.n_pcs, random_state=self.random_state).fit(X)
+        lam = pca.explained_variance_
+        if np.any(lam <= 0):
+            raise ValueError(
+                f"the data have {int(np.sum(lam > 0))} direction(s) of positive variance, fewer "
+                f"than n_pcs={self.n_pcs}; lower n_pcs."
+            )
+        self.pca_ = pca
+        total = float(np.var(X, axis=0, ddof=1).mean())
+        self.noise_variance_ = max(float(pca.noise_variance_), 1e-12 * total if total > 0
+                                   else 1e-300)
+        self.mixture_ = GaussianMixture(
+            self.n_components, covariance_type="full", reg_covar=self.reg_covar,
+            init_params="k-means++", random_state=self.random_state,
+        ).fit(self._codes(X)[0])
+        return self
+
+    def _codes(self, X):
+        """Whitened coordinates z (n, L) and squared residual norms ‖r‖² (n,)."""
+        Xc = np.asarray(X, dtype=np.float64) - self.pca_.mean_
+        P = Xc @ self.pca_.components_.T  # (n, L)
+        R = Xc - P @ self.pca_.components_  # (n, d), outside the principal subspace
+        return P / np.sqrt(self.pca_.explained_variance_), np.einsum("nd,nd->n", R, R)
+
+    def score_samples(self, X):
+        """log p(x) of each row of ``X`` (n, d) -> (n,), nats."""
+        Z, r2 = self._codes(X)
+        d, L = self.pca_.n_features_in_, self.pca_.n_components_
+        s2 = self.noise_variance_
+        ll = np.asarray(self.mixture_.score_samples(Z), dtype=np.float64)
+        ll = ll - 0.5 * float(np.log(self.pca_.explained_variance_).sum())
+        if d > L:
+            ll = ll - 0.5 * (d - L) * math.log(2 * math.pi * s2) - r2 / (2 * s2)
+        return ll
+
+    def score(self, X):
+        """Mean log-likelihood of the rows of ``X`` (float)."""
+        return float(np.mean(self.score_samples(X)))
+
+    def sample(self, n_samples=1, random_state=None):
+        """Draw from the density -> (X (n_samples, d), component labels (n_samples,))."""
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        Z, labels = self.mixture_.sample(n_samples, random_state=rng)
+        V = self.pca_.components_
+        X = self.pca_.mean_ + (Z * np.sqrt(self.pca_.explained_variance_)) @ V
+        if self.pca_.n_features_in_ > self.pca_.n_components_:
+            eps = rng.standard_normal((n_samples, V.shape[1]))
+            X = X + math.sqrt(self.noise_variance_) * (eps - (eps @ V.T) @ V)
+        return X, labels
+
+
+def n_mixture_components(y) -> int:
+    """One component per class for labelled data (at most :data:`MAX_K`), else MAX_K."""
+    return MAX_K if y is None else int(min(len(np.unique(y)), MAX_K))
+
+
+def fit_density_models(ctx: TourContext) -> dict:
+    """PPCA, the principal-coordinate Gaussian mixture and the Bernoulli mixture, fitted on
+    ``ctx.holdout().train`` -> {"ppca": PCA, "gmm": PCAGaussianMixture, "bmm": BernoulliMixture}.
+    """
+    split = ctx.holdout()
+    train, K = split.train, n_mixture_components(split.y_train)
+    ctx.progress("PPCA")
+    ppca = PCA(PPCA_VARIANCE, random_state=ctx.random_state).fit(train)
+    ctx.progress("Gaussian mixture on principal coordinates")
+    L = int(min(ppca.n_components_, GMM_MAX_PCS))
+    gmm = PCAGaussianMixture(K, n_pcs=L, reg_covar=GMM_REG,
+                             random_state=ctx.random_state).fit(train)
+    ctx.progress("Bernoulli mixture")
+    bmm = BernoulliMixture(K, binarize=0.5, init_params="k-means++", device=ctx.device,
+                           random_state=ctx.random_state).fit(train)
+    return {"ppca": ppca, "gmm": gmm, "bmm": bmm}
+
+
+def _neural_models(ctx: TourContext) -> tuple[dict, dict]:
+    """The VAE and the GAN: reused from their chapters when those ran, else fitted here on
+    the split's train rows -> ({"vae": VAE, "gan": GAN}, {"vae": source, "gan": source})."""
+    d = ctx.X.shape[1]
+    models, sources = {}, {}
+    vae = ctx.results.get("vae")
+    if vae is not None and getattr(vae, "n_features_in_", None) == d:
+        models["vae"], sources["vae"] = vae, "the VAE chapter's model"
+    else:
+        from ...plotting._mpl import pyplot
+        from . import vae as vae_chapter
+
+        ctx.progress("VAE (as in its chapter)")
+        chapter = vae_chapter.run(ctx)  # the same model, fitted on the split's train rows
+        for f in chapter.figures:
+            pyplot().close(f.figure)
+        models["vae"], sources["vae"] = ctx.results["vae"], "fitted here as in the VAE chapter"
+    gan = ctx.results.get("gan")
+    if gan is not None and getattr(gan, "n_features_in_", None) == d:
+        models["gan"], sources["gan"] = gan, "the GAN chapter's model"
+    else:
+        ctx.progress("GAN (defaults, latent_dim=16)")
+        models["gan"] = GAN(16, device=ctx.device, random_state=ctx.random_state).fit(
+            ctx.holdout().train)
+        sources["gan"] = "fitted here: GAN(latent_dim=16), defaults"
+    return models, sources
+
+
+# ----------------------------------------------------------------------------- feature space
+class FeatureClassifier:
+    """A small MLP classifier trained on labelled rows; its last hidden layer is the feature
+    space of the sample-based scores and its argmax the class of a sample.
+
+    Parameters
+    ----------
+    hidden : tuple of int
+    n_steps : int
+        Adam steps (batches of 128, learning rate 1e-3).
+    random_state : int
+        Seeds the initialisation and the batches (a generator of its own).
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    network_ : torch.nn.Sequential
+    dim_ : int
+        Width of the feature space.
+    """
+
+    def __init__(self, hidden=CLASSIFIER_HIDDEN, *, n_steps=1000, random_state=0):
+        self.hidden = hidden
+        self.n_steps = n_steps
+        self.random_state = random_state
+
+    def fit(self, X, y):
+        """Train on ``X`` (n, d) with labels ``y`` (n,)."""
+        self.classes_, codes = np.unique(np.asarray(y), return_inverse=True)
+        Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+        yt = torch.as_tensor(codes, dtype=torch.long)
+        gen = torch.Generator().manual_seed(int(self.random_state))
+        sizes = [Xt.shape[1], *self.hidden, len(self.classes_)]
+        net = _nets.build(lambda: _nets.mlp(sizes, "relu"), torch.device("cpu"), gen)
+        opt = torch.optim.Adam(net.parameters(), lr=1e-3)
+        batch = min(128, Xt.shape[0])
+        order, pos = torch.randperm(Xt.shape[0], generator=gen), 0
+        for _ in range(int(self.n_steps)):
+            if pos + batch > Xt.shape[0]:  # a new epoch: reshuffle
+                order, pos = torch.randperm(Xt.shape[0], generator=gen), 0
+            idx = order[pos:pos + batch]
+            pos += batch
+            loss = torch.nn.functional.cross_entropy(net(Xt[idx]), yt[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        self.network_ = net.eval()
+        self.dim_ = int(self.hidden[-1])
+        return self
+
+    @torch.no_grad()
+    def _run(self, X, layers):
+        Xt = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+        return np.concatenate([layers(Xt[i:i + 4096]).double().numpy()
+                               for i in range(0, Xt.shape[0], 4096)])
+
+    def features(self, X):
+        """Last hidden layer (after its ReLU) -> (n, dim_), float64."""
+        return self._run(X, self.network_[:-1])
+
+    def predict(self, X):
+        """Class index (into ``classes_``) of each row -> (n,) int."""
+        return self._run(X, self.network_).argmax(1)
+
+    def accuracy(self, X, y):
+        """Share of rows of ``X`` whose predicted class is ``y``."""
+        return float(np.mean(self.classes_[self.predict(X)] == np.asarray(y)))
+
+
+class WhitenedPCAFeatures:
+    """Unlabelled data: the top principal coordinates of the training rows, whitened."""
+
+    def __init__(self, n_components, *, random_state=0):
+        self.n_components = n_components
+        self.random_state = random_state
+
+    def fit(self, X):
+        self.pca_ = PCA(self.n_components, whiten=True, random_state=self.random_state).fit(X)
+        self.dim_ = int(self.pca_.n_components_)
+        return self
+
+    def features(self, X):
+        return np.asarray(self.pca_.transform(np.asarray(X, dtype=np.float64)), dtype=np.float64)
+
+
+def fit_feature_space(ctx: TourContext):
+    """The feature map of the sample-based columns -> (map, description dict).
+
+    Labelled data: :class:`FeatureClassifier` on up to :data:`CLASSIFIER_ROWS` seeded rows
+    outside ``val``, ``test`` and ``reference``; its accuracy on the ``test`` rows is
+    reported. Unlabelled data: :class:`WhitenedPCAFeatures` of the ``train`` rows.
+    """
+    split = ctx.holdout()
+    if ctx.y is None:
+        k = int(min(FEATURE_PCS, *split.train.shape))
+        fmap = WhitenedPCAFeatures(k, random_state=ctx.random_state).fit(split.train)
+        return fmap, {"kind": "whitened_pca", "dim": fmap.dim_, "n_fit_rows": len(split.train),
+                      "description": f"top {fmap.dim_} principal coordinates of the training "
+                                     "rows, whitened"}
+    ctx.progress("feature classifier")
+    rest = split.rest_index
+    if len(rest) > CLASSIFIER_ROWS:
+        rest = np.sort(np.random.RandomState(ctx.random_state).choice(
+            rest, CLASSIFIER_ROWS, replace=False))
+    fmap = FeatureClassifier(n_steps=CLASSIFIER_STEPS[1 if ctx.quick else 0],
+                             random_state=ctx.random_state).fit(ctx.X[rest], ctx.y[rest])
+    sizes = "-".join(str(s) for s in (ctx.X.shape[1], *fmap.hidden, len(fmap.classes_)))
+    return fmap, {
+        "kind": "classifier", "dim": fmap.dim_, "n_fit_rows": int(len(rest)),
+        "architecture": sizes,
+        "test_accuracy": fmap.accuracy(split.test, split.y_test),
+        "description": f"last hidden layer ({fmap.dim_} ReLU units) of a {sizes} MLP "
+                       f"classifier trained on {len(rest)} labelled non-held-out rows",
+    }
+
+
+# ----------------------------------------------------------------------------- scoring
+def _draw(key, model, n, seed) -> np.ndarray:
+    """n samples of a model: mixtures also return labels, the VAE gives decoder means."""
+    S = model.sample(n, random_state=seed)
+    return np.asarray(S[0] if key in ("gmm", "bmm") else S, dtype=np.float64)
+
+
+def sample_scores(S, split, fmap, F_test, n_classes) -> dict:
+    """The sample-based columns for samples ``S`` (n, d) against the split's test rows."""
+    pz = parzen_window_score(S, split.val, split.test)
+    F = fmap.features(S)
+    pr = precision_recall(F_test, F, k=PR_K)
+    row = {"parzen": pz["mean"], "parzen_se": pz["se"], "parzen_sigma": pz["sigma"],
+           "frechet": frechet_distance(F, F_test), "precision": pr["precision"],
+           "recall": pr["recall"]}
+    if hasattr(fmap, "predict"):
+        cov = class_coverage(fmap.predict(S), n_classes)
+        row["classes_found"] = cov["classes_found"]
+        row["largest_class_share"] = cov["largest_class_share"]
+    return row
+
+
+def _share_se(p: float, n: int) -> float:
+    """Binomial standard error of a share p of n items."""
+    return math.sqrt(max(p * (1.0 - p), 0.0) / max(n, 1))
+
+
+def _difference_se(col: str, row: dict, real: dict, n_samples: int, n_test: int):
+    """Standard error of (model − real) on a sample-based column, or None where the chapter
+    has none (Fréchet distance, classes found: judged as they are). Parzen: the two test
+    means' errors; precision (a share of the samples) and recall (a share of the test rows):
+    binomial errors. The two rows are treated as independent, which overstates the error of a
+    difference taken on the same test rows: the check errs towards calling a gap noise."""
+    if col == "parzen":
+        return math.hypot(row["parzen_se"], real["parzen_se"])
+    if col in ("precision", "recall"):
+        n = n_samples if col == "precision" else n_test
+        return math.hypot(_share_se(row[col], n), _share_se(real[col], n))
+    return None
+
+
+_OTHER = {"precision": "recall", "recall": "precision"}
+
+
+def sanity_failures(rows: dict, n_samples: int, n_test: int) -> list[dict]:
+    """Sample-based columns on which a model's row beats the real held-out rows.
+
+    Each is classified: ``"sampling error"`` (the gap is below twice the standard error of
+    the difference); ``"precision without recall"`` (ahead on precision while behind on
+    recall by more than twice its standard error: precision's known blind spot, it rewards
+    typical, low-diversity samples) or ``"recall without precision"`` (the mirror image:
+    spread-out, unrealistic samples inflate the k-NN balls of the model's manifold, which
+    then swallow real rows — Naeem et al., 2020); or ``"unexplained"``, the mark of a bug such
+    as a model that saw the test rows. Fréchet distance and classes found have no standard
+    error here: any lead there is unexplained.
+
+    Returns
+    -------
+    list of dict with ``model``, ``column``, ``value``, ``real``, ``se`` (standard error of
+    the gap, or None) and ``kind``.
+    """
+    real, out = rows["real"], []
+    for col, (_, _, better) in COLUMNS.items():
+        if better is None or col not in real:
+            continue
+        for key, row in rows.items():
+            v = row.get(col)
+            if key == "real" or v is None:
+                continue
+            gap = v - real[col] if better == "higher" else real[col] - v
+            if gap <= 0:
+                continue
+            se = _difference_se(col, row, real, n_samples, n_test)
+            if se is not None and gap <= 2 * se:
+                kind = "sampling error"
+            elif col in _OTHER and real[_OTHER[col]] - row[_OTHER[col]] > 2 * _difference_se(
+                    _OTHER[col], row, real, n_samples, n_test):
+                kind = f"{col} without {_OTHER[col]}"
+            else:
+                kind = "unexplained"
+            out.append({"model": key, "column": col, "value": v, "real": real[col], "se": se,
+                        "kind": kind})
+    return out
+
+
+def sanity_text(failures: list[dict], rows: dict) -> str:
+    """The sanity check in words: which model beats the real rows where, and why it may."""
+    if not failures:
+        return ("Sanity check passed: the real held-out rows score best on every sample-based "
+                "column (Parzen, Fréchet distance, precision, recall, classes found).")
+    parts = []
+    for f in failures:
+        what = (f"{ROWS[f['model']]} beats the real held-out rows on "
+                f"{COLUMNS[f['column']][0]} ({f['value']:.4g} against {f['real']:.4g})")
+        if f["kind"] == "sampling error":
+            what += f", within sampling error (standard error of the gap {f['se']:.2g})"
+        elif f["kind"] == "precision without recall":
+            what += (f", but its recall is {rows[f['model']]['recall']:.3g} against the real "
+                     f"rows' {rows['real']['recall']:.3g}: precision rewards typical, "
+                     "low-diversity samples, and this model's are")
+        elif f["kind"] == "recall without precision":
+            what += (f", but its precision is {rows[f['model']]['precision']:.3g} against the "
+                     f"real rows' {rows['real']['precision']:.3g}: spread-out, unrealistic "
+                     "samples inflate the k-NN balls around them, and the balls swallow real "
+                     "rows")
+        else:
+            what += ", beyond sampling error and with no known blind spot of the column to "
+            what += "blame"
+        parts.append(what)
+    head = ("Sanity check FAILED: " if any(f["kind"] == "unexplained" for f in failures)
+            else "Sanity check: the real held-out rows score best on every sample-based column "
+                 "except where ")
+    return head + "; ".join(parts) + "."
+
+
+def reading_text(rows: dict, labelled: bool) -> str:
+    """A short reading of the table for a student, naming the best model of each column."""
+    models = [k for k in ROWS if k != "real"]
+
+    def best(col, higher=True):
+        have = [k for k in models if rows[k].get(col) is not None]
+        k = (max if higher else min)(have, key=lambda k: rows[k][col])
+        return f"{ROWS[k]} ({rows[k][col]:.4g})"
+
+    ll = [k for k in models if "log_likelihood" in rows[k]]
+    return (
+        "How to read it. Only the exact densities compare with one another: "
+        f"{' and '.join(ROWS[k] for k in ll)} are densities in the same pixel space, so the "
+        f"higher held-out log-likelihood wins ({best('log_likelihood')}). The Bernoulli "
+        "mixture's number is a probability mass on binarised images and the VAE's bound is for a "
+        "Bernoulli decoder on grey levels: neither is on the densities' scale. The sample-based "
+        "columns compare every row, the real one included, because they only look at samples: "
+        f"Parzen log-likelihood (higher is better; best model {best('parzen')}), Fréchet "
+        f"distance in the feature space (lower is better; best "
+        f"{best('frechet', higher=False)}), precision (are samples realistic? best "
+        f"{best('precision')}) and recall (is the data covered? best {best('recall')})"
+        + (", and the classes a classifier finds among the samples. The largest class's share "
+           "is not ranked — a share below the real rows' is no better — but a share far above "
+           "it flags mode collapse." if labelled else ".")
+        + " Precision and recall must be read together: blurry or collapsed samples can be "
+        "precise without covering the data, and noisy ones can cover it without looking real. "
+        "The sample-based numbers are noisy estimates "
+        "(Parzen gives its standard error) and depend on the number of samples, which is the "
+        "same for every row."
+    )
+
+
+def run(ctx: TourContext) -> Chapter:
+    split = ctx.holdout()
+    n = len(split.reference)
+    if n <= PR_K or len(split.test) <= PR_K:
+        raise ValueError(
+            f"the scoreboard needs more than {PR_K} reference and test rows; this dataset "
+            f"gives {n} (10% of {len(ctx.X)} rows). Use a dataset of at least "
+            f"{10 * (PR_K + 1)} rows."
+        )
+    models = fit_density_models(ctx)
+    neural, sources = _neural_models(ctx)
+    models.update(neural)
+    fmap, feature_space = fit_feature_space(ctx)
+    labelled = feature_space["kind"] == "classifier"
+    n_classes = len(fmap.classes_) if labelled else None
+    F_test = fmap.features(split.test)
+
+    rows: dict[str, dict] = {}
+    shown: dict[str, np.ndarray] = {}
+    ctx.progress("exact log-likelihoods")
+    rows["ppca"] = {"log_likelihood": models["ppca"].score(split.test)}
+    rows["gmm"] = {"log_likelihood": models["gmm"].score(split.test)}
+    rows["bmm"] = {"log_mass": models["bmm"].score(split.test)}
+    K = IW_SAMPLES[1 if ctx.quick else 0]
+    ctx.progress(f"VAE importance-weighted bound, K={K}")
+    rows["vae"] = {"iw_bound": float(np.mean(models["vae"].score_samples(
+        split.test, n_importance=K, random_state=ctx.random_state)))}
+    rows["gan"] = {}
+    rows["real"] = {}
+    for key in ROWS:
+        ctx.progress(f"sample-based scores: {ROWS[key]}")
+        S = split.reference if key == "real" else _draw(key, models[key], n, ctx.random_state)
+        rows[key].update(sample_scores(S, split, fmap, F_test, n_classes))
+        shown[key] = S[:SAMPLES_SHOWN]
+    failures = sanity_failures(rows, n, len(split.test))
+
+    columns = [c for c in COLUMNS if any(c in r for r in rows.values())]
+    table = Table(
+        caption=(f"Every model scored on the same {len(split.test)} held-out test rows of "
+                 f"{ctx.name}; sample-based columns from {n} samples per row."),
+        columns=[COLUMNS[c][0] for c in columns],
+        rows=[(ROWS[k], [rows[k].get(c) for c in columns]) for k in ROWS],
+        notes="\n\n".join([sanity_text(failures, rows), reading_text(rows, labelled),
+                             _notes(ctx, models, feature_space, n, K)]),
+    )
+    summary = {
+        "models": rows,
+        "columns": [{"key": c, "label": COLUMNS[c][0], "sample_based": COLUMNS[c][1],
+                     "better": COLUMNS[c][2]} for c in columns],
+        "feature_space": feature_space,
+        "n_samples": n,
+        "n_classes": n_classes,
+        "split": {"train": len(split.train), "val": len(split.val), "test": len(split.test),
+                  "reference": n},
+        "sources": sources,
+        "settings": {"ppca_components": int(models["ppca"].n_components_),
+                     "gmm_components": int(models["gmm"].n_components),
+                     "gmm_pcs": int(models["gmm"].n_pcs),
+                     "gmm_noise_variance": models["gmm"].noise_variance_,
+                     "bmm_components": int(models["bmm"].n_components),
+                     "iw_samples": K, "precision_recall_k": PR_K},
+        "sanity": {"real_best_on_sample_columns": not failures,
+                   "unexplained": sum(f["kind"] == "unexplained" for f in failures),
+                   "failures": failures},
+    }
+    ctx.results["scoreboard"] = {"models": models, "feature_map": fmap, "summary": summary}
+
+    numbers = {
+        "training / validation / test / reference rows":
+            f"{len(split.train)} / {len(split.val)} / {len(split.test)} / {n}",
+        "samples per row (every sample-based column)": n,
+        "feature space": feature_space["description"],
+    }
+    if labelled:
+        numbers["feature classifier: accuracy on the test rows"] = feature_space["test_accuracy"]
+    numbers["PPCA components (90% of the variance)"] = int(models["ppca"].n_components_)
+    numbers["real rows best on every sample-based column"] = not failures
+    numbers["models ahead of them beyond sampling error and not explained"] = sum(
+        f["kind"] == "unexplained" for f in failures)
+    figures = []
+    if ctx.X.shape[1] == ctx.image_shape[0] * ctx.image_shape[1]:
+        figures.append(_samples_figure(ctx, shown))
+    return Chapter(key=KEY, title=TITLE, intro=_INTRO, formula=_FORMULA, numbers=numbers,
+                   tables=[table], figures=figures)
+
+
+def _samples_figure(ctx: TourContext, shown: dict) -> Figure:
+    """The first samples of every row of the table, one model per row of the grid."""
+    from ...plotting import ImageGridDisplay
+
+    keys = list(shown)
+    k = min(len(v) for v in shown.values())
+    images = np.concatenate([np.clip(shown[key][:k], 0.0, 1.0) for key in keys])
+    h, w = ctx.image_shape
+    cell = 0.7  # inches per image
+    grid = ImageGridDisplay.from_data(images, ctx.image_shape, n_cols=k, vmin=0.0, vmax=1.0)
+    grid.plot(figsize=(2.6 + k * cell * max(w / h, 0.6), len(keys) * cell * 1.05))
+    for r, key in enumerate(keys):  # the model's name left of its row
+        grid.axes_[r, 0].set_ylabel(ROWS[key].replace(" on ", "\non ").replace(" (", "\n("),
+                                    rotation=0, ha="right", va="center", fontsize=8)
+    return Figure(
+        grid.figure_,
+        caption=(f"The first {k} of the samples each row of the table is scored on, one row "
+                 "per model (grey levels clipped to [0, 1]; the VAE's are decoder means, the "
+                 "Bernoulli mixture's binary images); the last row is real held-out images."),
+        alt=f"A grid of {len(keys)} rows of {k} images: samples of each model and real images.",
+    )
+
+
+def _notes(ctx, models, feature_space, n, K) -> str:
+    gmm = models["gmm"]
+    acc = (f" Its accuracy on the test rows is {100 * feature_space['test_accuracy']:.1f}%."
+           if "test_accuracy" in feature_space else
+           " The data have no labels, so there are no class columns; note that PPCA matches "
+           "the training rows' mean and covariance in exactly these coordinates, which favours "
+           "it on the Fréchet distance.")
+    return (
+        f"Models fitted on the {len(ctx.holdout().train)} training rows. PPCA: "
+        f"{models['ppca'].n_components_} components (90% of the variance). Gaussian mixture: "
+        f"K={gmm.n_components} full covariances on PPCA's top {gmm.n_pcs} whitened principal "
+        f"coordinates, times an isotropic Gaussian (σ² = {gmm.noise_variance_:.3g}, the mean "
+        "discarded variance) on the remaining directions: a density in pixel space like "
+        f"PPCA's. Bernoulli mixture: K={models['bmm'].n_components} on images binarised at "
+        "0.5; its log-likelihood is a probability mass on binary images, not comparable with "
+        "the densities. VAE: Bernoulli decoder on grey levels, so its bound (K="
+        f"{K}) is neither a density nor a mass — compare it only with other such VAEs; its "
+        "samples are decoder means. Sample-based columns: the same "
+        f"{n} samples per row (the size of the reference pool), Parzen σ chosen on the "
+        f"validation rows; features: {feature_space['description']}.{acc}"
+    )

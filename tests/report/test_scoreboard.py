@@ -84,29 +84,41 @@ def test_pca_gaussian_mixture_refuses_more_pcs_than_directions_of_variance():
 
 
 # ----------------------------------------------------------------------------- sanity check
+def _f1(p, r):
+    return 2 * p * r / (p + r)
+
+
 def test_sanity_failures_flag_and_classify_models_that_beat_the_real_rows():
     real = {"parzen": 10.0, "parzen_se": 1.0, "frechet": 5.0, "precision": 0.9, "recall": 0.9,
-            "classes_found": 10}
+            "pr_f1": 0.9, "classes_found": 10}
     rows = {
         "ppca": dict(real, parzen=9.0, frechet=6.0),  # worse everywhere it differs
-        "vae": dict(real, precision=0.95),  # ahead by less than twice the s.e. (0.029)
-        "gan": dict(real, precision=1.0, recall=0.1),  # precise, not diverse
-        "bmm": dict(real, precision=1.0, frechet=4.0),  # precise and diverse: a bug's mark
-        "gmm": dict(real, precision=0.5, recall=1.0),  # spread out, unrealistic
+        "vae": dict(real, precision=0.95, pr_f1=_f1(0.95, 0.9)),  # within twice the s.e.
+        "gan": dict(real, precision=1.0, recall=0.1, pr_f1=_f1(1.0, 0.1)),  # precise only
+        "bmm": dict(real, precision=1.0, frechet=4.0, pr_f1=_f1(1.0, 0.9)),  # a bug's mark
+        "gmm": dict(real, precision=0.5, recall=1.0, pr_f1=_f1(0.5, 1.0)),  # spread out
         "real": real,
     }
-    got = {(f["model"], f["column"]): f for f in sanity_failures(rows, 180, 180)}
-    assert set(got) == {("vae", "precision"), ("gan", "precision"), ("bmm", "precision"),
-                        ("bmm", "frechet"), ("gmm", "recall")}
+    leads = sanity_failures(rows, 180, 180)
+    got = {(f["model"], f["column"]): f for f in leads}
+    assert set(got) == {("vae", "precision"), ("vae", "pr_f1"), ("gan", "precision"),
+                        ("bmm", "precision"), ("bmm", "frechet"), ("bmm", "pr_f1"),
+                        ("gmm", "recall")}
     assert got["gmm", "recall"]["kind"] == "recall without precision"
     se = np.hypot(np.sqrt(0.95 * 0.05 / 180), np.sqrt(0.9 * 0.1 / 180))
     assert got["vae", "precision"]["se"] == pytest.approx(se, rel=1e-12)
     assert got["vae", "precision"]["kind"] == "sampling error"
     assert got["gan", "precision"]["kind"] == "precision without recall"
-    assert got["bmm", "precision"]["kind"] == "unexplained"
+    assert got["bmm", "precision"]["kind"] == "precision alone"
     assert got["bmm", "frechet"]["se"] is None and got["bmm", "frechet"]["kind"] == "unexplained"
-    text = scoreboard.sanity_text(list(got.values()), rows)
+    # the check fails on the pair's F₁ and the Fréchet distance, never on one of the pair
+    assert {(f["model"], f["column"]) for f in scoreboard.failed(leads)} == {
+        ("vae", "pr_f1"), ("bmm", "frechet"), ("bmm", "pr_f1")}
+    text = scoreboard.sanity_text(leads, rows)
     assert text.startswith("Sanity check FAILED") and "recall is 0.1 against" in text
+    ok = [f for f in leads if f["model"] in ("gan", "gmm")]
+    assert scoreboard.failed(ok) == [] and scoreboard.sanity_text(ok, rows).startswith(
+        "Sanity check passed")
     assert scoreboard.sanity_text([], rows).startswith("Sanity check passed")
 
 
@@ -121,11 +133,13 @@ def test_summary_section_has_stable_keys(board):
                           "sources", "settings", "n_classes"}
     assert list(board["models"]) == list(ROWS)
     assert [c["key"] for c in board["columns"]] == list(COLUMNS)  # labelled: every column
-    sample_cols = ["parzen", "parzen_se", "frechet", "precision", "recall", "classes_found",
-                   "largest_class_share"]
+    sample_cols = ["parzen", "parzen_se", "frechet", "precision", "recall", "pr_f1",
+                   "classes_found", "largest_class_share"]
     for key, row in board["models"].items():
         assert set(sample_cols) <= set(row), key
     assert board["n_samples"] == board["split"]["reference"]
+    assert board["n_class_samples"] == {"models": max(board["n_samples"], 2000),
+                                        "real": board["n_samples"]}  # quick: 2000 samples
     assert board["feature_space"]["kind"] == "classifier"
 
 
@@ -138,10 +152,11 @@ def test_every_row_uses_the_same_number_of_samples(quick_digits_tour, board):
 
 
 def test_real_rows_best_on_every_sample_based_column(board):
-    """Real held-out rows beat every model on the Parzen estimate, the Fréchet distance and
-    classes found; on precision (recall) a model may be ahead only by less than twice the
-    binomial standard error of the gap, or — the blind spots of the two — while clearly
-    behind on recall (precision)."""
+    """Real held-out rows beat every model on the Parzen estimate, the Fréchet distance, the
+    harmonic mean of precision and recall, and classes found (ties allowed: all classes); on
+    precision (recall) alone a model may be ahead only by less than twice the binomial
+    standard error of the gap, or — the blind spots of the two — while clearly behind on
+    recall (precision)."""
     real = board["models"]["real"]
     n, n_test = board["n_samples"], board["split"]["test"]
 
@@ -156,10 +171,12 @@ def test_real_rows_best_on_every_sample_based_column(board):
         assert row["parzen"] < real["parzen"], key
         assert row["frechet"] > real["frechet"], key
         assert row["classes_found"] <= real["classes_found"], key
+        assert row["pr_f1"] < real["pr_f1"], key
+        assert row["pr_f1"] == pytest.approx(_f1(row["precision"], row["recall"]), rel=1e-12)
         for col, other in (("precision", "recall"), ("recall", "precision")):
             assert (row[col] <= real[col] + 2 * se(row, col)
                     or row[other] < real[other] - 2 * se(row, other)), (key, col)
-    assert board["sanity"]["unexplained"] == 0
+    assert board["sanity"]["failed"] == 0 and board["sanity"]["real_best_on_sample_columns"]
 
 
 def test_exact_log_likelihoods_equal_the_models_own_scores(board):

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _summary(dataset, chapters, quick=False):
     return {"dataset": dataset, "quick": quick,
-            "chapters": {k: {"numbers": v} for k, v in chapters.items()}}
+            "chapters": {k: {"measures": v} for k, v in chapters.items()}}
 
 
 def test_rows_have_a_source_a_command_and_exactly_one_origin():
@@ -33,7 +33,7 @@ def test_rows_have_a_source_a_command_and_exactly_one_origin():
     for r in ROWS:
         assert r.what and r.published and r.source and r.command
         assert (r.chapter is not None) != (r.bench_log is not None), r.key
-        assert (r.chapter is None) == (r.number is None)
+        assert (r.chapter is None) == (r.measure is None)
         assert (r.bench_log is None) == (r.bench_key is None)
 
 
@@ -45,9 +45,8 @@ def test_nothing_measured_says_what_to_run():
 
 
 def test_a_summary_fills_only_its_own_dataset_rows():
-    numbers = {"pca": {"components for 90% variance": 21,
-                       "variance explained by 150 components": 0.5},
-               "kmeans": {"label-matched accuracy (K=10)": 0.7912}}
+    numbers = {"pca": {"components_90": 21, "variance_150": 0.5},
+               "kmeans": {"accuracy_one_cluster_per_class": 0.7912}}
     got = from_summary(_summary("digits", numbers))
     # the LFW row needs a run on lfw_people even though the number name exists here
     assert set(got) == {"digits_components_90", "digits_kmeans_accuracy"}
@@ -56,17 +55,14 @@ def test_a_summary_fills_only_its_own_dataset_rows():
     assert table["digits_kmeans_accuracy"]["ours"] == "0.791"
     assert table["digits_components_90"]["ours"] == "21"
     assert table["lfw_variance_150"]["value"] is None
-    lfw = from_summary(_summary("lfw_people", {"pca": {
-        "variance explained by 150 components": 0.9391}}))
+    lfw = from_summary(_summary("lfw_people", {"pca": {"variance_150": 0.9391}}))
     assert build_table(lfw)[0]["ours"] == "93.9%"
     # a value that is not a number (e.g. "not reached with 64") is not a measurement
-    assert from_summary(_summary("digits", {"pca": {
-        "components for 90% variance": "not reached with 5"}})) == {}
+    assert from_summary(_summary("digits", {"pca": {"components_90": "not reached"}})) == {}
 
 
 def test_quick_runs_are_marked():
-    got = from_summary(_summary("digits", {"pca": {"components for 90% variance": 21}},
-                                quick=True))
+    got = from_summary(_summary("digits", {"pca": {"components_90": 21}}, quick=True))
     entry = build_table(got)[1]
     assert entry["quick"] is True and entry["ours"] == "21 (quick run)"
 
@@ -125,6 +121,7 @@ def test_tour_summary_and_page_hold_the_measured_row(pca_tour):
     row = table["digits_components_90"]
     # read back from the chapter's own number, which equals scikit-learn's 90% rule (oracle)
     X = np.asarray(load_dataset("digits").data, dtype=np.float64)
+    assert row["value"] == summary["chapters"]["pca"]["measures"]["components_90"]
     assert row["value"] == summary["chapters"]["pca"]["numbers"]["components for 90% variance"]
     assert row["value"] == SkPCA(0.9, svd_solver="full").fit(X).n_components_
     assert row["origin"] == "this run" and row["quick"] is False
@@ -191,3 +188,24 @@ def test_bench_script_fills_only_the_readme_markers(tmp_path):
                                   f"| a |\n|---|\n{mod.README_END}\n\n## Next\n")
     readme.write_text("no markers\n")
     assert not mod.write_readme_table("t", readme) and readme.read_text() == "no markers\n"
+
+
+def test_every_chapter_row_is_produced_by_its_chapter_on_its_dataset(quick_digits_tour,
+                                                                     shared_data, tmp_path):
+    """Each row read from a chapter finds its measure in a run of that chapter on the row's
+    dataset: a chapter that renames or drops the figure fails here, not silently as "not
+    measured" in the report. Digits rows come from the session's quick tour of every chapter;
+    the others from a quick run of their chapter on their dataset."""
+    runs = {"digits": quick_digits_tour[1]}
+    rows = [r for r in ROWS if r.chapter is not None]
+    assert {r.dataset for r in rows} == {"digits", "lfw_people"}
+    for r in rows:
+        if r.dataset not in runs:
+            runs[r.dataset] = run_tour(r.dataset, out=tmp_path / r.dataset, quick=True,
+                                       chapters=[r.chapter], data_home=shared_data,
+                                       progress=False)
+        summary = runs[r.dataset]
+        measures = summary["chapters"][r.chapter]["measures"]
+        assert isinstance(measures.get(r.measure), (int, float)), (r.key, sorted(measures))
+        measured = {e["key"] for e in summary["reproduction"] if e["value"] is not None}
+        assert r.key in measured

@@ -53,6 +53,9 @@ class Chapter:
     figures: list[Figure] = field(default_factory=list)
     numbers: dict[str, Any] = field(default_factory=dict)  # name -> value, shown as a table
     seconds: float = 0.0  # filled in by the tour
+    # figures the reproduction table reads, by stable id (report.reproduction.Row.measure),
+    # whatever their display names in ``numbers``
+    measures: dict[str, float] = field(default_factory=dict)
     # fits that failed or stopped early, as {"category", "message", "count"} dicts: filled in by
     # the tour from the warnings raised while the chapter ran (see report.tour.FitWarnings), and
     # shown as a warning box at the top of the chapter

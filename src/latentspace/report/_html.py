@@ -41,6 +41,7 @@ class RenderedChapter:
     numbers: dict = field(default_factory=dict)
     seconds: float = 0.0
     warnings: list = field(default_factory=list)  # {"category", "message", "count"} dicts
+    measures: dict = field(default_factory=dict)  # stable id -> figure (reproduction table)
     widgets: list = field(default_factory=list)
     tables: list[dict] = field(default_factory=list)
 

@@ -1,9 +1,11 @@
 """The reproduction table: our figures next to the published ones.
 
 Each row names a published figure, where it was published, the command that reproduces it,
-and where our figure is read from: a number of a tour chapter (``summary.json`` of a run on the
-row's dataset) or a field of a benchmark script's JSON output (``bench/logs/*.json``). Nothing
-here computes a figure; a row without a source is shown as "not measured" with its command.
+and where our figure is read from: a measure of a tour chapter (``Chapter.measures``, by a
+stable id that does not change with the chapter's display names; ``summary.json`` of a run on
+the row's dataset) or a field of a benchmark script's JSON output (``bench/logs/*.json``).
+Nothing here computes a figure; a row without a source is shown as "not measured" with its
+command.
 
 The tour shows the rows its own run measured; ``bench/reproduce.py`` gathers every row from
 full tour runs and the benchmark logs and writes the table into ``bench/RESULTS.md`` and
@@ -44,7 +46,8 @@ def _zero(v: float) -> str:
 class Row:
     """One published figure and where ours comes from.
 
-    Exactly one of (``chapter``, ``number``) or (``bench_log``, ``bench_key``) is set.
+    Exactly one of (``chapter``, ``measure``) or (``bench_log``, ``bench_key``) is set;
+    ``measure`` is a key of the chapter's ``measures``.
     ``error_key`` names the standard error beside the figure, when its source has one.
     """
 
@@ -57,7 +60,7 @@ class Row:
     fmt: Callable[[float], str]  # the number (and its standard error) as text
     unit: str = ""
     chapter: str | None = None
-    number: str | None = None
+    measure: str | None = None
     bench_log: str | None = None  # file name in bench/logs
     bench_key: str | None = None
     error_key: str | None = None
@@ -72,7 +75,7 @@ ROWS: tuple[Row, ...] = (
         dataset="lfw_people", published="just over 90%",
         source=f"{_PDSH}, In Depth: Principal Component Analysis",
         command="latentspace tour --dataset lfw_people --data-home DIR --chapters pca",
-        fmt=_percent, chapter="pca", number="variance explained by 150 components",
+        fmt=_percent, chapter="pca", measure="variance_150",
         note="our LFW copy is rebuilt from 150×150 thumbnails of the same images; they are a "
              "little smoother, so PCA explains a little more variance",
     ),
@@ -82,7 +85,7 @@ ROWS: tuple[Row, ...] = (
         dataset="digits", published="about 20",
         source=f"{_PDSH}, In Depth: Principal Component Analysis",
         command="latentspace tour --chapters pca",
-        fmt=_integer, chapter="pca", number="components for 90% variance",
+        fmt=_integer, chapter="pca", measure="components_90",
     ),
     Row(
         key="digits_kmeans_accuracy",
@@ -90,7 +93,7 @@ ROWS: tuple[Row, ...] = (
         dataset="digits", published="about 0.80",
         source=f"{_PDSH}, In Depth: k-Means Clustering",
         command="latentspace tour --chapters kmeans",
-        fmt=_three, chapter="kmeans", number="label-matched accuracy (K=10)",
+        fmt=_three, chapter="kmeans", measure="accuracy_one_cluster_per_class",
     ),
     Row(
         key="digits_gmm_aic",
@@ -99,8 +102,7 @@ ROWS: tuple[Row, ...] = (
         dataset="digits", published="about 110",
         source=f"{_PDSH}, In Depth: Gaussian Mixture Models",
         command="latentspace tour --chapters mixtures",
-        fmt=_integer, chapter="mixtures",
-        number="Handbook experiment: components at the AIC minimum",
+        fmt=_integer, chapter="mixtures", measure="handbook_aic_components",
     ),
     Row(
         key="vae_mnist_nll",
@@ -130,7 +132,7 @@ ROWS: tuple[Row, ...] = (
 def from_summary(summary: dict, origin: str = "this run") -> dict[str, dict]:
     """The rows a tour summary measures -> {row key: measurement}.
 
-    A row counts when the summary's dataset is the row's and its chapter holds the number.
+    A row counts when the summary's dataset is the row's and its chapter holds the measure.
     A measurement is ``{"value", "se", "origin", "quick"}``.
     """
     out = {}
@@ -138,8 +140,8 @@ def from_summary(summary: dict, origin: str = "this run") -> dict[str, dict]:
     for row in ROWS:
         if row.chapter is None or summary.get("dataset") != row.dataset:
             continue
-        numbers = chapters.get(row.chapter, {}).get("numbers", {})
-        value = numbers.get(row.number)
+        measures = chapters.get(row.chapter, {}).get("measures", {})
+        value = measures.get(row.measure)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             out[row.key] = {"value": value, "se": None, "origin": origin,
                             "quick": bool(summary.get("quick", False))}

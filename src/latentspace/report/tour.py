@@ -399,6 +399,7 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
                 key=chapter.key, title=chapter.title, intro=chapter.intro,
                 formula=chapter.formula, figures=figures, numbers=json_safe(chapter.numbers),
                 seconds=chapter.seconds, warnings=json_safe(chapter.warnings),
+                measures=json_safe(chapter.measures),
                 widgets=widgets, tables=[table_dict(t) for t in chapter.tables],
             ))
         bar.step("writing the report")
@@ -441,6 +442,7 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
                 "seconds": c.seconds,
                 "figures": [{"caption": cap, "alt": alt} for _, cap, alt in c.figures],
                 "warnings": c.warnings,
+                "measures": c.measures,
                 "widgets": [{"kind": w.kind, "title": w.title, "bytes": w.embedded_bytes(),
                              "shared_bytes": w.blob_bytes()} for w in c.widgets],
                 **({"tables": c.tables} if c.tables else {}),

@@ -89,11 +89,14 @@ def run(ctx: TourContext) -> Chapter:
         km = KMeans(k_true, n_init=class_n_init, random_state=ctx.random_state,
                     device=ctx.device).fit(X)
     ctx.results["kmeans"] = km
+    measures = {}
     numbers[f"K-means starts for K={k_true} (best kept)"] = int(km.n_init)
     numbers[f"reconstruction error E({k_true})"] = float(km.inertia_)
     numbers[f"Lloyd iterations (K={k_true})"] = int(km.n_iter_)
     if y is not None:
-        numbers[f"label-matched accuracy (K={k_true})"] = label_matched_accuracy(km.labels_, y)
+        accuracy = label_matched_accuracy(km.labels_, y)
+        numbers[f"label-matched accuracy (K={k_true})"] = accuracy
+        measures["accuracy_one_cluster_per_class"] = accuracy
     grid = ImageGridDisplay.from_estimator(
         km, ctx.image_shape, attribute="cluster_centers_", n_images=k_true, n_cols=min(k_true, 10),
         cmap="gray", titles=[f"{int(c)} pts" for c in km.counts_],
@@ -107,4 +110,4 @@ def run(ctx: TourContext) -> Chapter:
         ),
         alt=f"Grid of {k_true} cluster-centre images.",
     ))
-    return Chapter(KEY, TITLE, _INTRO, _FORMULA, figures, numbers)
+    return Chapter(KEY, TITLE, _INTRO, _FORMULA, figures, numbers, measures=measures)

@@ -98,7 +98,7 @@ def run(ctx: TourContext) -> Chapter:
     """Ellipses, EM trace, K selection curves, the Handbook's AIC curve and sampled images."""
     X, y = chapter_rows(ctx, n_max=5000, n_quick=1500)
     k = n_classes(y)
-    figures, numbers = [], {}
+    figures, numbers, measures = [], {}, {}
     ctx.progress("mixture vs K-means in 2-D")
     fig, nums = _ellipses_figure(ctx, X, k)
     figures.append(fig)
@@ -196,6 +196,7 @@ def run(ctx: TourContext) -> Chapter:
             alt="AIC against the number of components with its minimum marked.",
         ))
         numbers["Handbook experiment: components at the AIC minimum"] = handbook.best_k
+        measures["handbook_aic_components"] = int(handbook.best_k)
         for name, note in edge.items():
             numbers[f"{name}: minimum at an end of the K range tried"] = note
         sampler = handbook.estimators[handbook.best_k]
@@ -214,4 +215,4 @@ def run(ctx: TourContext) -> Chapter:
         alt="Grid of 40 images sampled from the Gaussian mixture.",
     ))
     ctx.results["gmm"] = sampler
-    return Chapter(KEY, TITLE, _INTRO, _FORMULA, figures, numbers)
+    return Chapter(KEY, TITLE, _INTRO, _FORMULA, figures, numbers, measures=measures)

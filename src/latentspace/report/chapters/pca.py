@@ -83,6 +83,9 @@ def run(ctx: TourContext) -> Chapter:
         if k <= pca.n_components_:
             numbers[f"variance explained by {k} components"] = float(ev.cumulative[k - 1])
     k90 = ev.n_components_threshold
+    measures = {"components_90": k90} if k90 is not None else {}
+    if 150 <= pca.n_components_:
+        measures["variance_150"] = float(ev.cumulative[149])
     numbers[f"components for {100 * _THRESHOLD:g}% variance"] = (
         k90 if k90 is not None else f"not reached with {pca.n_components_}"
     )
@@ -166,4 +169,5 @@ def run(ctx: TourContext) -> Chapter:
 
     widgets = [ppca_sliders(ppca, ctx.image_shape)] if np.prod(ctx.image_shape) == d else []
     return Chapter(key=KEY, title=TITLE, intro=intro, formula=_FORMULA, figures=figures,
+                   measures=measures,
                    numbers=numbers, widgets=widgets)

@@ -97,3 +97,23 @@ def test_a_healthy_fit_does_not_flag_collapse():
     assert not [w for w in caught if "mode collapse" in str(w.message)]
     assert gan.output_activation_ == "sigmoid"
     assert relative_diversity(gan.sample(500, random_state=1), X) > 0.5
+
+
+def test_auto_settings_follow_the_data_range_and_survive_saving(tmp_path):
+    import latentspace
+
+    rng = np.random.default_rng(0)
+    small = dict(generator_sizes=(8,), discriminator_sizes=(8,), max_epochs=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        unit = GAN(2, **small).fit(rng.uniform(size=(64, 3)))
+        free = GAN(2, **small).fit(rng.normal(size=(64, 3)))
+    assert (unit.output_activation_, unit.r1_penalty_) == ("sigmoid", 10.0)
+    assert (free.output_activation_, free.r1_penalty_) == (None, 0.0)
+    S = unit.sample(500)
+    assert S.min() > 0 and S.max() < 1  # a sigmoid's range
+    assert free.sample(500).min() < 0  # unbounded: no sigmoid squeezed in
+    unit.save(tmp_path / "gan.safetensors")
+    back = latentspace.load(tmp_path / "gan.safetensors")
+    assert back.output_activation_ == "sigmoid"
+    np.testing.assert_array_equal(back.sample(500), S)

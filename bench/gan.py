@@ -116,7 +116,7 @@ def run_mnist(epochs=None, seed=0, n_samples=10000, budget_min=None) -> dict:
     eval_s = time.perf_counter() - t0
     # the same estimator with real training images in place of samples: its ceiling here
     real = parzen_window_score(x_fit[:n_samples], x_val, x_test, sigmas=sigmas)
-    return {"epochs": epochs, "budget_min": budget_min, "train_minutes": train_s / 60,
+    return {"epochs": epochs, "budget_min": budget_min, "n_samples": n_samples, "train_minutes": train_s / 60,
             "sigma": res["sigma"], "parzen_mean": res["mean"], "parzen_se": res["se"],
             "eval_minutes": eval_s / 60, "real_parzen_mean": real["mean"],
             "real_parzen_se": real["se"], "real_sigma": real["sigma"],
@@ -151,15 +151,17 @@ def mnist_block(mn: dict) -> str:
     last = mn["last"]
     return (
         "### GAN on MNIST, Parzen-window log-likelihood "
-        f"(`bench/gan.py --part mnist --mnist-epochs {mn['epochs']}`)\n"
-        "`GAN(latent_dim=16)` with its defaults: G 16-256-512-784 (leaky ReLU, sigmoid output), "
+        + (f"(`bench/gan.py --part mnist --budget-min {mn['budget_min']:g}`)\n"
+           if mn.get("budget_min") is not None else
+           f"(`bench/gan.py --part mnist --mnist-epochs {mn['epochs']}`)\n")
+        + "`GAN(latent_dim=16)` with its defaults: G 16-256-512-784 (leaky ReLU, sigmoid output), "
         "D 784-512-256-1 (leaky ReLU, minibatch standard deviation, lazy R1 penalty γ = 10), "
         "non-saturating loss, k = 1, Adam lr 2e-4 β₁ 0.5, batch 64, "
         f"{mn['epochs']} epochs on 50 000 training images; σ chosen on the other 10 000; "
-        "10 000 samples; test = the 10 000 MNIST test images"
+        f"{mn.get('n_samples', 10000):,} samples; test = the 10 000 MNIST test images"
         + (f"; sample diversity {mn['diversity']:.2f} of the data's" if "diversity" in mn else "")
         + ".\n\n"
-        "| Parzen log-likelihood (test) | σ | training | last epoch D(x) / D(G(z)) | reference |\n"
+        + "| Parzen log-likelihood (test) | σ | training | last epoch D(x) / D(G(z)) | reference |\n"
         "|---|---|---|---|---|\n"
         f"| **{mn['parzen_mean']:.0f} ± {mn['parzen_se']:.0f}** nats | {mn['sigma']:.3f} | "
         f"{mn['train_minutes']:.0f} min | {last['d_real']:.2f} / {last['d_fake']:.2f} | "

@@ -47,7 +47,7 @@ def run(ctx: TourContext) -> Chapter:
     # ReLU in G and no R1 penalty: the modes are 100 times narrower than the ring, and the
     # penalty (in the data's units) would keep D too smooth to resolve them
     ring = GAN(2, generator_sizes=(128, 128), discriminator_sizes=(128, 128), activation="relu",
-               r1_penalty=0.0, learning_rate=1e-3, learning_rate_schedule="cosine", batch_size=128,
+               r1_penalty=0.0, learning_rate=1e-3, learning_rate_schedule="cosine", batch_size=64,
                max_epochs=15 if ctx.quick else 30, reference_modes=modes, reference_std=RING_STD,
                device=ctx.device, random_state=ctx.random_state).fit(R)
     ctx.results["gan_ring"] = ring

@@ -51,6 +51,7 @@ def test_relative_diversity_invariants():
         mean_pairwise_distance(X[:1])
 
 
+@pytest.mark.filterwarnings("ignore:mode collapse")  # 3 epochs of a tiny GAN: not the point
 def test_the_training_rows_score_one_and_the_monitor_reports_every_epoch():
     X = _digits()[:600]
     gan = GAN(4, generator_sizes=(32,), discriminator_sizes=(32,), max_epochs=3,

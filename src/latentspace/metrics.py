@@ -215,9 +215,10 @@ def relative_diversity(samples, reference) -> float:
     up to sampling error), 0 when every sample is the same point (mode collapse). It is exactly
     |a| for samples ``a * reference + b``. A generator that reaches only some modes of a
     multimodal distribution scores between the within-mode and the overall spread: on image
-    data whose classes are modes, the mean distance between two images of one class is about
-    0.7–0.9 of that between two images of any class, so the measure flags a full collapse
-    surely and a partial one only when few modes remain.
+    data whose classes are modes, the mean distance between two images of one class is 0.57 to
+    0.99 of that between two images of any class (digits, MNIST and Fashion-MNIST, the most
+    compact class of each at 0.57, 0.64 and 0.60), so the measure flags a full collapse surely
+    and a partial one only when few modes remain.
 
     Parameters
     ----------

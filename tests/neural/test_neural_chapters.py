@@ -70,6 +70,9 @@ def test_vae_and_gan_numbers(chapters, ctx):
     assert chapters["vae"].numbers["active latent units (of 2)"] == v.active_units_
     assert chapters["vae"].numbers["epochs"] == len(v.history_)
     nums, ring = chapters["gan"].numbers, ctx.results["gan_ring"]
-    assert nums["ring: modes covered per epoch (history_)"] == [h["modes_covered"] for h in ring.history_]
+    assert nums["ring: modes covered, epoch by epoch"] == [h["modes_covered"] for h in ring.history_]
     assert 0 <= nums["ring: modes covered (of 8)"] <= 8
-    assert np.isfinite(nums["images: Parzen log-likelihood on test (nats)"])
+    assert np.isfinite(nums["images: Parzen log-likelihood on test rows (nats)"])
+    image_gan = ctx.results["gan"]
+    assert (nums["images: sample diversity, last epoch (1 = as varied as the data)"]
+            == image_gan.history_[-1]["diversity"])

@@ -101,7 +101,8 @@ class _NeuralModel(LatentModel):
 
     # --- parameter checks -------------------------------------------------------------
     def _check_common_params(self) -> None:
-        check_int("max_epochs", self.max_epochs, low=1)
+        if not (self.max_epochs == "auto" and hasattr(self, "_auto_epochs")):
+            check_int("max_epochs", self.max_epochs, low=1)
         if isinstance(self.batch_size, str):
             if self.batch_size != "auto":
                 raise ValueError(
@@ -245,10 +246,13 @@ class _NeuralModel(LatentModel):
             restore_best=bool(self.early_stopping),
         )
 
-    def _lr_schedule(self):
+    def _n_epochs(self, data) -> int:
+        """Epochs of this fit: ``max_epochs`` (a subclass may resolve ``"auto"``)."""
+        return int(self.max_epochs)
+
+    def _lr_schedule(self, total: int):
         if self.learning_rate_schedule == "cosine":
             # half a cosine from the full rate down to 0 at the last epoch
-            total = int(self.max_epochs)
             return lambda epoch: 0.5 * (1.0 + np.cos(np.pi * epoch / total))
         return None
 
@@ -288,13 +292,14 @@ class _NeuralModel(LatentModel):
         optimizers = self._make_optimizers(network)
         X_monitor = data if isinstance(data, torch.Tensor) else None
         hook = self._on_epoch_end(network, X_monitor, generator)
+        n_epochs = self._n_epochs(data)
         progress = self.verbose > 0 and sys.stderr.isatty()
         result = train(
             network,
             data,
             self._train_step(network),
             optimizers,
-            n_epochs=self.max_epochs,
+            n_epochs=n_epochs,
             generator=generator,
             batch_size=self._batch_size(data),
             grad_clip=self.grad_clip,
@@ -306,7 +311,7 @@ class _NeuralModel(LatentModel):
             resume=resume,
             meta=self._meta(),
             on_epoch_end=hook,
-            lr_schedule=self._lr_schedule(),
+            lr_schedule=self._lr_schedule(n_epochs),
             prepare=self._prepare_batch,
             progress=progress,
             desc=type(self).__name__,

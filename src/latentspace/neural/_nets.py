@@ -209,6 +209,33 @@ class EncoderDecoder(nn.Module):
         return last if last is not None and last.bias.shape == self.shift.shape else None
 
 
+class MinibatchStd(nn.Module):
+    """Append one feature: the batch's mean standard deviation (Karras et al., 2018, §3).
+
+    For a batch h of shape (n, k) it returns (n, k + 1), the extra column being
+    mean_j std_i(h_ij) (population std over the batch, averaged over the k features), the same
+    for every row. A discriminator that sees it can tell a batch of near-identical generated
+    rows from a varied real batch, so a collapsing generator is penalised at once. A batch of
+    one row gets 0.
+    """
+
+    def forward(self, h):  # (n, k) -> (n, k + 1)
+        if h.shape[0] < 2:
+            s = h.new_zeros(())
+        else:
+            s = (h.var(0, unbiased=False) + 1e-8).sqrt().mean()
+        return torch.cat([h, s.expand(h.shape[0], 1)], 1)
+
+
+def discriminator_mlp(sizes, activation, minibatch_std: bool) -> nn.Sequential:
+    """The MLP ``sizes[0] -> ... -> sizes[-1]`` (no output non-linearity: logits), with a
+    :class:`MinibatchStd` feature before the last layer when ``minibatch_std``."""
+    if not minibatch_std:
+        return mlp(sizes, activation, None)
+    body = mlp(sizes[:-1], activation, activation)  # every hidden layer, activated
+    return nn.Sequential(*body, MinibatchStd(), nn.Linear(sizes[-2] + 1, sizes[-1]))
+
+
 class GeneratorDiscriminator(nn.Module):
     """The two networks of a GAN."""
 

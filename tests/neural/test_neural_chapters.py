@@ -9,7 +9,7 @@ from sklearn.decomposition import PCA as SkPCA
 
 from latentspace.report import TourContext
 from latentspace.report.chapters import available_chapters
-from latentspace.report.chapters import autoencoders, gan, linear_ae, vae
+from latentspace.report.chapters import _shared, autoencoders, gan, linear_ae, vae
 
 CHAPTERS = {"linear_ae": linear_ae, "autoencoders": autoencoders, "vae": vae, "gan": gan}
 
@@ -45,9 +45,9 @@ def test_chapter_contract(chapters):
 
 def test_linear_ae_numbers_match_sklearn_pca(chapters, ctx):
     nums, ae = chapters["linear_ae"].numbers, ctx.results["linear_ae"]
-    X, _ = linear_ae.training_rows(ctx)
+    X, _ = _shared.training_rows(ctx)
     sk = SkPCA(5).fit(X)
-    angle = subspace_angles(linear_ae.decoder_columns(ae), sk.components_.T).max()
+    angle = subspace_angles(_shared.decoder_columns(ae), sk.components_.T).max()
     assert nums["largest principal angle (rad)"] == pytest.approx(angle, abs=1e-6)
     assert angle <= 0.05
     assert nums["linear AE reconstruction error (sum of squares per sample)"] == pytest.approx(-ae.score(X))

@@ -4,7 +4,8 @@ import io
 
 import pytest
 
-from latentspace.report.tour import EXPECTED_SECONDS, TourProgress, estimate_remaining, run_tour
+from latentspace.report.chapters import expected_seconds
+from latentspace.report.tour import TourProgress, estimate_remaining, run_tour
 
 
 class FakeClock:
@@ -43,7 +44,7 @@ def test_estimate_never_negative_and_zero_at_the_end():
 def test_lines_name_chapter_step_elapsed_and_time_left():
     clock, stream = FakeClock(), io.StringIO()
     bar = TourProgress(["pca", "kmeans"], quick=False, stream=stream, clock=clock)
-    exp_pca, exp_km = EXPECTED_SECONDS["pca"][0], EXPECTED_SECONDS["kmeans"][0]
+    exp_pca, exp_km = expected_seconds("pca"), expected_seconds("kmeans")
     bar.start_chapter("pca")
     clock.t += 1
     bar.step("fit PCA")

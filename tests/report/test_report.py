@@ -333,3 +333,19 @@ def test_closing_note_gives_the_run_time_and_the_command(tour):
     assert summary["machine"] in about
     total = summary["timings"]["total_seconds"]
     assert f"<b>{total:.1f} s</b>" in about or f"<b>{int(total // 60)} min" in about
+
+
+def test_every_chapter_module_is_in_the_one_chapter_list():
+    """A chapter module left out of ORDER would silently never run; each also states its
+    expected time, used by the progress display."""
+    import pkgutil
+
+    modules = {m.name for m in pkgutil.iter_modules(chapters_pkg.__path__)
+               if not m.name.startswith("_")}
+    assert modules == set(chapters_pkg.ORDER)
+    for key, run in chapters_pkg.available_chapters():
+        module = __import__(f"latentspace.report.chapters.{key}", fromlist=["KEY"])
+        assert module.KEY == key and callable(run)
+        full, quick = module.EXPECTED_SECONDS
+        assert full >= quick > 0
+        assert chapters_pkg.expected_seconds(key, quick=True) == quick

@@ -88,7 +88,7 @@ def test_kmeans_chapter_class_fit_uses_the_handbooks_ten_starts():
     # label-matched accuracy near the published 0.79-0.80
     from sklearn.cluster import KMeans as SkKMeans
 
-    from latentspace.report.chapters.kmeans import label_matched_accuracy
+    from latentspace.report.chapters._shared import label_matched_accuracy
 
     d = load_digits()
     X = d.data / 16.0

@@ -30,27 +30,10 @@ from ._html import (
     write_text_atomic,
 )
 
-__all__ = ["run_tour", "select_chapters", "TourProgress", "FitWarnings", "estimate_remaining",
-           "EXPECTED_SECONDS"]
+__all__ = ["run_tour", "select_chapters", "TourProgress", "FitWarnings", "estimate_remaining"]
 
 QUICK_MAX_SAMPLES = 2000  # a quick run keeps a seeded random subset of at most this many rows
 
-# Seconds each chapter took on digits, one torch thread on a shared 2-core machine (full run,
-# quick run). They only set the proportions of the first estimate of the time left; the
-# estimate is rescaled by how long the finished chapters really took (see estimate_remaining).
-EXPECTED_SECONDS = {
-    "pca": (2.7, 1.9),
-    "linear_ae": (5.5, 3.4),
-    "kmeans": (1.5, 0.5),
-    "mixtures": (13.1, 2.8),
-    "bernoulli": (2.2, 1.3),
-    "hard_em": (0.9, 0.4),
-    "autoencoders": (8.0, 1.0),
-    "vae": (4.5, 1.5),
-    "gan": (23.9, 3.7),
-    "scoreboard": (2.6, 2.0),
-}
-_UNKNOWN_CHAPTER_SECONDS = (10.0, 2.0)
 
 
 def select_chapters(chapters=None) -> list[tuple[str, object]]:
@@ -137,7 +120,7 @@ class TourProgress:
     keys : list of str
         The chapters of the run, in order.
     quick : bool
-        Which column of :data:`EXPECTED_SECONDS` gives the priors.
+        Which of each chapter's ``EXPECTED_SECONDS`` (full, quick) gives the priors.
     enabled : bool
     stream : file-like, default sys.stderr
     interval : float
@@ -149,9 +132,9 @@ class TourProgress:
     def __init__(self, keys, *, quick=False, enabled=True, stream=None, interval=1.0,
                  clock=time.perf_counter):
         self.keys = list(keys)
-        col = 1 if quick else 0
-        self.expected = [EXPECTED_SECONDS.get(k, _UNKNOWN_CHAPTER_SECONDS)[col]
-                         for k in self.keys]
+        from .chapters import expected_seconds
+
+        self.expected = [expected_seconds(k, quick) for k in self.keys]
         self.done: list[float] = []
         self.current: int | None = None
         self.step_text = "loading data"

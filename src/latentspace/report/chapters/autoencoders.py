@@ -13,10 +13,11 @@ import numpy as np
 from ...neural import Autoencoder
 from ...plotting import ImageGridDisplay, MeanActivationDisplay
 from .._chapter import Chapter, Figure, TourContext
-from .linear_ae import loss_figure, training_rows
+from ._shared import loss_figure, training_rows
 
 KEY = "autoencoders"
 TITLE = "Deep, denoising and sparse autoencoders"
+EXPECTED_SECONDS = (8.0, 1.0)  # on digits, one torch thread, 2 cores (full, quick run)
 
 NOISE_STD = 0.3
 RHO, BETA = 0.05, 3.0

@@ -12,10 +12,11 @@ import numpy as np
 from ...mixture import BernoulliMixture
 from ...plotting import EMTraceDisplay, ImageGridDisplay
 from .._chapter import Chapter, Figure, TourContext
-from .kmeans import chapter_rows, n_classes
+from ._shared import chapter_rows, n_classes
 
 KEY = "bernoulli"
 TITLE = "Bernoulli mixtures on binary images"
+EXPECTED_SECONDS = (2.2, 1.3)  # on digits, one torch thread, 2 cores (full, quick run)
 
 _INTRO = (
     "Binary images call for a Bernoulli model per pixel. A mixture of such models is EM's "

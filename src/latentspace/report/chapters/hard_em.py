@@ -17,10 +17,11 @@ from ...decomposition import PCA
 from ...mixture import GaussianMixture, anneal_variance
 from ...plotting import AnnealingDisplay
 from .._chapter import Chapter, Figure, TourContext
-from .kmeans import chapter_rows, n_classes
+from ._shared import chapter_rows, n_classes
 
 KEY = "hard_em"
 TITLE = "K-means as hard EM"
+EXPECTED_SECONDS = (0.9, 0.4)  # on digits, one torch thread, 2 cores (full, quick run)
 
 _INTRO = (
     "Give every component the same weight and the same spherical variance σ². The "

@@ -8,18 +8,17 @@ estimators.
 
 from __future__ import annotations
 
-import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from ...cluster import KMeans
 from ...plotting import ImageGridDisplay
 from ...selection import choose_k
 from .._chapter import Chapter, Figure, TourContext
+from ._shared import chapter_rows, label_matched_accuracy, n_classes
 
 KEY = "kmeans"
 TITLE = "K-means clustering"
+EXPECTED_SECONDS = (1.5, 0.5)  # on digits, one torch thread, 2 cores (full, quick run)
 
-_MAX_ROWS, _QUICK_ROWS = 10000, 2000
 _CLASS_N_INIT = 10  # starts of the fit with one cluster per class (full run)
 
 _INTRO = (
@@ -32,31 +31,6 @@ _FORMULA = (
     "E(K) = Σₙ ‖xₙ − μ_{zₙ}‖²,   zₙ = argmin_k ‖xₙ − μ_k‖²,   μ_k = mean{xₙ : zₙ = k}\n"
     "elbow: the knee of log E(K) (Kneedle)"
 )
-
-
-def chapter_rows(ctx: TourContext, n_max: int = _MAX_ROWS, n_quick: int = _QUICK_ROWS):
-    """A seeded subset of the tour's rows for the clustering chapters -> (X, y)."""
-    n_max = n_quick if ctx.quick else n_max
-    if len(ctx.X) <= n_max:
-        return ctx.X, ctx.y
-    rng = np.random.RandomState(ctx.random_state)
-    keep = np.sort(rng.choice(len(ctx.X), n_max, replace=False))
-    return ctx.X[keep], (None if ctx.y is None else ctx.y[keep])
-
-
-def n_classes(y, default: int = 10) -> int:
-    return default if y is None else int(len(np.unique(y)))
-
-
-def label_matched_accuracy(labels, y) -> float:
-    """Accuracy after the best one-to-one matching of clusters to classes (Hungarian)."""
-    labels = np.asarray(labels)
-    y = np.unique(y, return_inverse=True)[1]
-    k = int(max(labels.max(), y.max())) + 1
-    C = np.zeros((k, k))
-    np.add.at(C, (labels, y), 1)
-    r, c = linear_sum_assignment(-C)
-    return float(C[r, c].sum() / len(y))
 
 
 def run(ctx: TourContext) -> Chapter:

@@ -14,14 +14,15 @@ from scipy.linalg import subspace_angles
 
 from ...decomposition import PCA
 from ...neural import Autoencoder
-from ...plotting import ImageGridDisplay, LossCurveDisplay
+from ...plotting import ImageGridDisplay
 from .._chapter import Chapter, Figure, TourContext
+from ._shared import decoder_columns, loss_figure, training_rows
 
 KEY = "linear_ae"
 TITLE = "The linear autoencoder is PCA"
+EXPECTED_SECONDS = (5.5, 3.4)  # on digits, one torch thread, 2 cores (full, quick run)
 
 LATENT = 5
-_MAX_ROWS, _QUICK_ROWS = 3000, 1000  # neural chapters train on at most this many rows
 
 _INTRO = (
     "An autoencoder with one linear layer each way, trained to minimise the squared "
@@ -34,45 +35,6 @@ _FORMULA = (
     "min_{W_e, W_d, b} (1/n) Σᵢ ‖xᵢ − W_d (W_e xᵢ + b_e) − b_d‖²   ⇒   span(W_d) = span(V_L)\n"
     "principal angles θ_k between span(W_d) and span(V_L): cos θ_k = σ_k(Q_dᵀ Q_V)"
 )
-
-
-def training_rows(ctx: TourContext) -> tuple[np.ndarray, np.ndarray | None]:
-    """A seeded subset of the tour's rows small enough for CPU training -> (X, y)."""
-    n_max = _QUICK_ROWS if ctx.quick else _MAX_ROWS
-    if len(ctx.X) <= n_max:
-        return ctx.X, ctx.y
-    keep = np.sort(np.random.RandomState(ctx.random_state).choice(len(ctx.X), n_max, replace=False))
-    return ctx.X[keep], (None if ctx.y is None else ctx.y[keep])
-
-
-def loss_figure(est, what: str) -> Figure:
-    """The training curves of a neural estimator, one value per epoch of its training record."""
-    disp = LossCurveDisplay.from_estimator(est)
-    titles = [title for title, _ in disp.panels]
-    shared = [title for title, keys in disp.panels if len(keys) > 1]
-    rate = disp.curves.get("learning_rate", np.zeros(1))
-    n_lowered = int(np.sum(np.diff(rate[np.isfinite(rate)]) < 0))
-    return Figure(
-        disp.plot().figure_,
-        caption=(
-            f"Training of the {what}, one value per epoch over its {len(est.history_)} epochs: "
-            + "; ".join(titles) + "."
-            + (f" Quantities equal (or opposite) at every epoch share one panel: "
-               f"{'; '.join(shared)}." if shared else "")
-            + (" The loss is the reconstruction error alone: this model has no penalty term."
-               if any({"loss", "reconstruction"} <= set(keys) for _, keys in disp.panels)
-               else "")
-            + (f" The learning rate was lowered {n_lowered} time(s), each when the loss had "
-               "stopped improving." if n_lowered else "")
-        ),
-        alt=f"Line plots of {', '.join(titles)} against the epoch for the {what}.",
-    )
-
-
-def decoder_columns(ae) -> np.ndarray:
-    """Columns of a linear decoder through the public API: g(e_k) − g(0) -> (n_features, L)."""
-    L = ae.latent_dim
-    return (ae.inverse_transform(np.eye(L)) - ae.inverse_transform(np.zeros((1, L)))).T
 
 
 def run(ctx: TourContext) -> Chapter:

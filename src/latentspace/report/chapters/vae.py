@@ -14,10 +14,11 @@ import numpy as np
 from ...neural import VAE
 from ...plotting import LatentGridDisplay, ProjectionDisplay, SampleGridDisplay
 from .._chapter import Chapter, Figure, TourContext
-from .linear_ae import loss_figure
+from ._shared import loss_figure
 
 KEY = "vae"
 TITLE = "Variational autoencoder"
+EXPECTED_SECONDS = (4.5, 1.5)  # on digits, one torch thread, 2 cores (full, quick run)
 
 _INTRO = (
     "The VAE keeps EM's lower bound but replaces the exact posterior by an encoder network "

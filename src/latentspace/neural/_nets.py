@@ -38,10 +38,6 @@ ACTIVATIONS = {
 IMAGE_SIDE = 28  # the convolutional option is for 28×28 single-channel images
 
 
-def activation_names() -> list[str]:
-    return sorted(ACTIVATIONS)
-
-
 def _act(name) -> nn.Module:
     return nn.Identity() if name is None else ACTIVATIONS[name]()
 
@@ -263,3 +259,24 @@ def encoder_decoder_pair(kind, n_features, latent_dim, enc_out, hidden_sizes, ac
         enc = mlp((n_features, *hs, enc_out), activation, code_activation)
         dec = mlp((latent_dim, *hs[::-1], n_features), activation, None)
     return EncoderDecoder(enc, dec, n_log_var, n_features, rescale_output)
+
+
+def make_mlp(sizes, activation="relu", *, generator: torch.Generator, device="cpu",
+             out_activation=None) -> nn.Sequential:
+    """An MLP ``sizes[0] -> ... -> sizes[-1]`` initialised from ``generator``.
+
+    PyTorch's default scale, U(-1/√fan_in, 1/√fan_in), drawn from the given generator rather
+    than the global one, so that building it neither reads nor moves the global random state.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+    activation : str
+        Hidden non-linearity (e.g. ``"relu"``, ``"leaky_relu"``, ``"tanh"``).
+    generator : torch.Generator
+    device : str or torch.device
+    out_activation : str or None
+        Non-linearity after the last layer (None: none).
+    """
+    return build(lambda: mlp(tuple(int(s) for s in sizes), activation, out_activation),
+                 torch.device(device), generator)

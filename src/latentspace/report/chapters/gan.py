@@ -13,8 +13,7 @@ import time
 import numpy as np
 
 from ...metrics import make_ring_of_gaussians, mode_coverage, parzen_window_score
-from ...neural import GAN
-from ...neural._gan import COLLAPSE_DIVERSITY
+from ...neural import COLLAPSE_DIVERSITY, GAN
 from ...plotting import LossCurveDisplay, ProjectionDisplay, SampleGridDisplay
 from .._chapter import Chapter, Figure, TourContext
 

@@ -45,6 +45,7 @@ FEATURE_PCS = 32  # unlabelled data: whitened principal coordinates used as feat
 SAMPLES_SHOWN = 10  # samples of each row in the figure
 IW_SAMPLES = (200, 20)  # importance samples of the VAE's bound (full, quick), as in its chapter
 CLASS_SAMPLES = (5000, 2000)  # samples of each model whose classes are counted (full, quick)
+FRECHET_BOOTSTRAP = 50  # bootstrap replicates behind the Fréchet distance's standard error
 
 _INTRO = (
     "Every model of this tour is a model of p(x). This chapter fits each on the same training "
@@ -71,6 +72,7 @@ COLUMNS = {
     "parzen": ("Parzen log-likelihood (nats)", True, "higher"),
     "parzen_se": ("Parzen s.e.", True, None),
     "frechet": ("Fréchet distance (features)", True, "lower"),
+    "frechet_se": ("Fréchet s.e. (bootstrap)", True, None),
     "precision": ("precision (k=3)", True, "higher"),
     "recall": ("recall (k=3)", True, "higher"),
     "pr_f1": ("precision–recall F₁", True, "higher"),
@@ -181,7 +183,17 @@ def _draw(key, model, n, seed) -> np.ndarray:
     return np.asarray(S[0] if key in ("gmm", "bmm") else S, dtype=np.float64)
 
 
-def sample_scores(S, split, fmap, F_test, n_classes, S_classes=None) -> dict:
+def frechet_se(F, F_test, seed: int = 0) -> float:
+    """Bootstrap standard error of ``frechet_distance(F, F_test)``: both sets resampled with
+    replacement, :data:`FRECHET_BOOTSTRAP` times (the distance has no closed-form error)."""
+    rng = np.random.RandomState(seed)
+    reps = [frechet_distance(F[rng.randint(0, len(F), len(F))],
+                             F_test[rng.randint(0, len(F_test), len(F_test))])
+            for _ in range(FRECHET_BOOTSTRAP)]
+    return float(np.std(reps, ddof=1))
+
+
+def sample_scores(S, split, fmap, F_test, n_classes, S_classes=None, seed: int = 0) -> dict:
     """The sample-based columns for samples ``S`` (n, d) against the split's test rows; the
     classes are counted among ``S_classes`` (default ``S``)."""
     pz = parzen_window_score(S, split.val, split.test)
@@ -189,8 +201,8 @@ def sample_scores(S, split, fmap, F_test, n_classes, S_classes=None) -> dict:
     pr = precision_recall(F_test, F, k=PR_K)
     p, r = pr["precision"], pr["recall"]
     row = {"parzen": pz["mean"], "parzen_se": pz["se"], "parzen_sigma": pz["sigma"],
-           "frechet": frechet_distance(F, F_test), "precision": p, "recall": r,
-           "pr_f1": 2 * p * r / (p + r) if p + r > 0 else 0.0}
+           "frechet": frechet_distance(F, F_test), "frechet_se": frechet_se(F, F_test, seed),
+           "precision": p, "recall": r, "pr_f1": 2 * p * r / (p + r) if p + r > 0 else 0.0}
     if hasattr(fmap, "predict"):
         cov = class_coverage(fmap.predict(S if S_classes is None else S_classes), n_classes)
         row["classes_found"] = cov["classes_found"]
@@ -203,17 +215,32 @@ def _share_se(p: float, n: int) -> float:
     return math.sqrt(max(p * (1.0 - p), 0.0) / max(n, 1))
 
 
+def _f1_se(row: dict, n_samples: int, n_test: int) -> float:
+    """Standard error of F₁ = 2PR/(P + R) by the delta method from the binomial errors of P
+    (a share of the samples) and R (a share of the test rows)."""
+    p, r = row["precision"], row["recall"]
+    if p + r <= 0:
+        return 0.0
+    dp, dr = 2 * r * r / (p + r) ** 2, 2 * p * p / (p + r) ** 2  # ∂F₁/∂P, ∂F₁/∂R
+    return math.hypot(dp * _share_se(p, n_samples), dr * _share_se(r, n_test))
+
+
 def _difference_se(col: str, row: dict, real: dict, n_samples: int, n_test: int):
     """Standard error of (model − real) on a sample-based column, or None where the chapter
-    has none (Fréchet distance, classes found: judged as they are). Parzen: the two test
-    means' errors; precision (a share of the samples) and recall (a share of the test rows):
-    binomial errors. The two rows are treated as independent, which overstates the error of a
-    difference taken on the same test rows: the check errs towards calling a gap noise."""
+    has none (classes found: judged as it is). Parzen: the two test means' errors; Fréchet
+    distance: the two bootstrap errors; precision (a share of the samples) and recall (a
+    share of the test rows): binomial errors; their F₁: the delta method on those. The two
+    rows are treated as independent, which overstates the error of a difference taken on the
+    same test rows: the check errs towards calling a gap noise."""
     if col == "parzen":
         return math.hypot(row["parzen_se"], real["parzen_se"])
+    if col == "frechet" and "frechet_se" in row and "frechet_se" in real:
+        return math.hypot(row["frechet_se"], real["frechet_se"])
     if col in ("precision", "recall"):
         n = n_samples if col == "precision" else n_test
         return math.hypot(_share_se(row[col], n), _share_se(real[col], n))
+    if col == "pr_f1" and {"precision", "recall"} <= set(row):
+        return math.hypot(_f1_se(row, n_samples, n_test), _f1_se(real, n_samples, n_test))
     return None
 
 
@@ -229,8 +256,8 @@ def sanity_failures(rows: dict, n_samples: int, n_test: int) -> list[dict]:
     typical, low-diversity samples) or ``"recall without precision"`` (the mirror image:
     spread-out, unrealistic samples inflate the k-NN balls of the model's manifold, which
     then swallow real rows — Naeem et al., 2020); or ``"unexplained"``, the mark of a bug such
-    as a model that saw the test rows. Fréchet distance and classes found have no standard
-    error here: any lead there is unexplained.
+    as a model that saw the test rows. Classes found has no standard error here: any lead
+    there is unexplained.
 
     The check itself is on :data:`SANITY_COLUMNS` (Parzen, Fréchet distance, the precision–
     recall F₁ and classes found); a lead on precision or recall alone is listed with its
@@ -386,7 +413,7 @@ def run(ctx: TourContext) -> Chapter:
             S_classes = _draw(key, models[key], max(n, n_classes_samples), ctx.random_state)
             S = S_classes[:n]
         rows[key].update(sample_scores(S, split, fmap, F_test, n_classes,
-                                       S_classes if labelled else None))
+                                       S_classes if labelled else None, ctx.random_state))
         shown[key] = S[:SAMPLES_SHOWN]
     failures = sanity_failures(rows, n, len(split.test))
     bad = failed(failures)

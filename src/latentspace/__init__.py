@@ -23,6 +23,7 @@ _EXPORTS = {
     "load": "latentspace.io",
     "save": "latentspace.io",
     "load_dataset": "latentspace.data",
+    "ChunkedSource": "latentspace.data",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..data import Chunk
-from ..data._input import split_rows
+from ..data import Chunk, split_rows
 from ..em import FarthestPoints, Stats
 from . import _lloyd
 

@@ -41,9 +41,7 @@ from .._validation import (
     check_int,
 )
 from ..base import LatentModel
-from ..data import Chunk, InMemorySource
-from ..data._input import SourceInput, check_sample_weight, split_rows
-from ..data._source import scaled
+from ..data import Chunk, InMemorySource, SourceInput, check_sample_weight, scaled, split_rows
 from ..em import run_em, summarize_source
 from ..exceptions import ConvergenceWarning
 from . import _lloyd

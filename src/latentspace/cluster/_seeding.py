@@ -8,8 +8,7 @@ import numpy as np
 import torch
 
 from .._backend import to_numpy
-from ..data import InMemorySource
-from ..data._source import scaled
+from ..data import InMemorySource, scaled
 
 __all__ = ["kmeans_plusplus"]
 

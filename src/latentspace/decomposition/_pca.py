@@ -30,9 +30,7 @@ from .._backend import to_numpy
 from .._math import abs_max, working_scale
 from .._validation import check_array_like, check_choice, check_finite_data, check_int
 from ..base import LatentModel
-from ..data import ChunkedSource, DaskSource
-from ..data._dask import is_dask_array
-from ..data._input import Prepare
+from ..data import ChunkedSource, DaskSource, Prepare, is_dask_array
 from ._moments import BlockMoments, Moments, centred, moments, scaled_moments
 from ._solvers import choose_solver, from_scatter, gram, randomized, svd
 

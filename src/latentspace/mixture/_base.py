@@ -58,8 +58,7 @@ from .._math import abs_max, working_scale
 from .._validation import check_choice, check_finite_result, check_float, check_int
 from ..base import LatentModel
 from ..cluster import KMeans, kmeans_plusplus
-from ..data import Chunk, ChunkedSource, DaskSource, InMemorySource
-from ..data._input import SourceInput, split_rows
+from ..data import Chunk, ChunkedSource, DaskSource, InMemorySource, SourceInput, split_rows
 from ..em import run_em, summarize_source
 from ..exceptions import ConvergenceWarning
 from ._family import Family, MixtureStats, check_means_init, check_weights_init, e_step_block

@@ -41,3 +41,7 @@ from ._clustering import (  # noqa: E402
 
 __all__ += ["AnnealingDisplay", "ChooseKDisplay", "EMTraceDisplay", "EllipsesDisplay",
             "covariance_ellipses"]
+
+from ._mpl import pyplot, settle_legends  # noqa: E402
+
+__all__ += ["pyplot", "settle_legends"]

@@ -73,7 +73,7 @@ def encode_png(fig, *, dpi: int = 100, close: bool = True) -> str:
         fig.savefig(buf, format="png", dpi=dpi)
     finally:
         if close:
-            from ..plotting._mpl import pyplot
+            from ..plotting import pyplot
 
             pyplot().close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")

@@ -59,7 +59,7 @@ class ChooseKResult:
     @property
     def display(self):
         """A :class:`~latentspace.plotting.ChooseKDisplay` of the curve (call ``.plot()``)."""
-        from ..plotting._clustering import ChooseKDisplay
+        from ..plotting import ChooseKDisplay
 
         return ChooseKDisplay.from_result(self)
 

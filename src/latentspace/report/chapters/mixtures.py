@@ -22,7 +22,7 @@ from ...plotting import (
     EMTraceDisplay,
     ImageGridDisplay,
 )
-from ...plotting._mpl import pyplot, settle_legends
+from ...plotting import pyplot, settle_legends
 from ...selection import choose_k
 from .._chapter import Chapter, Figure, TourContext
 from ._shared import chapter_rows, n_classes

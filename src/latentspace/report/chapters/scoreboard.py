@@ -125,7 +125,7 @@ def _neural_models(ctx: TourContext) -> tuple[dict, dict]:
     if vae is not None and getattr(vae, "n_features_in_", None) == d:
         models["vae"], sources["vae"] = vae, "the VAE chapter's model"
     else:
-        from ...plotting._mpl import pyplot
+        from ...plotting import pyplot
         from . import vae as vae_chapter
 
         ctx.progress("VAE (as in its chapter)")

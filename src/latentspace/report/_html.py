@@ -382,7 +382,9 @@ def render_html(meta: dict, chapters: list[RenderedChapter], reproduction=None) 
     scripts = _scripts_html(chapters)
     widget_css = ""
     if scripts:
-        from ._interactive import CSS as widget_css
+        from ._interactive import css
+
+        widget_css = css()
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

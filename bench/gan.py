@@ -7,9 +7,12 @@ narrower than the data's spread), non-saturating loss, Adam (β₁ = 0.5), cosin
 learning rate. A mode is covered when ≥ 1 % of 2 500 samples are within 3σ of it; "high quality" is the
 fraction of samples within 3σ of some mode. Medians over the seeds are reported.
 
-MNIST: the library's defaults, ``GAN(latent_dim=16)`` (MLPs 16-256-512-784 and 784-512-256-1,
-leaky ReLU, sigmoid output, minibatch standard deviation and R1 penalty in D, Adam 2e-4, β₁ 0.5,
-batch 64), on the first 50 000 training images in [0, 1]; ``--mnist-epochs`` sets the epochs,
+MNIST (``--architecture paper``, the default and the reproduction table's row): networks of the
+paper's sizes, G 100-1200-1200-784 (tanh output on data scaled to [-1, 1], uniform noise) and
+D 784-240-240-1, batch 100; ``--architecture defaults``: ``GAN(latent_dim=16)`` with the
+library's defaults (MLPs 16-256-512-784 and 784-512-256-1, leaky ReLU, sigmoid output,
+minibatch standard deviation and R1 penalty in D, Adam 2e-4, β₁ 0.5, batch 64), logged as
+``gan_mnist_defaults``. Both train on the first 50 000 training images; ``--mnist-epochs`` sets the epochs,
 or ``--budget-min`` trains for a wall-clock budget instead (in chunks of epochs, each resumed
 exactly from the last one's checkpoint, until the next chunk would overrun). Parzen σ chosen on
 the last 10 000 training images (held out from training), log-likelihood of the 10 000 test
@@ -17,7 +20,7 @@ images under 10 000 samples; the same estimator on 10 000 real training images i
 the protocol's ceiling; the samples' diversity relative to the training images is reported too.
 
 Run:  python bench/gan.py [--part ring|mnist|both] [--threads 1] [--mnist-epochs 100]
-                          [--budget-min 60] [--write]
+                          [--budget-min 60] [--architecture paper|defaults] [--write]
 """
 
 from __future__ import annotations
@@ -97,26 +100,40 @@ def _fit_for_budget(gan: GAN, X: np.ndarray, budget_s: float) -> int:
     return epochs
 
 
-def run_mnist(epochs=None, seed=0, n_samples=10000, budget_min=None) -> dict:
+def _paper_gan(seed: int) -> GAN:
+    """Networks of the size of Goodfellow et al.'s MNIST model: G 100-1200-1200-784 with a tanh
+    output on data scaled to [-1, 1] and uniform noise, D 784-240-240-1, batch 100; no
+    minibatch feature and no R1 penalty (the paper's D used maxout and dropout instead)."""
+    return GAN(100, generator_sizes=(1200, 1200), discriminator_sizes=(240, 240),
+               activation="leaky_relu", output_activation="tanh", noise="uniform",
+               minibatch_std=False, r1_penalty=0.0, learning_rate=2e-4, momentum=0.5,
+               batch_size=100, random_state=seed)
+
+
+def run_mnist(epochs=None, seed=0, n_samples=10000, budget_min=None, architecture="paper") -> dict:
     from latentspace.metrics import relative_diversity
 
     x_train, _, x_test, _ = mnist_intensities()
     x_fit, x_val = x_train[:50000], x_train[50000:]
-    gan = GAN(16, random_state=seed)  # the defaults (sigmoid output on data in [0, 1])
+    if architecture == "paper":  # G sees [-1, 1] and ends in tanh; samples mapped back
+        gan, fit_rows, back = _paper_gan(seed), 2.0 * x_fit - 1.0, (lambda S: (S + 1.0) / 2.0)
+    else:  # the library's defaults (sigmoid output on data in [0, 1])
+        gan, fit_rows, back = GAN(16, random_state=seed), x_fit, (lambda S: S)
     t0 = time.perf_counter()
     if budget_min is not None:
-        epochs = _fit_for_budget(gan, x_fit, 60.0 * budget_min)
+        epochs = _fit_for_budget(gan, fit_rows, 60.0 * budget_min)
     else:
-        gan.set_params(max_epochs=epochs).fit(x_fit)
+        gan.set_params(max_epochs=epochs).fit(fit_rows)
     train_s = time.perf_counter() - t0
-    samples = gan.sample(n_samples, random_state=seed + 1)
+    samples = back(gan.sample(n_samples, random_state=seed + 1))
     sigmas = np.logspace(-1.3, -0.3, 15)
     t0 = time.perf_counter()
     res = parzen_window_score(samples, x_val, x_test, sigmas=sigmas)
     eval_s = time.perf_counter() - t0
     # the same estimator with real training images in place of samples: its ceiling here
     real = parzen_window_score(x_fit[:n_samples], x_val, x_test, sigmas=sigmas)
-    return {"epochs": epochs, "budget_min": budget_min, "n_samples": n_samples, "train_minutes": train_s / 60,
+    return {"architecture": architecture, "epochs": epochs, "budget_min": budget_min,
+            "n_samples": n_samples, "train_minutes": train_s / 60,
             "sigma": res["sigma"], "parzen_mean": res["mean"], "parzen_se": res["se"],
             "eval_minutes": eval_s / 60, "real_parzen_mean": real["mean"],
             "real_parzen_se": real["se"], "real_sigma": real["sigma"],
@@ -149,15 +166,23 @@ def mnist_block(mn: dict) -> str:
                    f"gives {mn['real_parzen_mean']:.0f} ± {mn['real_parzen_se']:.0f} nats "
                    f"(σ = {mn['real_sigma']:.3f}): the ceiling of this protocol.")
     last = mn["last"]
+    paper = mn.get("architecture", "defaults") == "paper"
+    flag = "" if paper else " --architecture defaults"
+    nets = (
+        "G 100-1200-1200-784 (leaky ReLU, tanh output on data scaled to [-1, 1], uniform noise), "
+        "D 784-240-240-1 (leaky ReLU; no minibatch feature, no R1 penalty), non-saturating loss, "
+        "k = 1, Adam lr 2e-4 β₁ 0.5, batch 100, "
+        if paper else
+        "`GAN(latent_dim=16)` with its defaults: G 16-256-512-784 (leaky ReLU, sigmoid output), "
+        "D 784-512-256-1 (leaky ReLU, minibatch standard deviation, lazy R1 penalty γ = 10), "
+        "non-saturating loss, k = 1, Adam lr 2e-4 β₁ 0.5, batch 64, ")
     return (
         "### GAN on MNIST, Parzen-window log-likelihood "
-        + (f"(`bench/gan.py --part mnist --budget-min {mn['budget_min']:g}`)\n"
+        + (f"(`bench/gan.py --part mnist{flag} --budget-min {mn['budget_min']:g}`)\n"
            if mn.get("budget_min") is not None else
-           f"(`bench/gan.py --part mnist --mnist-epochs {mn['epochs']}`)\n")
-        + "`GAN(latent_dim=16)` with its defaults: G 16-256-512-784 (leaky ReLU, sigmoid output), "
-        "D 784-512-256-1 (leaky ReLU, minibatch standard deviation, lazy R1 penalty γ = 10), "
-        "non-saturating loss, k = 1, Adam lr 2e-4 β₁ 0.5, batch 64, "
-        f"{mn['epochs']} epochs on 50 000 training images; σ chosen on the other 10 000; "
+           f"(`bench/gan.py --part mnist{flag} --mnist-epochs {mn['epochs']}`)\n")
+        + nets
+        + f"{mn['epochs']} epochs on 50 000 training images; σ chosen on the other 10 000; "
         f"{mn.get('n_samples', 10000):,} samples; test = the 10 000 MNIST test images"
         + (f"; sample diversity {mn['diversity']:.2f} of the data's" if "diversity" in mn else "")
         + ".\n\n"
@@ -179,9 +204,13 @@ def main(argv=None):
     p.add_argument("--budget-min", type=float, default=None,
                    help="train the MNIST GAN for this many minutes of wall clock instead of "
                         "--mnist-epochs epochs")
+    p.add_argument("--architecture", choices=("paper", "defaults"), default="paper",
+                   help="MNIST networks: the paper's sizes (the reproduction table's row) or "
+                        "GAN(latent_dim=16) with the library's defaults")
     p.add_argument("--write", action="store_true")
-    p.add_argument("--mnist-tag", default="gan_mnist",
-                   help="name of the MNIST run's JSON log and RESULTS.md block")
+    p.add_argument("--mnist-tag", default=None,
+                   help="name of the MNIST run's JSON log and RESULTS.md block (default "
+                        "gan_mnist, or gan_mnist_defaults with --architecture defaults)")
     p.add_argument("--from-logs", action="store_true",
                    help="only re-render RESULTS.md blocks from bench/logs/gan_*.json")
     args = p.parse_args(argv)
@@ -189,14 +218,16 @@ def main(argv=None):
     logs = REPO / "bench" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     parts = ("ring", "mnist") if args.part == "both" else (args.part,)
+    mnist_tag = args.mnist_tag or ("gan_mnist" if args.architecture == "paper"
+                                   else "gan_mnist_defaults")
     for part in parts:
-        tag = args.mnist_tag if part == "mnist" else "gan_ring"
+        tag = mnist_tag if part == "mnist" else "gan_ring"
         path = logs / f"{tag}.json"
         if args.from_logs:
             res = json.loads(path.read_text())
         else:
-            res = run_ring(epochs=args.ring_epochs) if part == "ring" else run_mnist(args.mnist_epochs,
-                                                                          budget_min=args.budget_min)
+            res = run_ring(epochs=args.ring_epochs) if part == "ring" else run_mnist(
+                args.mnist_epochs, budget_min=args.budget_min, architecture=args.architecture)
             res["machine"] = machine()
             print(json.dumps(res, indent=1))
             path.write_text(json.dumps(res, indent=1))

@@ -11,6 +11,7 @@ from scipy.stats import multivariate_normal
 
 from latentspace.data import load_dataset
 from latentspace.report import TourContext
+from latentspace.report._scoring import classes_se
 from latentspace.report.chapters import scoreboard
 from latentspace.report.chapters.scoreboard import (
     COLUMNS,
@@ -140,7 +141,7 @@ def test_summary_section_has_stable_keys(board):
     assert list(board["models"]) == list(ROWS)
     assert [c["key"] for c in board["columns"]] == list(COLUMNS)  # labelled: every column
     sample_cols = ["parzen", "parzen_se", "frechet", "frechet_se", "precision", "recall",
-                   "pr_f1", "classes_found", "largest_class_share"]
+                   "pr_f1", "classes_found_n", "classes_found", "largest_class_share"]
     for key, row in board["models"].items():
         assert set(sample_cols) <= set(row), key
     assert board["n_samples"] == board["split"]["reference"]
@@ -192,7 +193,8 @@ def test_real_rows_best_on_every_sample_based_column(board):
         assert row["parzen"] < real["parzen"] + 2 * se(row, "parzen"), key
         assert row["frechet"] > real["frechet"] - 2 * se(row, "frechet"), key
         assert row["pr_f1"] < real["pr_f1"] + 2 * se(row, "pr_f1"), key
-        assert row["classes_found"] <= real["classes_found"], key
+        assert row["classes_found_n"] <= real["classes_found_n"], key  # 10 classes, 180 rows
+        assert row["classes_found_n"] <= row["classes_found"], key  # more samples, more classes
         assert row["pr_f1"] == pytest.approx(_f1(row["precision"], row["recall"]), rel=1e-12)
         assert row["frechet_se"] > 0
         for col, other in (("precision", "recall"), ("recall", "precision")):
@@ -270,3 +272,12 @@ def test_unlabelled_data_use_whitened_principal_coordinates():
     F = fmap.features(ctx.holdout().train)
     # whitened coordinates of the rows the PCA was fitted on: unit variance, uncorrelated
     np.testing.assert_allclose(np.cov(F, rowvar=False), np.eye(info["dim"]), atol=1e-8)
+
+
+def test_classes_found_error_is_the_occupancy_problems():
+    """The spread of the number of distinct classes among m uniform draws of C classes, against
+    a simulation (an oracle independent of the closed form)."""
+    rng = np.random.default_rng(0)
+    for C, m in ((40, 40), (10, 30), (10, 180)):
+        counts = [len(np.unique(rng.integers(0, C, m))) for _ in range(20000)]
+        assert classes_se(C, m) == pytest.approx(np.std(counts), rel=0.05, abs=0.01)

@@ -185,6 +185,9 @@ def sample_scores(S, split, fmap, F_test, n_classes, S_classes=None, seed: int =
            "frechet": frechet_distance(F, F_test), "frechet_se": frechet_se(F, F_test, seed),
            "precision": p, "recall": r, "pr_f1": 2 * p * r / (p + r) if p + r > 0 else 0.0}
     if hasattr(fmap, "predict"):
+        # among the same n samples as every other column (what the sanity check compares),
+        # and among the many samples of the class columns
+        row["classes_found_n"] = class_coverage(fmap.predict(S), n_classes)["classes_found"]
         cov = class_coverage(fmap.predict(S if S_classes is None else S_classes), n_classes)
         row["classes_found"] = cov["classes_found"]
         row["largest_class_share"] = cov["largest_class_share"]
@@ -264,7 +267,7 @@ def run(ctx: TourContext) -> Chapter:
         rows[key].update(sample_scores(S, split, fmap, F_test, n_classes,
                                        S_classes if labelled else None, ctx.random_state))
         shown[key] = S[:SAMPLES_SHOWN]
-    failures = sanity_failures(rows, n, len(split.test))
+    failures = sanity_failures(rows, n, len(split.test), n_classes)
     bad = failed(failures)
 
     columns = [c for c in COLUMNS if any(c in r for r in rows.values())]

@@ -16,7 +16,7 @@ from ._shared import chapter_rows, n_classes
 
 KEY = "bernoulli"
 TITLE = "Bernoulli mixtures on binary images"
-EXPECTED_SECONDS = (2.2, 1.3)  # on digits, one torch thread, 2 cores (full, quick run)
+EXPECTED_SECONDS = (1.5, 1.4)  # on digits, one torch thread, 2 cores (full, quick run)
 
 _INTRO = (
     "Binary images call for a Bernoulli model per pixel. A mixture of such models is EM's "

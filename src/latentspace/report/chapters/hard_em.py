@@ -21,7 +21,7 @@ from ._shared import chapter_rows, n_classes
 
 KEY = "hard_em"
 TITLE = "K-means as hard EM"
-EXPECTED_SECONDS = (0.9, 0.4)  # on digits, one torch thread, 2 cores (full, quick run)
+EXPECTED_SECONDS = (0.6, 0.3)  # on digits, one torch thread, 2 cores (full, quick run)
 
 _INTRO = (
     "Give every component the same weight and the same spherical variance σ². The "

@@ -21,7 +21,7 @@ from .._chapter import Chapter, Figure, TourContext
 
 KEY = "pca"
 TITLE = "Principal component analysis"
-EXPECTED_SECONDS = (2.7, 1.9)  # on digits, one torch thread, 2 cores (full, quick run)
+EXPECTED_SECONDS = (2.3, 2.2)  # on digits, one torch thread, 2 cores (full, quick run)
 
 _KS = (5, 10, 20, 50, 150)  # reconstruction sizes shown (clipped to what was fitted)
 _VARIANCE_AT = (10, 50, 150)  # cumulative variance reported at these k

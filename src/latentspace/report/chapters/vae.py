@@ -18,7 +18,7 @@ from ._shared import loss_figure
 
 KEY = "vae"
 TITLE = "Variational autoencoder"
-EXPECTED_SECONDS = (4.5, 1.5)  # on digits, one torch thread, 2 cores (full, quick run)
+EXPECTED_SECONDS = (3.6, 1.7)  # on digits, one torch thread, 2 cores (full, quick run)
 
 _INTRO = (
     "The VAE keeps EM's lower bound but replaces the exact posterior by an encoder network "

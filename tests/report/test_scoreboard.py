@@ -274,6 +274,24 @@ def test_unlabelled_data_use_whitened_principal_coordinates():
     np.testing.assert_allclose(np.cov(F, rowvar=False), np.eye(info["dim"]), atol=1e-8)
 
 
+def test_a_parzen_lead_without_recall_is_parzens_blind_spot_not_a_failure():
+    """Blurry samples near the data's centre beat real rows on Parzen in many dimensions
+    (Theis et al. 2016); with recall far behind, the lead is explained, not a failure —
+    the same lead with recall intact fails the check."""
+    real = {"parzen": 10.0, "parzen_se": 1.0, "frechet": 5.0, "frechet_se": 0.1,
+            "precision": 0.9, "recall": 0.9, "pr_f1": 0.9}
+    blurry = dict(real, parzen=20.0, precision=1.0, recall=0.05, pr_f1=_f1(1.0, 0.05),
+                  frechet=50.0)
+    suspicious = dict(real, parzen=20.0)
+    leads = sanity_failures({"vae": blurry, "gan": suspicious, "real": real}, 180, 180)
+    kinds = {(f["model"], f["column"]): f["kind"] for f in leads}
+    assert kinds["vae", "parzen"] == "parzen without recall"
+    assert kinds["gan", "parzen"] == "unexplained"
+    assert [(f["model"], f["column"]) for f in scoreboard.failed(leads)] == [("gan", "parzen")]
+    assert "Theis" in scoreboard.sanity_text([f for f in leads if f["model"] == "vae"],
+                                              {"vae": blurry, "real": real})
+
+
 def test_classes_found_error_is_the_occupancy_problems():
     """The spread of the number of distinct classes among m uniform draws of C classes, against
     a simulation (an oracle independent of the closed form)."""

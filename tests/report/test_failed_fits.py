@@ -27,6 +27,22 @@ def run(ctx):
 '''
 
 
+# a chapter whose GAN collapses on purpose: at a learning rate of 1e-7 G stays at its
+# initialisation, which maps every z to nearly the mean image (its samples' diversity is far
+# below the 0.5 at which the fit reports mode collapse)
+_COLLAPSED_GAN_CHAPTER = '''
+from latentspace.neural import GAN
+from latentspace.report import Chapter
+
+KEY, TITLE = "collapsed_gan", "A GAN that cannot learn"
+
+def run(ctx):
+    gan = GAN(16, learning_rate=1e-7, max_epochs=2, random_state=0).fit(ctx.X)
+    ctx.results["collapsed_gan"] = gan
+    return Chapter(KEY, TITLE, "intro", "", [], {"mode collapse": bool(gan.mode_collapse_)})
+'''
+
+
 class _Sections(HTMLParser):
     """section id -> text inside its div.warning boxes."""
 
@@ -109,3 +125,19 @@ def test_a_chapter_that_silences_a_warning_keeps_it_out_of_the_box():
             warnings.warn("EM stopped", ConvergenceWarning)
         warnings.warn("EM stopped again", ConvergenceWarning)
     assert [r["message"] for r in failed.records] == ["EM stopped again"]
+
+
+def test_a_collapsed_gan_shows_a_warning_box_in_its_chapter(tmp_path, monkeypatch):
+    _with_chapter(monkeypatch, tmp_path, _COLLAPSED_GAN_CHAPTER, "collapsed_gan")
+    out = tmp_path / "out"
+    with pytest.warns(ConvergenceWarning, match="mode collapse"):
+        summary = run_tour("digits", out=out, quick=True, progress=False)
+    chapter = summary["chapters"]["collapsed_gan"]
+    assert chapter["numbers"]["mode collapse"] is True
+    messages = [w["message"] for w in chapter["warnings"]]
+    assert any(m.startswith("mode collapse") for m in messages)
+    assert summary["failed_fits"]["collapsed_gan"] == messages
+    parser = _Sections()
+    parser.feed((out / "index.html").read_text(encoding="utf-8"))
+    assert set(parser.boxes) == {"collapsed_gan"}
+    assert "mode collapse" in parser.boxes["collapsed_gan"]

@@ -293,7 +293,7 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
                 f"X has {d} features, but {type(self).__name__} is expecting {d_prev} features "
                 "as input (warm_start=True reuses the previous fit)."
             )
-        self._family(d, 1.0)  # hyperparameters checked before any pass over the data
+        family = self._family(d, 1.0)  # hyperparameters checked before any pass over the data
         n, K = source.n_samples, self.n_components
         if n < K:
             raise ValueError(
@@ -301,7 +301,8 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
                 f"n_samples = {n}."
             )
         summary, scale, shift = summarize_source(source, scaled=self._scaled)
-        family = self._family(d, scale)
+        if scale != 1.0:  # extreme data: the family again, in their working units
+            family = self._family(d, scale)
         model = _MixtureEM(
             name=type(self).__name__, family=family, hard=bool(self.hard),
             init=self.init_params, base=family.base_params(summary, shift),

@@ -10,11 +10,13 @@ leaves the next call with a core less. On a GPU, torch does everything.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
-__all__ = ["abs_max", "tcrossprod", "gram_upper", "col_sums", "eigh_desc", "pow2_scale",
-           "working_scale"]
+__all__ = ["Frame", "abs_max", "tcrossprod", "gram_upper", "col_sums", "centring_offset",
+           "eigh_desc", "pow2_scale", "rounding_floor", "working_scale"]
 
 
 def _blas(name: str, dtype) -> object:
@@ -131,3 +133,109 @@ def working_scale(amax: float, dtype: torch.dtype) -> float:
     if abs(e) < emax // 4:
         return 1.0
     return pow2_scale(amax)
+
+
+def _eps(dtype) -> float:
+    return float(torch.finfo(dtype).eps) if isinstance(dtype, torch.dtype) else float(np.finfo(dtype).eps)
+
+
+def centring_offset(mean: torch.Tensor, spread2: float, dtype) -> torch.Tensor | None:
+    """The offset to subtract before distances are expanded, or None when none is needed.
+
+    ‖x − c‖² = ‖x‖² − 2xᵀc + ‖c‖² has a rounding error of about ε·(‖x‖² + ‖c‖²), so for data
+    at a distance ‖m‖ from the origin it loses log₂(‖m‖² / s²) bits of a squared spread s².
+    The offset is taken when that would cost more than a quarter of the precision
+    (‖m‖² > ε^(−1/4)·s²: 2¹³ in float64, 2⁶ in float32), so that ordinary data keep their
+    exact arithmetic (and no copy); it is the mean rounded to a power-of-two grid below the
+    spread, so that the rounding of the sums (chunking, summation order) does not move it.
+
+    Parameters
+    ----------
+    mean : (d,) float64 tensor
+        Mean of the rows (already in working units).
+    spread2 : float
+        Their total variance Σ_j var_j (same units).
+    dtype : torch or numpy dtype of the data (the precision of the products)
+
+    Returns
+    -------
+    offset : (d,) float64 tensor representable in ``dtype``, or None
+    """
+    m2 = float((mean * mean).sum())
+    if not m2 > spread2 * _eps(dtype) ** -0.25:
+        return None
+    if spread2 > 0 and np.isfinite(spread2):
+        grid = float(np.ldexp(1.0, int(np.frexp(np.sqrt(spread2))[1]) - 1))  # ≤ the spread
+        offset = torch.round(mean / grid) * grid
+    else:
+        offset = mean.clone()
+    torch_dtype = dtype if isinstance(dtype, torch.dtype) else getattr(torch, np.dtype(dtype).name)
+    return offset.to(torch_dtype).to(torch.float64)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The working frame of a model: working units u = x·scale − offset.
+
+    ``scale`` is an exact power of two (:func:`working_scale`) that keeps squares of huge or
+    tiny data representable; ``offset`` (:func:`centring_offset`, in working units, None for
+    data near the origin) keeps the expanded distances of data far from the origin from
+    cancelling. Both are decided once, from one summary pass over the data; the identity frame
+    (scale 1, no offset) leaves the data as they are, without a copy.
+    """
+
+    scale: float = 1.0
+    offset: torch.Tensor | None = None  # (d,) float64, working units
+
+    @property
+    def identity(self) -> bool:
+        return self.scale == 1.0 and self.offset is None
+
+    def to_work(self, X: torch.Tensor) -> torch.Tensor:
+        """Rows (n, d) in working units, in their own dtype (X itself for the identity)."""
+        if self.scale != 1.0:
+            X = X * self.scale
+            if self.offset is not None:
+                X -= self.offset.to(device=X.device, dtype=X.dtype)
+        elif self.offset is not None:
+            X = X - self.offset.to(device=X.device, dtype=X.dtype)
+        return X
+
+    def points_to_work(self, P: torch.Tensor) -> torch.Tensor:
+        """Points in data units (float64, (m, d)) -> working units."""
+        P = P * self.scale
+        return P - self.offset.to(P.device) if self.offset is not None else P
+
+    def points_to_data(self, P: torch.Tensor) -> torch.Tensor:
+        """Points in working units (float64, (m, d)) -> data units."""
+        if self.offset is not None:
+            P = P + self.offset.to(P.device)
+        return P / self.scale
+
+
+def rounding_floor(values: torch.Tensor, total: float, mean: torch.Tensor, d: int,
+                   dtype) -> float:
+    """The largest covariance eigenvalue that rounding alone can produce (PCA).
+
+    Two sources, each bounded from the arithmetic:
+
+    - centring: each x − μ carries an error below 2ε|x|, so for a direction u of zero
+      variance ‖Xc u‖² ≤ ‖E‖²_F ≤ 4ε² Σ x², i.e. an eigenvalue ≤ 4ε² (total + 2‖μ‖²);
+    - the eigensolver (or SVD) is backward stable: its eigenvalues are exact for a matrix
+      within about d·ε·λ_max of the covariance.
+
+    Parameters
+    ----------
+    values : (m,) tensor of computed eigenvalues, descending
+    total : float, the trace of the covariance
+    mean : (d,) float64 tensor, the mean the data were centred on (same units)
+    d : int, the number of features
+    dtype : the precision the data were centred and multiplied in
+
+    Returns
+    -------
+    float, in the units of ``values``
+    """
+    eps = _eps(dtype)
+    lam = float(values[0]) if values.numel() else 0.0
+    return 4 * eps * eps * (max(total, 0.0) + 2 * float((mean * mean).sum())) + d * eps * max(lam, 0.0)

@@ -32,7 +32,7 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, ClusterMixin, Transfor
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
-from .._math import abs_max, working_scale
+from .._math import Frame, abs_max, centring_offset, working_scale
 from .._validation import (
     check_choice,
     check_finite_data,
@@ -41,8 +41,8 @@ from .._validation import (
     check_int,
 )
 from ..base import LatentModel
-from ..data import Chunk, InMemorySource, SourceInput, check_sample_weight, scaled, split_rows
-from ..em import run_em, summarize_source
+from ..data import Chunk, InMemorySource, SourceInput, check_sample_weight, split_rows
+from ..em import framed, run_em, summarize_source, working_frame
 from ..exceptions import ConvergenceWarning
 from . import _lloyd
 from ._kernels import (
@@ -115,6 +115,17 @@ class _Lloyd:
     def _em_converged(self, lower_bounds, old: Centers, new: Centers, tol) -> bool:
         shift = float(((new.centers - old.centers) ** 2).sum())
         return shift <= self.tol
+
+
+def _inertia(d2: torch.Tensor, w: torch.Tensor | None) -> float:
+    """Σ w d² as a float; ``ValueError`` when it overflows float64 (data far too large)."""
+    inertia = float(d2.sum() if w is None else w.to(d2.dtype) @ d2)
+    if not math.isfinite(inertia):
+        raise ValueError(
+            "the inertia overflows float64 at the scale of X; rescale X (e.g. divide it "
+            "by its largest absolute value) before clustering."
+        )
+    return inertia
 
 
 class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, SourceInput, LatentModel):
@@ -257,13 +268,17 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
             raise ValueError(
                 "sample weights sum to zero; at least one sample needs a positive weight."
             )
-        view = scaled(source, scale)  # the working units, from here to _set_fitted
+        # the working frame (scale, and centring of data far from the origin), from here to
+        # the centres' conversion back
+        frame = working_frame(summary, scale, shift, source.dtype)
+        view = framed(source, frame)
+        s = shift if frame.offset is None else shift - frame.offset  # the shift, frame units
         model = _Lloyd(
             n_clusters=K, rows=rows, init=self.init if init_centers is None else "array",
-            init_centers=None if init_centers is None else init_centers * scale,
+            init_centers=None if init_centers is None else frame.points_to_work(init_centers),
             tol=self.tol * float(summary.variance().mean()),
             # Σ w‖x‖² from the shifted moments: Σ w (x−s)² + 2 sᵀ Σ w (x−s) + ‖s‖² Σ w
-            sum_x_sq=float((summary.sumsq + 2 * shift * summary.sum + shift * shift * summary.n).sum()),
+            sum_x_sq=float((summary.sumsq + 2 * s * summary.sum + s * s * summary.n).sum()),
             source=view,
         )
         rng = check_random_state(self.random_state)
@@ -273,27 +288,16 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
                 model, view, n_init=n_init, max_iter=self.max_iter, tol=self.tol, rng=rng,
                 verbose=self.verbose, warn=False,
             )
+        centers = to_numpy(frame.points_to_data(result.params.centers).to(source.dtype))
+        check_finite_result("cluster_centers_", centers, "rescale X.")
         # one labelling pass with the final centres, the same computation as predict()
-        P = result.params
-        parts = view.map_chunks(lambda c: (*label_chunk(c, P, rows), c.w))
-        labels = torch.cat([p[0] for p in parts])
-        d2 = torch.cat([p[1] for p in parts])
-        w = None if parts[0][2] is None else torch.cat([p[2] for p in parts])
-        self._set_fitted(result, scale, source.dtype, summary.n, labels, d2, w)
+        labels, d2, w = self._label_source(source, summary.amax.value, centers)
+        self._set_fitted(result, scale, summary.n, centers, labels, _inertia(d2, w), w)
         return self
 
-    def _set_fitted(self, result, scale, dtype, n_weight, labels, d2, w):
+    def _set_fitted(self, result, scale, n_weight, centers, labels, inertia, w):
         """Fitted attributes in data units from the working units of the fit."""
         K = result.params.centers.shape[0]
-        # divide twice: scale² alone can underflow for huge data
-        inertia = float(d2.sum() if w is None else w @ d2) / scale / scale
-        if not math.isfinite(inertia):
-            raise ValueError(
-                "the inertia overflows float64 at the scale of X; rescale X (e.g. divide it "
-                "by its largest absolute value) before clustering."
-            )
-        centers = to_numpy((result.params.centers / scale).to(dtype))
-        check_finite_result("cluster_centers_", centers, "rescale X.")
         self.cluster_centers_ = centers
         self.labels_ = to_numpy(labels)
         self.inertia_ = float(inertia)
@@ -348,7 +352,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
         w = None if sample_weight is None else torch.as_tensor(
             check_sample_weight(sample_weight, Xt.shape[0]), device=Xt.device
         )
-        scale = working_scale(abs_max(Xt), Xt.dtype)
+        f64 = {"dtype": torch.float64, "device": Xt.device}
         if first:
             if Xt.shape[0] < K:
                 raise ValueError(
@@ -360,55 +364,90 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
             if C is None and self.init == "random":
                 idx = self._random_state_.permutation(Xt.shape[0])[:K]
                 C = Xt[torch.as_tensor(idx)].to(torch.float64)
-            elif C is None:
-                C, _ = kmeans_plusplus(src, K, self._random_state_, scale=scale)
-                C = C / scale
-            self.cluster_centers_ = to_numpy(C.to(Xt.dtype))
-            self.counts_ = np.zeros(K)
-            self.n_steps_ = 0
-            self.n_samples_seen_ = 0.0
+            elif C is None:  # seeded in the batch's working frame, as fit seeds
+                summary, scale, shift = summarize_source(src)
+                frame = working_frame(summary, scale, shift, Xt.dtype)
+                C, _ = kmeans_plusplus(framed(src, frame), K, self._random_state_)
+                C = frame.points_to_data(C)
+            centers = C.to(Xt.dtype).to(**f64)
+            counts0, steps0, seen0 = torch.zeros(K, **f64), 0, 0.0
+        else:
+            centers = torch.as_tensor(self.cluster_centers_).to(**f64)
+            counts0 = torch.as_tensor(self.counts_).to(**f64)
+            steps0, seen0 = self.n_steps_, self.n_samples_seen_
+        # the batch in the frame of the current centres (the one predict uses)
+        amax = abs_max(Xt)
+        frame = self._query_frame(amax, Xt.dtype, centers)
+        Cw = frame.points_to_work(centers)
+        stats = kmeans_stats(Chunk(frame.to_work(Xt), w, 0), Centers.of(Cw, Xt.dtype),
+                             block_rows(K, Xt.device))
+        counts = counts0 + stats.counts
+        batch = stats.counts > 0
+        Cw[batch] += (stats.sums[batch] - stats.counts[batch, None] * Cw[batch]) / counts[batch, None]
+        new_centers = to_numpy(frame.points_to_data(Cw).to(Xt.dtype))
+        check_finite_result("cluster_centers_", new_centers, "rescale X.")
+        labels, d2, _ = self._label_source(InMemorySource(Xt), amax, new_centers)
+        inertia = _inertia(d2, w)  # raises before anything is set when it overflows
+        if first:
             self.n_iter_ = 0
             self.converged_ = False
-        centers = torch.as_tensor(self.cluster_centers_, device=Xt.device).to(torch.float64)
-        P = Centers.of(centers * scale, Xt.dtype)
-        Xs = Xt * scale if scale != 1.0 else Xt  # the batch in working units
-        stats = kmeans_stats(Chunk(Xs, w, 0), P, block_rows(K, Xt.device))
-        counts = torch.as_tensor(self.counts_, device=Xt.device) + stats.counts
-        batch = stats.counts > 0
-        sums = stats.sums / scale
-        centers[batch] += (sums[batch] - stats.counts[batch, None] * centers[batch]) / counts[batch, None]
-        self.cluster_centers_ = to_numpy(centers.to(Xt.dtype))
-        check_finite_result("cluster_centers_", self.cluster_centers_, "rescale X.")
+        self.cluster_centers_ = new_centers
         self.counts_ = to_numpy(counts)
-        self.n_steps_ += 1
-        self.n_samples_seen_ += float(stats.n)
-        self.labels_, d2 = self._labels_d2(Xt)
-        self.labels_ = to_numpy(self.labels_)
-        self.inertia_ = float(d2.sum() if w is None else w @ d2)
+        self.n_steps_ = steps0 + 1
+        self.n_samples_seen_ = seen0 + float(stats.n)
+        self.labels_ = to_numpy(labels)
+        self.inertia_ = inertia
         return self
 
     # --- queries ----------------------------------------------------------------------
-    def _labels_d2(self, Xt: torch.Tensor, distances: bool = True):
-        """Labels (n,) and squared distances to the assigned centres (n,), float64 (None
-        unless ``distances``).
+    def _query_frame(self, amax: float, dtype, centers=None) -> Frame:
+        """The working frame of a query whose largest |x| is ``amax``, from the centres alone.
 
-        The same chunks, blocks and kernels as the labelling pass of ``fit``, so that
-        ``predict(X_train)`` reproduces ``labels_`` exactly.
+        Its scale keeps the squares of the larger of the query and the centres representable
+        (so tiny queries stay in the centres' units and huge ones are scaled down); its
+        offset is the centres' mean where they lie far from the origin against their spread
+        (:func:`~latentspace._math.centring_offset`). ``fit`` labels its data through this
+        same frame, so that ``labels_ == predict(X)``.
         """
+        C = torch.as_tensor(self.cluster_centers_ if centers is None else centers)
+        C = C.to(torch.float64)
+        scale = working_scale(max(amax, abs_max(C)), dtype)
+        Cs = C * scale
+        mean = Cs.mean(0)
+        spread2 = float(((Cs - mean) ** 2).sum(1).mean())
+        return Frame(scale, centring_offset(mean, spread2, dtype))
+
+    def _label_source(self, source, amax: float, centers=None, distances: bool = True):
+        """Labels (n,), squared distances to the assigned centres (n,) float64 in data units
+        (None unless ``distances``) and the weights (n,) or None of a source's rows.
+
+        The same frame, chunks, blocks and kernels for ``fit``'s labelling pass and for every
+        query, so that ``predict(X_train)`` reproduces ``labels_`` exactly.
+        """
+        centers = self.cluster_centers_ if centers is None else centers
+        frame = self._query_frame(amax, source.dtype, centers)
+        C = frame.points_to_work(torch.as_tensor(centers, device=source.device).to(torch.float64))
+        P = Centers.of(C, source.dtype)
+        rows = block_rows(C.shape[0], source.device)
+        parts = framed(source, frame).map_chunks(
+            lambda c: (*label_chunk(c, P, rows, distances), c.w))
+        labels = torch.cat([p[0] for p in parts])
+        w = None if parts[0][2] is None else torch.cat([p[2] for p in parts])
+        if not distances:
+            return labels, None, w
+        # divide twice: scale² alone can underflow for huge data
+        return labels, torch.cat([p[1] for p in parts]) / frame.scale / frame.scale, w
+
+    def _labels_d2(self, Xt: torch.Tensor, distances: bool = True):
+        """Labels (n,) and squared distances to the assigned centres (n,) float64 of a
+        query (None unless ``distances``)."""
         amax = abs_max(Xt)
         if not np.isfinite(amax):  # callers may leave NaN/inf to this pass (predict does)
             check_finite_data(self, Xt)
-        scale = working_scale(amax, Xt.dtype) if Xt.numel() else 1.0
-        C = torch.as_tensor(self.cluster_centers_, device=Xt.device).to(torch.float64) * scale
-        P = Centers.of(C, Xt.dtype)
-        K, d = C.shape
-        rows = block_rows(K, Xt.device)
-        source = scaled(InMemorySource(Xt, chunk_rows=chunk_rows(K, d, Xt.device)), scale)
-        parts = source.map_chunks(lambda c: label_chunk(c, P, rows, distances))
-        labels = torch.cat([p[0] for p in parts])
-        if not distances:
-            return labels, None
-        return labels, torch.cat([p[1] for p in parts]) / (scale * scale)
+        K, d = self.cluster_centers_.shape
+        source = InMemorySource(Xt, chunk_rows=chunk_rows(K, d, Xt.device))
+        labels, d2, _ = self._label_source(source, amax, distances=distances)
+        return labels, d2
 
     def predict(self, X):
         """Index of the nearest centre for each row: (n_samples,) int64."""
@@ -425,11 +464,12 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
         """Euclidean distance of each row to each centre: (n_samples, n_clusters), X's dtype."""
         self._check_fitted()
         Xt, kind = self._check_X(X, reset=False)
-        scale = working_scale(abs_max(Xt), Xt.dtype) if Xt.numel() else 1.0
-        C = torch.as_tensor(self.cluster_centers_, device=Xt.device).to(Xt.dtype) * scale
+        frame = self._query_frame(abs_max(Xt), Xt.dtype)
+        C = frame.points_to_work(torch.as_tensor(self.cluster_centers_, device=Xt.device)
+                                 .to(torch.float64)).to(Xt.dtype)
         out = []
         for _, Xb in split_rows(Xt, block_rows(C.shape[0], Xt.device)):
-            out.append(sq_distances(Xb * scale if scale != 1.0 else Xb, C).sqrt_() / scale)
+            out.append(sq_distances(frame.to_work(Xb), C).sqrt_() / frame.scale)
         return self._out(torch.cat(out), kind)
 
     def fit_transform(self, X, y=None, sample_weight=None):
@@ -468,11 +508,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
         """Minus the inertia of ``X`` under the fitted centres (higher is better)."""
         self._check_fitted()
         Xt, _ = self._check_X(X, reset=False)
+        w = None if sample_weight is None else torch.as_tensor(
+            check_sample_weight(sample_weight, Xt.shape[0]), device=Xt.device)
         _, d2 = self._labels_d2(Xt)
-        if sample_weight is None:
-            return -float(d2.sum())
-        w = torch.as_tensor(check_sample_weight(sample_weight, Xt.shape[0]), device=d2.device)
-        return -float(w @ d2)
+        return -_inertia(d2, w)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -27,7 +27,8 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
-from .._math import abs_max, working_scale
+from .._math import abs_max, rounding_floor, working_scale
+from .._memory import check_allocation
 from .._validation import check_array_like, check_choice, check_finite_data, check_int
 from ..base import LatentModel
 from ..data import ChunkedSource, DaskSource, Prepare, is_dask_array
@@ -49,6 +50,30 @@ def _chunk_nonfinite(chunk) -> float | None:
 
 def _chunk_abs_max(chunk) -> float:
     return abs_max(chunk.X)
+
+
+def _check_memory(solver: str, n: int, d: int, itemsize: int, device) -> None:
+    """Up-front ``ValueError`` when the route's largest arrays exceed the available memory.
+
+    The copies counted are those the route makes: the Gram matrix, its eigensolver's copy
+    and workspace (3 n²); the centred copy, the SVD's copy of it and its factor U (3 n·d); the
+    centred copy and the range basis (2 n·d); the float64 scatter, its symmetric copy, the
+    covariance and the eigensolver's copy (4 d²).
+    """
+    if solver == "gram":
+        need, what = 3.0 * n * n * itemsize, f"its {n} x {n} Gram matrix"
+        alt = "use svd_solver='covariance_eigh' (a features x features matrix) or 'randomized'"
+    elif solver == "full":
+        need, what = 3.0 * n * d * itemsize, "the copies of the full SVD"
+        alt = "use svd_solver='randomized' or 'covariance_eigh', or fit in chunks (partial_fit)"
+    elif solver == "randomized":
+        need, what = 2.0 * n * d * itemsize, "a centred copy of X"
+        alt = "use svd_solver='covariance_eigh', or fit in chunks (partial_fit)"
+    else:
+        need, what = 4.0 * d * d * 8, f"its {d} x {d} covariance"
+        alt = "use svd_solver='randomized' or 'gram', or reduce the number of features"
+    check_allocation(need, f"PCA(svd_solver={solver!r}) on {n} x {d} data: {what}", alt,
+                     device=device)
 
 
 class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
@@ -185,6 +210,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         k = self._check_params(n, d, solver)
         if solver == "auto":
             solver = self._choose_solver(n, d, k)
+        _check_memory(solver, n, d, X.element_size(), X.device)
 
         # exact power-of-two scaling keeps squares of huge/tiny data representable
         if solver == "covariance_eigh":
@@ -212,7 +238,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
                     Xc, n, k, self.iterated_power, self.n_oversamples,
                     check_random_state(self.random_state),
                 )
-        self._set_fitted(values, vectors, total, mean_s, scale, n, d, k, solver)
+        self._set_fitted(values, vectors, total, mean_s, scale, n, d, k, solver, X.dtype)
         self.n_samples_seen_ = n
         if hasattr(self, "scatter_"):
             del self.scatter_
@@ -254,6 +280,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
                 f"PCA needs at least 2 samples to estimate a variance; got {n} sample(s)."
             )
         k = self._check_params(n, d, "covariance_eigh")
+        _check_memory("covariance_eigh", n, d, 8, source.device)
 
         def nonfinite_input():  # raises the usual error, naming NaN first
             bad = [v for v in source.map_chunks(_chunk_nonfinite) if v is not None]
@@ -267,7 +294,8 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         mean, scatter, scale = scaled_moments(
             at, nonfinite_input, lambda: max(source.map_chunks(_chunk_abs_max)), source.dtype)
         values, vectors, total = from_scatter(scatter, n, k)
-        self._set_fitted(values, vectors, total, mean, scale, n, d, k, "covariance_eigh")
+        self._set_fitted(values, vectors, total, mean, scale, n, d, k, "covariance_eigh",
+                         source.dtype)
         self.n_samples_seen_ = n
         if hasattr(self, "scatter_"):
             del self.scatter_
@@ -295,18 +323,23 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             )
         k = self._check_params(n, d, "covariance_eigh")
         values, vectors, total = from_scatter(scatter, n, k)
-        self._set_fitted(values, vectors, total, mean, 1.0, n, d, k, "covariance_eigh")
+        self._set_fitted(values, vectors, total, mean, 1.0, n, d, k, "covariance_eigh", X.dtype)
         self.n_samples_seen_ = n
         self.scatter_ = to_numpy(scatter)
         return self
 
-    def _set_fitted(self, values, vectors, total, mean_s, scale, n, d, k, solver):
+    def _set_fitted(self, values, vectors, total, mean_s, scale, n, d, k, solver, dtype):
         """Store attributes from descending eigenpairs of the scaled covariance.
 
         values : (m,) eigenvalues (m ≥ k), vectors : (d, m) columns; ``total`` is the trace of
         the scaled covariance.
         """
         values = torch.clamp(values, min=0.0)
+        # directions of pure rounding noise have no variance (constant columns, identical rows)
+        floor = rounding_floor(values, total, mean_s, d, dtype)
+        values = torch.where(values <= floor, torch.zeros_like(values), values)
+        if total <= floor * min(n, d):
+            total = 0.0
         ratio = values / total if total > 0 else torch.zeros_like(values)
         if isinstance(k, float):
             cum = torch.cumsum(ratio, 0)

@@ -6,13 +6,24 @@ statistics; the data sources the engine reads are in :mod:`latentspace.data`. Mo
 """
 
 from ._engine import EMResult, run_em
-from ._stats import DataSummary, FarthestPoints, Stats, summarize_source
+from ._stats import (
+    DataSummary,
+    FarthestPoints,
+    FramedSource,
+    Stats,
+    framed,
+    summarize_source,
+    working_frame,
+)
 
 __all__ = [
     "DataSummary",
     "EMResult",
     "FarthestPoints",
+    "FramedSource",
     "Stats",
     "run_em",
+    "framed",
     "summarize_source",
+    "working_frame",
 ]

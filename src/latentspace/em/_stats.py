@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._math import abs_max, working_scale
+from .._math import Frame, abs_max, centring_offset, working_scale
 
-__all__ = ["Stats", "FarthestPoints", "DataSummary"]
+__all__ = ["Stats", "FarthestPoints", "DataSummary", "FramedSource", "framed", "working_frame"]
 
 
 def _combine(a, b):
@@ -194,7 +194,8 @@ def summarize_source(source, *, scaled: bool = True):
     Returns
     -------
     summary : DataSummary
-        Counts, shifted sums and squares of ``x * scale`` (see ``DataSummary``).
+        Counts, shifted sums and squares of ``x * scale`` (see ``DataSummary``), and the
+        largest |x| of the unscaled data.
     scale : float
         The working scale (1.0 for ordinary data).
     shift : (d,) float64 tensor
@@ -205,4 +206,44 @@ def summarize_source(source, *, scaled: bool = True):
     scale = working_scale(first.amax.value, dtype) if scaled else 1.0
     shift = source.take(np.array([0])).to(torch.float64)[0] * scale
     summary = source.map_reduce(lambda c: summarize_chunk(c.X, c.w, shift, scale))
-    return summary, scale, shift
+    # the moments pass leaves amax at 0: the first pass has it
+    return dataclasses.replace(summary, amax=first.amax), scale, shift
+
+
+def working_frame(summary: DataSummary, scale: float, shift: torch.Tensor, dtype) -> Frame:
+    """The working frame of a fit from :func:`summarize_source`'s output: its scale, and the
+    centring offset (:func:`latentspace._math.centring_offset`) of data far from the origin."""
+    if summary.n <= 0 or summary.sum is None:
+        return Frame(scale)
+    mean = shift + summary.sum / summary.n  # working units
+    return Frame(scale, centring_offset(mean, float(summary.variance().sum()), dtype))
+
+
+class FramedSource:
+    """A source read in the working units of a :class:`~latentspace._math.Frame` (rows times
+    its scale, minus its offset, in the data's own dtype). Use :func:`framed`."""
+
+    def __init__(self, source, frame: Frame):
+        self.source, self.frame = source, frame
+        self.n_samples, self.n_features = source.n_samples, source.n_features
+        self.dtype, self.device = source.dtype, source.device
+
+    def _framed(self, chunk):
+        return type(chunk)(self.frame.to_work(chunk.X), chunk.w, chunk.offset)
+
+    def map_reduce(self, f):
+        return self.source.map_reduce(lambda c: f(self._framed(c)))
+
+    def map_chunks(self, f) -> list:
+        return self.source.map_chunks(lambda c: f(self._framed(c)))
+
+    def take(self, index) -> torch.Tensor:
+        return self.frame.to_work(self.source.take(index))
+
+    def take_weights(self, index) -> torch.Tensor | None:
+        return self.source.take_weights(index)
+
+
+def framed(source, frame: Frame):
+    """``source`` in the working units of ``frame`` (the source itself for the identity)."""
+    return source if frame.identity else FramedSource(source, frame)

@@ -54,7 +54,7 @@ from sklearn.base import DensityMixin
 from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
-from .._math import abs_max, working_scale
+from .._math import abs_max, pow2_scale, working_scale
 from .._validation import check_choice, check_finite_result, check_float, check_int
 from ..base import LatentModel
 from ..cluster import KMeans, kmeans_plusplus
@@ -65,6 +65,8 @@ from ._family import Family, MixtureStats, check_means_init, check_weights_init,
 
 __all__ = ["Family", "MixtureBase", "MixtureStats", "check_means_init", "check_weights_init"]
 
+
+_LIMIT_BITS = 20  # how far (in powers of two of the model's magnitude) a lost row is placed
 
 # ----------------------------------------------------------------------------- the source
 class _WorkingView:
@@ -334,37 +336,76 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
             )
 
     # --- queries ----------------------------------------------------------------------
-    def _weighted_log_prob(self, X):
-        """Validated query -> (log π_k + log p(x|θ_k) in data units (n, K) float64, kind, dtype)."""
-        self._check_fitted()
-        Xt, kind = self._check_X(X, reset=False)
-        Xt = self._prepare_X(Xt)
-        scale = working_scale(abs_max(Xt), torch.float64) if self._scaled else 1.0
-        family = self._family(Xt.shape[1], scale, fit=False)
+    def _magnitude(self) -> float:
+        """The fitted model's largest magnitude in data units (the means' largest |μ|), which
+        a query's working scale must keep representable along with the query's own."""
+        means = getattr(self, "means_", None)
+        return float(np.max(np.abs(means))) if means is not None and means.size else 0.0
+
+    def _wlp(self, Xt: torch.Tensor) -> torch.Tensor:
+        """log π_k + log p(x|θ_k) of validated rows (n, K), float64, data units.
+
+        The working scale is that of the larger of the query and the model (not of the query
+        alone): a tiny query against an ordinary model stays in the model's units, and a huge
+        one is scaled down with the model, whose parameters then stay representable.
+        """
+        d = Xt.shape[1]
+        scale = working_scale(max(abs_max(Xt), self._magnitude()), torch.float64) \
+            if self._scaled else 1.0
+        family = self._family(d, scale, fit=False)
         params = self._parameters(scale)
-        corr = Xt.shape[1] * math.log(scale)
+        corr = d * math.log(scale)
         out = [
             family.log_weighted(Xb.to(torch.float64) * scale if scale != 1.0
                                 else Xb.to(torch.float64), params) + corr
-            for _, Xb in split_rows(Xt, family.block_rows(Xt.shape[1]))
+            for _, Xb in split_rows(Xt, family.block_rows(d))
         ]
-        wlp = torch.cat(out) if out else torch.zeros(0, self.n_components, dtype=torch.float64)
+        return torch.cat(out) if out else torch.zeros(0, self.n_components, dtype=torch.float64)
+
+    def _weighted_log_prob(self, X, *, limit: bool = False):
+        """Validated query -> (log π_k + log p(x|θ_k) in data units (n, K) float64, kind, dtype).
+
+        A row so far from every component that all its log-densities fall below −1e308 (they
+        are −inf: the true values, of order −|x|²/σ², have no float64) gets, with ``limit``,
+        the log-densities of the same row brought down by a power of two to 2^20 times the
+        model's magnitude instead: the component ranking of a far point is that of its
+        direction, so its responsibilities are the limit of those along the ray (one-hot
+        except for ties), never the NaN of −inf − (−inf). At 2^20 the leading quadratic
+        terms dominate the rest by 2^20 while their float64 rounding (2^40·ε) stays far
+        below the linear terms that separate components of a shared covariance.
+        """
+        self._check_fitted()
+        Xt, kind = self._check_X(X, reset=False)
+        Xt = self._prepare_X(Xt)
+        wlp = self._wlp(Xt)
+        if limit and wlp.numel():
+            lost = ~torch.isfinite(wlp.amax(1))
+            if bool(lost.any()):
+                rows = Xt[lost].to(torch.float64)
+                peak = rows.abs().amax(1, keepdim=True)
+                target = max(self._magnitude(), 1.0) * 2.0 ** _LIMIT_BITS
+                t = torch.tensor([pow2_scale(float(p)) * pow2_scale(1.0 / target) * 2.0
+                                  for p in peak.flatten()], dtype=torch.float64)
+                wlp[lost] = self._wlp(rows * t[:, None])
         return wlp, kind, Xt.dtype
 
     def score_samples(self, X):
-        """Log-likelihood log p(x) of each row: (n_samples,), X's float dtype."""
+        """Log-likelihood log p(x) of each row: (n_samples,), X's float dtype.
+
+        −inf only where log p(x) itself is below the float64 range (a row some 1e154 standard
+        deviations away from every component)."""
         wlp, kind, dtype = self._weighted_log_prob(X)
         return self._out(torch.logsumexp(wlp, dim=1).to(dtype), kind)
 
     def predict_proba(self, X):
         """Responsibilities p(z = k | x): (n_samples, n_components), rows sum to 1."""
-        wlp, kind, dtype = self._weighted_log_prob(X)
+        wlp, kind, dtype = self._weighted_log_prob(X, limit=True)
         resp = torch.exp(wlp - torch.logsumexp(wlp, dim=1, keepdim=True))
         return self._out(resp.to(dtype), kind)
 
     def predict(self, X):
         """Most probable component of each row (hard clustering): (n_samples,) int64."""
-        wlp, kind, _ = self._weighted_log_prob(X)
+        wlp, kind, _ = self._weighted_log_prob(X, limit=True)
         return self._out(wlp.argmax(1), kind)
 
     def fit_predict(self, X, y=None):

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .._backend import to_numpy
+from .._memory import check_allocation
 from .._validation import check_choice, check_float
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
 
@@ -113,12 +114,42 @@ def _quadratic(Xc: torch.Tensor, P: GaussParams, cov_type: str) -> torch.Tensor:
         q = (Xc * Xc) @ prec.T
         q -= 2.0 * (Xc @ (mc * prec).T)
         q += (mc * mc * prec).sum(1)
-        return q
+        return _overflowed(q, Xc, mc, prec)
     prec = L * L  # (K,)
     q = (Xc * Xc).sum(1, keepdim=True) * prec[None]
     q -= 2.0 * (Xc @ mc.T) * prec[None]
     q += (mc * mc).sum(1) * prec
+    return _overflowed(q, Xc, mc, prec[:, None])
+
+
+def _overflowed(q: torch.Tensor, Xc: torch.Tensor, mc: torch.Tensor, prec: torch.Tensor):
+    """``q`` with the rows whose expanded form overflowed (inf − inf) taken from the
+    differences, Σ_d prec_kd (x_d − μ_kd)², which cannot cancel: (n, K). One reduction
+    checks the block; ordinary blocks are returned as they are."""
+    if math.isfinite(float(q.sum())):
+        return q
+    bad = ~torch.isfinite(q).all(1)
+    diff = Xc[bad][:, None, :] - mc[None]  # (m, K, D)
+    q[bad] = (diff * diff * prec[None]).sum(-1)
     return q
+
+
+def _check_memory(cov_type: str, K: int, d: int, device) -> None:
+    """Up-front ``ValueError`` when the full or tied covariances do not fit in memory.
+
+    An M-step holds six (K, d, d) float64 arrays at once (second moments, the covariances
+    and their symmetrised copy, the Cholesky factor, the precision factor and the
+    attributes' precisions); tied ones are one (d, d) each.
+    """
+    m = K if cov_type == "full" else 1
+    shape = f"{K} x {d} x {d}" if cov_type == "full" else f"{d} x {d}"
+    check_allocation(
+        6.0 * m * d * d * 8,
+        f"GaussianMixture(covariance_type={cov_type!r}) with {K} component(s) on {d} "
+        f"features: its {shape} covariances",
+        "use covariance_type='diag' or 'spherical', or reduce the features first (e.g. PCA)",
+        device=device,
+    )
 
 
 # ----------------------------------------------------------------------------- the family
@@ -371,6 +402,8 @@ class GaussianMixture(MixtureBase):
         if fit and self.precisions_init is not None:
             prec = check_precisions_init(self.precisions_init, t, K, n_features)
             user["precisions"] = torch.as_tensor(prec, device=self._device()) / (scale * scale)
+        if fit and t in ("full", "tied"):
+            _check_memory(t, K, n_features, self._device())
         return _GaussianFamily(K, t, reg, self.reg_covar, user)
 
     def _attributes(self, P: GaussParams, scale: float) -> dict:
@@ -395,6 +428,12 @@ class GaussianMixture(MixtureBase):
         K, D = means.shape
         shift = weights @ means  # the mixture's mean, the best stand-in for the data mean
         return GaussParams(weights, means, cov, L, _log_det(L, t, K, D), shift)
+
+    def _magnitude(self) -> float:
+        """The largest of |μ| and of the standard deviations (data units)."""
+        sd = float(np.sqrt(np.max(np.diagonal(self.covariances_, axis1=-2, axis2=-1)
+                                  if self.covariance_type in ("full", "tied") else self.covariances_)))
+        return max(super()._magnitude(), sd)
 
     def _n_parameters(self) -> int:
         K, D = self.means_.shape

@@ -222,7 +222,9 @@ def rounding_floor(values: torch.Tensor, total: float, mean: torch.Tensor, d: in
     - centring: each x − μ carries an error below 2ε|x|, so for a direction u of zero
       variance ‖Xc u‖² ≤ ‖E‖²_F ≤ 4ε² Σ x², i.e. an eigenvalue ≤ 4ε² (total + 2‖μ‖²);
     - the eigensolver (or SVD) is backward stable: its eigenvalues are exact for a matrix
-      within about d·ε·λ_max of the covariance.
+      within about d·ε·λ_max of the covariance, with the float64 ε of every route's
+      eigenvalues (float32 routes refine theirs in float64; the null eigenvalues of a
+      float32 SVD, ~ε₃₂²·λ_max, are inside the centring term).
 
     Parameters
     ----------
@@ -238,4 +240,5 @@ def rounding_floor(values: torch.Tensor, total: float, mean: torch.Tensor, d: in
     """
     eps = _eps(dtype)
     lam = float(values[0]) if values.numel() else 0.0
-    return 4 * eps * eps * (max(total, 0.0) + 2 * float((mean * mean).sum())) + d * eps * max(lam, 0.0)
+    centring = 4 * eps * eps * (max(total, 0.0) + 2 * float((mean * mean).sum()))
+    return centring + d * _eps(torch.float64) * max(lam, 0.0)

@@ -208,3 +208,17 @@ def test_torch_query_float32_stays_float32():
     km = KMeans(2, random_state=0).fit(X.astype(np.float32) + np.float32(1e6))
     D = km.transform(torch.as_tensor(X.astype(np.float32) + np.float32(1e6)))
     assert D.dtype == torch.float32 and bool(torch.isfinite(D).all())
+
+
+@pytest.mark.parametrize("cov", ["full", "tied"])
+def test_gaussian_mixture_wide_data_refused_before_cubic_work(cov):
+    import time
+
+    X = np.random.RandomState(0).randn(5, 5000)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"5 samples x 5000 features.*covariance_type='diag'"):
+        GaussianMixture(1, covariance_type=cov).fit(X)
+    assert time.perf_counter() - start < 5.0
+    # the diagonal model of the same data is cheap and finite
+    gm = GaussianMixture(1, covariance_type="diag").fit(X)
+    assert np.all(np.isfinite(gm.covariances_)) and np.isfinite(gm.score(X))

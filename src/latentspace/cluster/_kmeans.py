@@ -14,6 +14,13 @@ A cluster left empty by the E-step is moved onto the point farthest from its cen
 statistics carry the K farthest points of the data). The final labels always come from an
 E-step with the final centres, so ``labels_ == predict(X)``.
 
+The expansion of ‖x − μ‖² cancels for data far from the origin, so every distance is taken
+in a working frame (:class:`latentspace._math.Frame`): x·scale − offset, with the exact
+power-of-two scale of extreme data and, for data whose mean is far against their spread, the
+mean as the offset (a shift of the data changes no clustering). ``fit`` decides its frame
+from the data's summary pass; queries (and ``fit``'s final labelling, so that
+``labels_ == predict(X)``) use the frame of the centres and of the query's magnitude.
+
 The kernels are in ``_kernels`` and the seeding in ``_seeding``; ``fit`` builds a frozen
 engine model (:class:`_Lloyd`) in the working units and hands it to the EM engine. The Gaussian
 mixture that K-means is the limit of is ``GaussianMixture.from_kmeans``.
@@ -386,7 +393,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
         Cw[batch] += (stats.sums[batch] - stats.counts[batch, None] * Cw[batch]) / counts[batch, None]
         new_centers = to_numpy(frame.points_to_data(Cw).to(Xt.dtype))
         check_finite_result("cluster_centers_", new_centers, "rescale X.")
-        labels, d2, _ = self._label_source(InMemorySource(Xt), amax, new_centers)
+        labels, d2 = self._labels_d2(Xt, centers=new_centers)
         inertia = _inertia(d2, w)  # raises before anything is set when it overflows
         if first:
             self.n_iter_ = 0
@@ -438,15 +445,15 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
         # divide twice: scale² alone can underflow for huge data
         return labels, torch.cat([p[1] for p in parts]) / frame.scale / frame.scale, w
 
-    def _labels_d2(self, Xt: torch.Tensor, distances: bool = True):
+    def _labels_d2(self, Xt: torch.Tensor, distances: bool = True, centers=None):
         """Labels (n,) and squared distances to the assigned centres (n,) float64 of a
-        query (None unless ``distances``)."""
+        query (None unless ``distances``), for the fitted or the given ``centers``."""
         amax = abs_max(Xt)
         if not np.isfinite(amax):  # callers may leave NaN/inf to this pass (predict does)
             check_finite_data(self, Xt)
-        K, d = self.cluster_centers_.shape
+        K, d = (self.cluster_centers_ if centers is None else centers).shape
         source = InMemorySource(Xt, chunk_rows=chunk_rows(K, d, Xt.device))
-        labels, d2, _ = self._label_source(source, amax, distances=distances)
+        labels, d2, _ = self._label_source(source, amax, centers, distances=distances)
         return labels, d2
 
     def predict(self, X):

@@ -110,7 +110,9 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
     explained_variance_ : ndarray of shape (n_components_,)
         Eigenvalues of the covariance (ddof=1).
     explained_variance_ratio_ : ndarray of shape (n_components_,)
-        Share of the total variance (0 for constant data, never NaN).
+        Share of the total variance (0 for constant data, never NaN). Directions whose
+        variance is at the level of the rounding of centring and of the eigensolver
+        (:func:`latentspace._math.rounding_floor`) count as exactly 0.
     singular_values_ : ndarray of shape (n_components_,)
         Singular values of the centred data.
     mean_ : ndarray of shape (n_features,)

@@ -38,7 +38,9 @@ The working scale: data whose magnitude is beyond 2^(±emax/4) are multiplied by
 power of two (:func:`latentspace._math.working_scale`) so that their squares stay
 representable. It is applied at two boundaries only: the engine reads a scaled view of the
 source, and ``_attributes`` / ``_parameters`` convert between working and data units. No
-family function knows about it.
+family function knows about it. A query is evaluated at the working scale of the larger of
+the query and the model (:meth:`MixtureBase._magnitude`), never of the query alone, so tiny
+queries against an ordinary model stay in its units and huge ones keep it representable.
 """
 
 from __future__ import annotations
@@ -242,6 +244,10 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
     def _n_parameters(self) -> int:
         """Number of free parameters (for :meth:`bic` and :meth:`aic`)."""
 
+    def _check_cost(self, n_samples: int, n_features: int) -> None:
+        """Refuse, before any pass over the data, a fit whose cost the data cannot justify
+        (``ValueError`` naming the estimate and the alternative); none by default."""
+
     def _prepare_X(self, X: torch.Tensor) -> torch.Tensor:
         """Per-model input check on a validated block (e.g. values in [0, 1])."""
         return X
@@ -302,6 +308,7 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
                 f"Expected n_samples >= n_components but got n_components = {K}, "
                 f"n_samples = {n}."
             )
+        self._check_cost(n, d)
         summary, scale, shift = summarize_source(source, scaled=self._scaled)
         if scale != 1.0:  # extreme data: the family again, in their working units
             family = self._family(d, scale)

@@ -36,6 +36,9 @@ __all__ = ["GaussianMixture", "check_precisions_init"]
 _LOG_2PI = math.log(2 * math.pi)
 _EPS10 = 10 * float(np.finfo(np.float64).eps)
 _COV_TYPES = ("full", "tied", "diag", "spherical")
+# flops per EM iteration beyond which wide data (n < D) are refused full/tied covariances:
+# about a second of one core's dense linear algebra (D ≈ 3100 for one component)
+_WIDE_FLOPS = 2e10
 _ILL = (
     "Fitting the mixture model failed because some components have ill-defined empirical "
     "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
@@ -428,6 +431,29 @@ class GaussianMixture(MixtureBase):
         K, D = means.shape
         shift = weights @ means  # the mixture's mean, the best stand-in for the data mean
         return GaussParams(weights, means, cov, L, _log_det(L, t, K, D), shift)
+
+    def _check_cost(self, n_samples: int, n_features: int) -> None:
+        """Wide data (fewer samples than features) with full or tied covariances: refused
+        when an EM iteration's factorisations exceed _WIDE_FLOPS.
+
+        Each M-step factorises every D × D covariance (Cholesky D³/3, the triangular
+        inverse D³/3, and the precisions D³ once at the end), whatever the number of
+        samples; with n < D those covariances have rank below n apart from reg_covar·I, so
+        the cubic work carries no information that 'diag' or a PCA to < n features lacks.
+        """
+        t, K, D = self.covariance_type, self.n_components, n_features
+        if t not in ("full", "tied") or n_samples >= D:
+            return
+        flops = (K if t == "full" else 1) * (2.0 / 3.0) * float(D) ** 3
+        if flops > _WIDE_FLOPS:
+            raise ValueError(
+                f"GaussianMixture(covariance_type={t!r}) on {n_samples} samples x {D} "
+                f"features factorises {K if t == 'full' else 1} {D} x {D} covariance(s) in "
+                f"every EM iteration (about {flops:.1e} flops each time) although they have "
+                f"rank below n_samples={n_samples} apart from reg_covar; use "
+                "covariance_type='diag' or 'spherical', or reduce the features first "
+                f"(e.g. PCA(n_components<{n_samples}))."
+            )
 
     def _magnitude(self) -> float:
         """The largest of |μ| and of the standard deviations (data units)."""

@@ -8,9 +8,12 @@ device, without a round trip through the host.
 from __future__ import annotations
 
 import numbers
+import sys
+from collections.abc import Iterator
 
 import numpy as np
 import torch
+from scipy import sparse as _sparse
 from sklearn.utils.validation import validate_data
 
 from ._backend import InputKind, input_kind, to_tensor
@@ -22,14 +25,35 @@ __all__ = [
     "check_float",
     "check_choice",
     "check_finite_result",
+    "check_random_state",
+    "check_n_samples_to_draw",
 ]
 
 _FLOATS = (torch.float64, torch.float32)
 
 
+_SHAPE_HINT = "pass a 2-D array-like of shape (n_samples, n_features)"
+
+
+def _check_tensor_storage(X: torch.Tensor, name: str) -> torch.Tensor:
+    """A dense tensor with data, detached from any autograd graph."""
+    if X.layout != torch.strided:
+        raise TypeError(
+            f"Sparse input is not supported yet: {name} is a {X.layout} tensor; densify it "
+            f"with {name}.to_dense()."
+        )
+    if X.device.type == "meta":
+        raise TypeError(
+            f"{name} is a tensor on the 'meta' device, which holds no data; create it on a "
+            "device that holds values (device='cpu' or 'cuda') before passing it."
+        )
+    return X.detach()
+
+
 def _check_torch(
     est, X: torch.Tensor, *, reset: bool, ensure_min_samples: int, name: str, finite: bool = True
 ):
+    X = _check_tensor_storage(X, name)
     if X.is_complex():
         raise TypeError(f"Complex data not supported: {name} is a complex tensor ({X.dtype}).")
     if X.dim() != 2:
@@ -103,6 +127,7 @@ def check_data(
             est, X, reset=reset, ensure_min_samples=ensure_min_samples, name=name, finite=finite
         )
         return X.to(device), kind
+    X = _check_container(X, name)
     if getattr(X, "dtype", None) == np.float16:
         X = np.asarray(X, dtype=np.float32)
     X = validate_data(
@@ -115,6 +140,81 @@ def check_data(
         ensure_all_finite=finite,
     )
     return to_tensor(X, device), kind
+
+
+def _check_container(X, name: str):
+    """Reject what numpy would misread or reject with its own words; numeric input passes
+    unchanged (a ragged list comes back as the error, any other list as it was)."""
+    if X is None:
+        raise TypeError(f"{name} is None; {_SHAPE_HINT}.")
+    if isinstance(X, (str, bytes)):
+        raise TypeError(f"{name} is a {type(X).__name__}, not an array; {_SHAPE_HINT}.")
+    if _sparse.issparse(X):
+        raise TypeError(
+            f"Sparse input is not supported yet: {name} is a scipy.sparse "
+            f"{type(X).__name__}; densify it with {name}.toarray()."
+        )
+    if isinstance(X, Iterator):
+        raise TypeError(
+            f"{name} is an iterator ({type(X).__name__}), which cannot be validated without "
+            f"consuming it; materialise it first, e.g. np.asarray(list({name}))."
+        )
+    pd = sys.modules.get("pandas")  # a DataFrame implies pandas is already imported
+    if pd is not None and isinstance(X, pd.DataFrame):
+        _check_frame(X, name, pd)
+        return X
+    kind = getattr(getattr(X, "dtype", None), "kind", None)
+    if kind in ("M", "m"):
+        raise TypeError(
+            f"{name} has dtype {X.dtype}, and dates or durations are not numbers; convert "
+            f"them explicitly, e.g. to seconds: ({name} - {name}.min()) / np.timedelta64(1, 's')."
+        )
+    if kind == "c":
+        raise ValueError(
+            f"Complex data not supported: {name} has dtype {X.dtype}; pass real values, "
+            f"e.g. np.abs({name}) or np.c_[{name}.real, {name}.imag]."
+        )
+    if isinstance(X, (list, tuple)):
+        lengths = {len(r) if isinstance(r, (list, tuple, np.ndarray)) else -1 for r in X}
+        if len(lengths) > 1:
+            raise ValueError(
+                f"{name} is ragged: its rows have different lengths; every row needs the "
+                "same number of features (pad or drop the short rows)."
+            )
+    return X
+
+
+def _check_frame(X, name: str, pd) -> None:
+    """Duplicate and non-numeric columns of a DataFrame, named, before any conversion."""
+    dup = X.columns[X.columns.duplicated()].unique()
+    if len(dup):
+        raise ValueError(
+            f"{name} has duplicate column names {[str(c) for c in dup]}; rename them so "
+            "that every column name is unique."
+        )
+    when, other = [], []
+    for col, dtype in X.dtypes.items():
+        if pd.api.types.is_bool_dtype(dtype) or (
+            pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+        ):
+            continue
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+            when.append(f"{col!r} ({dtype})")
+            continue
+        try:  # object columns of numbers convert
+            np.asarray(X[col], dtype=np.float64)
+        except (TypeError, ValueError):
+            other.append(f"{col!r} ({dtype})")
+    if when:
+        raise TypeError(
+            f"{name} has date or duration column(s) {', '.join(when)}; they are not numbers: "
+            "convert them (e.g. to seconds since an origin) or drop them."
+        )
+    if other:
+        raise ValueError(
+            f"{name} has non-numeric column(s) {', '.join(other)}; encode them as numbers "
+            "(e.g. sklearn.preprocessing.OneHotEncoder or OrdinalEncoder) or drop them."
+        )
 
 
 def check_finite_data(est, X: torch.Tensor, *, name: str = "X") -> None:
@@ -157,6 +257,45 @@ def check_float(name: str, value, *, low=None, high=None, low_open=False, high_o
     return value
 
 
+_SEED_MAX = 2**32 - 1
+
+
+def check_random_state(seed, name: str = "random_state") -> np.random.RandomState:
+    """``seed`` as a ``np.random.RandomState``, or ``ValueError`` naming ``name``.
+
+    None gives numpy's global RandomState, an int in [0, 2**32 - 1] a new one seeded with it,
+    a RandomState itself; a ``np.random.Generator`` seeds a new RandomState from one draw.
+    """
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if isinstance(seed, np.random.Generator):
+        return np.random.RandomState(int(seed.integers(_SEED_MAX, endpoint=True)))
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
+        if 0 <= seed <= _SEED_MAX:
+            return np.random.RandomState(int(seed))
+    raise ValueError(
+        f"{name}={seed!r} is invalid; use None, an int in [0, {_SEED_MAX}], a "
+        "numpy.random.RandomState or a numpy.random.Generator."
+    )
+
+
+def check_n_samples_to_draw(n_samples, row_bytes: float, owner: str, *, device="cpu") -> int:
+    """``n_samples`` for ``sample()``: a positive int whose output fits in memory.
+
+    ``row_bytes`` is what one drawn row takes (the output and its temporary draws).
+    """
+    from ._memory import check_allocation
+
+    n_samples = check_int("n_samples", n_samples, low=1)
+    check_allocation(
+        float(n_samples) * float(row_bytes), f"{owner}.sample(n_samples={n_samples})",
+        "draw the samples in batches (several calls with a smaller n_samples)", device=device,
+    )
+    return n_samples
+
+
 def check_choice(name: str, value, choices) -> str:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
@@ -190,6 +329,7 @@ def check_array_like(
         _Probe.__name__ = owner
         Z = _check_torch(_Probe(), Z, reset=False, ensure_min_samples=1, name=name)
         return Z.to(device), kind
+    Z = _check_container(Z, name)
     if getattr(Z, "dtype", None) == np.float16:
         Z = np.asarray(Z, dtype=np.float32)
     Z = check_array(Z, dtype=[np.float64, np.float32], input_name=name)

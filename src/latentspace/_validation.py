@@ -26,6 +26,7 @@ __all__ = [
     "check_choice",
     "check_finite_result",
     "check_random_state",
+    "check_seed",
     "check_n_samples_to_draw",
 ]
 
@@ -260,25 +261,34 @@ def check_float(name: str, value, *, low=None, high=None, low_open=False, high_o
 _SEED_MAX = 2**32 - 1
 
 
+def check_seed(name: str, value):
+    """Raise ``ValueError`` naming ``name`` unless ``value`` can seed a random state: None,
+    an int in [0, 2**32 - 1], a ``np.random.RandomState`` or a ``np.random.Generator``."""
+    if value is None or isinstance(value, (np.random.RandomState, np.random.Generator)):
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        if 0 <= value <= _SEED_MAX:
+            return int(value)
+    raise ValueError(
+        f"{name}={value!r} is invalid; use None, an int in [0, {_SEED_MAX}], a "
+        "numpy.random.RandomState or a numpy.random.Generator."
+    )
+
+
 def check_random_state(seed, name: str = "random_state") -> np.random.RandomState:
     """``seed`` as a ``np.random.RandomState``, or ``ValueError`` naming ``name``.
 
-    None gives numpy's global RandomState, an int in [0, 2**32 - 1] a new one seeded with it,
-    a RandomState itself; a ``np.random.Generator`` seeds a new RandomState from one draw.
+    None gives numpy's global RandomState, an int a new one seeded with it, a RandomState
+    itself; a ``np.random.Generator`` seeds a new RandomState from one draw.
     """
+    seed = check_seed(name, seed)
     if seed is None:
         return np.random.mtrand._rand
     if isinstance(seed, np.random.RandomState):
         return seed
     if isinstance(seed, np.random.Generator):
         return np.random.RandomState(int(seed.integers(_SEED_MAX, endpoint=True)))
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)):
-        if 0 <= seed <= _SEED_MAX:
-            return np.random.RandomState(int(seed))
-    raise ValueError(
-        f"{name}={seed!r} is invalid; use None, an int in [0, {_SEED_MAX}], a "
-        "numpy.random.RandomState or a numpy.random.Generator."
-    )
+    return np.random.RandomState(seed)
 
 
 def check_n_samples_to_draw(n_samples, row_bytes: float, owner: str, *, device="cpu") -> int:

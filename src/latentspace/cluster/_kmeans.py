@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
-from sklearn.utils import check_random_state
+from .._validation import check_random_state, check_seed
 
 from .._backend import to_numpy
 from .._math import abs_max, working_scale
@@ -200,6 +200,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
         check_int("max_iter", self.max_iter, low=0)
         check_float("tol", self.tol, low=0)
         check_int("verbose", self.verbose, low=0)
+        check_seed("random_state", self.random_state)
         if isinstance(self.init, str):
             check_choice("init", self.init, ("k-means++", "random"))
         elif not hasattr(self.init, "__len__") and not isinstance(self.init, torch.Tensor):
@@ -369,7 +370,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
             self.n_samples_seen_ = 0.0
             self.n_iter_ = 0
             self.converged_ = False
-        centers = torch.as_tensor(self.cluster_centers_, device=Xt.device).to(torch.float64)
+        # a copy: the update below writes into it, and a failed call must leave the old centres
+        centers = torch.tensor(self.cluster_centers_, device=Xt.device, dtype=torch.float64)
         P = Centers.of(centers * scale, Xt.dtype)
         Xs = Xt * scale if scale != 1.0 else Xt  # the batch in working units
         stats = kmeans_stats(Chunk(Xs, w, 0), P, block_rows(K, Xt.device))

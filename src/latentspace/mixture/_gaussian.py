@@ -455,8 +455,11 @@ class GaussianMixture(MixtureBase):
         labels : ndarray of shape (n_samples,)
             Component of each row.
         """
-        labels, rng = self._sample_labels(n_samples, random_state)
         K, D = self.means_.shape
+        # the label, eps, the output and a temporary per row; the full Cholesky factor of
+        # each row's component is gathered too
+        per_row = 8 * (1 + 3 * D + (D * D if self.covariance_type == "full" else 0))
+        n_samples, labels, rng = self._sample_labels(n_samples, random_state, per_row)
         eps = rng.standard_normal((n_samples, D))
         t = self.covariance_type
         if t == "full":

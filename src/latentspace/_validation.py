@@ -27,6 +27,10 @@ __all__ = [
     "check_finite_result",
     "check_random_state",
     "check_seed",
+    "check_container",
+    "check_tensor_storage",
+    "check_array_like",
+    "check_labels",
     "check_n_samples_to_draw",
 ]
 
@@ -36,7 +40,7 @@ _FLOATS = (torch.float64, torch.float32)
 _SHAPE_HINT = "pass a 2-D array-like of shape (n_samples, n_features)"
 
 
-def _check_tensor_storage(X: torch.Tensor, name: str) -> torch.Tensor:
+def check_tensor_storage(X: torch.Tensor, name: str) -> torch.Tensor:
     """A dense tensor with data, detached from any autograd graph."""
     if X.layout != torch.strided:
         raise TypeError(
@@ -54,7 +58,7 @@ def _check_tensor_storage(X: torch.Tensor, name: str) -> torch.Tensor:
 def _check_torch(
     est, X: torch.Tensor, *, reset: bool, ensure_min_samples: int, name: str, finite: bool = True
 ):
-    X = _check_tensor_storage(X, name)
+    X = check_tensor_storage(X, name)
     if X.is_complex():
         raise TypeError(f"Complex data not supported: {name} is a complex tensor ({X.dtype}).")
     if X.dim() != 2:
@@ -128,7 +132,7 @@ def check_data(
             est, X, reset=reset, ensure_min_samples=ensure_min_samples, name=name, finite=finite
         )
         return X.to(device), kind
-    X = _check_container(X, name)
+    X = check_container(X, name)
     if getattr(X, "dtype", None) == np.float16:
         X = np.asarray(X, dtype=np.float32)
     X = validate_data(
@@ -143,7 +147,7 @@ def check_data(
     return to_tensor(X, device), kind
 
 
-def _check_container(X, name: str):
+def check_container(X, name: str):
     """Reject what numpy would misread or reject with its own words; numeric input passes
     unchanged (a ragged list comes back as the error, any other list as it was)."""
     if X is None:
@@ -320,32 +324,58 @@ def check_finite_result(name: str, value, hint: str) -> None:
         raise ValueError(f"{name} is not finite after fitting; {hint}")
 
 
+def check_labels(labels, n_labels: int, *, name: str = "labels", owner: str = "the model"):
+    """Validate 1-D integer labels in [0, n_labels) -> (int64 numpy array, caller's InputKind).
+
+    Integral floats (``3.0``) are accepted; strings, complex, NaN, fractions, empty or
+    out-of-range labels are a ``ValueError`` (other types a ``TypeError``).
+    """
+    kind = input_kind(labels)
+    if isinstance(labels, torch.Tensor):
+        labels = check_tensor_storage(labels, name).cpu().numpy()
+    arr = np.asarray(check_container(labels, name))
+    allowed = f"{owner} labels must be integers in [0, {n_labels - 1}]"
+    if arr.ndim != 1:
+        raise ValueError(f"{allowed}, given as a 1-D array; got {arr.ndim} dimension(s).")
+    if arr.size == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={arr.shape}) in {name}; {allowed}.")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{allowed}; got {name} of dtype {arr.dtype}.")
+    as_float = arr.astype(np.float64)
+    if not (np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float))
+            and as_float.min() >= 0 and as_float.max() < n_labels):
+        raise ValueError(f"{allowed}; {name} holds other values (NaN, fractions or out of range).")
+    return arr.astype(np.int64), kind
+
+
 def check_array_like(
-    Z, *, device: torch.device, n_features: int, name: str = "Z", owner: str = "the model"
+    Z, *, device: torch.device, n_features: int | None, name: str = "Z", owner: str = "the model",
+    hint: str = "",
 ) -> tuple[torch.Tensor, InputKind]:
     """Validate a 2-D array that is not the model's input ``X`` (e.g. latent codes).
 
     Same conversions and finiteness checks as :func:`check_data`, with the column count
-    checked against ``n_features`` instead of ``n_features_in_``.
+    checked against ``n_features`` (None: by the caller) instead of ``n_features_in_``;
+    ``hint`` ends the message of a wrong count (e.g. ``"; pass the output of transform()"``).
     """
     from sklearn.utils import check_array
 
     kind = input_kind(Z)
     if isinstance(Z, torch.Tensor):
 
-        class _Probe:  # carries the expected width through the tensor checks
-            n_features_in_ = n_features
+        class _Probe:  # names the owner in the tensor checks' messages
+            pass
 
         _Probe.__name__ = owner
         Z = _check_torch(_Probe(), Z, reset=False, ensure_min_samples=1, name=name)
-        return Z.to(device), kind
-    Z = _check_container(Z, name)
-    if getattr(Z, "dtype", None) == np.float16:
-        Z = np.asarray(Z, dtype=np.float32)
-    Z = check_array(Z, dtype=[np.float64, np.float32], input_name=name)
-    if Z.shape[1] != n_features:
+    else:
+        Z = check_container(Z, name)
+        if getattr(Z, "dtype", None) == np.float16:
+            Z = np.asarray(Z, dtype=np.float32)
+        Z = check_array(Z, dtype=[np.float64, np.float32], input_name=name)
+    if n_features is not None and Z.shape[1] != n_features:
         raise ValueError(
             f"{name} has {Z.shape[1]} features, but {owner} is expecting {n_features} "
-            f"features as input."
+            f"features as input{hint}."
         )
     return to_tensor(Z, device), kind

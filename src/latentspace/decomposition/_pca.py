@@ -24,7 +24,6 @@ import numbers
 import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from .._validation import check_random_state, check_seed
 
 from .._backend import to_numpy
 from .._math import abs_max, working_scale
@@ -34,6 +33,8 @@ from .._validation import (
     check_finite_data,
     check_int,
     check_n_samples_to_draw,
+    check_random_state,
+    check_seed,
 )
 from ..base import LatentModel
 from ..data import ChunkedSource, DaskSource, Prepare, is_dask_array

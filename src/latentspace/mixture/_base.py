@@ -51,7 +51,6 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.base import DensityMixin
-from .._validation import check_random_state, check_seed
 
 from .._backend import to_numpy
 from .._math import abs_max, working_scale
@@ -61,6 +60,8 @@ from .._validation import (
     check_float,
     check_int,
     check_n_samples_to_draw,
+    check_random_state,
+    check_seed,
 )
 from ..base import LatentModel
 from ..cluster import KMeans, kmeans_plusplus
@@ -382,15 +383,20 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         """Mean log-likelihood of ``X`` (float)."""
         return float(np.mean(to_numpy(self.score_samples(X)), dtype=np.float64))
 
+    def _total_log_likelihood(self, X) -> tuple[float, int]:
+        """(log L = Σ log p(x) in float64, n_samples) of validated ``X``."""
+        wlp, _, _ = self._weighted_log_prob(X)
+        return float(torch.logsumexp(wlp, dim=1).sum()), wlp.shape[0]
+
     def bic(self, X):
         """Bayesian information criterion −2 log L + p log n (lower is better)."""
-        n = len(X) if not isinstance(X, torch.Tensor) else X.shape[0]
-        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+        log_l, n = self._total_log_likelihood(X)
+        return -2 * log_l + self._n_parameters() * math.log(n)
 
     def aic(self, X):
         """Akaike information criterion −2 log L + 2p (lower is better)."""
-        n = len(X) if not isinstance(X, torch.Tensor) else X.shape[0]
-        return -2 * self.score(X) * n + 2 * self._n_parameters()
+        log_l, _ = self._total_log_likelihood(X)
+        return -2 * log_l + 2 * self._n_parameters()
 
     def _sample_labels(self, n_samples, random_state, row_bytes: float):
         """Validated ``n_samples`` (``row_bytes``: memory of one drawn row), the component of

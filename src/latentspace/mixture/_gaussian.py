@@ -418,6 +418,13 @@ class GaussianMixture(MixtureBase):
         GaussianMixture
             Fitted, with ``covariance_type="spherical"``.
         """
+        from ..cluster import KMeans
+
+        if not isinstance(kmeans, KMeans):
+            raise TypeError(
+                f"from_kmeans takes a fitted latentspace KMeans, got {type(kmeans).__name__}; "
+                "fit latentspace.cluster.KMeans first."
+            )
         kmeans._check_fitted()
         C = np.asarray(kmeans.cluster_centers_, dtype=np.float64)
         K, D = C.shape

@@ -16,11 +16,17 @@ import warnings
 
 import numpy as np
 import torch
-from .._validation import check_random_state, check_seed
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
-from .._backend import input_kind, to_tensor
-from .._validation import check_choice, check_float, check_int, check_n_samples_to_draw
+from .._validation import (
+    check_array_like,
+    check_choice,
+    check_float,
+    check_int,
+    check_n_samples_to_draw,
+    check_random_state,
+    check_seed,
+)
 from ..base import LatentModel
 from ..exceptions import ConvergenceWarning
 from . import _nets
@@ -365,17 +371,8 @@ class _NeuralModel(LatentModel):
     def _latent_input(self, Z):
         """Validate latent codes for ``inverse_transform`` -> (tensor, caller's InputKind)."""
         check_is_fitted(self, "network_")
-        kind = input_kind(Z)
-        if isinstance(Z, torch.Tensor):
-            Zt = Z.detach()
-            if Zt.is_complex() or Zt.dim() != 2:
-                raise ValueError(f"Z must be a real 2D tensor, got shape {tuple(Zt.shape)} ({Zt.dtype}).")
-            if Zt.dtype not in (torch.float32, torch.float64):
-                Zt = Zt.to(torch.float64)
-            if not bool(torch.isfinite(Zt).all()):
-                raise ValueError("Input Z contains NaN or infinity; latent codes must be finite.")
-        else:
-            Zt = to_tensor(check_array(Z, dtype=[np.float64, np.float32], input_name="Z"), self._device())
+        Zt, kind = check_array_like(Z, device=self._device(), n_features=None, name="Z",
+                                    owner=type(self).__name__)
         if Zt.shape[1] != self.latent_dim:
             raise ValueError(
                 f"Z has {Zt.shape[1]} features, but {type(self).__name__} is expecting "

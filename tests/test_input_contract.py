@@ -285,3 +285,20 @@ def test_input_conversion(name, X):
         with pytest.raises(err, match=msg):
             est.fit(data)
         assert not hasattr(est, "n_features_in_"), what
+
+
+def test_sample_weight_goes_through_the_shared_validation(X):
+    km = KMeans(2, random_state=0)
+    ref = km.fit(X, sample_weight=np.ones(40)).cluster_centers_
+    grad = torch.ones(40, dtype=torch.float64, requires_grad=True)
+    np.testing.assert_array_equal(KMeans(2, random_state=0).fit(X, sample_weight=grad)
+                                  .cluster_centers_, ref)
+    rejected = {
+        "complex": (np.ones(40) + 1j, ValueError, "Complex data not supported"),
+        "strings": (["heavy"] * 40, ValueError, "sample_weight must hold numbers"),
+        "dates": (np.ones(40).astype("datetime64[s]"), TypeError, "datetime64"),
+        "meta": (torch.empty(40, device="meta"), TypeError, "'meta' device"),
+    }
+    for what, (w, err, msg) in rejected.items():
+        with pytest.raises(err, match=msg):
+            KMeans(2, random_state=0).fit(X, sample_weight=w)

@@ -8,9 +8,12 @@ device, without a round trip through the host.
 from __future__ import annotations
 
 import numbers
+import sys
+from collections.abc import Iterator
 
 import numpy as np
 import torch
+from scipy import sparse as _sparse
 from sklearn.utils.validation import validate_data
 
 from ._backend import InputKind, input_kind, to_tensor
@@ -22,14 +25,40 @@ __all__ = [
     "check_float",
     "check_choice",
     "check_finite_result",
+    "check_random_state",
+    "check_seed",
+    "check_container",
+    "check_tensor_storage",
+    "check_array_like",
+    "check_labels",
+    "check_n_samples_to_draw",
 ]
 
 _FLOATS = (torch.float64, torch.float32)
 
 
+_SHAPE_HINT = "pass a 2-D array-like of shape (n_samples, n_features)"
+
+
+def check_tensor_storage(X: torch.Tensor, name: str) -> torch.Tensor:
+    """A dense tensor with data, detached from any autograd graph."""
+    if X.layout != torch.strided:
+        raise TypeError(
+            f"Sparse input is not supported yet: {name} is a {X.layout} tensor; densify it "
+            f"with {name}.to_dense()."
+        )
+    if X.device.type == "meta":
+        raise TypeError(
+            f"{name} is a tensor on the 'meta' device, which holds no data; create it on a "
+            "device that holds values (device='cpu' or 'cuda') before passing it."
+        )
+    return X.detach()
+
+
 def _check_torch(
     est, X: torch.Tensor, *, reset: bool, ensure_min_samples: int, name: str, finite: bool = True
 ):
+    X = check_tensor_storage(X, name)
     if X.is_complex():
         raise TypeError(f"Complex data not supported: {name} is a complex tensor ({X.dtype}).")
     if X.dim() != 2:
@@ -103,6 +132,7 @@ def check_data(
             est, X, reset=reset, ensure_min_samples=ensure_min_samples, name=name, finite=finite
         )
         return X.to(device), kind
+    X = check_container(X, name)
     if getattr(X, "dtype", None) == np.float16:
         X = np.asarray(X, dtype=np.float32)
     X = validate_data(
@@ -115,6 +145,81 @@ def check_data(
         ensure_all_finite=finite,
     )
     return to_tensor(X, device), kind
+
+
+def check_container(X, name: str):
+    """Reject what numpy would misread or reject with its own words; numeric input passes
+    unchanged (a ragged list comes back as the error, any other list as it was)."""
+    if X is None:
+        raise TypeError(f"{name} is None; {_SHAPE_HINT}.")
+    if isinstance(X, (str, bytes)):
+        raise TypeError(f"{name} is a {type(X).__name__}, not an array; {_SHAPE_HINT}.")
+    if _sparse.issparse(X):
+        raise TypeError(
+            f"Sparse input is not supported yet: {name} is a scipy.sparse "
+            f"{type(X).__name__}; densify it with {name}.toarray()."
+        )
+    if isinstance(X, Iterator):
+        raise TypeError(
+            f"{name} is an iterator ({type(X).__name__}), which cannot be validated without "
+            f"consuming it; materialise it first, e.g. np.asarray(list({name}))."
+        )
+    pd = sys.modules.get("pandas")  # a DataFrame implies pandas is already imported
+    if pd is not None and isinstance(X, pd.DataFrame):
+        _check_frame(X, name, pd)
+        return X
+    kind = getattr(getattr(X, "dtype", None), "kind", None)
+    if kind in ("M", "m"):
+        raise TypeError(
+            f"{name} has dtype {X.dtype}, and dates or durations are not numbers; convert "
+            f"them explicitly, e.g. to seconds: ({name} - {name}.min()) / np.timedelta64(1, 's')."
+        )
+    if kind == "c":
+        raise ValueError(
+            f"Complex data not supported: {name} has dtype {X.dtype}; pass real values, "
+            f"e.g. np.abs({name}) or np.c_[{name}.real, {name}.imag]."
+        )
+    if isinstance(X, (list, tuple)):
+        lengths = {len(r) if isinstance(r, (list, tuple, np.ndarray)) else -1 for r in X}
+        if len(lengths) > 1:
+            raise ValueError(
+                f"{name} is ragged: its rows have different lengths; every row needs the "
+                "same number of features (pad or drop the short rows)."
+            )
+    return X
+
+
+def _check_frame(X, name: str, pd) -> None:
+    """Duplicate and non-numeric columns of a DataFrame, named, before any conversion."""
+    dup = X.columns[X.columns.duplicated()].unique()
+    if len(dup):
+        raise ValueError(
+            f"{name} has duplicate column names {[str(c) for c in dup]}; rename them so "
+            "that every column name is unique."
+        )
+    when, other = [], []
+    for col, dtype in X.dtypes.items():
+        if pd.api.types.is_bool_dtype(dtype) or (
+            pd.api.types.is_numeric_dtype(dtype) and not isinstance(dtype, pd.CategoricalDtype)
+        ):
+            continue
+        if pd.api.types.is_datetime64_any_dtype(dtype) or pd.api.types.is_timedelta64_dtype(dtype):
+            when.append(f"{col!r} ({dtype})")
+            continue
+        try:  # object columns of numbers convert
+            np.asarray(X[col], dtype=np.float64)
+        except (TypeError, ValueError):
+            other.append(f"{col!r} ({dtype})")
+    if when:
+        raise TypeError(
+            f"{name} has date or duration column(s) {', '.join(when)}; they are not numbers: "
+            "convert them (e.g. to seconds since an origin) or drop them."
+        )
+    if other:
+        raise ValueError(
+            f"{name} has non-numeric column(s) {', '.join(other)}; encode them as numbers "
+            "(e.g. sklearn.preprocessing.OneHotEncoder or OrdinalEncoder) or drop them."
+        )
 
 
 def check_finite_data(est, X: torch.Tensor, *, name: str = "X") -> None:
@@ -157,6 +262,54 @@ def check_float(name: str, value, *, low=None, high=None, low_open=False, high_o
     return value
 
 
+_SEED_MAX = 2**32 - 1
+
+
+def check_seed(name: str, value):
+    """Raise ``ValueError`` naming ``name`` unless ``value`` can seed a random state: None,
+    an int in [0, 2**32 - 1], a ``np.random.RandomState`` or a ``np.random.Generator``."""
+    if value is None or isinstance(value, (np.random.RandomState, np.random.Generator)):
+        return value
+    if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
+        if 0 <= value <= _SEED_MAX:
+            return int(value)
+    raise ValueError(
+        f"{name}={value!r} is invalid; use None, an int in [0, {_SEED_MAX}], a "
+        "numpy.random.RandomState or a numpy.random.Generator."
+    )
+
+
+def check_random_state(seed, name: str = "random_state") -> np.random.RandomState:
+    """``seed`` as a ``np.random.RandomState``, or ``ValueError`` naming ``name``.
+
+    None gives numpy's global RandomState, an int a new one seeded with it, a RandomState
+    itself; a ``np.random.Generator`` seeds a new RandomState from one draw.
+    """
+    seed = check_seed(name, seed)
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    if isinstance(seed, np.random.Generator):
+        return np.random.RandomState(int(seed.integers(_SEED_MAX, endpoint=True)))
+    return np.random.RandomState(seed)
+
+
+def check_n_samples_to_draw(n_samples, row_bytes: float, owner: str, *, device="cpu") -> int:
+    """``n_samples`` for ``sample()``: a positive int whose output fits in memory.
+
+    ``row_bytes`` is what one drawn row takes (the output and its temporary draws).
+    """
+    from ._memory import check_allocation
+
+    n_samples = check_int("n_samples", n_samples, low=1)
+    check_allocation(
+        float(n_samples) * float(row_bytes), f"{owner}.sample(n_samples={n_samples})",
+        "draw the samples in batches (several calls with a smaller n_samples)", device=device,
+    )
+    return n_samples
+
+
 def check_choice(name: str, value, choices) -> str:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
@@ -171,31 +324,58 @@ def check_finite_result(name: str, value, hint: str) -> None:
         raise ValueError(f"{name} is not finite after fitting; {hint}")
 
 
+def check_labels(labels, n_labels: int, *, name: str = "labels", owner: str = "the model"):
+    """Validate 1-D integer labels in [0, n_labels) -> (int64 numpy array, caller's InputKind).
+
+    Integral floats (``3.0``) are accepted; strings, complex, NaN, fractions, empty or
+    out-of-range labels are a ``ValueError`` (other types a ``TypeError``).
+    """
+    kind = input_kind(labels)
+    if isinstance(labels, torch.Tensor):
+        labels = check_tensor_storage(labels, name).cpu().numpy()
+    arr = np.asarray(check_container(labels, name))
+    allowed = f"{owner} labels must be integers in [0, {n_labels - 1}]"
+    if arr.ndim != 1:
+        raise ValueError(f"{allowed}, given as a 1-D array; got {arr.ndim} dimension(s).")
+    if arr.size == 0:
+        raise ValueError(f"Found array with 0 sample(s) (shape={arr.shape}) in {name}; {allowed}.")
+    if arr.dtype.kind not in "biuf":
+        raise ValueError(f"{allowed}; got {name} of dtype {arr.dtype}.")
+    as_float = arr.astype(np.float64)
+    if not (np.all(np.isfinite(as_float)) and np.all(as_float == np.round(as_float))
+            and as_float.min() >= 0 and as_float.max() < n_labels):
+        raise ValueError(f"{allowed}; {name} holds other values (NaN, fractions or out of range).")
+    return arr.astype(np.int64), kind
+
+
 def check_array_like(
-    Z, *, device: torch.device, n_features: int, name: str = "Z", owner: str = "the model"
+    Z, *, device: torch.device, n_features: int | None, name: str = "Z", owner: str = "the model",
+    hint: str = "",
 ) -> tuple[torch.Tensor, InputKind]:
     """Validate a 2-D array that is not the model's input ``X`` (e.g. latent codes).
 
     Same conversions and finiteness checks as :func:`check_data`, with the column count
-    checked against ``n_features`` instead of ``n_features_in_``.
+    checked against ``n_features`` (None: by the caller) instead of ``n_features_in_``;
+    ``hint`` ends the message of a wrong count (e.g. ``"; pass the output of transform()"``).
     """
     from sklearn.utils import check_array
 
     kind = input_kind(Z)
     if isinstance(Z, torch.Tensor):
 
-        class _Probe:  # carries the expected width through the tensor checks
-            n_features_in_ = n_features
+        class _Probe:  # names the owner in the tensor checks' messages
+            pass
 
         _Probe.__name__ = owner
         Z = _check_torch(_Probe(), Z, reset=False, ensure_min_samples=1, name=name)
-        return Z.to(device), kind
-    if getattr(Z, "dtype", None) == np.float16:
-        Z = np.asarray(Z, dtype=np.float32)
-    Z = check_array(Z, dtype=[np.float64, np.float32], input_name=name)
-    if Z.shape[1] != n_features:
+    else:
+        Z = check_container(Z, name)
+        if getattr(Z, "dtype", None) == np.float16:
+            Z = np.asarray(Z, dtype=np.float32)
+        Z = check_array(Z, dtype=[np.float64, np.float32], input_name=name)
+    if n_features is not None and Z.shape[1] != n_features:
         raise ValueError(
             f"{name} has {Z.shape[1]} features, but {owner} is expecting {n_features} "
-            f"features as input."
+            f"features as input{hint}."
         )
     return to_tensor(Z, device), kind

@@ -9,6 +9,8 @@ without importing anything a file names.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
@@ -21,6 +23,32 @@ __all__ = ["LatentModel", "registered_models"]
 
 _REGISTRY: dict[str, type] = {}
 
+# Methods that (re)fit: a failure inside leaves the estimator exactly as it was before the call.
+_FITTING = ("fit", "partial_fit", "fit_predict", "fit_transform")
+
+
+def _transactional(method):
+    """Wrap a fitting method so that any exception restores the estimator's attributes.
+
+    The snapshot is a shallow copy of ``__dict__``: cheap, and enough because fitting assigns
+    new objects rather than writing into the arrays of an earlier fit.
+    """
+    if getattr(method, "_transactional", False):
+        return method
+
+    @functools.wraps(method)
+    def fitting(self, *args, **kwargs):
+        before = self.__dict__.copy()
+        try:
+            return method(self, *args, **kwargs)
+        except BaseException:  # interrupts too: never half an old fit and half a new one
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
+
+    fitting._transactional = True
+    return fitting
+
 
 def registered_models() -> dict[str, type]:
     """Name -> class of every model that :func:`latentspace.load` may rebuild."""
@@ -32,10 +60,17 @@ class LatentModel(BaseEstimator):
 
     Subclasses define ``fit`` and whichever of ``transform``, ``inverse_transform``,
     ``score_samples``, ``sample``, ``predict`` make sense for the model.
+
+    Fitting is transactional: ``fit``, ``partial_fit``, ``fit_predict`` and ``fit_transform``
+    of every subclass are wrapped so that a call that raises (bad data, bad parameters,
+    divergence, an interrupt) leaves every attribute as it was, and an earlier fit usable.
     """
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        for name in _FITTING:
+            if callable(cls.__dict__.get(name)):
+                setattr(cls, name, _transactional(cls.__dict__[name]))
         if not cls.__name__.startswith("_"):
             _REGISTRY[cls.__name__] = cls
 

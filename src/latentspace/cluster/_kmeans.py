@@ -36,16 +36,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
-from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
 from .._math import Frame, abs_max, centring_offset, working_scale
 from .._validation import (
+    check_array_like,
     check_choice,
     check_finite_data,
     check_finite_result,
     check_float,
     check_int,
+    check_random_state,
+    check_seed,
+    check_labels,
 )
 from ..base import LatentModel
 from ..data import Chunk, InMemorySource, SourceInput, check_sample_weight, split_rows
@@ -218,6 +221,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
         check_int("max_iter", self.max_iter, low=0)
         check_float("tol", self.tol, low=0)
         check_int("verbose", self.verbose, low=0)
+        check_seed("random_state", self.random_state)
         if isinstance(self.init, str):
             check_choice("init", self.init, ("k-means++", "random"))
         elif not hasattr(self.init, "__len__") and not isinstance(self.init, torch.Tensor):
@@ -379,7 +383,8 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
             centers = C.to(Xt.dtype).to(**f64)
             counts0, steps0, seen0 = torch.zeros(K, **f64), 0, 0.0
         else:
-            centers = torch.as_tensor(self.cluster_centers_).to(**f64)
+            # a copy: the update below writes into it, and a failed call keeps the old centres
+            centers = torch.tensor(self.cluster_centers_).to(**f64)
             counts0 = torch.as_tensor(self.counts_).to(**f64)
             steps0, seen0 = self.n_steps_, self.n_samples_seen_
         # the batch in the frame of the current centres (the one predict uses)
@@ -485,31 +490,31 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
     def inverse_transform(self, Z):
         """Centres of the given labels (n,) or of the nearest centres for distances (n, K).
 
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples,) or (n_samples, n_clusters)
+            Labels in [0, n_clusters), or the distances :meth:`transform` returns.
+
         Returns
         -------
-        X_rec : ndarray of shape (n_samples, n_features)
-            The K-means reconstruction of each row: its cluster's centre.
+        X_rec : ndarray or tensor of shape (n_samples, n_features)
+            The K-means reconstruction of each row: its cluster's centre, in the dtype of
+            float distances ``Z`` (float32 stays float32) or of the centres for labels.
         """
         self._check_fitted()
         K = self.cluster_centers_.shape[0]
-        kind_torch = isinstance(Z, torch.Tensor)
-        Zn = to_numpy(Z)
-        if Zn.ndim == 2:
-            if Zn.shape[1] != K:
-                raise ValueError(
-                    f"Z has {Zn.shape[1]} columns, but KMeans has {K} clusters; pass the "
-                    "output of transform() or 1-D labels."
-                )
-            labels = np.argmin(Zn, axis=1)
-        elif Zn.ndim == 1:
-            if Zn.size and (not np.all(np.isfinite(Zn.astype(float))) or np.any(Zn != np.round(Zn))
-                            or Zn.min() < 0 or Zn.max() >= K):
-                raise ValueError(f"labels must be integers in [0, {K - 1}].")
-            labels = Zn.astype(np.int64)
-        else:
-            raise ValueError(f"Z must be 1-D labels or 2-D distances, got {Zn.ndim} dimensions.")
-        out = self.cluster_centers_[labels]
-        return torch.as_tensor(out, device=Z.device) if kind_torch else out
+        if getattr(Z, "ndim", None) == 1 or (
+            isinstance(Z, (list, tuple)) and not any(isinstance(r, (list, tuple)) for r in Z)
+        ):
+            labels, kind = check_labels(Z, K, name="Z", owner="KMeans")
+            centers = torch.as_tensor(self.cluster_centers_, device=self._device())
+            return self._out(centers[torch.as_tensor(labels, device=centers.device)], kind)
+        Zt, kind = check_array_like(
+            Z, device=self._device(), n_features=K, name="Z", owner="KMeans",
+            hint="; pass the output of transform() (n_clusters columns) or 1-D labels",
+        )
+        centers = torch.as_tensor(self.cluster_centers_, device=Zt.device).to(Zt.dtype)
+        return self._out(centers[Zt.argmin(1)], kind)
 
     def score(self, X, y=None, sample_weight=None):
         """Minus the inertia of ``X`` under the fitted centres (higher is better)."""

@@ -31,9 +31,18 @@ def split_rows(chunk_X: torch.Tensor, rows: int):
 
 def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
     """``sample_weight`` as a float64 array of shape (n_samples,): finite and non-negative."""
+    from .._validation import check_container, check_tensor_storage
+
     if isinstance(sample_weight, torch.Tensor):
-        sample_weight = sample_weight.detach().cpu().numpy()
-    w = np.asarray(sample_weight, dtype=np.float64)
+        sample_weight = check_tensor_storage(sample_weight, "sample_weight").cpu().numpy()
+    sample_weight = check_container(sample_weight, "sample_weight")
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"sample_weight must hold numbers, one weight per sample; got "
+            f"{type(sample_weight).__name__} values that do not convert to float."
+        ) from None
     if w.ndim == 0:
         w = np.full(n_samples, float(w))
     if w.shape != (n_samples,):

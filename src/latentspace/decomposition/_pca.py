@@ -24,12 +24,19 @@ import numbers
 import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
-from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
 from .._math import abs_max, rounding_floor, working_scale
 from .._memory import check_allocation
-from .._validation import check_array_like, check_choice, check_finite_data, check_int
+from .._validation import (
+    check_array_like,
+    check_choice,
+    check_finite_data,
+    check_int,
+    check_n_samples_to_draw,
+    check_random_state,
+    check_seed,
+)
 from ..base import LatentModel
 from ..data import ChunkedSource, DaskSource, Prepare, is_dask_array
 from ._moments import BlockMoments, Moments, centred, moments, scaled_moments
@@ -161,6 +168,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         if self.iterated_power != "auto":
             check_int("iterated_power", self.iterated_power, low=0)
         check_int("n_oversamples", self.n_oversamples, low=1)
+        check_seed("random_state", self.random_state)
         k = self.n_components
         limit = min(n, d)
         if k is None:
@@ -477,9 +485,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         X : ndarray of shape (n_samples, n_features), float64
         """
         self._check_fitted()
-        n_samples = check_int("n_samples", n_samples, low=1)
-        rng = check_random_state(self.random_state if random_state is None else random_state)
         d, k = self.n_features_in_, self.n_components_
+        # z (k), eps (d), the projected draw (d) and the output (d) per row, float64
+        n_samples = check_n_samples_to_draw(n_samples, 8 * (k + 3 * d), "PCA")
+        rng = check_random_state(self.random_state if random_state is None else random_state)
         z = rng.standard_normal((n_samples, k))
         eps = rng.standard_normal((n_samples, d))
         scale = np.sqrt(np.clip(self.explained_variance_ - self.noise_variance_, 0, None))

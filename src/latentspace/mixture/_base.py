@@ -53,11 +53,18 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.base import DensityMixin
-from sklearn.utils import check_random_state
 
 from .._backend import to_numpy
 from .._math import abs_max, pow2_scale, working_scale
-from .._validation import check_choice, check_finite_result, check_float, check_int
+from .._validation import (
+    check_choice,
+    check_finite_result,
+    check_float,
+    check_int,
+    check_n_samples_to_draw,
+    check_random_state,
+    check_seed,
+)
 from ..base import LatentModel
 from ..cluster import KMeans, kmeans_plusplus
 from ..data import Chunk, ChunkedSource, DaskSource, InMemorySource, SourceInput, split_rows
@@ -259,6 +266,7 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         check_int("max_iter", self.max_iter, low=0)
         check_int("n_init", self.n_init, low=1)
         check_int("verbose", self.verbose, low=0)
+        check_seed("random_state", self.random_state)
         check_choice("init_params", self.init_params, self._init_choices)
         if not isinstance(self.warm_start, (bool, np.bool_)):
             raise ValueError(f"warm_start must be True or False, got {self.warm_start!r}.")
@@ -423,20 +431,27 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         """Mean log-likelihood of ``X`` (float)."""
         return float(np.mean(to_numpy(self.score_samples(X)), dtype=np.float64))
 
+    def _total_log_likelihood(self, X) -> tuple[float, int]:
+        """(log L = Σ log p(x) in float64, n_samples) of validated ``X``."""
+        wlp, _, _ = self._weighted_log_prob(X)
+        return float(torch.logsumexp(wlp, dim=1).sum()), wlp.shape[0]
+
     def bic(self, X):
         """Bayesian information criterion −2 log L + p log n (lower is better)."""
-        n = len(X) if not isinstance(X, torch.Tensor) else X.shape[0]
-        return -2 * self.score(X) * n + self._n_parameters() * math.log(n)
+        log_l, n = self._total_log_likelihood(X)
+        return -2 * log_l + self._n_parameters() * math.log(n)
 
     def aic(self, X):
         """Akaike information criterion −2 log L + 2p (lower is better)."""
-        n = len(X) if not isinstance(X, torch.Tensor) else X.shape[0]
-        return -2 * self.score(X) * n + 2 * self._n_parameters()
+        log_l, _ = self._total_log_likelihood(X)
+        return -2 * log_l + 2 * self._n_parameters()
 
-    def _sample_labels(self, n_samples, random_state):
-        check_int("n_samples", n_samples, low=1)
+    def _sample_labels(self, n_samples, random_state, row_bytes: float):
+        """Validated ``n_samples`` (``row_bytes``: memory of one drawn row), the component of
+        each draw and the RandomState that drew them."""
         self._check_fitted()
+        n_samples = check_n_samples_to_draw(n_samples, row_bytes, type(self).__name__)
         rng = check_random_state(self.random_state if random_state is None else random_state)
         # components drawn per sample, so the rows come out shuffled, not grouped
         labels = rng.choice(self.n_components, size=n_samples, p=self.weights_ / self.weights_.sum())
-        return labels, rng
+        return n_samples, labels, rng

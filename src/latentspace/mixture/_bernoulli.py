@@ -237,6 +237,8 @@ class BernoulliMixture(MixtureBase):
         X : ndarray of shape (n_samples, n_features), values 0.0 or 1.0
         labels : ndarray of shape (n_samples,)
         """
-        labels, rng = self._sample_labels(n_samples, random_state)
+        D = self.means_.shape[1]
+        # the label, the uniforms, the comparison and the output per row
+        n_samples, labels, rng = self._sample_labels(n_samples, random_state, 8 * (1 + 2 * D) + D)
         u = rng.uniform(size=(n_samples, self.means_.shape[1]))
         return (u < self.means_[labels]).astype(np.float64), labels

@@ -483,6 +483,13 @@ class GaussianMixture(MixtureBase):
         GaussianMixture
             Fitted, with ``covariance_type="spherical"``.
         """
+        from ..cluster import KMeans
+
+        if not isinstance(kmeans, KMeans):
+            raise TypeError(
+                f"from_kmeans takes a fitted latentspace KMeans, got {type(kmeans).__name__}; "
+                "fit latentspace.cluster.KMeans first."
+            )
         kmeans._check_fitted()
         C = np.asarray(kmeans.cluster_centers_, dtype=np.float64)
         K, D = C.shape
@@ -520,8 +527,11 @@ class GaussianMixture(MixtureBase):
         labels : ndarray of shape (n_samples,)
             Component of each row.
         """
-        labels, rng = self._sample_labels(n_samples, random_state)
         K, D = self.means_.shape
+        # the label, eps, the output and a temporary per row; the full Cholesky factor of
+        # each row's component is gathered too
+        per_row = 8 * (1 + 3 * D + (D * D if self.covariance_type == "full" else 0))
+        n_samples, labels, rng = self._sample_labels(n_samples, random_state, per_row)
         eps = rng.standard_normal((n_samples, D))
         t = self.covariance_type
         if t == "full":

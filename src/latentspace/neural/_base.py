@@ -16,11 +16,17 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_array, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
-from .._backend import input_kind, to_tensor
-from .._validation import check_choice, check_float, check_int
+from .._validation import (
+    check_array_like,
+    check_choice,
+    check_float,
+    check_int,
+    check_n_samples_to_draw,
+    check_random_state,
+    check_seed,
+)
 from ..base import LatentModel
 from ..exceptions import ConvergenceWarning
 from . import _nets
@@ -132,6 +138,7 @@ class _NeuralModel(LatentModel):
             )
         check_int("checkpoint_every", self.checkpoint_every, low=1)
         check_int("verbose", self.verbose, low=0)
+        check_seed("random_state", self.random_state)
         self._device()  # raises ValueError for a bad or unavailable device
 
     def _check_sizes(self, name: str, sizes) -> tuple[int, ...]:
@@ -263,18 +270,9 @@ class _NeuralModel(LatentModel):
         return gen
 
     def _fit(self, X, resume=None):
-        # a failed fit (bad data, divergence) must leave an earlier fit usable as it was
-        saved = {k: getattr(self, k) for k in ("n_features_in_", "feature_names_in_")
-                 if hasattr(self, k)}
-        try:
-            return self._fit_new(X, resume)
-        except BaseException:
-            for k in ("n_features_in_", "feature_names_in_"):
-                if k in saved:
-                    setattr(self, k, saved[k])
-                elif hasattr(self, k):
-                    delattr(self, k)
-            raise
+        # the subclasses' fit is transactional (LatentModel): a failed fit (bad data,
+        # divergence) leaves an earlier fit usable as it was
+        return self._fit_new(X, resume)
 
     def _fit_new(self, X, resume):
         self._check_common_params()
@@ -373,23 +371,29 @@ class _NeuralModel(LatentModel):
     def _latent_input(self, Z):
         """Validate latent codes for ``inverse_transform`` -> (tensor, caller's InputKind)."""
         check_is_fitted(self, "network_")
-        kind = input_kind(Z)
-        if isinstance(Z, torch.Tensor):
-            Zt = Z.detach()
-            if Zt.is_complex() or Zt.dim() != 2:
-                raise ValueError(f"Z must be a real 2D tensor, got shape {tuple(Zt.shape)} ({Zt.dtype}).")
-            if Zt.dtype not in (torch.float32, torch.float64):
-                Zt = Zt.to(torch.float64)
-            if not bool(torch.isfinite(Zt).all()):
-                raise ValueError("Input Z contains NaN or infinity; latent codes must be finite.")
-        else:
-            Zt = to_tensor(check_array(Z, dtype=[np.float64, np.float32], input_name="Z"), self._device())
+        Zt, kind = check_array_like(Z, device=self._device(), n_features=None, name="Z",
+                                    owner=type(self).__name__)
         if Zt.shape[1] != self.latent_dim:
             raise ValueError(
                 f"Z has {Zt.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.latent_dim} latent dimensions (latent_dim) as input."
             )
         return Zt.to(self._device()), kind
+
+    def _check_n_samples(self, n_samples) -> int:
+        """``n_samples`` of ``sample()``, its output and activations estimated first.
+
+        Per row: the code, every layer's float32 output (a convolution's channels over the
+        whole image) and the output row.
+        """
+        widths = self.latent_dim + 2 * int(self.n_features_in_)
+        for p in self.network_.parameters():
+            if p.dim() == 2:
+                widths += p.shape[0]
+            elif p.dim() == 4:
+                widths += p.shape[0] * _nets.IMAGE_SIDE**2
+        return check_n_samples_to_draw(n_samples, 4 * widths, type(self).__name__,
+                                       device=self._device())
 
     def _rng_for_call(self, random_state) -> torch.Generator:
         """A generator for a stochastic method (sampling, Monte-Carlo scores): seeded from the

@@ -465,7 +465,7 @@ class GAN(_NeuralModel):
         ``random_state=None`` derives the draw from the estimator's ``random_state``.
         """
         self._check_fitted()
-        n_samples = check_int("n_samples", n_samples, low=1)
+        n_samples = self._check_n_samples(n_samples)
         gen = self._rng_for_call(random_state)
         with torch.no_grad():
             return self.network_.generator(self._noise(n_samples, gen)).cpu().numpy()

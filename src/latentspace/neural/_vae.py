@@ -270,7 +270,7 @@ class VAE(TransformerMixin, _NeuralModel):
         X : ndarray of shape (n_samples, n_features), float32
         """
         self._check_fitted()
-        n_samples = check_int("n_samples", n_samples, low=1)
+        n_samples = self._check_n_samples(n_samples)
         gen = self._rng_for_call(random_state)
         net = self.network_
         with torch.no_grad():

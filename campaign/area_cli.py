@@ -48,6 +48,8 @@ MODEL_FILES = ("good", "missing", "corrupt", "truncated", "pickle", "garbage", "
 VALID_FOR_FIT = ("good_csv", "good_npz", "three_d", "wrong_width")
 VALID_FOR_APPLY = ("good_csv", "good_npz", "three_d")
 SIGINT_AFTER = 12.0  # seconds: well past the imports (about 4 s on a loaded machine)
+COMMAND_LIMIT = 30.0  # seconds a real subprocess may take to end (imports included)
+SUBPROCESS_LIMIT = 60.0  # the case's own time limit: a fresh interpreter plus the above
 APPLY = ("transform", "inverse-transform", "predict", "score")
 
 
@@ -151,13 +153,14 @@ def descriptors():
                         (["fit", "ae", "{good}", "-o", "{out}", "--hidden-sizes", "x,y"], [2]),
                         (["sample", "{model_GaussianMixture}", "-n", "1000000000000", "-o",
                           "{tmp}/s.npy"], [2, 3])):
-        add(est="(cli)", case="subprocess", argv=argv, codes=codes)
+        add(est="(cli)", case="subprocess", argv=argv, codes=codes, timeout=SUBPROCESS_LIMIT)
     # a long fit (it cannot converge early: n_iter_no_change is huge) interrupted once the
     # interpreter has surely imported everything and entered the training loop
     add(est="(cli)", case="sigint", argv=["fit", "vae", "{good}", "-o", "{out}",
                                           "--max-epochs", "1000000", "--hidden-sizes", "8",
                                           "--n-iter-no-change", "1000000000",
-                                          "--likelihood", "gaussian"], codes=[130])
+                                          "--likelihood", "gaussian"], codes=[130],
+        timeout=SUBPROCESS_LIMIT)
     return out
 
 
@@ -326,12 +329,12 @@ def _subprocess(argv, *, sigint_after=None):
         time.sleep(sigint_after)
         p.send_signal(signal.SIGINT)
     try:
-        _, err = p.communicate(timeout=12)
+        _, err = p.communicate(timeout=COMMAND_LIMIT)
     except subprocess.TimeoutExpired:
         p.kill()
         _, err = p.communicate()
-        raise Wrong("the command did not end within 12 s (after SIGINT)"
-                    if sigint_after else "the command did not end within 12 s")
+        raise Wrong(f"the command did not end within {COMMAND_LIMIT:g} s"
+                    + (" after SIGINT" if sigint_after else ""))
     return p.returncode, err
 
 

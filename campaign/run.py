@@ -9,7 +9,8 @@ and the command's exit codes (``cli``). Run it from the repository root::
     python -m campaign --fast        # a deterministic ~5% stratified sample
     python -m campaign --case ID     # one case, in-process, with its traceback
 
-It tests the checkout it lives in (``src/`` goes first on the path). It prints the totals
+It tests the checkout it lives in (``src/`` goes first on the path), or the source tree
+given by ``--src DIR`` / ``CAMPAIGN_SRC``. It prints the totals
 as a Markdown table, writes every crash, silent-wrong and hang with a one-line
 reproduction and its evidence to ``campaign_out/failures.md`` (all results to
 ``campaign_out/results.json``), and exits with status 1 when there is any.
@@ -68,9 +69,10 @@ silent-wrong
       not exactly one ``latentspace: error:`` line on stderr.
 hang
     The case did not finish within its time limit, 30 s by default (``--timeout``): the
-    slowest legitimate case (a CLI subprocess, or a 2-epoch neural fit) takes a few
-    seconds, so 30 s is a wide margin on a loaded 2-core machine. The worker is killed and
-    restarted.
+    slowest legitimate in-process case (a 2-epoch neural fit, a 30000x60 PCA) takes a few
+    seconds, so 30 s is a wide margin on a loaded 2-core machine. The few CLI cases that
+    start a real interpreter get 60 s (the interrupted fit waits 12 s before its SIGINT).
+    The worker is killed and restarted.
 
 Cases run in worker subprocesses (``--jobs``, 2 by default), each regenerated inside the
 worker from a small JSON descriptor (area, estimator, method, variant, ...), one torch/BLAS
@@ -93,7 +95,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SRC = os.path.join(ROOT, "src")
+# the library under test: this checkout's src/ unless CAMPAIGN_SRC (or --src) names another
+SRC = os.path.abspath(os.environ.get("CAMPAIGN_SRC") or os.path.join(ROOT, "src"))
 if os.path.isdir(os.path.join(SRC, "latentspace")) and SRC not in sys.path:
     sys.path.insert(0, SRC)
 
@@ -106,7 +109,7 @@ DEFAULT_TIMEOUT = 30.0
 
 # ----------------------------------------------------------------------------- cases
 def _case_id(d: dict) -> str:
-    keys = [k for k in d if k not in ("area", "est", "codes", "id")]
+    keys = [k for k in d if k not in ("area", "est", "codes", "id", "timeout")]
     parts = [d["area"], d["est"]]
     for k in keys:
         v = d[k]
@@ -216,7 +219,8 @@ def run_cases(cases, *, jobs=2, timeout=DEFAULT_TIMEOUT, progress=True,
                 if w.ready and w.case is None and pending:
                     w.send(pending.pop())
             now = time.monotonic()
-            waits = [w.started + timeout - now for w in workers if w.case is not None]
+            limit = lambda w: w.case.get("timeout", timeout)  # noqa: E731
+            waits = [w.started + limit(w) - now for w in workers if w.case is not None]
             waits += [w.born + startup_timeout - now for w in workers if not w.ready]
             r, _, _ = select.select(workers, [], [], max(0.05, min(waits, default=1.0)))
             for w in r:
@@ -242,9 +246,9 @@ def run_cases(cases, *, jobs=2, timeout=DEFAULT_TIMEOUT, progress=True,
                 done_count += 1
             now = time.monotonic()
             for i, w in enumerate(workers):
-                if w.case is not None and now - w.started > timeout:
+                if w.case is not None and now - w.started > limit(w):
                     results[w.case["id"]] = _result(
-                        w.case, HANG, f"did not finish within {timeout:g} s; killed", timeout)
+                        w.case, HANG, f"did not finish within {limit(w):g} s; killed", limit(w))
                     done_count += 1
                     w.kill()
                     workers[i] = Worker()
@@ -369,7 +373,17 @@ def main(argv=None) -> int:
     p.add_argument("--est", action="append", help="only these estimators")
     p.add_argument("--case", help="run one case in-process and print its evidence")
     p.add_argument("--list", action="store_true", help="list the case ids and stop")
+    p.add_argument("--src", help="source tree of the latentspace under test (default: "
+                   "this checkout's src/); must be given before anything is imported, so it "
+                   "restarts the command with CAMPAIGN_SRC set")
     args = p.parse_args(argv)
+    if args.src and os.path.abspath(args.src) != SRC:
+        env = dict(os.environ, CAMPAIGN_SRC=os.path.abspath(args.src))
+        rest = [a for a in (sys.argv[1:] if argv is None else argv)]
+        i = rest.index("--src") if "--src" in rest else None
+        rest = rest[:i] + rest[i + 2:] if i is not None else [a for a in rest
+                                                                if not a.startswith("--src=")]
+        return subprocess.call([sys.executable, "-m", "campaign"] + rest, cwd=ROOT, env=env)
     if args.case:
         return _one(args.case)
     cases = all_cases()

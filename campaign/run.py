@@ -161,8 +161,11 @@ def repro(d: dict) -> str:
 
 # ----------------------------------------------------------------------------- workers
 class Worker:
-    def __init__(self):
+    def __init__(self, warm: bool = True):
+        self.warm = warm
         env = dict(os.environ)
+        if not warm:
+            env["CAMPAIGN_NO_WARMUP"] = "1"
         env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
                    NUMBA_NUM_THREADS="1", PYTHONHASHSEED="0")
         env["PYTHONPATH"] = os.pathsep.join(
@@ -207,11 +210,13 @@ class Worker:
 
 
 def run_cases(cases, *, jobs=2, timeout=DEFAULT_TIMEOUT, progress=True,
-              startup_timeout=300.0):
-    """Run ``cases`` in ``jobs`` workers; -> {id: result}."""
+              startup_timeout=300.0, warm=True):
+    """Run ``cases`` in ``jobs`` workers; -> {id: result}. Workers fit every estimator once
+    before their first case unless ``warm`` is false (numba's compilation then falls on
+    the first K-means case)."""
     pending = list(reversed(cases))
     results = {}
-    workers = [Worker() for _ in range(min(jobs, max(1, len(cases))))]
+    workers = [Worker(warm) for _ in range(min(jobs, max(1, len(cases))))]
     done_count, t0, last_print = 0, time.monotonic(), 0.0
     try:
         while pending or any(w.case is not None for w in workers):
@@ -235,7 +240,7 @@ def run_cases(cases, *, jobs=2, timeout=DEFAULT_TIMEOUT, progress=True,
                         done_count += 1
                     elif not w.ready:
                         raise RuntimeError(f"a campaign worker failed to start (exit {code})")
-                    workers[workers.index(w)] = Worker()
+                    workers[workers.index(w)] = Worker(warm)
                     continue
                 msg = json.loads(line)
                 if msg.get("ready"):
@@ -251,7 +256,7 @@ def run_cases(cases, *, jobs=2, timeout=DEFAULT_TIMEOUT, progress=True,
                         w.case, HANG, f"did not finish within {limit(w):g} s; killed", limit(w))
                     done_count += 1
                     w.kill()
-                    workers[i] = Worker()
+                    workers[i] = Worker(warm)
                 elif not w.ready and now - w.born > startup_timeout:
                     raise RuntimeError("a campaign worker did not start in time")
             if progress and now - last_print > 10:

@@ -138,7 +138,8 @@ def main():
     except RuntimeError:
         pass
     ctx = Context(tmp)
-    warm_up(ctx)
+    if not os.environ.get("CAMPAIGN_NO_WARMUP"):
+        warm_up(ctx)
     _limit_memory()
     channel.write(json.dumps({"ready": True, "tmp": tmp}) + "\n")
     for line in sys.stdin:

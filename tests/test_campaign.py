@@ -67,8 +67,8 @@ def test_a_nan_result_is_silent_wrong_and_a_good_one_ok():
     from campaign.checks import check_result
 
     X = np.zeros((3, 4))
-    bad = run_case(check_result, "PCA", "transform", X, np.full((3, 2), np.nan), d=2)
-    good = run_case(check_result, "PCA", "transform", X, np.zeros((3, 2)), d=2)
+    bad = run_case(lambda: check_result("PCA", "transform", X, np.full((3, 2), np.nan), d=2))
+    good = run_case(lambda: check_result("PCA", "transform", X, np.zeros((3, 2)), d=2))
     assert bad[0] == SILENT and "NaN" in bad[1]
     assert good[0] == OK
 
@@ -77,7 +77,8 @@ def test_float32_in_float64_out_is_silent_wrong():
     from campaign.checks import check_result
 
     X = np.zeros((3, 4), np.float32)
-    outcome, evidence = run_case(check_result, "PCA", "transform", X, np.zeros((3, 2)), d=2)
+    outcome, evidence = run_case(lambda: check_result("PCA", "transform", X, np.zeros((3, 2)),
+                                                      d=2))
     assert outcome == SILENT and "float32" in evidence
 
 
@@ -95,7 +96,7 @@ def test_a_sleeping_case_is_a_hang_and_a_dead_worker_a_crash():
              dict(area="selftest", est="-", kind="exit", id="exit"),
              dict(area="selftest", est="-", kind="nan_result", id="nan"),
              dict(area="selftest", est="-", kind="numpy_error", id="numpy")]
-    results = run_cases(cases, jobs=1, timeout=5, progress=False)
+    results = run_cases(cases, jobs=1, timeout=5, progress=False, warm=False)
     assert results["sleep"]["outcome"] == HANG
     assert results["exit"]["outcome"] == CRASH and "died" in results["exit"]["evidence"]
     assert results["nan"]["outcome"] == SILENT

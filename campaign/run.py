@@ -232,6 +232,7 @@ def run_cases(cases, *, jobs=2, timeout=DEFAULT_TIMEOUT, progress=True,
                 line = w.proc.stdout.readline()
                 if not line:  # the worker died
                     code = w.proc.wait()
+                    w.cleanup()
                     if w.case is not None:
                         results[w.case["id"]] = _result(
                             w.case, CRASH, f"the worker process died (exit status {code}, "

@@ -457,7 +457,7 @@ def run(d, ctx):
     elif fault == "append_zeros":
         data = blob + bytes(64)
     elif fault == "append_garbage":
-        data = blob + os.urandom(0) + bytes(range(200))
+        data = blob + bytes(range(200))
     elif fault == "prepend_byte":
         data = b"\x00" + blob
     else:

@@ -43,7 +43,11 @@ class Context:
             from .inputs import base_data
 
             path = os.path.join(self.tmp, f"ref_{est_name}.safetensors")
-            self.fitted(est_name).save(path)
+            est = self.fitted(est_name)
+            for entry in getattr(est, "history_", None) or ():
+                if isinstance(entry, dict) and "seconds" in entry:
+                    entry["seconds"] = 0.0  # wall times would move every byte after them
+            est.save(path)
             with open(path, "rb") as f:
                 blob = f.read()
             self._files[est_name] = (blob, _outputs(est_name, load(path), base_data(est_name)))

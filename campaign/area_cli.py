@@ -99,8 +99,6 @@ def descriptors():
                     codes=[2] if strict else [0, 2])
         for cmd in APPLY:
             method = cmd.replace("-", "_")
-            if method == "score":
-                method = "score"
             usable = _has(est, method) and (method != "score" or _has(est, "score_samples")
                                              or est == "KMeans")
             for mf in MODEL_FILES:

@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TOUR_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv browser tour test test-portable test-slow bench clean
+.PHONY: venv browser tour test test-portable test-slow campaign bench clean
 
 # The second numeric configuration: one thread everywhere, and another code path in every
 # numeric library the suite reaches -- MKL's conditional-numerical-reproducibility path
@@ -51,6 +51,13 @@ test-portable: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# the adversarial reliability campaign (every estimator x method x bad input, every
+# hyperparameter, model-file faults, CLI exit codes): totals on stdout, the failures in
+# campaign_out/failures.md; CAMPAIGN_ARGS=--fast for the ~5% sample
+CAMPAIGN_ARGS ?=
+campaign: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m campaign $(CAMPAIGN_ARGS)
 
 clean:
 	rm -rf $(VENV) tour_out .pytest_cache

@@ -1,0 +1,1 @@
+"""latentspace's adversarial reliability campaign; run ``python -m campaign`` (see run.py)."""

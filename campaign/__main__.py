@@ -1,0 +1,5 @@
+import sys
+
+from campaign.run import main
+
+sys.exit(main())

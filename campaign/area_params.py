@@ -1,0 +1,226 @@
+"""Area "params": every hyperparameter of every ``__init__`` signature, at its default, its
+edges and beyond, each fitted on the small valid data and then used.
+
+Values are derived from the signature (``inspect.signature``): the default decides which
+values no sane API may accept (``must_reject``): NaN or a string for a numeric parameter,
+a number or an unknown string for a string choice, a string for a flag. Other values may be
+accepted or refused with a typed error; when the fit returns, every fitted float attribute
+must be finite and every method must give sane results on the data.
+
+Neural fits keep the campaign's ``max_epochs=2`` unless the parameter under test is
+``max_epochs``; parameters that only buy more work (``max_iter``, ``max_epochs``, ``n_init``,
+``k_steps``, ``iterated_power``) do not get the huge values, which would be slow by request
+rather than by defect.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from . import checks
+from .classify import Wrong
+from .inputs import ESTIMATORS, K, base_data, cls, make, methods_of
+
+__all__ = ["descriptors", "run"]
+
+WORK_PARAMS = ("max_iter", "max_epochs", "n_init", "k_steps", "iterated_power")
+HUGE = ("1e9", "2**63", "1e300", "-1e9")
+
+
+class _Opaque:
+    def __repr__(self):
+        return "<object>"
+
+
+VALUES = {
+    "default": None,  # the signature's default
+    "none": lambda: None,
+    "nan": lambda: float("nan"),
+    "inf": lambda: float("inf"),
+    "-inf": lambda: float("-inf"),
+    "-1": lambda: -1,
+    "0": lambda: 0,
+    "1": lambda: 1,
+    "2": lambda: 2,
+    "0.5": lambda: 0.5,
+    "1.5": lambda: 1.5,
+    "-0.5": lambda: -0.5,
+    "1e-300": lambda: 1e-300,
+    "1e9": lambda: 10**9,
+    "-1e9": lambda: -(10**9),
+    "2**63": lambda: 2**63,
+    "1e300": lambda: 1e300,
+    "true": lambda: True,
+    "false": lambda: False,
+    "np_int64_2": lambda: np.int64(2),
+    "np_float32_0.5": lambda: np.float32(0.5),
+    "bogus": lambda: "bogus",
+    "empty_str": lambda: "",
+    "huge_str": lambda: "x" * 100_000,
+    "bytes": lambda: b"auto",
+    "complex": lambda: 1 + 1j,
+    "list": lambda: [1, 2],
+    "tuple_empty": lambda: (),
+    "tuple_neg": lambda: (-3,),
+    "dict": lambda: {"a": 1},
+    "object": lambda: _Opaque(),
+}
+
+
+def _kind(default):
+    if isinstance(default, bool):
+        return "flag"
+    if isinstance(default, (int, float)):
+        return "number"
+    if isinstance(default, str):
+        return "choice"
+    if isinstance(default, tuple):
+        return "sizes"
+    return "optional"
+
+
+ALWAYS_REJECT = ("complex", "object", "dict", "huge_str")
+REJECT = {
+    "number": ("nan", "bogus", "empty_str", "list", "bytes"),
+    "choice": ("nan", "bogus", "empty_str", "-inf", "bytes"),  # 'auto' choices may take numbers
+    "flag": ("nan", "bogus", "empty_str", "list", "bytes"),
+    "sizes": ("nan", "bogus", "tuple_neg", "-1", "-inf", "bytes"),
+    "optional": (),
+}
+RANDOM_STATE_REJECT = ("nan", "-1", "1.5", "bogus", "2**63", "-1e9", "1e300", "inf", "-inf",
+                       "list", "bytes")
+
+
+def must_reject(param: str, default, value_name: str) -> bool:
+    """Whether no sane API may accept this value for a parameter with this default."""
+    if value_name in ALWAYS_REJECT:
+        return True
+    if param == "random_state":
+        return value_name in RANDOM_STATE_REJECT
+    return value_name in REJECT[_kind(default)]
+
+
+def descriptors():
+    out = []
+    for est in ESTIMATORS:
+        sig = inspect.signature(cls(est).__init__)
+        for p in list(sig.parameters.values())[1:]:
+            for v in VALUES:
+                if p.name in WORK_PARAMS and v in HUGE:
+                    continue
+                out.append(dict(area="params", est=est, param=p.name, value=v))
+        out.append(dict(area="params", est=est, param="set_params", value="unknown_name"))
+        out.append(dict(area="params", est=est, param="get_params", value="roundtrip"))
+        out.append(dict(area="params", est=est, param="clone", value="fitted"))
+        out.append(dict(area="params", est=est, param="random_state", value="RandomState"))
+    out.append(dict(area="params", est="PCA", param="svd_solver", value="gram_30000x60"))
+    out.append(dict(area="params", est="PCA", param="svd_solver", value="full_30000x60"))
+    for est in ("Autoencoder", "VAE", "GAN"):
+        out.append(dict(area="params", est=est, param="latent_dim", value="1e9_direct"))
+        out.append(dict(area="params", est=est, param="learning_rate", value="1e30_diverge"))
+    out.append(dict(area="params", est="Autoencoder", param="hidden_sizes", value="(1e9,)"))
+    out.append(dict(area="params", est="KMeans", param="n_clusters", value="1e9_direct"))
+    out.append(dict(area="params", est="GaussianMixture", param="n_components",
+                    value="1e9_direct"))
+    return out
+
+
+def repro(d) -> str:
+    return f"{d['est']}({d['param']}=<{d['value']}>, ...small settings...).fit(X_small)"
+
+
+def _use(est_name, est, X):
+    """Every post-fit method on the training data must give a sane result."""
+    for m in methods_of(est_name):
+        if m in ("fit", "partial_fit", "fit_predict", "fit_transform", "bic", "aic"):
+            continue
+        if m == "sample":
+            out = est.sample(3, random_state=0)
+            checks.check_result(est_name, m, None, out, d=X.shape[1], est=est)
+        elif m == "inverse_transform":
+            Z = est.transform(X)
+            checks.check_result(est_name, m, Z, est.inverse_transform(Z), d=X.shape[1])
+        else:
+            out = getattr(est, m)(X)
+            width = getattr(est, "n_components_", None) or getattr(est, "latent_dim", None) \
+                or getattr(est, "n_clusters", K)
+            checks.check_result(est_name, m, X, out, est=est, d=width)
+
+
+def _special(d, ctx):
+    est_name, param, value = d["est"], d["param"], d["value"]
+    X = base_data(est_name)
+    if param == "set_params":
+        make(est_name).set_params(bogus_parameter=1)
+        raise Wrong("set_params accepted an unknown parameter name")
+    if param == "get_params":
+        kwargs = ESTIMATORS[est_name][0]
+        got = make(est_name).get_params()
+        bad = {k: v for k, v in kwargs.items() if got.get(k) != v}
+        if bad:
+            raise Wrong(f"get_params lost {bad}")
+        return None
+    if param == "clone":
+        from sklearn.base import clone
+
+        est = ctx.fitted(est_name)
+        c = clone(est).fit(X)
+        checks.same("clone refit", probe_abs(est_name, c, X), probe_abs(est_name, est, X), 1e-6)
+        return None
+    if value == "RandomState":
+        est = make(est_name, random_state=np.random.RandomState(0)).fit(X)
+        checks.check_fitted(est_name, est)
+        _use(est_name, est, X)
+        return None
+    if value.endswith("_30000x60"):
+        rng = np.random.RandomState(0)
+        Xb = rng.randn(30000, 60)
+        est = cls("PCA")(n_components=5, svd_solver=value.split("_")[0]).fit(Xb)
+        checks.check_fitted("PCA", est)
+        return None
+    if value == "1e9_direct":
+        est = make(est_name, **{param: 10**9})
+        est.fit(X)
+        raise Wrong(f"{param}=10**9 fitted on {X.shape} data without an error")
+    if value == "(1e9,)":
+        make(est_name, hidden_sizes=(10**9,)).fit(X)
+        raise Wrong("hidden_sizes=(10**9,) fitted without an error")
+    if value == "1e30_diverge":
+        est = make(est_name, learning_rate=1e30, max_epochs=3)
+        est.fit(X)
+        checks.check_fitted(est_name, est)
+        _use(est_name, est, X)
+        return "trained to finite outputs"
+    raise KeyError(value)
+
+
+def probe_abs(est_name, est, X):
+    from .area_data import probe
+
+    return np.abs(probe(est_name, est, X))
+
+
+def run(d, ctx):
+    est_name, param, vname = d["est"], d["param"], d["value"]
+    if vname not in VALUES or param in ("set_params", "get_params", "clone"):
+        return _special(d, ctx)
+    default = inspect.signature(cls(est_name).__init__).parameters[param].default
+    value = default if vname == "default" else VALUES[vname]()
+    X = base_data(est_name)
+    overrides = {param: value}
+    est = make(est_name, **overrides)
+    out = est.fit(X)
+    if out is not est:
+        raise Wrong("fit did not return the estimator")
+    if must_reject(param, default, vname):
+        raise Wrong(f"{param}={_show(value)} was accepted by fit (default {default!r})")
+    checks.check_fitted(est_name, est)
+    _use(est_name, est, X)
+    return None
+
+
+def _show(value):
+    text = repr(value)
+    return text if len(text) < 40 else text[:37] + "..."

@@ -23,7 +23,7 @@ from sklearn.base import TransformerMixin
 
 from .._validation import check_choice, check_float
 from . import _nets
-from ._base import _NeuralModel
+from ._base import MAX_WIDTH, _NeuralModel
 
 __all__ = ["Autoencoder", "sparsity_kl"]
 
@@ -208,7 +208,7 @@ class Autoencoder(TransformerMixin, _NeuralModel):
     def _check_params(self) -> None:
         from .._validation import check_int
 
-        check_int("latent_dim", self.latent_dim, low=1)
+        check_int("latent_dim", self.latent_dim, low=1, high=MAX_WIDTH)
         self._check_sizes("hidden_sizes", self.hidden_sizes)
         self._check_activation("activation", self.activation)
         if self.code_activation != "auto":

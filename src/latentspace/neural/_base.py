@@ -38,6 +38,9 @@ _RESUME_FREE = {"max_epochs", "verbose", "checkpoint_path", "checkpoint_every", 
 _PLATEAU_FACTOR = 0.5
 _PLATEAU_DROPS = 6
 _AUTO_BATCH = (32, 128)  # batch_size="auto": rows per step, at least and at most
+# widest layer (latent_dim, hidden sizes) accepted: larger ones would overflow torch's int64
+# element counts before the memory estimate could refuse them (10**9 still reaches it)
+MAX_WIDTH = 2**30
 
 
 def _json_param(v):
@@ -138,7 +141,7 @@ class _NeuralModel(LatentModel):
         if not isinstance(sizes, (tuple, list)):
             raise ValueError(f"{name} must be a tuple of positive integers, got {sizes!r}.")
         for s in sizes:
-            check_int(f"{name} entries", s, low=1)
+            check_int(f"{name} entries", s, low=1, high=MAX_WIDTH)
         return tuple(int(s) for s in sizes)
 
     def _check_activation(self, name: str, value, *, allow_none=True) -> None:
@@ -166,6 +169,8 @@ class _NeuralModel(LatentModel):
                 f"a batch has {x.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
+        if isinstance(batch, torch.Tensor) and batch.dtype == torch.float64:
+            _nets.check_float32_range(batch, type(self).__name__, "a batch")
         return x
 
     def _fit_data(self, X):
@@ -183,6 +188,7 @@ class _NeuralModel(LatentModel):
             # counted by the trainer's guard (history_[i]["n_skipped"])
             return X, None
         Xt, _ = self._check_X(X, reset=True)
+        _nets.check_float32_range(Xt, type(self).__name__)
         Xt = Xt.to(torch.float32)
         return Xt, None
 
@@ -282,8 +288,10 @@ class _NeuralModel(LatentModel):
         data, val = self._fit_data(X)
         self._check_network(self.n_features_in_)
         generator = self._new_generator(self.random_state)
+        # parameters, gradients and Adam's two moments: 4 float32 copies
         network = _nets.build(lambda: self._build_network(self.n_features_in_),
-                              self._device(), generator, self._init)
+                              self._device(), generator, self._init, copies=4,
+                              rows=self._batch_size(data), owner=type(self).__name__)
         if resume is None:
             self._init_from_data(network, data)
         early_stopping = bool(getattr(self, "early_stopping", False))
@@ -364,11 +372,14 @@ class _NeuralModel(LatentModel):
         with torch.no_grad():
             for i in range(0, Xt.shape[0], _INFER_ROWS):
                 outs.append(fn(Xt[i : i + _INFER_ROWS].to(torch.float32)))
-        return torch.cat(outs).to(Xt.dtype)
+        out = _nets.check_finite_output(torch.cat(outs), type(self).__name__, "result")
+        return out.to(Xt.dtype)
 
     def _input(self, X):
         check_is_fitted(self, "network_")
-        return self._check_X(X, reset=False)
+        Xt, kind = self._check_X(X, reset=False)
+        _nets.check_float32_range(Xt, type(self).__name__)
+        return Xt, kind
 
     def _latent_input(self, Z):
         """Validate latent codes for ``inverse_transform`` -> (tensor, caller's InputKind)."""
@@ -389,6 +400,7 @@ class _NeuralModel(LatentModel):
                 f"Z has {Zt.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.latent_dim} latent dimensions (latent_dim) as input."
             )
+        _nets.check_float32_range(Zt, type(self).__name__, "Z")
         return Zt.to(self._device()), kind
 
     def _rng_for_call(self, random_state) -> torch.Generator:

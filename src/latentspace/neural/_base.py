@@ -138,10 +138,14 @@ class _NeuralModel(LatentModel):
         self._device()  # raises ValueError for a bad or unavailable device
 
     def _check_sizes(self, name: str, sizes) -> tuple[int, ...]:
-        if not isinstance(sizes, (tuple, list)):
+        ok = isinstance(sizes, (tuple, list))
+        for i, s in enumerate(sizes if ok else ()):
+            try:
+                check_int(f"{name}[{i}]", s, low=1, high=MAX_WIDTH)
+            except ValueError as exc:
+                raise ValueError(f"{name} must be a tuple of positive integers: {exc}") from None
+        if not ok:
             raise ValueError(f"{name} must be a tuple of positive integers, got {sizes!r}.")
-        for s in sizes:
-            check_int(f"{name} entries", s, low=1, high=MAX_WIDTH)
         return tuple(int(s) for s in sizes)
 
     def _check_activation(self, name: str, value, *, allow_none=True) -> None:
@@ -232,6 +236,12 @@ class _NeuralModel(LatentModel):
         n = data.shape[0] if isinstance(data, torch.Tensor) else _AUTO_BATCH[1]
         return int(min(_AUTO_BATCH[1], max(_AUTO_BATCH[0], n // 32)))
 
+    def _batch_rows(self, data) -> int:
+        """Rows of the largest training batch (a DataLoader's are not known up front: 0)."""
+        if not isinstance(data, torch.Tensor):
+            return 0
+        return min(self._batch_size(data), int(data.shape[0]))
+
     def _tol_floor(self) -> float:
         """Smallest scale of the relative ``tol`` (see :class:`._trainer.Stopping`)."""
         return 0.0
@@ -291,7 +301,8 @@ class _NeuralModel(LatentModel):
         # parameters, gradients and Adam's two moments: 4 float32 copies
         network = _nets.build(lambda: self._build_network(self.n_features_in_),
                               self._device(), generator, self._init, copies=4,
-                              rows=self._batch_size(data), owner=type(self).__name__)
+                              rows=self._batch_rows(data),
+                              owner=f"{type(self).__name__}({_nets.size_params(self)})")
         if resume is None:
             self._init_from_data(network, data)
         early_stopping = bool(getattr(self, "early_stopping", False))

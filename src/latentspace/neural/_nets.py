@@ -202,8 +202,16 @@ def check_network_memory(module: nn.Module, device, *, copies: int, rows: int,
     widths = float(sum(m.out_features for m in module.modules() if isinstance(m, nn.Linear)))
     nbytes = 4.0 * (copies * n_params + 2.0 * rows * widths)
     check_allocation(
-        nbytes, f"{owner}'s network ({n_params:.3g} parameters)",
-        "choose a smaller latent_dim or smaller hidden layer sizes", device=device)
+        nbytes, f"the network of {owner} ({n_params:.3g} parameters, {rows} rows a batch)",
+        "choose a smaller latent_dim, smaller hidden layer sizes or a smaller batch_size", device=device)
+
+
+def size_params(est) -> str:
+    """``"latent_dim=2, hidden_sizes=(400,), batch_size=64"``: the hyperparameters that set
+    a network's memory, for messages."""
+    params = est.get_params(deep=False)
+    return ", ".join(f"{k}={v!r}" for k, v in params.items()
+                     if k in ("latent_dim", "batch_size") or k.endswith("_sizes"))
 
 
 def build(factory, device: torch.device, generator: torch.Generator,

@@ -49,23 +49,21 @@ def _read(args):
 
 
 def check_model_path(path) -> None:
-    """A model file that is missing or a folder is a model-file error (4), said plainly."""
-    from ._errors import EXIT_MODEL, CLIError
-
+    """Raise ``OSError`` (a model-file error, 4, in the "model" stage) with a plain message
+    when the model file is missing or a folder."""
     p = Path(path).expanduser()
     if p.is_dir():
-        raise CLIError(EXIT_MODEL, f"{str(path)!r} is a folder, not a model file; give the "
-                       "file written by 'latentspace fit'.")
+        raise IsADirectoryError(f"{str(path)!r} is a folder, not a model file; give the file "
+                                "written by 'latentspace fit'.")
     if not p.exists():
-        raise CLIError(EXIT_MODEL, f"no model file at {str(path)!r}; give the file written by "
-                       "'latentspace fit'.")
+        raise FileNotFoundError(f"no model file at {str(path)!r}; give the file written by "
+                                "'latentspace fit'.")
 
 
 def _load(args):
     from ..io import load
 
     check_device(getattr(args, "device", None))
-    check_model_path(args.model_file)
     with stage("model", "cannot load model file", path=args.model_file):
         est = load(args.model_file)
     device = getattr(args, "device", None)
@@ -238,8 +236,8 @@ def _jsonable(value):
 
 
 def cmd_info(args) -> int:
-    check_model_path(args.model_file)
     with stage("model", "cannot read model file", path=args.model_file):
+        check_model_path(args.model_file)
         info = model_info(args.model_file)
     if args.json:
         print(json.dumps(_jsonable(info), indent=2))

@@ -328,3 +328,34 @@ def test_a_refused_huge_refit_keeps_the_earlier_fit(fitted, X, monkeypatch):
         est.set_params(latent_dim=10**9).fit(X)
     est.set_params(latent_dim=2)
     np.testing.assert_array_equal(est.transform(X), before)
+
+
+# ----------------------------------------------------------------------------- scale
+def _rel_err(X, s):
+    """Relative reconstruction error of a linear Adam autoencoder fitted on X * s."""
+    est = Autoencoder(2, max_epochs=150, random_state=0).fit(X * s)
+    R = est.reconstruct(X * s) / s
+    return np.square(R - X).sum() / np.square(X - X.mean(0)).sum()
+
+
+@pytest.fixture(scope="module")
+def scale_case():
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 5)) @ rng.normal(size=(5, 5))
+    pca = PCA(2).fit(X)
+    pca_err = 1 - pca.explained_variance_ratio_.sum()
+    ref = _rel_err(X, 1.0)
+    assert ref < 2 * pca_err  # it learned: PCA is the optimum, an untrained network gives ~1.6
+    return X, ref
+
+
+@pytest.mark.parametrize("scale", [1e-6, 1e-15, 1e10, 1e15])
+def test_adam_autoencoder_learns_the_same_at_any_representable_scale(scale, scale_case):
+    # the squared error's gradients scale with s²: without the power-of-two factor, Adam's
+    # ε (low end) or float32's range for its second moment (high end) froze the weights with
+    # no step refused (relative error about 1.6, the untrained network's). Invariance
+    # oracle: the relative error of the fit on X, to float32 rounding of other data.
+    X, ref = scale_case
+    assert _rel_err(X, scale) == pytest.approx(ref, rel=1e-3)

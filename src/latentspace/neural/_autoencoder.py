@@ -296,10 +296,30 @@ class Autoencoder(TransformerMixin, _NeuralModel):
             parts["sparsity_kl"] = kl
         return loss, parts
 
+    def _adam_loss_factor(self, net) -> float:
+        """What Adam's loss is multiplied by: 1 for ordinary data, else 1 / s² as a power of two.
+
+        The squared error and its gradients scale with s², the square of the data's scale:
+        from s ≈ 1e-6 the gradients sink below Adam's ε = 1e-8, from s ≈ 1e10 their squares
+        (Adam's second moment) overflow float32, and either way no step moves the weights
+        while nothing is refused. Adam's steps do not otherwise depend on the loss's scale,
+        so the loss it sees is brought back to standardised units there -- exactly, by a power
+        of two. SGD's steps do depend on it (``learning_rate`` is in the data's units), and
+        for s within [1/16, 16] nothing changes.
+        """
+        scale = float(net.scale)
+        if self.optimizer != "adam" or self.loss != "mse" or 1 / 16 <= scale <= 16:
+            return 1.0
+        return math.ldexp(1.0, -2 * round(math.log2(scale)))
+
     def _train_step(self, net):
+        factor = []  # read once, at the first step: after a resumption restored the scale
+
         def step(x, ctx):
+            if not factor:
+                factor.append(self._adam_loss_factor(net))
             loss, parts = self._losses(net, self._corrupt(x, ctx.generator), x)
-            ctx.update(loss)
+            ctx.update(loss * factor[0] if factor[0] != 1.0 else loss)
             return {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
 
         return step

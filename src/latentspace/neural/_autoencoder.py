@@ -87,7 +87,8 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         epoch on small data sets (a DataLoader brings its own batches).
     optimizer, learning_rate, momentum, weight_decay, grad_clip
         Training: ``"adam"`` or ``"sgd"``, the initial step size (default 1e-3), SGD momentum
-        (Adam's β₁, default 0.9), L2 penalty, and clipping of the global gradient norm (None:
+        (Adam's β₁, default 0.9; any value in [0, 1), 0 included: plain SGD, or Adam without
+        a first-moment average), L2 penalty, and clipping of the global gradient norm (None:
         off).
     learning_rate_schedule : {"plateau", "constant", "cosine"}, default="plateau"
         ``"plateau"``: each time the loss has not improved by ``tol`` for ``n_iter_no_change``
@@ -136,7 +137,16 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         more than its own magnitude -- restores the best epoch and halves the rate; the
         epoch's ``history_`` entry then holds ``restored_epoch``.
     n_skipped_steps_ : int
-        Steps skipped because their loss or gradient was non-finite.
+        Steps skipped because their loss or gradient was non-finite. Ten in a row, or every
+        step of a fit however few, raise
+        :class:`~latentspace.exceptions.TrainingDivergedError` naming epoch and step.
+
+    Notes
+    -----
+    The networks compute in float32. ``fit`` and every query refuse data that float32 cannot
+    hold (|x| above 3.4e38, or a largest |x| below 1.2e-38) with a ``ValueError`` that says to
+    rescale; a query whose float32 result overflows raises one naming the row; networks too
+    large for the memory are refused before they are allocated, with the estimate.
     mean_activation_ : ndarray of shape (latent_dim,)
         Sparse autoencoders only (``sparsity_target`` set, array data): the mean of each code
         unit over the training data, ρ̂_j.

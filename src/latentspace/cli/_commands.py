@@ -48,6 +48,18 @@ def _read(args):
     return X
 
 
+def check_model_path(path) -> None:
+    """Raise ``OSError`` (a model-file error, 4, in the "model" stage) with a plain message
+    when the model file is missing or a folder."""
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise IsADirectoryError(f"{str(path)!r} is a folder, not a model file; give the file "
+                                "written by 'latentspace fit'.")
+    if not p.exists():
+        raise FileNotFoundError(f"no model file at {str(path)!r}; give the file written by "
+                                "'latentspace fit'.")
+
+
 def _load(args):
     from ..io import load
 
@@ -177,6 +189,7 @@ def cmd_sample(args) -> int:
         raise UsageError(f"-n/--n-samples must be at least 1, got {args.n_samples}.")
     est = _load(args)
     _need(est, "sample", "it is not a generative model")
+    _check_sample_memory(est, args.n_samples, getattr(args, "device", None))
     kwargs = {}
     if args.seed is not None:
         if "random_state" not in inspect.signature(est.sample).parameters:
@@ -190,6 +203,22 @@ def cmd_sample(args) -> int:
     _write(out, result, "samples")
     print(f"wrote {args.n_samples} samples of shape {_shape(result)} to {out}")
     return 0
+
+
+def _check_sample_memory(est, n: int, device) -> None:
+    """Refuse ``-n`` draws whose result cannot fit in memory, before drawing any: each row
+    takes ``n_features_in_`` values of 8 bytes (float64 at most) for the result, and as
+    much again for the draw's working arrays (noise, component labels, a float32 copy)."""
+    from .._memory import check_allocation
+
+    d = int(getattr(est, "n_features_in_", 1))
+    where = "cpu" if device in (None, "auto") else device
+    try:
+        check_allocation(2.0 * 8 * float(n) * d, f"-n {n}: {n} samples of {d} feature(s)",
+                         "ask for fewer samples (-n) and run several times with --seed",
+                         device=where)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 # ----------------------------------------------------------------------------- info
@@ -208,6 +237,7 @@ def _jsonable(value):
 
 def cmd_info(args) -> int:
     with stage("model", "cannot read model file", path=args.model_file):
+        check_model_path(args.model_file)
         info = model_info(args.model_file)
     if args.json:
         print(json.dumps(_jsonable(info), indent=2))

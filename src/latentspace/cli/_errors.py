@@ -1,5 +1,19 @@
 """Exit codes of the ``latentspace`` command and the mapping from exceptions to them.
 
+====  ==================================================================================
+0     success
+1     unexpected error (a bug; the message says to rerun with ``--debug``)
+2     usage: bad options, hyperparameter values a model rejects, a model or request
+      (``-n``) larger than the memory available (the message gives the estimate), or a
+      missing optional package such as pyarrow for ``.parquet`` (the message says what
+      to ``pip install``): all fixed on the command line or in the installation
+3     data: missing, empty, unreadable or invalid data files (NaN, wrong number of
+      features, values the model cannot represent, a data file too large to read)
+4     model file: missing, a folder, corrupt, unsafe, too new, unfitted
+5     numerical failure: divergence, a failed factorisation, NaN/inf results
+130   interrupted (Ctrl-C)
+====  ==================================================================================
+
 The exception's type decides the code, and so does the stage it escaped from: a
 ``FileNotFoundError`` while opening the model file is a model-file error (4), the same error
 while reading the data is a data error (3).
@@ -22,7 +36,7 @@ from ..exceptions import (
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # anything unexpected (a bug, a full disk)
-EXIT_USAGE = 2  # bad command line (argparse) or hyperparameters a model rejects
+EXIT_USAGE = 2  # bad command line, rejected hyperparameters, too much memory, missing package
 EXIT_DATA = 3  # missing, unreadable or invalid data (NaN, wrong number of features, ...)
 EXIT_MODEL = 4  # missing, corrupt, unsafe, too new or unfitted model file
 EXIT_NUMERIC = 5  # divergence, failed factorisation, non-finite results
@@ -61,12 +75,24 @@ def _names_param(message: str, params) -> bool:
     """Whether a ``ValueError`` message is about a hyperparameter, as our checks word them.
 
     ``check_int``/``check_float``/``check_choice`` start their messages with the parameter's
-    name followed by ``=``, `` must`` or `` is``.
+    name followed by ``=``, ``[`` (an entry of a tuple), `` must`` or `` is``.
     """
     for name in params:
-        if re.match(rf"{re.escape(name)}(=| must\b| is\b)", message):
+        if re.match(rf"{re.escape(name)}(=|\[| must\b| is\b)", message):
             return True
     return False
+
+
+# the wording of latentspace._memory.check_allocation's refusal
+_MEMORY = re.compile(r"needs about .+, but only .+ is available on ")
+
+
+def missing_package_message(exc: ImportError) -> str:
+    """The message of a missing optional dependency, with what to install."""
+    msg = one_line(exc)
+    if "pip install" not in msg and getattr(exc, "name", None):
+        msg = f"{msg}; install it with: pip install {exc.name.split('.')[0]}"
+    return msg
 
 
 def classify(stage: str, exc: BaseException, params=()) -> int:
@@ -82,11 +108,15 @@ def classify(stage: str, exc: BaseException, params=()) -> int:
         return EXIT_MODEL
     if isinstance(exc, DatasetNotFoundError):
         return EXIT_DATA
+    if isinstance(exc, ImportError):  # an optional dependency is not installed
+        return EXIT_USAGE
+    if stage != "data" and isinstance(exc, ValueError) and _MEMORY.search(one_line(exc)):
+        return EXIT_USAGE  # too large for this machine: a smaller option, not other data
     if stage == "model":
         if isinstance(exc, (OSError, ValueError, TypeError, KeyError, EOFError)):
             return EXIT_MODEL
     elif stage == "data":
-        if isinstance(exc, (OSError, ValueError, TypeError, KeyError, ImportError)):
+        if isinstance(exc, (OSError, ValueError, TypeError, KeyError)):
             return EXIT_DATA
     elif stage in ("fit", "compute"):
         if stage == "fit" and isinstance(exc, ValueError) and _names_param(one_line(exc), params):
@@ -122,7 +152,7 @@ def stage(name: str, what: str, params=(), path=None):
     except (CLIError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        msg = one_line(exc)
+        msg = missing_package_message(exc) if isinstance(exc, ImportError) else one_line(exc)
         if path is not None and str(path) not in msg:
             what = f"{what} {str(path)!r}"
         raise CLIError(classify(name, exc, params), f"{what}: {shorten(msg)}") from exc

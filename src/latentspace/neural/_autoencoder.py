@@ -23,7 +23,7 @@ from sklearn.base import TransformerMixin
 
 from .._validation import check_choice, check_float
 from . import _nets
-from ._base import _NeuralModel
+from ._base import MAX_WIDTH, _NeuralModel
 
 __all__ = ["Autoencoder", "sparsity_kl"]
 
@@ -87,7 +87,8 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         epoch on small data sets (a DataLoader brings its own batches).
     optimizer, learning_rate, momentum, weight_decay, grad_clip
         Training: ``"adam"`` or ``"sgd"``, the initial step size (default 1e-3), SGD momentum
-        (Adam's β₁, default 0.9), L2 penalty, and clipping of the global gradient norm (None:
+        (Adam's β₁, default 0.9; any value in [0, 1), 0 included: plain SGD, or Adam without
+        a first-moment average), L2 penalty, and clipping of the global gradient norm (None:
         off).
     learning_rate_schedule : {"plateau", "constant", "cosine"}, default="plateau"
         ``"plateau"``: each time the loss has not improved by ``tol`` for ``n_iter_no_change``
@@ -136,7 +137,16 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         more than its own magnitude -- restores the best epoch and halves the rate; the
         epoch's ``history_`` entry then holds ``restored_epoch``.
     n_skipped_steps_ : int
-        Steps skipped because their loss or gradient was non-finite.
+        Steps skipped because their loss or gradient was non-finite. Ten in a row, or every
+        step of a fit however few, raise
+        :class:`~latentspace.exceptions.TrainingDivergedError` naming epoch and step.
+
+    Notes
+    -----
+    The networks compute in float32. ``fit`` and every query refuse data that float32 cannot
+    hold (|x| above 3.4e38, or a largest |x| below 1.2e-38) with a ``ValueError`` that says to
+    rescale; a query whose float32 result overflows raises one naming the row; networks too
+    large for the memory are refused before they are allocated, with the estimate.
     mean_activation_ : ndarray of shape (latent_dim,)
         Sparse autoencoders only (``sparsity_target`` set, array data): the mean of each code
         unit over the training data, ρ̂_j.
@@ -208,7 +218,7 @@ class Autoencoder(TransformerMixin, _NeuralModel):
     def _check_params(self) -> None:
         from .._validation import check_int
 
-        check_int("latent_dim", self.latent_dim, low=1)
+        check_int("latent_dim", self.latent_dim, low=1, high=MAX_WIDTH)
         self._check_sizes("hidden_sizes", self.hidden_sizes)
         self._check_activation("activation", self.activation)
         if self.code_activation != "auto":
@@ -296,10 +306,30 @@ class Autoencoder(TransformerMixin, _NeuralModel):
             parts["sparsity_kl"] = kl
         return loss, parts
 
+    def _adam_loss_factor(self, net) -> float:
+        """What Adam's loss is multiplied by: 1 for ordinary data, else 1 / s² as a power of two.
+
+        The squared error and its gradients scale with s², the square of the data's scale:
+        from s ≈ 1e-6 the gradients sink below Adam's ε = 1e-8, from s ≈ 1e10 their squares
+        (Adam's second moment) overflow float32, and either way no step moves the weights
+        while nothing is refused. Adam's steps do not otherwise depend on the loss's scale,
+        so the loss it sees is brought back to standardised units there -- exactly, by a power
+        of two. SGD's steps do depend on it (``learning_rate`` is in the data's units), and
+        for s within [1/16, 16] nothing changes.
+        """
+        scale = float(net.scale)
+        if self.optimizer != "adam" or self.loss != "mse" or 1 / 16 <= scale <= 16:
+            return 1.0
+        return math.ldexp(1.0, -2 * round(math.log2(scale)))
+
     def _train_step(self, net):
+        factor = []  # read once, at the first step: after a resumption restored the scale
+
         def step(x, ctx):
+            if not factor:
+                factor.append(self._adam_loss_factor(net))
             loss, parts = self._losses(net, self._corrupt(x, ctx.generator), x)
-            ctx.update(loss)
+            ctx.update(loss * factor[0] if factor[0] != 1.0 else loss)
             return {"loss": loss.detach(), **{k: v.detach() for k, v in parts.items()}}
 
         return step

@@ -44,6 +44,9 @@ _RESUME_FREE = {"max_epochs", "verbose", "checkpoint_path", "checkpoint_every", 
 _PLATEAU_FACTOR = 0.5
 _PLATEAU_DROPS = 6
 _AUTO_BATCH = (32, 128)  # batch_size="auto": rows per step, at least and at most
+# widest layer (latent_dim, hidden sizes) accepted: larger ones would overflow torch's int64
+# element counts before the memory estimate could refuse them (10**9 still reaches it)
+MAX_WIDTH = 2**30
 
 
 def _json_param(v):
@@ -142,10 +145,14 @@ class _NeuralModel(LatentModel):
         self._device()  # raises ValueError for a bad or unavailable device
 
     def _check_sizes(self, name: str, sizes) -> tuple[int, ...]:
-        if not isinstance(sizes, (tuple, list)):
+        ok = isinstance(sizes, (tuple, list))
+        for i, s in enumerate(sizes if ok else ()):
+            try:
+                check_int(f"{name}[{i}]", s, low=1, high=MAX_WIDTH)
+            except ValueError as exc:
+                raise ValueError(f"{name} must be a tuple of positive integers: {exc}") from None
+        if not ok:
             raise ValueError(f"{name} must be a tuple of positive integers, got {sizes!r}.")
-        for s in sizes:
-            check_int(f"{name} entries", s, low=1)
         return tuple(int(s) for s in sizes)
 
     def _check_activation(self, name: str, value, *, allow_none=True) -> None:
@@ -173,6 +180,8 @@ class _NeuralModel(LatentModel):
                 f"a batch has {x.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
+        if isinstance(batch, torch.Tensor) and batch.dtype == torch.float64:
+            _nets.check_float32_range(batch, type(self).__name__, "a batch")
         return x
 
     def _fit_data(self, X):
@@ -190,6 +199,7 @@ class _NeuralModel(LatentModel):
             # counted by the trainer's guard (history_[i]["n_skipped"])
             return X, None
         Xt, _ = self._check_X(X, reset=True)
+        _nets.check_float32_range(Xt, type(self).__name__)
         Xt = Xt.to(torch.float32)
         return Xt, None
 
@@ -232,6 +242,12 @@ class _NeuralModel(LatentModel):
             return int(self.batch_size)
         n = data.shape[0] if isinstance(data, torch.Tensor) else _AUTO_BATCH[1]
         return int(min(_AUTO_BATCH[1], max(_AUTO_BATCH[0], n // 32)))
+
+    def _batch_rows(self, data) -> int:
+        """Rows of the largest training batch (a DataLoader's are not known up front: 0)."""
+        if not isinstance(data, torch.Tensor):
+            return 0
+        return min(self._batch_size(data), int(data.shape[0]))
 
     def _tol_floor(self) -> float:
         """Smallest scale of the relative ``tol`` (see :class:`._trainer.Stopping`)."""
@@ -280,8 +296,11 @@ class _NeuralModel(LatentModel):
         data, val = self._fit_data(X)
         self._check_network(self.n_features_in_)
         generator = self._new_generator(self.random_state)
+        # parameters, gradients and Adam's two moments: 4 float32 copies
         network = _nets.build(lambda: self._build_network(self.n_features_in_),
-                              self._device(), generator, self._init)
+                              self._device(), generator, self._init, copies=4,
+                              rows=self._batch_rows(data),
+                              owner=f"{type(self).__name__}({_nets.size_params(self)})")
         if resume is None:
             self._init_from_data(network, data)
         early_stopping = bool(getattr(self, "early_stopping", False))
@@ -362,11 +381,14 @@ class _NeuralModel(LatentModel):
         with torch.no_grad():
             for i in range(0, Xt.shape[0], _INFER_ROWS):
                 outs.append(fn(Xt[i : i + _INFER_ROWS].to(torch.float32)))
-        return torch.cat(outs).to(Xt.dtype)
+        out = _nets.check_finite_output(torch.cat(outs), type(self).__name__, "result")
+        return out.to(Xt.dtype)
 
     def _input(self, X):
         check_is_fitted(self, "network_")
-        return self._check_X(X, reset=False)
+        Xt, kind = self._check_X(X, reset=False)
+        _nets.check_float32_range(Xt, type(self).__name__)
+        return Xt, kind
 
     def _latent_input(self, Z):
         """Validate latent codes for ``inverse_transform`` -> (tensor, caller's InputKind)."""
@@ -378,6 +400,7 @@ class _NeuralModel(LatentModel):
                 f"Z has {Zt.shape[1]} features, but {type(self).__name__} is expecting "
                 f"{self.latent_dim} latent dimensions (latent_dim) as input."
             )
+        _nets.check_float32_range(Zt, type(self).__name__, "Z")
         return Zt.to(self._device()), kind
 
     def _check_n_samples(self, n_samples) -> int:

@@ -26,7 +26,7 @@ from sklearn.utils.metaestimators import available_if
 from .._validation import check_choice, check_float, check_int
 from ..exceptions import ConvergenceWarning
 from . import _nets
-from ._base import _NeuralModel
+from ._base import MAX_WIDTH, _NeuralModel
 from ._trainer import make_optimizer
 
 __all__ = ["GAN"]
@@ -247,7 +247,7 @@ class GAN(_NeuralModel):
 
     # --- configuration ----------------------------------------------------------------
     def _check_params(self) -> None:
-        check_int("latent_dim", self.latent_dim, low=1)
+        check_int("latent_dim", self.latent_dim, low=1, high=MAX_WIDTH)
         self._check_sizes("generator_sizes", self.generator_sizes)
         self._check_sizes("discriminator_sizes", self.discriminator_sizes)
         self._check_activation("activation", self.activation)

@@ -21,7 +21,10 @@ import math
 import torch
 from torch import nn
 
-__all__ = ["ACTIVATIONS", "mlp", "conv_encoder", "conv_decoder", "materialize"]
+__all__ = ["ACTIVATIONS", "mlp", "conv_encoder", "conv_decoder", "materialize",
+           "check_float32_range", "check_finite_output", "check_network_memory"]
+
+_F32 = torch.finfo(torch.float32)
 
 # name -> module factory; None and "linear"/"identity" mean no non-linearity
 ACTIVATIONS = {
@@ -36,6 +39,59 @@ ACTIVATIONS = {
 }
 
 IMAGE_SIDE = 28  # the convolutional option is for 28×28 single-channel images
+
+
+def check_float32_range(X: torch.Tensor, owner: str, name: str = "X") -> None:
+    """Raise ``ValueError`` ("rescale") when the networks' float32 cannot hold ``X``.
+
+    The networks compute in float32: values above its largest number (3.4e38) become
+    infinite, and data whose largest |x| lies below its smallest normal number (1.2e-38)
+    vanish or keep only a few significant bits. Either way training and queries would work
+    on other numbers than the caller's, so the data are refused before any step. NaN and
+    infinity are the input checks' concern (they are let through here).
+
+    Parameters
+    ----------
+    X : (n_samples, n_features) tensor, any float dtype
+    owner : str
+        The estimator's class name, for the message.
+    name : str
+        What ``X`` is called in the message (``"X"``, ``"Z"``, ``"a batch"``).
+    """
+    from .._math import abs_max
+
+    amax = abs_max(X)
+    if amax != amax or math.isinf(amax):
+        return
+    if amax > _F32.max:
+        raise ValueError(
+            f"{name} holds values up to {amax:.3g} in absolute value, beyond the largest "
+            f"float32 number ({_F32.max:.3g}) that {owner}'s network computes with; rescale "
+            f"{name} (e.g. sklearn.preprocessing.StandardScaler, or divide by a constant)."
+        )
+    if 0 < amax < _F32.tiny:
+        raise ValueError(
+            f"{name}'s largest absolute value is {amax:.3g}, below the smallest normal float32 "
+            f"number ({_F32.tiny:.3g}) that {owner}'s network computes with, so the data would "
+            f"vanish or lose their precision; rescale {name} (e.g. "
+            "sklearn.preprocessing.StandardScaler, or multiply by a constant)."
+        )
+
+
+def check_finite_output(out: torch.Tensor, owner: str, what: str) -> torch.Tensor:
+    """Raise ``ValueError`` naming the first row where a query's float32 result is not
+    finite (inputs far outside the training data's range overflow the network); else
+    return ``out``."""
+    ok = torch.isfinite(out)
+    if bool(ok.all()):
+        return out
+    rows = ok.reshape(out.shape[0], -1).all(1) if out.dim() else ok.reshape(1)
+    row = int((~rows).nonzero()[0, 0])
+    raise ValueError(
+        f"{owner}'s {what} overflowed float32 (a non-finite value) for row {row}: the input "
+        "lies far outside the range of the training data; rescale it as the training data "
+        "were (e.g. with the same sklearn.preprocessing.StandardScaler)."
+    )
 
 
 def _act(name) -> nn.Module:
@@ -131,11 +187,41 @@ def materialize(module: nn.Module, device: torch.device, generator: torch.Genera
     return module
 
 
+def check_network_memory(module: nn.Module, device, *, copies: int, rows: int,
+                         owner: str) -> None:
+    """Refuse, before anything is allocated, a network too large for ``device``'s memory.
+
+    The estimate (float32): ``copies`` × the parameters (weights; with their gradients and
+    Adam's two moment averages in a fit, 4) plus each linear layer's outputs for ``rows``
+    rows, twice (activations and their gradients). ``module`` lives on the meta device, so
+    counting costs nothing however large the layer sizes are.
+    """
+    from .._memory import check_allocation
+
+    n_params = float(sum(p.numel() for p in module.parameters()))
+    widths = float(sum(m.out_features for m in module.modules() if isinstance(m, nn.Linear)))
+    nbytes = 4.0 * (copies * n_params + 2.0 * rows * widths)
+    check_allocation(
+        nbytes, f"the network of {owner} ({n_params:.3g} parameters, {rows} rows a batch)",
+        "choose a smaller latent_dim, smaller hidden layer sizes or a smaller batch_size", device=device)
+
+
+def size_params(est) -> str:
+    """``"latent_dim=2, hidden_sizes=(400,), batch_size=64"``: the hyperparameters that set
+    a network's memory, for messages."""
+    params = est.get_params(deep=False)
+    return ", ".join(f"{k}={v!r}" for k, v in params.items()
+                     if k in ("latent_dim", "batch_size") or k.endswith("_sizes"))
+
+
 def build(factory, device: torch.device, generator: torch.Generator,
-          init: str = "torch") -> nn.Module:
-    """Call ``factory()`` on the meta device, then :func:`materialize` it."""
+          init: str = "torch", *, copies: int = 1, rows: int = 0,
+          owner: str = "the model") -> nn.Module:
+    """Call ``factory()`` on the meta device, check that it fits in ``device``'s memory
+    (:func:`check_network_memory`), then :func:`materialize` it."""
     with torch.device("meta"):
         module = factory()
+    check_network_memory(module, device, copies=copies, rows=rows, owner=owner)
     return materialize(module, device, generator, init)
 
 

@@ -35,6 +35,11 @@ __all__ = ["StepContext", "Stopping", "TrainResult", "make_optimizer", "train", 
 def make_optimizer(params, name: str, lr: float, momentum: float, weight_decay: float = 0.0):
     """Adam (with ``momentum`` as β₁) or SGD with (heavy-ball) momentum.
 
+    ``momentum`` in [0, 1): for SGD the heavy-ball coefficient (0: plain SGD), for Adam the
+    decay β₁ of its first-moment average (0: RMSprop-like steps with bias correction). Every
+    number is passed on as a Python float: torch's Adam refuses betas of mixed types (an int
+    0 next to the float β₂).
+
     The fused implementations are used where torch has them (CPU and CUDA float tensors):
     one kernel per step instead of a loop over parameters, measured 20–25 % faster per
     training step on a 784-200-200-50 VAE on the CPU.
@@ -44,6 +49,7 @@ def make_optimizer(params, name: str, lr: float, momentum: float, weight_decay: 
         p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.float64) for p in params
     )
     kw = {"fused": True} if fused else {}
+    lr, momentum, weight_decay = float(lr), float(momentum), float(weight_decay)
     if name == "adam":
         return torch.optim.Adam(params, lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay, **kw)
     if name == "sgd":
@@ -207,7 +213,9 @@ def train(
         Called in eval mode and without gradients after each epoch; may add entries to the
         epoch's ``record`` dict (e.g. active latent units, modes covered).
     max_bad_steps : int
-        Raise :class:`TrainingDivergedError` after this many consecutive non-finite batches.
+        Raise :class:`TrainingDivergedError` after this many consecutive non-finite batches,
+        and also at the end of a run in which every batch was refused (fewer than
+        ``max_bad_steps`` in all): such a run learned nothing and never returns normally.
     lr_schedule : callable(epoch) -> float, or None
         Multiplies every optimizer's initial learning rate at the start of each epoch
         (epochs counted from 0), together with the plateau reductions of ``stopping``; a pure
@@ -281,12 +289,18 @@ def train(
         if bar is not None:
             bar.close()
         module.eval()
+    diverging.finish(ctx)
     stopper.finish(module)
     result.step = ctx.step
     result.best_epoch = stopper.plateau.best_epoch
     result.still_improving = not result.stopped_early and stopper.plateau.still_improving
     result.lr_scale = stopper.lr_scale
     return result
+
+
+_DIVERGED_FIX = ("Lower learning_rate, set grad_clip, check the data for NaN/inf, or rescale "
+                 "it (e.g. sklearn.preprocessing.StandardScaler): squared errors of values "
+                 "beyond about 1e19 overflow the float32 arithmetic of the networks.")
 
 
 class _DivergenceGuard:
@@ -297,22 +311,34 @@ class _DivergenceGuard:
         self.max_bad_steps = max_bad_steps
         self.in_a_row = 0  # carries over epoch boundaries
         self.skipped = 0
+        self.seen = 0  # batches of this run (since the start or the resumption)
+        self.refused = 0  # of them, refused
 
     def batch(self, ctx: StepContext, n_skipped_before: int) -> bool:
         """After one batch -> whether its metrics count (its update was not refused)."""
+        self.seen += 1
         if not ctx.skipped:
             self.in_a_row = 0
             return True
         self.skipped += 1
+        self.refused += 1
         self.in_a_row += 1
         if self.in_a_row >= self.max_bad_steps:
             raise TrainingDivergedError(
                 f"training diverged in epoch {ctx.epoch + 1}, step {ctx.step}: "
                 f"{self.in_a_row} consecutive batches gave a non-finite loss or gradient "
-                f"({n_skipped_before + self.skipped} skipped in total). Lower "
-                "learning_rate, set grad_clip, or check the data for NaN/inf."
+                f"({n_skipped_before + self.skipped} skipped in total). {_DIVERGED_FIX}"
             )
         return False
+
+    def finish(self, ctx: StepContext) -> None:
+        """At the end of a run: raise if every one of its batches was refused."""
+        if self.seen and self.refused == self.seen:
+            raise TrainingDivergedError(
+                f"training diverged: every one of the {self.seen} batches of this run gave a "
+                f"non-finite loss or gradient, the last in epoch {ctx.epoch + 1}, step "
+                f"{ctx.step}, so no step was taken. {_DIVERGED_FIX}"
+            )
 
 
 def _train_epoch(data, step, ctx, batch_size, shuffle, prepare, diverging, result) -> dict:

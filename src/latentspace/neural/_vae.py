@@ -18,7 +18,7 @@ from sklearn.base import TransformerMixin
 
 from .._validation import check_choice, check_float, check_int
 from . import _nets
-from ._base import _NeuralModel
+from ._base import MAX_WIDTH, _NeuralModel
 from ._vae_module import _MIN_LOG_VAR, VAEModule
 
 __all__ = ["VAE"]
@@ -137,7 +137,7 @@ class VAE(TransformerMixin, _NeuralModel):
 
     # --- configuration ----------------------------------------------------------------
     def _check_params(self) -> None:
-        check_int("latent_dim", self.latent_dim, low=1)
+        check_int("latent_dim", self.latent_dim, low=1, high=MAX_WIDTH)
         self._check_sizes("hidden_sizes", self.hidden_sizes)
         self._check_activation("activation", self.activation)
         check_choice("likelihood", self.likelihood, ("bernoulli", "gaussian"))
@@ -314,4 +314,4 @@ class VAE(TransformerMixin, _NeuralModel):
             else:
                 n_importance = check_int("n_importance", n_importance, low=1)
                 out = net.iw_bound(x32, n_importance, gen, pairs=_IW_ROWS)
-        return self._out(out, kind)
+        return self._out(_nets.check_finite_output(out, "VAE", "score"), kind)

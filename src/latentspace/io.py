@@ -293,8 +293,14 @@ def read_manifest(path):
             )
         f.seek(8)
         raw = f.read(hlen)
-    # safetensors pads its header with spaces only; any other trailing byte is damage
-    header = _schema.parse_json(raw.rstrip(b" "), path, "header")
+    # the header is one JSON object, padded with spaces only; any other byte around it is damage
+    text = raw.rstrip(b" ")
+    if not (text.startswith(b"{") and text.endswith(b"}")):
+        raise ModelFormatError(
+            f"{path}: the header is not one JSON object padded with spaces; the file is "
+            "corrupted."
+        )
+    header = _schema.parse_json(text, path, "header")
     if not isinstance(header, dict):
         raise ModelFormatError(f"{path}: the header is not a JSON object; the file is corrupted.")
     meta = header.get("__metadata__")

@@ -111,7 +111,7 @@ def test_info_reads_the_header_only(work, capsys):
     rc, out, _ = run(capsys, "info", d / "pca.safetensors", "--json")
     info = json.loads(out)
     est = latentspace.load(d / "pca.safetensors")
-    assert info["class"] == "PCA" and info["format_version"] == 1
+    assert info["class"] == "PCA" and info["format_version"] == latentspace.io.FORMAT_VERSION == 2
     assert info["library_version"] == latentspace.__version__
     assert info["params"]["n_components"] == 5
     assert info["fitted_arrays"]["components_"]["shape"] == list(est.components_.shape)

@@ -569,6 +569,19 @@ def test_network_state_lies(tmp_path, name, lie, match):
     _refused(_write(tmp_path, _state_lie(name, lie)), match)
 
 
+def test_fitted_network_without_its_state(tmp_path):
+    tensors, manifest = _parts(fitted("VAE"))
+    tensors = {k: v for k, v in tensors.items() if not k.startswith("state.")}
+    _refused(_write(tmp_path, _assemble(tensors, manifest)), "missing")
+
+
+@pytest.mark.parametrize("value", [-3, 10**12])
+def test_network_built_from_a_lying_size(tmp_path, value):
+    tensors, manifest = _parts(fitted("Autoencoder"))
+    manifest["attrs"]["n_features_in_"] = value
+    _refused(_write(tmp_path, _assemble(tensors, manifest)), "n_features_in_|network")
+
+
 def test_gan_state_with_another_architecture(tmp_path):
     tensors, manifest = _parts(fitted("GAN"))
     manifest["params"]["generator_sizes"] = {"__tuple__": [8]}

@@ -168,6 +168,17 @@ def check_manifest(manifest: dict, table: dict, path) -> None:
         if not isinstance(manifest[field], dict):
             _fail(path, f"the manifest's {field} is a {type(manifest[field]).__name__}, not an "
                         "object; the file is corrupted.")
+    for key, value in manifest["params"].items():
+        if isinstance(value, dict) and "__tensor__" in value and (
+            value != {"__tensor__": f"param.{key}"} or f"param.{key}" not in table
+        ):
+            _fail(path, f"hyperparameter {key!r} refers to a tensor {value!r} that the file "
+                        f"does not hold as param.{key}.")
+    for name, info in table.items():
+        if name.startswith("param.") and manifest["params"].get(name[6:]) != {"__tensor__": name}:
+            _fail(path, f"tensor {name!r} is not referenced by a hyperparameter.")
+        if name.startswith("param.") and info["dtype"] == "BF16":
+            _fail(path, f"hyperparameter {name[6:]!r} is a bfloat16 array; no hyperparameter is.")
     digests = manifest["sha256"]
     if set(digests) != set(table):
         _fail(path, "the manifest's checksums and the tensor table name different tensors "
@@ -178,11 +189,15 @@ def check_manifest(manifest: dict, table: dict, path) -> None:
 
 
 # ----------------------------------------------------------------------------- class
-def fitted_schema(cls) -> dict:
-    """The class's declared fitted attributes, with the shared ones, normalised to
-    name -> (kind, shape, flags)."""
+def fitted_schema(cls) -> dict | None:
+    """The class's declared fitted attributes with the shared ones, normalised to
+    name -> (kind, shape, flags); None for a class that declares none (a user's subclass:
+    its names are then only checked not to shadow anything)."""
+    declared = getattr(cls, "_fitted_schema", None)
+    if declared is None:
+        return None
     out = {}
-    for name, spec in {**_COMMON, **getattr(cls, "_fitted_schema", {})}.items():
+    for name, spec in {**_COMMON, **declared}.items():
         kind, shape, *rest = spec
         out[name] = (kind, shape, rest[0] if rest else "")
     return out
@@ -194,41 +209,35 @@ def init_params(cls) -> set:
 
 
 def check_against_class(cls, manifest: dict, table: dict, path) -> None:
-    """Names against ``cls``: ``param.X`` and params only for ``__init__`` arguments,
-    ``attr.X`` and scalar attributes only for declared fitted attributes, none shadowing a
-    method or property; every required declared attribute present once any is."""
+    """Names against ``cls``: params only for ``__init__`` arguments, ``attr.X`` and scalar
+    attributes only for declared fitted attributes (stored as declared: array or scalar),
+    none shadowing a method or property; every required declared attribute present once any
+    fitted attribute is."""
     allowed = init_params(cls)
-    schema = fitted_schema(cls)
-    for key, value in manifest["params"].items():
+    for key in manifest["params"]:
         if key not in allowed:
             _fail(path, f"hyperparameter {key!r} is not an argument of {cls.__name__}; the file "
                         "is corrupted or from another class.")
-        if not (isinstance(value, dict) and "__tensor__" in value):
-            continue
-        if value != {"__tensor__": f"param.{key}"} or f"param.{key}" not in table:
-            _fail(path, f"hyperparameter {key!r} refers to a tensor {value!r} that the file "
-                        f"does not hold as param.{key}.")
-        if table[f"param.{key}"]["dtype"] == "BF16":
-            _fail(path, f"hyperparameter {key!r} is a bfloat16 array; no hyperparameter is.")
+    schema = fitted_schema(cls)
     arrays = {n[5:] for n in table if n.startswith("attr.")}
-    for name in table:
-        if name.startswith("param.") and manifest["params"].get(name[6:]) != {"__tensor__": name}:
-            _fail(path, f"tensor {name!r} is not referenced by a hyperparameter.")
     for name in [*arrays, *manifest["attrs"]]:
-        if name in dir(cls):
+        if name in dir(cls) or not name.endswith("_") or name.startswith("_"):
             _fail(path, f"fitted attribute {name!r} would replace a method or property of "
-                        f"{cls.__name__}; the file is forged.")
-        spec = schema.get(name)
-        if spec is None:
+                        f"{cls.__name__}, or is not a fitted attribute's name; the file is "
+                        "forged.")
+        if name in arrays and name in manifest["attrs"]:
+            _fail(path, f"fitted attribute {name!r} is stored twice.")
+        if schema is None:
+            continue
+        if name not in schema:
             _fail(path, f"{name!r} is not a fitted attribute of {cls.__name__} (it declares "
                         f"{sorted(schema)}).")
-        stored_as_array = name in arrays
-        if stored_as_array != (spec[1] is not None) or (
-            name in arrays and name in manifest["attrs"]
-        ):
+        if (name in arrays) != (schema[name][1] is not None):
             _fail(path, f"fitted attribute {name!r} is stored as "
-                        f"{'an array' if stored_as_array else 'a scalar'}, but {cls.__name__} "
+                        f"{'an array' if name in arrays else 'a scalar'}, but {cls.__name__} "
                         "declares otherwise.")
+    if schema is None:
+        return
     present = arrays | set(manifest["attrs"])
     fitted = present or any(n.startswith("state.") for n in table)
     lost = sorted(n for n, s in schema.items() if "optional" not in s[2] and n not in present)
@@ -250,6 +259,8 @@ def check_array_specs(cls, table: dict, env: dict, path) -> None:
     """Dtype kind and symbolic shape of every ``attr.X`` entry, from the header alone.
     ``env``: hyperparameters and scalar fitted attributes (decoded)."""
     schema = fitted_schema(cls)
+    if schema is None:
+        return
     for key, info in table.items():
         if not key.startswith("attr."):
             continue
@@ -274,9 +285,12 @@ def check_array_specs(cls, table: dict, env: dict, path) -> None:
 
 def check_scalar(cls, name: str, value, path) -> None:
     """A decoded scalar fitted attribute against its declared kind (and finiteness)."""
-    kind, _, flags = fitted_schema(cls)[name]
+    schema = fitted_schema(cls)
+    if schema is None:
+        return
+    kind, _, flags = schema[name]
     ok = {
-        "int": _is_int(value),
+        "int": _is_int(value) and value >= 0,  # counts and sizes
         "float": isinstance(value, (int, float)) and not isinstance(value, bool),
         "bool": isinstance(value, bool),
         "str": isinstance(value, str),
@@ -296,6 +310,8 @@ def check_finite_arrays(cls, arrays: dict, path) -> None:
     import torch
 
     schema = fitted_schema(cls)
+    if schema is None:
+        return
     for name, t in arrays.items():
         kind, _, flags = schema[name]
         if kind == "float" and "nonfinite" not in flags and not bool(torch.isfinite(t).all()):

@@ -222,7 +222,7 @@ def save(est: LatentModel, path) -> None:
     tensors, params, attrs = _collect(est)
     declared = _schema.fitted_schema(type(est))
     stored = {n[5:] for n in tensors if n.startswith("attr.")} | set(attrs)
-    undeclared = sorted(stored - set(declared))
+    undeclared = [] if declared is None else sorted(stored - set(declared))
     if undeclared:  # a file that load() would refuse must not be written
         raise TypeError(
             f"{type(est).__name__} has fitted attributes {undeclared} that its _fitted_schema "
@@ -443,18 +443,19 @@ def _rebuild(cls, params: dict, path: Path):
     return est
 
 
-def _check_state(est, state: dict, path: Path) -> None:
+def _check_state(est, state: dict, fitted: bool, path: Path) -> None:
     """Network state against the freshly built module's names, shapes and dtypes (built on
-    the meta device: nothing is allocated), before any of it is loaded."""
-    if not state:
-        return
+    the meta device: nothing is allocated), before any of it is loaded. A fitted model with
+    a network must have its state."""
     spec_of = getattr(est, "_state_spec", None)
+    if not state and not (fitted and spec_of is not None):
+        return
     if spec_of is None:
         raise ModelFormatError(f"{path}: {type(est).__name__} has no network state, but the "
                                f"file holds {sorted(state)[:3]}.")
     try:
         spec = spec_of()
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RuntimeError) as exc:  # sizes torch cannot build
         raise ModelFormatError(f"{path}: the network of {type(est).__name__} cannot be rebuilt "
                                f"from the file's hyperparameters: {exc}") from None
     extra = sorted(set(state) - set(spec))
@@ -524,6 +525,6 @@ def load(path) -> LatentModel:
     for k, t in arrays.items():
         setattr(est, k, t.numpy())
     state = {k[6:]: t for k, t in tensors.items() if k.startswith("state.")}
-    _check_state(est, state, path)
+    _check_state(est, state, bool(attrs or arrays), path)
     est._load_state_tensors(state)
     return est

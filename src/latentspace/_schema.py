@@ -30,7 +30,7 @@ import re
 
 import numpy as np
 
-from .exceptions import ModelFormatError
+from .exceptions import ModelFormatError, UnsupportedFormatVersionError
 
 __all__ = ["DTYPE_SIZES", "MAX_DEPTH", "check_against_class", "check_array_specs",
            "check_finite_arrays", "check_manifest", "check_scalar", "check_table",
@@ -136,8 +136,6 @@ def check_table(table: dict, payload: int, path) -> None:
 # ----------------------------------------------------------------------------- manifest
 def check_version(manifest, path, newest: int) -> None:
     """``format_version`` first: a newer file may follow a schema this one cannot check."""
-    from .exceptions import UnsupportedFormatVersionError
-
     if not isinstance(manifest, dict):
         _fail(path, "the manifest is not a JSON object; the file is corrupted.")
     version = manifest.get("format_version")

@@ -41,7 +41,6 @@ from .exceptions import (
     ChecksumError,
     ModelFormatError,
     UnsafeFormatError,
-    UnsupportedFormatVersionError,
 )
 
 __all__ = ["save", "load", "read_manifest", "describe", "import_model_families",
@@ -108,10 +107,6 @@ def _decode(value, path="the model file"):
             "is corrupted."
         )
     return value
-
-
-def _digest(t: torch.Tensor) -> str:
-    return hashlib.sha256(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
 def _collect(est: LatentModel):
@@ -305,7 +300,9 @@ def read_manifest(path):
         raise ModelFormatError(f"{path}: the header is not a JSON object; the file is corrupted.")
     meta = header.get("__metadata__")
     if not isinstance(meta, dict) or not isinstance(meta.get("latentspace"), str):
-        raise ModelFormatError(f"{path}: no latentspace manifest in the header; not a latentspace model.")
+        raise ModelFormatError(
+            f"{path}: no latentspace manifest in the header; not a latentspace model."
+        )
     if set(meta) - {"latentspace", _SEAL_KEY}:
         raise ModelFormatError(
             f"{path}: unknown header metadata {sorted(set(meta) - {'latentspace', _SEAL_KEY})}; "

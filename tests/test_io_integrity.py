@@ -343,10 +343,13 @@ def test_nan_in_a_history_is_allowed(tmp_path):
     load(_write(tmp_path, _assemble(tensors, manifest)))
 
 
-def test_non_finite_scalar(tmp_path):
+@pytest.mark.parametrize("value,match", [({"__float__": "nan"}, "not finite"),
+                                         ({"__float__": "-inf"}, "not finite"),
+                                         (10**400, "float range"), ("0.5", "kind float")])
+def test_non_finite_or_wrong_scalar(tmp_path, value, match):
     tensors, manifest = _parts(fitted("PCA"))
-    manifest["attrs"]["noise_variance_"] = {"__float__": "nan"}
-    _refused(_write(tmp_path, _assemble(tensors, manifest)), "noise_variance_.*not finite")
+    manifest["attrs"]["noise_variance_"] = value
+    _refused(_write(tmp_path, _assemble(tensors, manifest)), f"noise_variance_.*{match}")
 
 
 def test_attribute_named_after_a_method(tmp_path):
@@ -394,6 +397,9 @@ def test_unknown_device(tmp_path, name):
     ("GaussianMixture", "tol", -1.0, "tol"),
     ("VAE", "optimizer", "adamw", "optimizer"),
     ("GaussianMixture", "no_such_param", 1, "no_such_param"),
+    ("PCA", "svd_solver", "x", "svd_solver"),
+    ("PCA", "whiten", 3, "whiten"),
+    ("PCA", "n_components", 7, "n_components"),
 ])
 def test_invalid_hyperparameters(tmp_path, name, param, value, match):
     tensors, manifest = _parts(fitted(name))
@@ -586,6 +592,12 @@ def test_gan_state_with_another_architecture(tmp_path):
     tensors, manifest = _parts(fitted("GAN"))
     manifest["params"]["generator_sizes"] = {"__tuple__": [8]}
     _refused(_write(tmp_path, _assemble(tensors, manifest)), "generator")
+
+
+def test_gan_with_an_unknown_output_activation(tmp_path):
+    tensors, manifest = _parts(fitted("GAN"))
+    manifest["attrs"]["output_activation_"] = "cpu"
+    _refused(_write(tmp_path, _assemble(tensors, manifest)), "network")
 
 
 def test_state_on_a_model_without_a_network(tmp_path):

@@ -299,6 +299,8 @@ def check_scalar(cls, name: str, value, path) -> None:
     }.get(kind, False)
     if not ok:
         _fail(path, f"fitted attribute {name}={value!r:.60} is not of the declared kind {kind}.")
+    if kind == "float" and isinstance(value, int) and abs(value) > 2**1023:
+        _fail(path, f"fitted attribute {name} is an integer beyond the float range.")
     if kind == "float" and "nonfinite" not in flags and not math.isfinite(value):
         _fail(path, f"fitted attribute {name}={value} is not finite; the file is corrupted.")
 

@@ -414,24 +414,34 @@ def _read_tensors(path: Path, table: dict, digests: dict, offset: int) -> dict:
 
 
 def _check_hyperparameters(est) -> None:
-    """The estimator's own parameter checks (those that need no data), and the device."""
+    """The device, then the estimator's own parameter checks. A check that takes the data's
+    size (PCA's ``n``, ``d``, ``solver``) gets the fitted one, or no bound before a fit."""
     device = getattr(est, "device", "cpu")
     if not isinstance(device, str) or not _DEVICE.match(device):
         raise ValueError(
             f"hyperparameter device={device!r} is not a device; expected 'cpu', 'cuda', "
             "'cuda:N' or 'auto'."
         )
+    unbounded = 2**62
+    sizes = {"n": getattr(est, "n_samples_", unbounded),
+             "d": getattr(est, "n_features_in_", unbounded),
+             "solver": getattr(est, "fit_svd_solver_", getattr(est, "svd_solver", None))}
     for name in ("_check_common_params", "_check_params"):
         check = getattr(est, name, None)
-        if check is not None and not any(
-            p.default is p.empty for p in inspect.signature(check).parameters.values()
-        ):
-            check()
+        if check is None:
+            continue
+        needed = [p.name for p in inspect.signature(check).parameters.values()
+                  if p.default is p.empty]
+        if all(n in sizes for n in needed):
+            check(**{n: sizes[n] for n in needed})
 
 
-def _rebuild(cls, params: dict, path: Path):
+def _rebuild(cls, params: dict, attrs: dict, path: Path):
+    """``cls(**params)`` with its scalar fitted attributes, hyperparameters checked."""
     try:
         est = cls(**params)
+        for k, v in attrs.items():
+            setattr(est, k, v)
         _check_hyperparameters(est)
     except (TypeError, ValueError) as exc:
         raise ModelFormatError(
@@ -452,7 +462,8 @@ def _check_state(est, state: dict, fitted: bool, path: Path) -> None:
                                f"file holds {sorted(state)[:3]}.")
     try:
         spec = spec_of()
-    except (TypeError, ValueError, RuntimeError) as exc:  # sizes torch cannot build
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # names or sizes that
+        # the network builders cannot take
         raise ModelFormatError(f"{path}: the network of {type(est).__name__} cannot be rebuilt "
                                f"from the file's hyperparameters: {exc}") from None
     extra = sorted(set(state) - set(spec))
@@ -514,11 +525,9 @@ def load(path) -> LatentModel:
     for k, v in manifest["params"].items():
         if _is_ref(v):
             params[k] = tensors[v["__tensor__"]].numpy()
-    est = _rebuild(cls, params, path)
+    est = _rebuild(cls, params, attrs, path)
     arrays = {k[5:]: t for k, t in tensors.items() if k.startswith("attr.")}
     _schema.check_finite_arrays(cls, arrays, path)
-    for k, v in attrs.items():
-        setattr(est, k, v)
     for k, t in arrays.items():
         setattr(est, k, t.numpy())
     state = {k[6:]: t for k, t in tensors.items() if k.startswith("state.")}

@@ -1,24 +1,28 @@
 """What a model file's header may say, checked before anything is allocated from it.
 
-Three layers, each raising :class:`~latentspace.exceptions.ModelFormatError` naming the file
-and the part that is wrong:
+Each check raises :class:`~latentspace.exceptions.ModelFormatError` naming the file and the
+part that is wrong:
 
 * :func:`parse_json` -- JSON without ``NaN``/``Infinity`` constants, duplicate keys or deep
-  nesting (no ``RecursionError`` from a hostile file);
+  nesting (measured before parsing: no ``RecursionError`` from a hostile file);
 * :func:`check_table` -- the safetensors tensor table: known dtypes, shapes of non-negative
   Python ints, byte sizes computed exactly (Python ints never overflow) and matching the
   offsets, which tile the payload with no gap, overlap or trailing bytes;
-* :func:`check_manifest` -- field types of the latentspace manifest, and
-  :func:`check_against_class` -- names and shapes against what the estimator class declares.
+* :func:`check_version` and :func:`check_manifest` -- the manifest's fields and their types;
+* :func:`check_against_class`, :func:`check_array_specs`, :func:`check_scalar` and
+  :func:`check_finite_arrays` -- names, kinds, shapes and finiteness against what the
+  estimator class declares.
 
 A class declares its fitted attributes in ``_fitted_schema``: name -> ``(kind, shape)`` or
-``(kind, shape, flags)``. ``kind`` is ``"float"``, ``"int"`` or ``"bool"`` for arrays and
-scalars, ``"str"``, ``"str?"`` (a string or None), ``"records"`` (a list of dicts, e.g.
-``history_``) or ``"strarray"`` for scalars. ``shape`` is None for a scalar kept in the
-manifest, else a tuple of ints, symbols (a hyperparameter or a scalar fitted attribute) and
-``"*"`` (any length), or ``{hyperparameter: {value: tuple}}`` when it depends on one.
-``flags`` holds ``"optional"`` (not every fit produces it) and ``"nonfinite"`` (NaN or
-infinity allowed).
+``(kind, shape, flags)``. ``kind`` is ``"float"``, ``"int"`` (for scalars: a count, >= 0) or
+``"bool"`` for arrays and scalars, and ``"str"``, ``"str?"`` (a string or None),
+``"records"`` (a list of dicts, e.g. ``history_``) or ``"strarray"`` for scalars. ``shape``
+is None for a scalar kept in the manifest, else a tuple of ints, symbols (a hyperparameter
+or a scalar fitted attribute) and ``"*"`` (any length), or ``{hyperparameter: {value:
+tuple}}`` when it depends on one. ``flags`` holds ``"optional"`` (not every fit produces it)
+and ``"nonfinite"`` (NaN or infinity allowed, as in a history). ``n_features_in_`` and
+``feature_names_in_`` are shared by every class. A class without a declaration (a user's
+subclass) has its attribute names checked only not to shadow a method or property.
 """
 
 from __future__ import annotations
@@ -218,8 +222,9 @@ def check_against_class(cls, manifest: dict, table: dict, path) -> None:
                         "is corrupted or from another class.")
     schema = fitted_schema(cls)
     arrays = {n[5:] for n in table if n.startswith("attr.")}
+    members = set(dir(cls))
     for name in [*arrays, *manifest["attrs"]]:
-        if name in dir(cls) or not name.endswith("_") or name.startswith("_"):
+        if name in members or not name.endswith("_") or name.startswith("_"):
             _fail(path, f"fitted attribute {name!r} would replace a method or property of "
                         f"{cls.__name__}, or is not a fitted attribute's name; the file is "
                         "forged.")

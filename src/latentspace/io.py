@@ -185,7 +185,7 @@ def _assemble(tensors: dict[str, torch.Tensor], manifest: dict) -> bytes:
     table, chunks, digests, at = {}, [], {}, 0
     for name in sorted(tensors, key=lambda k: (-tensors[k].element_size(), k)):
         t = tensors[name].detach().cpu().contiguous()
-        raw = t.reshape(-1).view(torch.uint8).numpy().tobytes()
+        raw = t.reshape(-1).view(torch.uint8).numpy()  # a view: the file is the one copy
         table[name] = {"dtype": _DTYPE_NAMES[t.dtype], "shape": list(t.shape),
                        "data_offsets": [at, at + len(raw)]}
         digests[name] = hashlib.sha256(raw).hexdigest()
@@ -196,7 +196,7 @@ def _assemble(tensors: dict[str, torch.Tensor], manifest: dict) -> bytes:
     header = {"__metadata__": {"latentspace": text, _SEAL_KEY: _seal(text, table)}, **table}
     body = json.dumps(header, separators=(",", ":")).encode("utf-8")
     body += b" " * (-len(body) % 8)
-    return struct.pack("<Q", len(body)) + body + b"".join(chunks)
+    return b"".join([struct.pack("<Q", len(body)), body, *chunks])
 
 
 def save(est: LatentModel, path) -> None:

@@ -61,7 +61,7 @@ _DTYPES = {
     "U8": torch.uint8, "BOOL": torch.bool,
 }
 _DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
-_DEVICE = re.compile(r"(cpu|cuda|auto|cuda:\d+)\Z")
+_DEVICE = re.compile(r"(cpu|cuda|auto|cuda:[0-9]+)\Z")
 
 
 # ----------------------------------------------------------------------------- encoding

@@ -24,7 +24,7 @@ from latentspace.exceptions import (
     UnsafeFormatError,
     UnsupportedFormatVersionError,
 )
-from latentspace.io import FORMAT_VERSION, read_manifest
+from latentspace.io import FORMAT_VERSION, _seal, read_manifest
 
 SRC = str(Path(latentspace.__file__).resolve().parents[1])
 
@@ -121,6 +121,9 @@ def test_garbage_and_lying_headers(tmp_path, model_file):
     manifest = json.loads(header["__metadata__"]["latentspace"])
     manifest["class"] = "os.system"
     header["__metadata__"]["latentspace"] = json.dumps(manifest)
+    # reseal, so that the lie reaches the class lookup rather than the header's checksum
+    table = {k: v for k, v in header.items() if k != "__metadata__"}
+    header["__metadata__"]["latentspace_seal"] = _seal(header["__metadata__"]["latentspace"], table)
     body = json.dumps(header).encode()
     lie.write_bytes(struct.pack("<Q", len(body)) + body + raw[8 + hlen :])
     with pytest.raises(ModelFormatError, match="unknown model class"):

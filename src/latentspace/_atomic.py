@@ -1,9 +1,13 @@
-"""Atomic file writes: a crash at any moment leaves the previous file intact.
+"""Atomic file writes: a crash at any moment leaves the previous file intact, and no
+temporary file behind.
 
-The bytes go to an unnamed temporary file in the target folder (``O_TMPFILE``, or a hidden
-named one where that is unsupported), are fsynced, then linked into place with ``os.replace``.
-Model files (:mod:`latentspace.io`), checkpoints, reports, datasets and the command line's
-outputs are all written this way.
+The bytes go to an unnamed temporary inode in the target folder (``O_TMPFILE``), are
+fsynced, get a hidden name ``.<target>.<pid>.<random>.tmp`` only for the microseconds before
+``os.replace`` moves it over the target. Where unnamed files are unsupported, the same hidden
+name is a plain temporary file, removed on any error. A process killed inside that window
+cannot clean up, so every write first removes the temporary files of its target left by
+processes that no longer exist. Model files (:mod:`latentspace.io`), checkpoints, reports,
+datasets and the command line's outputs are all written this way.
 """
 
 from __future__ import annotations
@@ -18,17 +22,20 @@ __all__ = ["atomic_write_bytes"]
 def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` so that a crash never leaves a half-written file there.
 
-    The bytes go to an unnamed ``O_TMPFILE`` inode in the target folder (nothing to clean up
-    if the process is killed), are fsynced, get a hidden name only at the end and are renamed
-    over ``path``. Where unnamed files are unsupported, a hidden named temporary file is used
-    and removed on any error.
+    Parameters
+    ----------
+    path : str or Path
+        The target; its folder must exist.
+    data : bytes
+        The whole new content.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise FileNotFoundError(f"cannot save to {path}: folder {folder} does not exist")
+    _remove_stale(folder, path.name)
     if not _write_unnamed(folder, path, data):
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        fd, tmp_name = tempfile.mkstemp(prefix=_prefix(path.name), suffix=".tmp", dir=folder)
         try:
             try:
                 _write_all(fd, data)
@@ -39,6 +46,34 @@ def atomic_write_bytes(path, data: bytes) -> None:
             _unlink_quietly(tmp_name)
             raise
     _fsync_folder(folder)
+
+
+def _prefix(name: str) -> str:
+    """Hidden temporary names of ``name`` written by this process: ``.<name>.<pid>.``."""
+    return f".{name}.{os.getpid()}."
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def _remove_stale(folder: Path, name: str) -> None:
+    """Remove ``.<name>.<pid>.*.tmp`` left in ``folder`` by processes that have died."""
+    head = f".{name}."
+    try:
+        entries = [e.name for e in os.scandir(folder) if e.name.startswith(head)]
+    except OSError:
+        return
+    for entry in entries:
+        pid, _, rest = entry[len(head):].partition(".")
+        if pid.isdigit() and rest.endswith(".tmp") and not _alive(int(pid)):
+            _unlink_quietly(folder / entry)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -66,16 +101,20 @@ def _fsync_folder(folder: Path) -> None:
         pass
 
 
-def _linkat_follow(src: str, dst: str) -> bool:
-    """``linkat(AT_FDCWD, src, AT_FDCWD, dst, AT_SYMLINK_FOLLOW)``: names an O_TMPFILE inode."""
-    import ctypes
-    import ctypes.util
-
+def _link_descriptor(fd: int, name: str) -> bool:
+    """Give the inode behind ``fd`` the name ``name``: ``linkat`` with AT_SYMLINK_FOLLOW on
+    ``/proc/self/fd/<fd>`` (os.link takes that route only with a directory descriptor)."""
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.linkat(-100, src.encode(), -100, dst.encode(), 0x400) == 0
-    except (OSError, AttributeError):
+        proc = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
         return False
+    try:
+        os.link(str(fd), name, src_dir_fd=proc, follow_symlinks=True)
+    except OSError:
+        return False
+    finally:
+        os.close(proc)
+    return True
 
 
 def _write_unnamed(folder: Path, path: Path, data: bytes) -> bool:
@@ -88,8 +127,8 @@ def _write_unnamed(folder: Path, path: Path, data: bytes) -> bool:
         return False
     try:
         _write_all(fd, data)  # a full disk raises here; nothing has a name yet
-        tmp_name = str(folder / f".{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-        if not _linkat_follow(f"/proc/self/fd/{fd}", tmp_name):
+        tmp_name = str(folder / f"{_prefix(path.name)}{os.urandom(4).hex()}.tmp")
+        if not _link_descriptor(fd, tmp_name):
             return False
     finally:
         os.close(fd)

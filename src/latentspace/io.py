@@ -1,11 +1,22 @@
 """Saving and loading models: one safetensors file, a JSON manifest, no pickle.
 
-File layout: a plain safetensors file (8-byte little-endian header length, JSON header, raw
-tensor bytes). The header's ``__metadata__`` holds ``{"latentspace": <manifest JSON>}`` with the
-format version, library version, class name, hyperparameters, non-array fitted attributes
-and the SHA-256 of every tensor. Loading reads and checks the header before touching the
-payload, refuses pickle-based files without unpickling them, verifies each tensor's digest,
-and rebuilds only classes registered by latentspace itself.
+File layout (format version 2): a plain safetensors file -- an 8-byte little-endian header
+length, a JSON header padded with spaces, then the raw tensor bytes, which tile the payload
+exactly. The header's ``__metadata__`` holds ``{"latentspace": <manifest JSON>,
+"latentspace_seal": <SHA-256>}``. The manifest gives the format version, library version,
+class name, hyperparameters, non-array fitted attributes and the SHA-256 of every tensor; the
+seal is the SHA-256 of the exact manifest text and of a canonical form of the tensor table.
+So every byte of the file is covered: a flipped byte in the length field, the header, its
+padding or the payload is a :class:`~latentspace.exceptions.ChecksumError` or
+:class:`~latentspace.exceptions.ModelFormatError`, never a loaded model. Version-1 files (the
+same layout without the seal) are still read.
+
+Loading never trusts the header: it is parsed without NaN/Infinity constants or deep nesting,
+checked against a schema (:mod:`latentspace._schema`) -- field types, tensor sizes against
+offsets, names against the class's hyperparameters and declared fitted attributes, shapes
+against the declared symbolic shapes, a network's state against the freshly built module --
+before anything is allocated from it. Pickle-based files are refused without being
+unpickled, and only classes registered by latentspace itself are rebuilt.
 
 Writes are atomic (:func:`latentspace._atomic.atomic_write_bytes`): a crash at any moment
 leaves the previous file intact.
@@ -14,26 +25,29 @@ leaves the previous file intact.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import re
 import struct
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from . import _schema
 from ._atomic import atomic_write_bytes
 from .base import LatentModel, registered_models
 from .exceptions import (
     ChecksumError,
     ModelFormatError,
     UnsafeFormatError,
-    UnsupportedFormatVersionError,
 )
 
 __all__ = ["save", "load", "read_manifest", "describe", "import_model_families",
            "FORMAT_VERSION"]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+_SEAL_KEY = "latentspace_seal"
 _MAX_HEADER = 64 * 1024 * 1024  # a larger header is a lie or garbage
 _MODEL_MODULES = (
     "latentspace.decomposition",
@@ -46,6 +60,8 @@ _DTYPES = {
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
     "U8": torch.uint8, "BOOL": torch.bool,
 }
+_DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
+_DEVICE = re.compile(r"(cpu|cuda|auto|cuda:[0-9]+)\Z")
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -69,24 +85,28 @@ def _encode(value):
     raise TypeError(f"cannot store a value of type {type(value).__name__}")
 
 
-def _decode(value):
+def _decode(value, path="the model file"):
+    """Inverse of :func:`_encode`; anything it never writes is a ``ModelFormatError``."""
     if isinstance(value, list):
-        return [_decode(v) for v in value]
+        return [_decode(v, path) for v in value]
     if isinstance(value, dict):
-        if "__tuple__" in value:
-            return tuple(_decode(v) for v in value["__tuple__"])
-        if "__float__" in value:
-            return float(value["__float__"])
-        if "__dict__" in value:
-            return {k: _decode(v) for k, v in value["__dict__"].items()}
-        if "__strarray__" in value:
-            return np.asarray(value["__strarray__"], dtype=object)
-        raise ModelFormatError(f"unknown encoded value {sorted(value)} in manifest")
+        if len(value) == 1:
+            ((tag, inner),) = value.items()
+            if tag == "__tuple__" and isinstance(inner, list):
+                return tuple(_decode(v, path) for v in inner)
+            if tag == "__float__" and inner in ("nan", "inf", "-inf"):
+                return float(inner)
+            if tag == "__dict__" and isinstance(inner, dict):
+                return {k: _decode(v, path) for k, v in inner.items()}
+            if tag == "__strarray__" and isinstance(inner, list) and all(
+                isinstance(v, str) for v in inner
+            ):
+                return np.asarray(inner, dtype=object)
+        raise ModelFormatError(
+            f"{path}: unknown encoded value {json.dumps(value)[:80]} in the manifest; the file "
+            "is corrupted."
+        )
     return value
-
-
-def _digest(t: torch.Tensor) -> str:
-    return hashlib.sha256(t.contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
 def _collect(est: LatentModel):
@@ -132,11 +152,51 @@ def to_cpu(value):
 
 
 # ----------------------------------------------------------------------------- writing
-def _serialize(tensors: dict[str, torch.Tensor], manifest: dict) -> bytes:
-    from safetensors.torch import save as st_save
+def _seal(manifest_text: str, table: dict) -> str:
+    """SHA-256 over the exact manifest text and the canonical tensor table (sorted keys, no
+    whitespace): every field of the header but the seal itself."""
+    m = manifest_text.encode("utf-8", "surrogatepass")
+    t = json.dumps(table, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    h = hashlib.sha256(b"latentspace header seal\0")
+    for part in (m, t):
+        h.update(len(part).to_bytes(8, "little"))
+        h.update(part)
+    return h.hexdigest()
 
-    meta = {"latentspace": json.dumps(manifest, sort_keys=True)}
-    return st_save({k: v.contiguous() for k, v in tensors.items()}, metadata=meta)
+
+def _assemble(tensors: dict[str, torch.Tensor], manifest: dict) -> bytes:
+    """The bytes of a model file holding ``tensors`` and ``manifest``.
+
+    Parameters
+    ----------
+    tensors : dict of str -> torch.Tensor
+        Named tensors (``param.X``, ``attr.X``, ``state.X``).
+    manifest : dict
+        The manifest without checksums; ``format`` and ``format_version`` default to this
+        format. Its ``sha256`` is filled in from the tensors, and the header is sealed.
+
+    Returns
+    -------
+    bytes
+        A safetensors file: tensors laid out by decreasing element size (aligned), the header
+        padded with spaces to a multiple of 8 bytes.
+    """
+    manifest = {"format": "latentspace", "format_version": FORMAT_VERSION, **manifest}
+    table, chunks, digests, at = {}, [], {}, 0
+    for name in sorted(tensors, key=lambda k: (-tensors[k].element_size(), k)):
+        t = tensors[name].detach().cpu().contiguous()
+        raw = t.reshape(-1).view(torch.uint8).numpy()  # a view: the file is the one copy
+        table[name] = {"dtype": _DTYPE_NAMES[t.dtype], "shape": list(t.shape),
+                       "data_offsets": [at, at + len(raw)]}
+        digests[name] = hashlib.sha256(raw).hexdigest()
+        chunks.append(raw)
+        at += len(raw)
+    manifest["sha256"] = digests
+    text = json.dumps(manifest, sort_keys=True)
+    header = {"__metadata__": {"latentspace": text, _SEAL_KEY: _seal(text, table)}, **table}
+    body = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    body += b" " * (-len(body) % 8)
+    return b"".join([struct.pack("<Q", len(body)), body, *chunks])
 
 
 def save(est: LatentModel, path) -> None:
@@ -155,16 +215,21 @@ def save(est: LatentModel, path) -> None:
     from . import __version__
 
     tensors, params, attrs = _collect(est)
+    declared = _schema.fitted_schema(type(est))
+    stored = {n[5:] for n in tensors if n.startswith("attr.")} | set(attrs)
+    undeclared = [] if declared is None else sorted(stored - set(declared))
+    if undeclared:  # a file that load() would refuse must not be written
+        raise TypeError(
+            f"{type(est).__name__} has fitted attributes {undeclared} that its _fitted_schema "
+            "does not declare; declare them so that the saved file can be loaded."
+        )
     manifest = {
-        "format": "latentspace",
-        "format_version": FORMAT_VERSION,
         "library_version": __version__,
         "class": type(est).__name__,
         "params": params,
         "attrs": attrs,
-        "sha256": {k: _digest(v) for k, v in tensors.items()},
     }
-    atomic_write_bytes(path, _serialize(tensors, manifest))
+    atomic_write_bytes(path, _assemble(tensors, manifest))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -204,7 +269,9 @@ def read_manifest(path):
     """Read and check a model file's header -> (manifest dict, header dict, payload offset).
 
     Never reads more than the header; raises ``ModelFormatError`` (or a subclass) naming the
-    file and the part that is wrong.
+    file and the part that is wrong. Checks everything that does not depend on the class:
+    the JSON, the manifest's field types, the tensor table against the file's size, and (from
+    version 2 on) the header's seal.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -221,45 +288,43 @@ def read_manifest(path):
             )
         f.seek(8)
         raw = f.read(hlen)
-    try:
-        header = json.loads(raw.decode("utf-8"))
-        if not isinstance(header, dict):
-            raise ValueError
-    except (UnicodeDecodeError, ValueError):
-        raise ModelFormatError(f"{path}: the header is not valid JSON; the file is corrupted.") from None
-    meta = header.get("__metadata__") or {}
-    if "latentspace" not in meta:
-        raise ModelFormatError(f"{path}: no latentspace manifest in the header; not a latentspace model.")
-    try:
-        manifest = json.loads(meta["latentspace"])
-        version = int(manifest["format_version"])
-        manifest["class"], manifest["params"], manifest["attrs"], manifest["sha256"]
-    except (ValueError, KeyError, TypeError):
-        raise ModelFormatError(f"{path}: the manifest is malformed; the file is corrupted.") from None
-    if version > FORMAT_VERSION:
-        raise UnsupportedFormatVersionError(
-            f"{path} has format version {version}, but this latentspace reads up to version "
-            f"{FORMAT_VERSION}; upgrade latentspace (pip install -U latentspace)."
+    # the header is one JSON object, padded with spaces only; any other byte around it is damage
+    text = raw.rstrip(b" ")
+    if not (text.startswith(b"{") and text.endswith(b"}")):
+        raise ModelFormatError(
+            f"{path}: the header is not one JSON object padded with spaces; the file is "
+            "corrupted."
         )
-    payload = size - 8 - hlen
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        try:
-            start, end = info["data_offsets"]
-            dtype, shape = info["dtype"], info["shape"]
-            numel = int(np.prod(shape, dtype=np.int64)) if shape else 1
-        except (KeyError, TypeError, ValueError):
-            raise ModelFormatError(f"{path}: tensor {name!r} has a malformed header entry.") from None
-        if dtype not in _DTYPES or not (0 <= start <= end <= payload) or (
-            end - start != numel * torch.empty((), dtype=_DTYPES[dtype]).element_size()
-        ):
-            raise ModelFormatError(
-                f"{path}: tensor {name!r} has an inconsistent header entry (dtype {dtype}, shape "
-                f"{shape}, bytes {start}..{end} of {payload}); the file is corrupted or truncated."
+    header = _schema.parse_json(text, path, "header")
+    if not isinstance(header, dict):
+        raise ModelFormatError(f"{path}: the header is not a JSON object; the file is corrupted.")
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or not isinstance(meta.get("latentspace"), str):
+        raise ModelFormatError(
+            f"{path}: no latentspace manifest in the header; not a latentspace model."
+        )
+    if set(meta) - {"latentspace", _SEAL_KEY}:
+        raise ModelFormatError(
+            f"{path}: unknown header metadata {sorted(set(meta) - {'latentspace', _SEAL_KEY})}; "
+            "the file is corrupted."
+        )
+    table = {k: v for k, v in header.items() if k != "__metadata__"}
+    manifest = _schema.parse_json(meta["latentspace"], path, "manifest")
+    _schema.check_version(manifest, path, FORMAT_VERSION)
+    _schema.check_table(table, size - 8 - hlen, path)
+    seal = meta.get(_SEAL_KEY)
+    if manifest["format_version"] >= 2:
+        if seal is None:
+            raise ModelFormatError(f"{path}: the header has no seal; the file is corrupted.")
+        if seal != _seal(meta["latentspace"], table):
+            raise ChecksumError(
+                f"{path}: the header (manifest or tensor table) does not match its recorded "
+                "SHA-256 seal; the file is corrupted. Restore it from a backup or re-fit the "
+                "model."
             )
-    if set(manifest["sha256"]) != {k for k in header if k != "__metadata__"}:
-        raise ModelFormatError(f"{path}: the manifest and the tensor table disagree; the file is corrupted.")
+    elif seal is not None:
+        raise ModelFormatError(f"{path}: a version-1 header carries a seal; the file is corrupted.")
+    _schema.check_manifest(manifest, table, path)
     return manifest, header, 8 + hlen
 
 
@@ -287,7 +352,7 @@ def describe(path) -> dict:
             info = header[v["__tensor__"]]
             params[k] = f"<array {info['dtype']} {tuple(info['shape'])}>"
         else:
-            params[k] = _decode(v)
+            params[k] = _decode(v, path)
     arrays = {
         name[5:]: {"dtype": info["dtype"], "shape": list(info["shape"])}
         for name, info in sorted(header.items()) if name.startswith("attr.")
@@ -296,7 +361,7 @@ def describe(path) -> dict:
         name[6:]: {"dtype": info["dtype"], "shape": list(info["shape"])}
         for name, info in sorted(header.items()) if name.startswith("state.")
     }
-    scalars = {k: _decode(v) for k, v in sorted(manifest["attrs"].items())}
+    scalars = {k: _decode(v, path) for k, v in sorted(manifest["attrs"].items())}
     return {
         "file": str(path),
         "bytes": Path(path).stat().st_size,
@@ -326,6 +391,106 @@ def import_model_families() -> None:
                 raise
 
 
+def _read_tensors(path: Path, table: dict, digests: dict, offset: int) -> dict:
+    """The payload's tensors, each checked against its SHA-256; the table is already known to
+    tile the payload exactly, so the read is bounded by the file's real size."""
+    with open(path, "rb") as f:
+        f.seek(offset)
+        payload = memoryview(f.read())
+    tensors = {}
+    for name, info in table.items():
+        start, end = info["data_offsets"]
+        chunk = payload[start:end]
+        if hashlib.sha256(chunk).hexdigest() != digests[name]:
+            raise ChecksumError(
+                f"{path}: tensor {name!r} does not match its recorded SHA-256; the file is "
+                "corrupted. Restore it from a backup or re-fit the model."
+            )
+        dtype = _DTYPES[info["dtype"]]
+        t = torch.frombuffer(bytearray(chunk), dtype=dtype) if end > start else torch.empty(
+            0, dtype=dtype)
+        tensors[name] = t.reshape(info["shape"])
+    return tensors
+
+
+def _check_hyperparameters(est) -> None:
+    """The device, then the estimator's own parameter checks. A check that takes the data's
+    size (PCA's ``n``, ``d``, ``solver``) gets the fitted one, or no bound before a fit."""
+    device = getattr(est, "device", "cpu")
+    if not isinstance(device, str) or not _DEVICE.match(device):
+        raise ValueError(
+            f"hyperparameter device={device!r} is not a device; expected 'cpu', 'cuda', "
+            "'cuda:N' or 'auto'."
+        )
+    unbounded = 2**62
+    sizes = {"n": getattr(est, "n_samples_", unbounded),
+             "d": getattr(est, "n_features_in_", unbounded),
+             "solver": getattr(est, "fit_svd_solver_", getattr(est, "svd_solver", None))}
+    for name in ("_check_common_params", "_check_params"):
+        check = getattr(est, name, None)
+        if check is None:
+            continue
+        needed = [p.name for p in inspect.signature(check).parameters.values()
+                  if p.default is p.empty]
+        if all(n in sizes for n in needed):
+            check(**{n: sizes[n] for n in needed})
+
+
+def _rebuild(cls, params: dict, attrs: dict, path: Path):
+    """``cls(**params)`` with its scalar fitted attributes, hyperparameters checked."""
+    try:
+        est = cls(**params)
+        for k, v in attrs.items():
+            setattr(est, k, v)
+        _check_hyperparameters(est)
+    except (TypeError, ValueError) as exc:
+        raise ModelFormatError(
+            f"{path}: the hyperparameters do not fit {cls.__name__}: {exc}"
+        ) from None
+    return est
+
+
+def _check_state(est, state: dict, fitted: bool, path: Path) -> None:
+    """Network state against the freshly built module's names, shapes and dtypes (built on
+    the meta device: nothing is allocated), before any of it is loaded. A fitted model with
+    a network must have its state."""
+    spec_of = getattr(est, "_state_spec", None)
+    if not state and not (fitted and spec_of is not None):
+        return
+    if spec_of is None:
+        raise ModelFormatError(f"{path}: {type(est).__name__} has no network state, but the "
+                               f"file holds {sorted(state)[:3]}.")
+    try:
+        spec = spec_of()
+    except (TypeError, ValueError, KeyError, RuntimeError) as exc:  # names or sizes that
+        # the network builders cannot take
+        raise ModelFormatError(f"{path}: the network of {type(est).__name__} cannot be rebuilt "
+                               f"from the file's hyperparameters: {exc}") from None
+    extra = sorted(set(state) - set(spec))
+    lost = sorted(k for k, (_, _, required) in spec.items() if required and k not in state)
+    if extra or lost:
+        raise ModelFormatError(
+            f"{path}: the network state does not match {type(est).__name__}'s network "
+            f"(unexpected {extra[:5]}, missing {lost[:5]}); the file is corrupted."
+        )
+    for name, t in state.items():
+        dtype, shape, _ = spec[name]
+        if t.dtype != dtype or tuple(t.shape) != shape:
+            raise ModelFormatError(
+                f"{path}: network tensor {name!r} is {_DTYPE_NAMES.get(t.dtype)} {tuple(t.shape)},"
+                f" but the network built from the file's hyperparameters has "
+                f"{_DTYPE_NAMES.get(dtype)} {shape}; the file is corrupted."
+            )
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise ModelFormatError(f"{path}: network tensor {name!r} holds NaN or infinity; "
+                                   "the file is corrupted.")
+
+
+def _is_ref(value) -> bool:
+    """A hyperparameter stored as a tensor: ``{"__tensor__": "param.X"}``."""
+    return isinstance(value, dict) and "__tensor__" in value
+
+
 def load(path) -> LatentModel:
     """Load a model written by :func:`save` (or ``est.save``).
 
@@ -340,6 +505,7 @@ def load(path) -> LatentModel:
     if not path.is_file():
         raise FileNotFoundError(f"no model file at {path}")
     manifest, header, offset = read_manifest(path)
+    table = {k: v for k, v in header.items() if k != "__metadata__"}
     import_model_families()
     cls = registered_models().get(manifest["class"])
     if cls is None:
@@ -347,39 +513,24 @@ def load(path) -> LatentModel:
             f"{path}: unknown model class {manifest['class']!r}; it may come from a newer "
             "latentspace."
         )
-    with open(path, "rb") as f:
-        f.seek(offset)
-        payload = f.read()
-    tensors = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        start, end = info["data_offsets"]
-        buf = bytearray(payload[start:end])
-        t = torch.frombuffer(buf, dtype=_DTYPES[info["dtype"]]) if buf else torch.empty(
-            0, dtype=_DTYPES[info["dtype"]]
-        )
-        t = t.reshape(info["shape"])
-        if _digest(t) != manifest["sha256"][name]:
-            raise ChecksumError(
-                f"{path}: tensor {name!r} does not match its recorded SHA-256; the file is "
-                "corrupted. Restore it from a backup or re-fit the model."
-            )
-        tensors[name] = t
-    try:
-        params = {}
-        for k, v in manifest["params"].items():
-            if isinstance(v, dict) and "__tensor__" in v:
-                params[k] = tensors[v["__tensor__"]].numpy()
-            else:
-                params[k] = _decode(v)
-        est = cls(**params)
-    except (TypeError, KeyError) as exc:
-        raise ModelFormatError(f"{path}: hyperparameters do not fit {cls.__name__}: {exc}") from None
-    for k, v in manifest["attrs"].items():
-        setattr(est, k, _decode(v))
-    for k, t in tensors.items():
-        if k.startswith("attr."):
-            setattr(est, k[5:], t.numpy())
-    est._load_state_tensors({k[6:]: t for k, t in tensors.items() if k.startswith("state.")})
+    # everything the header says is checked against the class before the payload is read
+    _schema.check_against_class(cls, manifest, table, path)
+    params = {k: _decode(v, path) for k, v in manifest["params"].items() if not _is_ref(v)}
+    attrs = {k: _decode(v, path) for k, v in manifest["attrs"].items()}
+    for k, v in attrs.items():
+        _schema.check_scalar(cls, k, v, path)
+    _schema.check_array_specs(cls, table, {**params, **attrs}, path)
+
+    tensors = _read_tensors(path, table, manifest["sha256"], offset)
+    for k, v in manifest["params"].items():
+        if _is_ref(v):
+            params[k] = tensors[v["__tensor__"]].numpy()
+    est = _rebuild(cls, params, attrs, path)
+    arrays = {k[5:]: t for k, t in tensors.items() if k.startswith("attr.")}
+    _schema.check_finite_arrays(cls, arrays, path)
+    for k, t in arrays.items():
+        setattr(est, k, t.numpy())
+    state = {k[6:]: t for k, t in tensors.items() if k.startswith("state.")}
+    _check_state(est, state, bool(attrs or arrays), path)
+    est._load_state_tensors(state)
     return est

@@ -194,6 +194,15 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
     [0.0, 10.0]
     """
 
+    # fitted attributes a saved file may hold: kind, symbolic shape (see latentspace._schema)
+    _fitted_schema = {
+        "cluster_centers_": ("float", ("n_clusters", "n_features_in_")),
+        "counts_": ("float", ("n_clusters",)), "labels_": ("int", ("*",)),
+        "lower_bounds_": ("float", ("*",), "optional nonfinite"),
+        "inertia_": ("float", None), "n_iter_": ("int", None), "converged_": ("bool", None),
+        "n_samples_seen_": ("float", None), "n_steps_": ("int", None),
+    }
+
     def __init__(
         self,
         n_clusters=8,

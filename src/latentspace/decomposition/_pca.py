@@ -141,6 +141,19 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
     data; when their variances cannot be represented in float64 a ``ValueError`` asks to rescale.
     """
 
+    # fitted attributes a saved file may hold: kind, symbolic shape (see latentspace._schema)
+    _fitted_schema = {
+        "components_": ("float", ("n_components_", "n_features_in_")),
+        "explained_variance_": ("float", ("n_components_",)),
+        "explained_variance_ratio_": ("float", ("n_components_",)),
+        "singular_values_": ("float", ("n_components_",)),
+        "mean_": ("float", ("n_features_in_",)),
+        "scatter_": ("float", ("n_features_in_", "n_features_in_"), "optional"),
+        "noise_variance_": ("float", None), "n_components_": ("int", None),
+        "n_samples_": ("int", None), "n_samples_seen_": ("int", None),
+        "fit_svd_solver_": ("str", None),
+    }
+
     def __init__(
         self,
         n_components=None,

@@ -155,6 +155,14 @@ class BernoulliMixture(MixtureBase):
     True
     """
 
+    # fitted attributes a saved file may hold: kind, symbolic shape (see latentspace._schema)
+    _fitted_schema = {
+        "weights_": ("float", ("n_components",)),
+        "means_": ("float", ("n_components", "n_features_in_")),
+        "lower_bounds_": ("float", ("*",), "nonfinite"), "lower_bound_": ("float", None),
+        "n_iter_": ("int", None), "converged_": ("bool", None),
+    }
+
     def __init__(
         self,
         n_components=1,

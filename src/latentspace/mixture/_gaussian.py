@@ -348,6 +348,19 @@ class GaussianMixture(MixtureBase):
     [0, 8]
     """
 
+    # fitted attributes a saved file may hold: kind, symbolic shape (see latentspace._schema)
+    _fitted_schema = {
+        "weights_": ("float", ("n_components",)),
+        "means_": ("float", ("n_components", "n_features_in_")),
+        **dict.fromkeys(("covariances_", "precisions_cholesky_", "precisions_"), ("float", {
+            "covariance_type": {"full": ("n_components", "n_features_in_", "n_features_in_"),
+                                "tied": ("n_features_in_", "n_features_in_"),
+                                "diag": ("n_components", "n_features_in_"),
+                                "spherical": ("n_components",)}})),
+        "lower_bounds_": ("float", ("*",), "nonfinite"), "lower_bound_": ("float", None),
+        "n_iter_": ("int", None), "converged_": ("bool", None),
+    }
+
     def __init__(
         self,
         n_components=1,

@@ -152,6 +152,10 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         unit over the training data, ρ̂_j.
     """
 
+    # fitted attributes a saved file may hold: kind, symbolic shape (see latentspace._schema)
+    _fitted_schema = {**_NeuralModel._fitted_schema,
+                      "mean_activation_": ("float", ("latent_dim",), "optional")}
+
     def __init__(
         self,
         latent_dim=2,

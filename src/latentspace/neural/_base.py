@@ -64,6 +64,12 @@ def _json_param(v):
 class _NeuralModel(LatentModel):
     """Base of the neural latent-variable models (private: ``load`` never rebuilds it)."""
 
+    # fitted attributes every neural model's file may hold (see latentspace._schema)
+    _fitted_schema = {
+        "history_": ("records", None), "n_iter_": ("int", None),
+        "n_skipped_steps_": ("int", None), "stop_reason_": ("str", None),
+        "converged_": ("bool", None),
+    }
     _network_kinds = ("mlp", "conv")
     _schedules = ("plateau", "constant", "cosine")
     _init = "glorot"  # weight initialisation (see _nets.materialize)
@@ -429,10 +435,27 @@ class _NeuralModel(LatentModel):
             return {}
         return {f"network.{k}": v for k, v in self.network_.state_dict().items()}
 
+    def _before_restore(self) -> None:
+        """Set what ``_build_network`` reads from the fitted attributes (a hook)."""
+
+    def _state_spec(self) -> dict[str, tuple[torch.dtype, tuple[int, ...], bool]]:
+        """name -> (dtype, shape, required) of what :meth:`_state_tensors` writes for this
+        model's hyperparameters, from a network built on the meta device (no memory).
+        Buffers are optional: files written before the standardisation existed hold none."""
+        self._before_restore()
+        with torch.device("meta"):
+            network = self._build_network(int(self.n_features_in_))
+        buffers = {name for name, _ in network.named_buffers()}
+        return {f"network.{k}": (v.dtype, tuple(v.shape), k not in buffers)
+                for k, v in network.state_dict().items()}
+
     def _load_state_tensors(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Rebuild the network and load ``tensors`` (already checked against
+        :meth:`_state_spec` by :func:`latentspace.io.load`)."""
         state = {k[len("network."):]: v for k, v in tensors.items() if k.startswith("network.")}
         if not state:
             return
+        self._before_restore()
         gen = torch.Generator(device=self._device())
         network = _nets.build(lambda: self._build_network(int(self.n_features_in_)),
                               self._device(), gen)

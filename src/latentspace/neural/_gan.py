@@ -180,6 +180,13 @@ class GAN(_NeuralModel):
     quality of StyleGAN.
     """
 
+    # fitted attributes a saved file may hold: kind, symbolic shape (see latentspace._schema)
+    _fitted_schema = {
+        **_NeuralModel._fitted_schema, "output_activation_": ("str?", None),
+        "r1_penalty_": ("float", None), "discriminator_won_": ("bool", None),
+        "mode_collapse_": ("bool", None),
+    }
+
     def __init__(
         self,
         latent_dim=2,
@@ -324,9 +331,8 @@ class GAN(_NeuralModel):
         last = [m for m in network.generator.modules() if isinstance(m, torch.nn.Linear)][-1]
         last.bias.copy_(torch.logit(data.mean(0).clamp(1e-3, 1 - 1e-3)))
 
-    def _load_state_tensors(self, tensors) -> None:
+    def _before_restore(self) -> None:
         self._g_output = getattr(self, "output_activation_", None)
-        super()._load_state_tensors(tensors)
 
     def _make_optimizers(self, net) -> dict:
         lr_d = self.learning_rate if self.discriminator_learning_rate is None else \

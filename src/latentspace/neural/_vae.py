@@ -82,6 +82,9 @@ class VAE(TransformerMixin, _NeuralModel):
         1000 evenly spaced training rows; 0 signals posterior collapse (a warning is raised).
     """
 
+    # fitted attributes a saved file may hold: kind, symbolic shape (see latentspace._schema)
+    _fitted_schema = {**_NeuralModel._fitted_schema, "active_units_": ("int", None, "optional")}
+
     def __init__(
         self,
         latent_dim=2,

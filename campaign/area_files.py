@@ -465,6 +465,17 @@ def run(d, ctx):
     with open(path, "wb") as f:
         f.write(bytes(data))
     est = _load_expecting_refusal(path)
+    if fault == "lost_all_attrs":
+        # a forged file with a valid seal and no fitted attribute at all IS a valid file of an
+        # unfitted model (nothing can tell it from one saved before fit): it must load as
+        # that, and every method must say NotFittedError
+        from sklearn.exceptions import NotFittedError
+
+        try:
+            _outputs(est_name, est, X)
+        except NotFittedError:
+            return "forged file accepted as the unfitted model it describes"
+        raise Wrong("a file without fitted attributes loaded into a model that gave outputs")
     try:
         got = _outputs(est_name, est, X)
     except Exception as exc:

@@ -63,7 +63,10 @@ silent-wrong
       choice, a random_state of -1, ...) was accepted by ``fit``; K or sizes of 10**9
       fitted without an error;
     * a model file with a fault that still loads gives other outputs than the original, or
-      a forged (lying) file loads and a method then fails or returns non-finite results;
+      a forged (lying) file loads and a method then fails or returns non-finite results
+      (one forgery is a valid file by construction: every fitted attribute removed and the
+      seal recomputed describes an unfitted model, so it must load as one and answer
+      NotFittedError);
       a pickle payload ran (its marker file exists);
     * the command exited with another code than the case expects, or with an error that is
       not exactly one ``latentspace: error:`` line on stderr.

@@ -71,7 +71,9 @@ def _reject_constant(name):
 def _unique_pairs(pairs):
     d = dict(pairs)
     if len(d) != len(pairs):
-        raise ValueError("duplicate key")
+        seen = set()
+        dup = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"the key {dup!r} appears twice in one object")
     return d
 
 
@@ -90,8 +92,15 @@ def parse_json(raw: bytes, path, what: str):
     try:
         return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant,
                           object_pairs_hook=_unique_pairs)
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        _fail(path, f"the {what} is not valid JSON ({exc}); the file is corrupted.")
+    except UnicodeDecodeError as exc:
+        _fail(path, f"the {what} is not UTF-8 text (byte {exc.start} of it); the file is "
+                    "corrupted.")
+    except json.JSONDecodeError as exc:
+        _fail(path, f"the {what} is not valid JSON (it breaks at character {exc.pos} of "
+                    f"{len(raw)}); the file is corrupted.")
+    except (ValueError, RecursionError) as exc:  # a refused constant or a duplicate key
+        _fail(path, f"the {what} is not valid JSON for a model file ({exc}); the file is "
+                    "corrupted or forged.")
 
 
 # ----------------------------------------------------------------------------- table

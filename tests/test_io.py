@@ -267,3 +267,24 @@ def test_describe_reads_the_header_and_matches_the_loaded_model(model_file, data
         bad = model_file.with_name("bad.safetensors")
         bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}")
         io_mod.describe(bad)
+
+
+def test_load_device_overrides_the_saved_device(tmp_path):
+    """``load(path, device=...)`` replaces the saved device (a GPU fit loads on a CPU-only
+    machine); a device this machine lacks is a ValueError naming it, not a broken model."""
+    import torch
+
+    from latentspace import KMeans, load
+
+    X = np.random.RandomState(0).randn(50, 3)
+    km = KMeans(2, random_state=0, device="auto").fit(X)
+    path = tmp_path / "km.safetensors"
+    km.save(path)
+    back = load(path, device="cpu")
+    assert back.device == "cpu"
+    np.testing.assert_array_equal(back.predict(X), km.predict(X))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="cuda"):
+            load(path, device="cuda")
+    with pytest.raises(ValueError, match="not supported"):
+        load(path, device="tpu")

@@ -491,8 +491,17 @@ def _is_ref(value) -> bool:
     return isinstance(value, dict) and "__tensor__" in value
 
 
-def load(path) -> LatentModel:
+def load(path, *, device=None) -> LatentModel:
     """Load a model written by :func:`save` (or ``est.save``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The model file.
+    device : str or None, default None
+        Where the loaded model computes (``'cpu'``, ``'cuda'``, ``'cuda:N'``, ``'auto'``),
+        replacing the ``device`` it was saved with: a model fitted on a GPU loads on a
+        machine without one with ``device='cpu'``. None keeps the saved device.
 
     Raises
     ------
@@ -516,6 +525,13 @@ def load(path) -> LatentModel:
     # everything the header says is checked against the class before the payload is read
     _schema.check_against_class(cls, manifest, table, path)
     params = {k: _decode(v, path) for k, v in manifest["params"].items() if not _is_ref(v)}
+    if device is not None:
+        if "device" not in params:
+            raise TypeError(f"{cls.__name__} has no device to choose; call load(path) without it.")
+        from ._backend import resolve_device
+
+        resolve_device(device)  # a ValueError naming the device when it is not usable here
+        params["device"] = device
     attrs = {k: _decode(v, path) for k, v in manifest["attrs"].items()}
     for k, v in attrs.items():
         _schema.check_scalar(cls, k, v, path)

@@ -166,7 +166,10 @@ def _converted(convert, X, name: str):
     try:
         return convert(X)
     except (TypeError, ValueError):
-        if getattr(getattr(X, "dtype", None), "kind", None) in _NUMERIC_KINDS:
+        pd = sys.modules.get("pandas")
+        if getattr(getattr(X, "dtype", None), "kind", None) in _NUMERIC_KINDS or (
+            pd is not None and isinstance(X, pd.DataFrame)  # columns checked by _check_frame
+        ):
             raise
         bad = _non_number_error(X, name)
         if bad is None:
@@ -176,6 +179,12 @@ def _converted(convert, X, name: str):
 
 _NUMERIC_KINDS = frozenset("biuf")
 _SHOWN = 40  # characters of an offending value quoted in a message
+
+
+def _shown(value, limit: int = _SHOWN) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for quoting a value in a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _position(index: tuple) -> str:
@@ -190,15 +199,17 @@ def _non_number_error(X, name: str) -> Exception | None:
     """The error for the first element of ``X`` that cannot become a float, or None.
 
     A string (``str``/``bytes``) gives a ``ValueError``, any other object a ``TypeError``;
-    None counts as missing (numpy reads it as NaN) and is left to the NaN check.
+    None and pandas' NA/NaT count as missing (read as NaN) and are left to the NaN check.
     """
     try:
         arr = np.asarray(X, dtype=object)
     except (TypeError, ValueError):
         return None
+    pd = sys.modules.get("pandas")
+    missing = (None,) if pd is None else (None, pd.NA, pd.NaT)
     for index in np.ndindex(arr.shape):
         value = arr[index]
-        if value is None:
+        if any(value is m for m in missing):
             continue
         try:
             float(value)
@@ -206,8 +217,7 @@ def _non_number_error(X, name: str) -> Exception | None:
             pass
         else:
             continue
-        shown = repr(value)
-        shown = shown if len(shown) <= _SHOWN else shown[: _SHOWN - 3] + "..."
+        shown = _shown(value)
         where = _position(index) if arr.ndim else "its only element"
         if isinstance(value, (str, bytes, np.str_, np.bytes_)):
             return ValueError(
@@ -215,9 +225,10 @@ def _non_number_error(X, name: str) -> Exception | None:
                 "categorical columns as numbers (e.g. sklearn.preprocessing.OneHotEncoder) "
                 f"or drop them, then convert with np.asarray({name}, dtype=float)."
             )
-        return TypeError(
+        return TypeError(  # "argument must be a string ... number": scikit-learn's wording
             f"{name} holds a {type(value).__name__} at {where}: {shown}, which is not a "
-            f"number; pass numeric values only (np.asarray({name}, dtype=float) must work)."
+            "number; as for np.asarray, each element's argument must be a string or a real "
+            f"number: pass numbers only (np.asarray({name}, dtype=float) must work)."
         )
     return None
 
@@ -229,15 +240,15 @@ def check_container(X, name: str):
         raise TypeError(f"{name} is None; {_SHAPE_HINT}.")
     if isinstance(X, (str, bytes)):
         raise TypeError(f"{name} is a {type(X).__name__}, not an array; {_SHAPE_HINT}.")
-    if isinstance(X, Mapping):
-        raise TypeError(
-            f"{name} is a {type(X).__name__}, not an array; {_SHAPE_HINT} (for a mapping of "
-            f"column names to values, pass pandas.DataFrame({name}))."
-        )
     if _sparse.issparse(X):
         raise TypeError(
             f"Sparse input is not supported yet: {name} is a scipy.sparse "
             f"{type(X).__name__}; densify it with {name}.toarray()."
+        )
+    if isinstance(X, Mapping):  # after the sparse check: a dok_array is a dict
+        raise TypeError(
+            f"{name} is a {type(X).__name__}, not an array; {_SHAPE_HINT} (for a mapping of "
+            f"column names to values, pass pandas.DataFrame({name}))."
         )
     if isinstance(X, Iterator):
         raise TypeError(
@@ -315,7 +326,9 @@ def check_finite_data(est, X: torch.Tensor, *, name: str = "X") -> None:
 def check_int(name: str, value, *, low: int | None = None, high: int | None = None) -> int:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is an int in [low, high]."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ParameterError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).")
+        raise ParameterError(
+            f"{name} must be an integer, got {_shown(value)} ({type(value).__name__})."
+        )
     if (low is not None and value < low) or (high is not None and value > high):
         rng = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
         raise ParameterError(f"{name}={value} is out of range; it must be in {rng}.")
@@ -325,7 +338,9 @@ def check_int(name: str, value, *, low: int | None = None, high: int | None = No
 def check_float(name: str, value, *, low=None, high=None, low_open=False, high_open=False) -> float:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a real number in the range."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ParameterError(f"{name} must be a real number, got {value!r} ({type(value).__name__}).")
+        raise ParameterError(
+            f"{name} must be a real number, got {_shown(value)} ({type(value).__name__})."
+        )
     value = float(value)
     bad = (
         not np.isfinite(value)
@@ -354,7 +369,7 @@ def check_seed(name: str, value):
         if 0 <= value <= _SEED_MAX:
             return int(value)
     raise ParameterError(
-        f"{name}={value!r} is invalid; use None, an int in [0, {_SEED_MAX}], a "
+        f"{name}={_shown(value)} is invalid; use None, an int in [0, {_SEED_MAX}], a "
         "numpy.random.RandomState or a numpy.random.Generator."
     )
 
@@ -410,10 +425,8 @@ def check_param_array(name: str, value, shape: str) -> np.ndarray:
         except (TypeError, ValueError, OverflowError):
             problem = f"a {type(value).__name__}, not an array of numbers"
     if problem is not None:
-        shown = repr(value)
-        shown = shown if len(shown) <= _SHOWN else shown[: _SHOWN - 3] + "..."
         raise ParameterError(
-            f"{name}={shown} is invalid: it is {problem}; pass an array of real numbers "
+            f"{name}={_shown(value)} is invalid: it is {problem}; pass an array of real numbers "
             f"of shape {shape}, or None."
         )
     return arr
@@ -422,7 +435,9 @@ def check_param_array(name: str, value, shape: str) -> np.ndarray:
 def check_choice(name: str, value, choices) -> str:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
-        raise ParameterError(f"{name}={value!r} is not supported; choose one of {sorted(choices)}.")
+        raise ParameterError(
+            f"{name}={_shown(value)} is not supported; choose one of {sorted(choices)}."
+        )
     return value
 
 

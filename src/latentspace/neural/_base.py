@@ -21,6 +21,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._validation import (
     ParameterError,
+    _shown,
     check_array_like,
     check_choice,
     check_float,
@@ -515,8 +516,3 @@ def check_checkpoint_path(path) -> None:
             f"checkpoint_path={_shown(text)} is inside {str(existing)!r}, which is a file, "
             f"not a folder; {fix}."
         )
-
-
-def _shown(value, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

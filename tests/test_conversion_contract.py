@@ -4,7 +4,7 @@ RELIABILITY rows 9, 19 and 23: strings, bytes, mappings and objects in the data 
 with a ``ValueError`` (strings) or ``TypeError`` (other objects) naming the first offending
 element's position and value and how to fix it, never numpy's "could not convert" words;
 array hyperparameters given non-arrays name the parameter and the shape it needs; results
-come back as the caller's kind of array.
+come back as the caller's kind of array; an unfitted mixture says so before sampling.
 """
 
 import errno
@@ -24,6 +24,7 @@ from latentspace import (
     GaussianMixture,
     KMeans,
 )
+from latentspace.exceptions import NotFittedError
 
 torch.set_num_threads(1)
 
@@ -197,6 +198,13 @@ def test_kmeans_fit_predict_hands_back_a_tensor_like_predict():
     assert isinstance(labels, torch.Tensor) and labels.device == X.device
     assert torch.equal(labels, km.predict(X))
     assert isinstance(km.fit_predict(X.numpy()), np.ndarray)
+
+
+# ----------------------------------------------------------------------------- unfitted
+@pytest.mark.parametrize("est", ["GaussianMixture", "BernoulliMixture"])
+def test_sample_on_an_unfitted_mixture_is_not_fitted_error(est):
+    with pytest.raises(NotFittedError):
+        FACTORIES[est]().sample(3)
 
 
 # ----------------------------------------------------------------------------- checkpoints

@@ -540,6 +540,7 @@ class GaussianMixture(MixtureBase):
         labels : ndarray of shape (n_samples,)
             Component of each row.
         """
+        self._check_fitted()  # before the fitted attributes are read
         K, D = self.means_.shape
         # the label, eps, the output and a temporary per row; the full Cholesky factor of
         # each row's component is gathered too

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numbers
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -19,6 +19,7 @@ from sklearn.utils.validation import validate_data
 from ._backend import InputKind, input_kind, to_tensor
 
 __all__ = [
+    "ParameterError",
     "check_data",
     "check_finite_data",
     "check_int",
@@ -32,9 +33,15 @@ __all__ = [
     "check_array_like",
     "check_labels",
     "check_n_samples_to_draw",
+    "check_param_array",
 ]
 
 _FLOATS = (torch.float64, torch.float32)
+
+
+class ParameterError(ValueError):
+    """A hyperparameter value the estimator rejects (raised by the ``check_*`` helpers for
+    parameters), so that callers such as the command line can tell it from bad data."""
 
 
 _SHAPE_HINT = "pass a 2-D array-like of shape (n_samples, n_features)"
@@ -135,16 +142,95 @@ def check_data(
     X = check_container(X, name)
     if getattr(X, "dtype", None) == np.float16:
         X = np.asarray(X, dtype=np.float32)
-    X = validate_data(
-        est,
+    X = _converted(
+        lambda A: validate_data(
+            est,
+            A,
+            reset=reset,
+            dtype=[np.float64, np.float32],
+            accept_sparse=False,
+            ensure_min_samples=ensure_min_samples,
+            ensure_all_finite=finite,
+        ),
         X,
-        reset=reset,
-        dtype=[np.float64, np.float32],
-        accept_sparse=False,
-        ensure_min_samples=ensure_min_samples,
-        ensure_all_finite=finite,
+        name,
     )
     return to_tensor(X, device), kind
+
+
+def _converted(convert, X, name: str):
+    """``convert(X)``; when it fails on elements that are not numbers, say which one.
+
+    The check runs only after a failed conversion, so numeric input pays nothing for it.
+    """
+    try:
+        return convert(X)
+    except (TypeError, ValueError):
+        pd = sys.modules.get("pandas")
+        if getattr(getattr(X, "dtype", None), "kind", None) in _NUMERIC_KINDS or (
+            pd is not None and isinstance(X, pd.DataFrame)  # columns checked by _check_frame
+        ):
+            raise
+        bad = _non_number_error(X, name)
+        if bad is None:
+            raise
+        raise bad from None
+
+
+_NUMERIC_KINDS = frozenset("biuf")
+_SHOWN = 40  # characters of an offending value quoted in a message
+
+
+def _shown(value, limit: int = _SHOWN) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for quoting a value in a message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _position(index: tuple) -> str:
+    if len(index) == 2:
+        return f"row {index[0]}, column {index[1]}"
+    if len(index) == 1:
+        return f"element {index[0]}"
+    return f"position {index}"
+
+
+def _non_number_error(X, name: str) -> Exception | None:
+    """The error for the first element of ``X`` that cannot become a float, or None.
+
+    A string (``str``/``bytes``) gives a ``ValueError``, any other object a ``TypeError``;
+    None and pandas' NA/NaT count as missing (read as NaN) and are left to the NaN check.
+    """
+    try:
+        arr = np.asarray(X, dtype=object)
+    except (TypeError, ValueError):
+        return None
+    pd = sys.modules.get("pandas")
+    missing = (None,) if pd is None else (None, pd.NA, pd.NaT)
+    for index in np.ndindex(arr.shape):
+        value = arr[index]
+        if any(value is m for m in missing):
+            continue
+        try:
+            float(value)
+        except (TypeError, ValueError, OverflowError):
+            pass
+        else:
+            continue
+        shown = _shown(value)
+        where = _position(index) if arr.ndim else "its only element"
+        if isinstance(value, (str, bytes, np.str_, np.bytes_)):
+            return ValueError(
+                f"{name} holds a string at {where}: {shown}, and needs numbers; encode "
+                "categorical columns as numbers (e.g. sklearn.preprocessing.OneHotEncoder) "
+                f"or drop them, then convert with np.asarray({name}, dtype=float)."
+            )
+        return TypeError(  # "argument must be a string ... number": scikit-learn's wording
+            f"{name} holds a {type(value).__name__} at {where}: {shown}, which is not a "
+            "number; as for np.asarray, each element's argument must be a string or a real "
+            f"number: pass numbers only (np.asarray({name}, dtype=float) must work)."
+        )
+    return None
 
 
 def check_container(X, name: str):
@@ -158,6 +244,11 @@ def check_container(X, name: str):
         raise TypeError(
             f"Sparse input is not supported yet: {name} is a scipy.sparse "
             f"{type(X).__name__}; densify it with {name}.toarray()."
+        )
+    if isinstance(X, Mapping):  # after the sparse check: a dok_array is a dict
+        raise TypeError(
+            f"{name} is a {type(X).__name__}, not an array; {_SHAPE_HINT} (for a mapping of "
+            f"column names to values, pass pandas.DataFrame({name}))."
         )
     if isinstance(X, Iterator):
         raise TypeError(
@@ -235,17 +326,21 @@ def check_finite_data(est, X: torch.Tensor, *, name: str = "X") -> None:
 def check_int(name: str, value, *, low: int | None = None, high: int | None = None) -> int:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is an int in [low, high]."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r} ({type(value).__name__}).")
+        raise ParameterError(
+            f"{name} must be an integer, got {_shown(value)} ({type(value).__name__})."
+        )
     if (low is not None and value < low) or (high is not None and value > high):
         rng = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
-        raise ValueError(f"{name}={value} is out of range; it must be in {rng}.")
+        raise ParameterError(f"{name}={value} is out of range; it must be in {rng}.")
     return int(value)
 
 
 def check_float(name: str, value, *, low=None, high=None, low_open=False, high_open=False) -> float:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is a real number in the range."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name} must be a real number, got {value!r} ({type(value).__name__}).")
+        raise ParameterError(
+            f"{name} must be a real number, got {_shown(value)} ({type(value).__name__})."
+        )
     value = float(value)
     bad = (
         not np.isfinite(value)
@@ -255,7 +350,7 @@ def check_float(name: str, value, *, low=None, high=None, low_open=False, high_o
     if bad:
         lo = "(" if low_open else "["
         hi = ")" if high_open else "]"
-        raise ValueError(
+        raise ParameterError(
             f"{name}={value} is out of range; it must be in "
             f"{lo}{low if low is not None else '-inf'}, {high if high is not None else 'inf'}{hi}."
         )
@@ -273,8 +368,8 @@ def check_seed(name: str, value):
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
         if 0 <= value <= _SEED_MAX:
             return int(value)
-    raise ValueError(
-        f"{name}={value!r} is invalid; use None, an int in [0, {_SEED_MAX}], a "
+    raise ParameterError(
+        f"{name}={_shown(value)} is invalid; use None, an int in [0, {_SEED_MAX}], a "
         "numpy.random.RandomState or a numpy.random.Generator."
     )
 
@@ -310,10 +405,39 @@ def check_n_samples_to_draw(n_samples, row_bytes: float, owner: str, *, device="
     return n_samples
 
 
+def check_param_array(name: str, value, shape: str) -> np.ndarray:
+    """An array hyperparameter (e.g. ``means_init``) as float64, or ``ValueError`` naming
+    ``name`` and the ``shape`` it must have (e.g. ``"(n_components,) = (3,)"``).
+
+    Strings, bytes, mappings and objects that are not arrays of numbers are refused here,
+    before numpy could answer with its own words; the caller checks the shape and values.
+    """
+    if isinstance(value, torch.Tensor):
+        value = check_tensor_storage(value, name).cpu().numpy()
+    problem = None
+    if isinstance(value, (str, bytes, Mapping)):
+        problem = f"a {type(value).__name__}"
+    elif np.iscomplexobj(value):
+        problem = "complex"
+    else:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            problem = f"a {type(value).__name__}, not an array of numbers"
+    if problem is not None:
+        raise ParameterError(
+            f"{name}={_shown(value)} is invalid: it is {problem}; pass an array of real numbers "
+            f"of shape {shape}, or None."
+        )
+    return arr
+
+
 def check_choice(name: str, value, choices) -> str:
     """Raise ``ValueError`` naming ``name`` unless ``value`` is one of ``choices``."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}={value!r} is not supported; choose one of {sorted(choices)}.")
+        raise ParameterError(
+            f"{name}={_shown(value)} is not supported; choose one of {sorted(choices)}."
+        )
     return value
 
 
@@ -372,7 +496,9 @@ def check_array_like(
         Z = check_container(Z, name)
         if getattr(Z, "dtype", None) == np.float16:
             Z = np.asarray(Z, dtype=np.float32)
-        Z = check_array(Z, dtype=[np.float64, np.float32], input_name=name)
+        Z = _converted(
+            lambda A: check_array(A, dtype=[np.float64, np.float32], input_name=name), Z, name
+        )
     if n_features is not None and Z.shape[1] != n_features:
         raise ValueError(
             f"{name} has {Z.shape[1]} features, but {owner} is expecting {n_features} "

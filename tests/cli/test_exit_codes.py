@@ -106,6 +106,28 @@ CASES = [
     ("select-k kmeans X.npy --ks 0-3 --out c.png", 2, "--ks"),
     ("select-k gmm X.npy --ks 2-3 --out c.png --criterion heldout --cv 1", 2, "--cv"),
     ("info", 2, "MODEL_FILE"),
+    # hyperparameters a model rejects inside fit, after looking at the data, are usage too
+    ("fit gmm X.npy --out m.safetensors --n-components 2 --weights-init=bogus", 2,
+     "weights_init"),
+    ("fit gmm X.npy --out m.safetensors --n-components 2 --weights-init=nan", 2,
+     "weights_init"),
+    ("fit gmm X.npy --out m.safetensors --n-components 2 --weights-init=-1", 2,
+     "weights_init"),
+    ("fit gmm X.npy --out m.safetensors --n-components 2 --weights-init=", 2, "weights_init"),
+    ("fit gmm X.npy --out m.safetensors --n-components 2 --means-init=bogus", 2, "means_init"),
+    ("fit gmm X.npy --out m.safetensors --n-components 2 --means-init=nan", 2, "means_init"),
+    ("fit gmm X.npy --out m.safetensors --n-components 2 --precisions-init=bogus", 2,
+     "precisions_init"),
+    ("fit gmm X.npy --out m.safetensors --n-components 2 --precisions-init=1e999", 2,
+     "precisions_init"),
+    ("fit gan X.npy --out m.safetensors --generator-sizes 4 --discriminator-sizes 4 "
+     "--max-epochs 1 --reference-modes=bogus", 2, "reference_modes"),
+    ("fit gan X.npy --out m.safetensors --generator-sizes 4 --discriminator-sizes 4 "
+     "--max-epochs 1 --reference-std=-1", 2, "reference"),
+    ("fit ae X.npy --out m.safetensors --max-epochs 1 --checkpoint-path=", 2,
+     "checkpoint_path"),
+    ("fit vae X.npy --out m.safetensors --max-epochs 1 --checkpoint-path=" + "x" * 5000, 2,
+     "checkpoint_path"),
     # --- data (3)
     ("fit ae nan.npy --out m.safetensors", 3, "NaN"),
     ("fit ae huge.npy --out m.safetensors", 3, "rescale"),
@@ -152,6 +174,8 @@ def test_momentum_zero_and_edges_fit(d, capsys):
 
 
 def test_a_missing_optional_package_says_what_to_install(d, capsys, tmp_path):
+    """Reading data without its reader's package is a data error (3); writing an output
+    format without its package is a usage error (2): another --out suffix fixes it."""
     import pandas as pd
 
     pytest.importorskip("pyarrow")
@@ -159,16 +183,35 @@ def test_a_missing_optional_package_says_what_to_install(d, capsys, tmp_path):
     mp = pytest.MonkeyPatch()
     mp.setitem(sys.modules, "pyarrow", None)
     try:
-        for cmd in (f"fit pca {tmp_path / 'X.parquet'} --out {tmp_path / 'm.safetensors'}",
-                    f"transform {d / 'ae.safetensors'} {d / 'X.npy'} --out "
-                    f"{tmp_path / 'z.parquet'}"):
+        for cmd, code in ((f"fit pca {tmp_path / 'X.parquet'} --out {tmp_path / 'm.safetensors'}",
+                           3),
+                          (f"transform {d / 'ae.safetensors'} {d / 'X.npy'} --out "
+                           f"{tmp_path / 'z.parquet'}", 2)):
             rc = main(cmd.split())
             err = capsys.readouterr().err
-            assert rc == 2, err
+            assert rc == code, err
             assert "pip install pyarrow" in one_line(err)
     finally:
         mp.undo()
     assert not (tmp_path / "z.parquet").exists()
+
+
+def test_a_checkpoint_that_cannot_be_written_is_not_an_unexpected_error(d, capsys, tmp_path,
+                                                                        monkeypatch):
+    import errno
+
+    from latentspace import _atomic
+
+    def full_disk(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(_atomic, "atomic_write_bytes", full_disk)
+    ckpt = tmp_path / "run.ckpt"
+    rc = main(["fit", "ae", str(d / "X.npy"), "--out", str(tmp_path / "m.safetensors"),
+               "--max-epochs", "1", f"--checkpoint-path={ckpt}"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert str(ckpt) in one_line(err) and "checkpoint" in one_line(err)
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")

@@ -15,8 +15,8 @@
 Errors are one line on stderr (``latentspace: error: ...``; the traceback only with
 ``--debug``), so are warnings (``latentspace: warning: ...``), and the exit code says what
 went wrong: 0 ok, 1 unexpected, 2 usage (bad options or hyperparameters, a request larger
-than the memory, a missing optional package such as pyarrow), 3 data, 4 model file,
-5 numerical failure, 130 interrupted (the table is in :mod:`latentspace.cli._errors`).
+than the memory, a missing optional package), 3 data (also a reader's missing package, such
+as pyarrow for ``.parquet``), 4 model file, 5 numerical failure, 130 interrupted (the table is in :mod:`latentspace.cli._errors`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ _PROG = "latentspace"
 _EXIT_CODES = (
     "exit codes: 0 ok, 1 unexpected error, 2 usage (bad options or hyperparameter values, "
     "a request larger than the memory, a missing optional package), "
-    "3 data (missing, unreadable or invalid), 4 model file (missing, corrupt, unsafe, too new, "
+    "3 data (missing, unreadable or invalid, or a missing package to read it), 4 model file (missing, corrupt, unsafe, too new, "
     "unfitted), 5 numerical failure (divergence, failed factorisation, NaN/inf results), "
     "130 interrupted"
 )

@@ -3,12 +3,14 @@
 ====  ==================================================================================
 0     success
 1     unexpected error (a bug; the message says to rerun with ``--debug``)
-2     usage: bad options, hyperparameter values a model rejects, a model or request
-      (``-n``) larger than the memory available (the message gives the estimate), or a
-      missing optional package such as pyarrow for ``.parquet`` (the message says what
-      to ``pip install``): all fixed on the command line or in the installation
+2     usage: bad options, hyperparameter values a model rejects (also a
+      ``--checkpoint-path`` that cannot be written), a model or request (``-n``) larger
+      than the memory available (the message gives the estimate), or a missing optional
+      package outside reading data: all fixed on the command line or in the installation
 3     data: missing, empty, unreadable or invalid data files (NaN, wrong number of
-      features, values the model cannot represent, a data file too large to read)
+      features, values the model cannot represent, a data file too large to read), and
+      a data file whose reader needs a package that is not installed (pyarrow for
+      ``.parquet``; the message says what to ``pip install``)
 4     model file: missing, a folder, corrupt, unsafe, too new, unfitted
 5     numerical failure: divergence, a failed factorisation, NaN/inf results
 130   interrupted (Ctrl-C)
@@ -16,7 +18,9 @@
 
 The exception's type decides the code, and so does the stage it escaped from: a
 ``FileNotFoundError`` while opening the model file is a model-file error (4), the same error
-while reading the data is a data error (3).
+while reading the data is a data error (3). A hyperparameter check raises
+:class:`latentspace._validation.ParameterError`, so a rejected value counts as usage (2)
+wherever in ``fit`` it is found, even after the data has been looked at.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
+from .._validation import ParameterError
 from ..exceptions import (
     DatasetNotFoundError,
     ModelFormatError,
@@ -37,7 +42,7 @@ from ..exceptions import (
 EXIT_OK = 0
 EXIT_ERROR = 1  # anything unexpected (a bug, a full disk)
 EXIT_USAGE = 2  # bad command line, rejected hyperparameters, too much memory, missing package
-EXIT_DATA = 3  # missing, unreadable or invalid data (NaN, wrong number of features, ...)
+EXIT_DATA = 3  # missing, unreadable or invalid data (NaN, ...), or no package to read it
 EXIT_MODEL = 4  # missing, corrupt, unsafe, too new or unfitted model file
 EXIT_NUMERIC = 5  # divergence, failed factorisation, non-finite results
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
@@ -109,6 +114,8 @@ def classify(stage: str, exc: BaseException, params=()) -> int:
     if isinstance(exc, DatasetNotFoundError):
         return EXIT_DATA
     if isinstance(exc, ImportError):  # an optional dependency is not installed
+        return EXIT_DATA if stage == "data" else EXIT_USAGE
+    if isinstance(exc, ParameterError) and stage in ("fit", "compute", "output"):
         return EXIT_USAGE
     if stage != "data" and isinstance(exc, ValueError) and _MEMORY.search(one_line(exc)):
         return EXIT_USAGE  # too large for this machine: a smaller option, not other data
@@ -120,6 +127,8 @@ def classify(stage: str, exc: BaseException, params=()) -> int:
             return EXIT_DATA
     elif stage in ("fit", "compute"):
         if stage == "fit" and isinstance(exc, ValueError) and _names_param(one_line(exc), params):
+            return EXIT_USAGE
+        if stage == "fit" and isinstance(exc, OSError):  # only checkpoints are written in fit
             return EXIT_USAGE
         if isinstance(exc, (ValueError, TypeError)):
             return EXIT_DATA

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 
-from .._backend import to_numpy
+from .._backend import input_kind, to_numpy
 from .._math import Frame, abs_max, centring_offset, working_scale
 from .._validation import (
     check_array_like,
@@ -49,6 +49,7 @@ from .._validation import (
     check_random_state,
     check_seed,
     check_labels,
+    check_param_array,
 )
 from ..base import LatentModel
 from ..data import Chunk, InMemorySource, SourceInput, check_sample_weight, split_rows
@@ -247,7 +248,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
     def _array_init(self, K: int, d: int) -> torch.Tensor | None:
         if isinstance(self.init, str):
             return None
-        C = to_numpy(self.init).astype(np.float64)
+        C = check_param_array("init", self.init, f"(n_clusters, n_features) = {(K, d)}")
         if C.shape != (K, d):
             raise ValueError(
                 f"init has shape {C.shape}, but it must be (n_clusters, n_features) = {(K, d)}."
@@ -478,8 +479,10 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
         return self._out(self._labels_d2(Xt, distances=False)[0], kind)
 
     def fit_predict(self, X, y=None, sample_weight=None):
-        """``fit(X)`` then the training labels (equal to ``predict(X)``)."""
-        return self.fit(X, sample_weight=sample_weight).labels_
+        """``fit(X)`` then the training labels (equal to ``predict(X)``), as the same kind of
+        array as ``X`` (a tensor on its device for a tensor)."""
+        labels = self.fit(X, sample_weight=sample_weight).labels_
+        return self._out(torch.from_numpy(labels), input_kind(X))
 
     def transform(self, X):
         """Euclidean distance of each row to each centre: (n_samples, n_clusters), X's dtype."""

@@ -245,6 +245,7 @@ class BernoulliMixture(MixtureBase):
         X : ndarray of shape (n_samples, n_features), values 0.0 or 1.0
         labels : ndarray of shape (n_samples,)
         """
+        self._check_fitted()  # before the fitted attributes are read
         D = self.means_.shape[1]
         # the label, the uniforms, the comparison and the output per row
         n_samples, labels, rng = self._sample_labels(n_samples, random_state, 8 * (1 + 2 * D) + D)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._backend import to_numpy
+from .._validation import ParameterError, check_param_array
 from ..em import Stats
 
 __all__ = ["Family", "MixtureStats", "check_means_init", "check_weights_init", "e_step_block"]
@@ -103,14 +103,14 @@ def e_step_block(family: Family, hard: bool, X: torch.Tensor, w, P) -> MixtureSt
 
 def check_weights_init(weights_init, n_components: int) -> np.ndarray:
     """``weights_init`` as float64 (K,): non-negative, summing to 1; else ``ValueError``."""
-    w = to_numpy(weights_init).astype(np.float64)
+    w = check_param_array("weights_init", weights_init, f"(n_components,) = {(n_components,)}")
     if w.shape != (n_components,):
-        raise ValueError(
+        raise ParameterError(
             f"weights_init has shape {w.shape}, but it must be (n_components,) = "
             f"{(n_components,)}."
         )
     if not np.all(np.isfinite(w)) or np.any(w < 0) or np.any(w > 1) or not np.allclose(w.sum(), 1.0):
-        raise ValueError(
+        raise ParameterError(
             "weights_init must be non-negative and sum to 1; got values in "
             f"[{w.min():.3g}, {w.max():.3g}] summing to {w.sum():.6g}."
         )
@@ -121,14 +121,15 @@ def check_means_init(means_init, n_components: int, n_features: int, *, low=None
                      high=None, what: str = "values") -> np.ndarray:
     """``means_init`` as float64 (K, D), finite and within [low, high] where given
     (``what`` names the values in the error message)."""
-    m = to_numpy(means_init).astype(np.float64)
-    if m.shape != (n_components, n_features):
-        raise ValueError(
+    expected = (n_components, n_features)
+    m = check_param_array("means_init", means_init, f"(n_components, n_features) = {expected}")
+    if m.shape != expected:
+        raise ParameterError(
             f"means_init has shape {m.shape}, but it must be (n_components, n_features) = "
             f"{(n_components, n_features)}."
         )
     if not np.all(np.isfinite(m)):
-        raise ValueError("means_init contains NaN or infinity.")
+        raise ParameterError("means_init contains NaN or infinity.")
     if (low is not None and np.any(m < low)) or (high is not None and np.any(m > high)):
-        raise ValueError(f"means_init must hold {what} in [{low}, {high}].")
+        raise ParameterError(f"means_init must hold {what} in [{low}, {high}].")
     return m

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._backend import to_numpy
 from .._memory import check_allocation
-from .._validation import check_choice, check_float
+from .._validation import ParameterError, check_choice, check_float, check_param_array
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
 
 __all__ = ["GaussianMixture", "check_precisions_init"]
@@ -159,24 +158,25 @@ def _check_memory(cov_type: str, K: int, d: int, device) -> None:
 def check_precisions_init(precisions_init, cov_type: str, K: int, d: int) -> np.ndarray:
     """``precisions_init`` as float64 of the covariance type's shape, finite and positive
     (definite); else ``ValueError``."""
-    P = to_numpy(precisions_init).astype(np.float64)
     shape = {"full": (K, d, d), "tied": (d, d), "diag": (K, d), "spherical": (K,)}[cov_type]
+    P = check_param_array("precisions_init", precisions_init,
+                          f"{shape} for covariance_type={cov_type!r}")
     if P.shape != shape:
-        raise ValueError(
+        raise ParameterError(
             f"precisions_init has shape {P.shape}, but covariance_type='{cov_type}' needs "
             f"{shape}."
         )
     if not np.all(np.isfinite(P)):
-        raise ValueError("precisions_init contains NaN or infinity.")
+        raise ParameterError("precisions_init contains NaN or infinity.")
     if cov_type in ("full", "tied"):
         for k, M in enumerate(P.reshape(-1, d, d)):
             if not np.allclose(M, M.T) or np.any(np.linalg.eigvalsh(M) <= 0):
-                raise ValueError(
+                raise ParameterError(
                     f"precisions_init[{k}] should be symmetric, positive-definite."
                     if cov_type == "full" else "precisions_init should be symmetric, positive-definite."
                 )
     elif np.any(P <= 0):
-        raise ValueError("precisions_init should be positive.")
+        raise ParameterError("precisions_init should be positive.")
     return P
 
 
@@ -540,6 +540,7 @@ class GaussianMixture(MixtureBase):
         labels : ndarray of shape (n_samples,)
             Component of each row.
         """
+        self._check_fitted()  # before the fitted attributes are read
         K, D = self.means_.shape
         # the label, eps, the output and a temporary per row; the full Cholesky factor of
         # each row's component is gathered too

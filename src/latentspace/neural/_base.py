@@ -13,12 +13,15 @@ import json
 import os
 import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
 from .._validation import (
+    ParameterError,
+    _shown,
     check_array_like,
     check_choice,
     check_float,
@@ -141,10 +144,7 @@ class _NeuralModel(LatentModel):
                         low_open=True, high_open=True)
             check_int("n_iter_no_change", self.n_iter_no_change, low=1)
             check_float("tol", self.tol, low=0.0)
-        if self.checkpoint_path is not None and not isinstance(self.checkpoint_path, (str, os.PathLike)):
-            raise ValueError(
-                f"checkpoint_path must be None or a file path, got {self.checkpoint_path!r}."
-            )
+        check_checkpoint_path(self.checkpoint_path)
         check_int("checkpoint_every", self.checkpoint_every, low=1)
         check_int("verbose", self.verbose, low=0)
         check_seed("random_state", self.random_state)
@@ -472,3 +472,47 @@ class _NeuralModel(LatentModel):
             tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
+
+_NAME_MAX = 255  # NAME_MAX of Linux, macOS and Windows file systems, in bytes
+
+
+def check_checkpoint_path(path) -> None:
+    """Refuse, before any training, a ``checkpoint_path`` that no checkpoint could be
+    written to: not a path, empty, a folder, a name longer than the file system allows, or
+    inside something that is not a folder. A missing folder is fine (it is created)."""
+    if path is None:
+        return
+    if not isinstance(path, (str, os.PathLike)):
+        raise ParameterError(
+            f"checkpoint_path must be None or a file path, got {_shown(path)} "
+            f"({type(path).__name__})."
+        )
+    text = os.fsdecode(os.fspath(path))
+    fix = "give a file path such as 'run.ckpt', or None for no checkpoints"
+    if not text.strip():
+        raise ParameterError(f"checkpoint_path={text!r} is empty; {fix}.")
+    p = Path(text).expanduser()
+    for part in p.parts:
+        if len(os.fsencode(part)) > _NAME_MAX:
+            raise ParameterError(
+                f"checkpoint_path={_shown(text)} has a name of {len(os.fsencode(part))} bytes, "
+                f"longer than the {_NAME_MAX} file systems allow; {fix}."
+            )
+    try:
+        if p.is_dir():
+            raise ParameterError(
+                f"checkpoint_path={_shown(text)} is a folder; {fix} (a file name inside it)."
+            )
+        existing = p.parent
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        isdir = existing.is_dir()
+    except OSError as exc:  # a path the system refuses to look up (too long, a loop)
+        raise ParameterError(
+            f"checkpoint_path={_shown(text)} cannot be used ({exc.strerror or exc}); {fix}."
+        ) from None
+    if not isdir:
+        raise ParameterError(
+            f"checkpoint_path={_shown(text)} is inside {str(existing)!r}, which is a file, "
+            f"not a folder; {fix}."
+        )

@@ -41,7 +41,14 @@ def _write(path, state: dict) -> None:
 
     buf = io.BytesIO()
     torch.save(state, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, buf.getvalue())
+    except OSError as exc:  # full disk, permissions, a name the file system refuses
+        raise OSError(
+            exc.errno, f"cannot write the training checkpoint {str(path)!r}: "
+            f"{exc.strerror or exc}; free space there or choose another checkpoint_path"
+        ) from exc
 
 
 def load_checkpoint(path) -> dict:

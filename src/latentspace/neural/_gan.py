@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.utils.metaestimators import available_if
 
-from .._validation import check_choice, check_float, check_int
+from .._validation import ParameterError, check_choice, check_float, check_int, check_param_array
 from ..exceptions import ConvergenceWarning
 from . import _nets
 from ._base import MAX_WIDTH, _NeuralModel
@@ -272,7 +272,7 @@ class GAN(_NeuralModel):
             check_float("discriminator_learning_rate", self.discriminator_learning_rate,
                         low=0.0, low_open=True)
         if (self.reference_modes is None) != (self.reference_std is None):
-            raise ValueError(
+            raise ParameterError(
                 "reference_modes and reference_std go together: give both (mode centres and "
                 "their standard deviation) or neither."
             )
@@ -282,9 +282,10 @@ class GAN(_NeuralModel):
     def _fit_data(self, X):
         data, val = super()._fit_data(X)
         if self.reference_modes is not None:
-            modes = np.asarray(self.reference_modes, dtype=np.float64)
+            modes = check_param_array("reference_modes", self.reference_modes,
+                                      f"(n_modes, {self.n_features_in_})")
             if modes.ndim != 2 or modes.shape[1] != self.n_features_in_ or not np.isfinite(modes).all():
-                raise ValueError(
+                raise ParameterError(
                     f"reference_modes must be a finite (n_modes, {self.n_features_in_}) array, got "
                     f"shape {modes.shape}."
                 )

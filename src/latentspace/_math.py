@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 __all__ = ["Frame", "abs_max", "tcrossprod", "gram_upper", "col_sums", "centring_offset",
-           "eigh_desc", "pow2_scale", "rounding_floor", "working_scale"]
+           "eigh_desc", "format_unscaled", "pow2_scale", "rounding_floor", "working_scale"]
 
 
 def _blas(name: str, dtype) -> object:
@@ -133,6 +133,23 @@ def working_scale(amax: float, dtype: torch.dtype) -> float:
     if abs(e) < emax // 4:
         return 1.0
     return pow2_scale(amax)
+
+
+def format_unscaled(value: float, scale: float, power: int = 1) -> str:
+    """``value / scale**power`` formatted as ``2.64e-599``, also beyond the float64 range.
+
+    ``value`` is a positive number in working units and ``scale`` the power of two they were
+    multiplied by; the exponent is carried in decimal logarithms, so tiny or huge data-unit
+    figures in messages read right instead of as 0 or inf.
+    """
+    if not value > 0 or not np.isfinite(value):
+        return f"{value:.3g}"
+    log10 = np.log10(value) - power * np.log10(scale)
+    e = int(np.floor(log10))
+    m = 10.0 ** (log10 - e)
+    if m >= 9.995:  # rounding to 3 digits carries into the exponent
+        m, e = m / 10, e + 1
+    return f"{m:.3g}e{e:+03d}" if abs(e) >= 5 else f"{m * 10.0 ** e:.3g}"
 
 
 def _eps(dtype) -> float:

@@ -259,6 +259,11 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         """Per-model input check on a validated block (e.g. values in [0, 1])."""
         return X
 
+    def _check_summary(self, summary, scale: float) -> None:
+        """Refuse data the hyperparameters cannot fit, from the first pass's moments
+        (``summary`` of ``x * scale``, see :func:`latentspace.em.summarize_source`); none by
+        default."""
+
     # --- parameters -------------------------------------------------------------------
     def _check_common_params(self):
         check_int("n_components", self.n_components, low=1)
@@ -318,6 +323,7 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
             )
         self._check_cost(n, d)
         summary, scale, shift = summarize_source(source, scaled=self._scaled)
+        self._check_summary(summary, scale)
         if scale != 1.0:  # extreme data: the family again, in their working units
             family = self._family(d, scale)
         model = _MixtureEM(

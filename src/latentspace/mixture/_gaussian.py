@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from .._backend import to_numpy
+from .._math import format_unscaled
 from .._memory import check_allocation
 from .._validation import check_choice, check_float
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
@@ -466,6 +467,23 @@ class GaussianMixture(MixtureBase):
                 f"rank below n_samples={n_samples} apart from reg_covar; use "
                 "covariance_type='diag' or 'spherical', or reduce the features first "
                 f"(e.g. PCA(n_components<{n_samples}))."
+            )
+
+    def _check_summary(self, summary, scale: float) -> None:
+        """``reg_covar`` larger than every feature's variance swamps the data: each
+        covariance would be about reg_covar·I whatever the clusters, and EM would silently
+        merge them into one. Compared in working units (data × scale), where both are
+        representable; all-constant data (variance 0) are left to fit."""
+        var = float(summary.variance().max()) if summary.n > 0 and summary.sum is not None \
+            and summary.sum.numel() else 0.0
+        reg = float(self.reg_covar) * scale * scale
+        if 0.0 < var < reg:
+            var_data = format_unscaled(var, scale, 2)
+            raise ValueError(
+                f"reg_covar={self.reg_covar!r} is larger than the largest variance of X's "
+                f"features ({var_data}), so every covariance would be reg_covar alone and "
+                "the components could not be told apart; rescale X (e.g. "
+                f"sklearn.preprocessing.StandardScaler) or set reg_covar below {var_data}."
             )
 
     def _magnitude(self) -> float:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .._backend import to_numpy
-from .._math import format_unscaled
+from .._math import _ldexp, format_unscaled, row_exponents, scaled_half_sq_norm
 from .._memory import check_allocation
 from .._validation import check_choice, check_float
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
@@ -485,6 +485,29 @@ class GaussianMixture(MixtureBase):
                 "the components could not be told apart; rescale X (e.g. "
                 f"sklearn.preprocessing.StandardScaler) or set reg_covar below {var_data}."
             )
+
+    def _far_wlp(self, rows: torch.Tensor):
+        """eq. (1) plus log π_k for far rows (m, D), in data units, on (x − μ_k)·2^−e with e
+        each row's exponent, and log₂ of the Mahalanobis distances (m, K)."""
+        t = self.covariance_type
+        f64 = {"device": rows.device, "dtype": torch.float64}
+        means = torch.as_tensor(self.means_, **f64)  # (K, D)
+        L = torch.as_tensor(self.precisions_cholesky_, **f64)
+        K, D = means.shape
+        e = row_exponents(torch.cat([rows, means.abs().amax(0).expand_as(rows)], 1))[:, None]
+        U = _ldexp(rows[:, None, :], -e[..., None]) - _ldexp(means[None], -e[..., None])
+        if t == "full":
+            Y = torch.einsum("mkd,kde->mke", U, L)  # L_kᵀ(x − μ_k): (m, K, D)
+        elif t == "tied":
+            Y = U @ L
+        elif t == "diag":
+            Y = U * L[None]
+        else:
+            Y = U * L[None, :, None]
+        half, log2_dist = scaled_half_sq_norm(Y, e)  # (m, K)
+        log_det = _log_det(L, t, K, D)
+        weights = torch.as_tensor(self.weights_, **f64)
+        return (-0.5 * D * _LOG_2PI + log_det + torch.log(weights)) - half, log2_dist
 
     def _magnitude(self) -> float:
         """The largest of |μ| and of the standard deviations (data units)."""

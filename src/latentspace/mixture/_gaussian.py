@@ -481,8 +481,8 @@ class GaussianMixture(MixtureBase):
             var_data = format_unscaled(var, scale, 2)
             raise ValueError(
                 f"reg_covar={self.reg_covar!r} is larger than the largest variance of X's "
-                f"features ({var_data}), so every covariance would be reg_covar alone and "
-                "the components could not be told apart; rescale X (e.g. "
+                f"features ({var_data}), so every covariance would be about reg_covar "
+                "alone, whatever the data's own spread (clusters merge into one); rescale X (e.g. "
                 f"sklearn.preprocessing.StandardScaler) or set reg_covar below {var_data}."
             )
 

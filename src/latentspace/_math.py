@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 __all__ = ["Frame", "abs_max", "tcrossprod", "gram_upper", "col_sums", "centring_offset",
-           "eigh_desc", "format_unscaled", "mean_log_density", "pow2_scale", "representable_log_density",
-           "row_exponents", "scaled_half_sq_norm", "total_log_density", "rounding_floor", "working_scale"]
+           "eigh_desc", "format_unscaled", "ldexp_exact", "mean_log_density", "pow2_scale",
+           "representable_log_density", "row_exponents", "rounding_floor",
+           "scaled_half_sq_norm", "total_log_density", "working_scale"]
 
 
 def _blas(name: str, dtype) -> object:
@@ -259,7 +260,7 @@ def rounding_floor(values: torch.Tensor, total: float, mean: torch.Tensor, d: in
 
 
 # ----------------------------------------------------------------------------- far queries
-def _ldexp(A: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+def ldexp_exact(A: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
     """``A · 2^k`` (``k`` integer, broadcast against ``A``), exact wherever the result is a
     normal number: two half-steps, so that no factor overflows where the product does not."""
     k = k.to(torch.float64)
@@ -289,7 +290,7 @@ def scaled_half_sq_norm(Y: torch.Tensor, e: torch.Tensor):
     log2_norm : (...) float64 tensor, log₂‖y‖ (finite for any nonzero y)
     """
     f = torch.frexp(Y.abs().amax(-1))[1].to(torch.int64)  # (...)
-    s = 0.5 * (_ldexp(Y, -f[..., None]) ** 2).sum(-1)  # in (0, D/2], or 0
+    s = 0.5 * (ldexp_exact(Y, -f[..., None]) ** 2).sum(-1)  # in (0, D/2], or 0
     E = 2 * (torch.broadcast_to(e, f.shape) + f)
     with np.errstate(over="ignore"):
         half = np.ldexp(s.cpu().numpy(), E.cpu().numpy())
@@ -371,7 +372,9 @@ def _far_message(owner: str, rows: torch.Tensor, log2_dist: torch.Tensor, n: int
     more = ", ..." if rows.numel() > 5 else ""
     where = ", ".join(str(r) for r in shown) + more
     dist = ", ".join(_format_log2(float(v)) for v in log2_dist[:5].tolist()) + more
-    kind = "float64" if dtype == torch.float64 else f"{str(dtype).replace('torch.', '')} (pass float64 X)"
+    kind = str(dtype).replace("torch.", "")
+    if dtype != torch.float64:
+        kind += " (pass float64 X)"
     return (
         f"{rows.numel()} of {n} row(s) of X lie so far from the fitted {owner} that their "
         f"log-density is below the range of {kind}: rows {where} at {dist} standard "

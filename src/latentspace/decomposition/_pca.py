@@ -27,8 +27,8 @@ from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from .._backend import to_numpy
 from .._math import (
-    _ldexp,
     abs_max,
+    ldexp_exact,
     representable_log_density,
     row_exponents,
     rounding_floor,
@@ -486,7 +486,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             # the same quadratic form on (x − μ)·2^−e, e each row's exponent: no overflow
             Xr = X64[rows]
             e = row_exponents(torch.cat([Xr, mean.expand_as(Xr)], 1))
-            U = _ldexp(Xr, -e[:, None]) - _ldexp(mean[None], -e[:, None])  # (m, d)
+            U = ldexp_exact(Xr, -e[:, None]) - ldexp_exact(mean[None], -e[:, None])  # (m, d)
             Zr = U @ V.T
             Y = Zr / torch.sqrt(lam)
             if k < d:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from .._backend import to_numpy
-from .._math import _ldexp, format_unscaled, row_exponents, scaled_half_sq_norm
+from .._math import format_unscaled, ldexp_exact, row_exponents, scaled_half_sq_norm
 from .._memory import check_allocation
 from .._validation import check_choice, check_float
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
@@ -495,7 +495,8 @@ class GaussianMixture(MixtureBase):
         L = torch.as_tensor(self.precisions_cholesky_, **f64)
         K, D = means.shape
         e = row_exponents(torch.cat([rows, means.abs().amax(0).expand_as(rows)], 1))[:, None]
-        U = _ldexp(rows[:, None, :], -e[..., None]) - _ldexp(means[None], -e[..., None])
+        # (x − μ_k)·2^−e, each term scaled before the difference: (m, K, D)
+        U = ldexp_exact(rows[:, None, :], -e[..., None]) - ldexp_exact(means[None], -e[..., None])
         if t == "full":
             Y = torch.einsum("mkd,kde->mke", U, L)  # L_kᵀ(x − μ_k): (m, K, D)
         elif t == "tied":

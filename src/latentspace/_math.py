@@ -286,7 +286,8 @@ def scaled_half_sq_norm(Y: torch.Tensor, e: torch.Tensor):
 
     Returns
     -------
-    half : (...) float64 tensor, ½‖y‖² (+inf beyond the float64 range)
+    half : (...) float64 tensor, ½‖y‖² (+inf beyond the float64 range; NaN where ``Y``
+        itself is not finite)
     log2_norm : (...) float64 tensor, log₂‖y‖ (finite for any nonzero y)
     """
     f = torch.frexp(Y.abs().amax(-1))[1].to(torch.int64)  # (...)
@@ -294,6 +295,7 @@ def scaled_half_sq_norm(Y: torch.Tensor, e: torch.Tensor):
     E = 2 * (torch.broadcast_to(e, f.shape) + f)
     with np.errstate(over="ignore"):
         half = np.ldexp(s.cpu().numpy(), E.cpu().numpy())
+    half[~np.isfinite(s.cpu().numpy())] = np.nan  # Y itself overflowed: no distance to give
     log2_norm = 0.5 * torch.log2(2 * s) + E.to(torch.float64) / 2
     return torch.from_numpy(half).to(Y.device), log2_norm
 
@@ -351,16 +353,20 @@ def representable_log_density(ll: torch.Tensor, far, owner: str,
 
     Returns
     -------
-    (n,) float64 tensor, finite
+    (n,) float64 tensor, finite but for the rows of a degenerate model (NaN from ``far``)
     """
     lowest = float(torch.finfo(dtype).min)
     if ll.numel() == 0 or float(ll.min()) >= lowest:  # NaN and −inf fail the comparison
         return ll
     lost = torch.nonzero(~(ll >= lowest)).flatten()
     far_ll, log2_dist = far(lost)
+    # NaN: the model's own parameters overflow on the scaled route too, a degenerate model
+    # rather than a far query; those rows keep their non-finite value for the caller's
+    # finiteness check (the command line's exit status 5)
+    degenerate = torch.isnan(far_ll)
     ll = ll.clone()
-    ll[lost] = far_ll
-    beyond = ~(far_ll >= lowest)
+    ll[lost[~degenerate]] = far_ll[~degenerate]
+    beyond = ~(far_ll >= lowest) & ~degenerate
     if bool(beyond.any()):
         raise ValueError(_far_message(owner, lost[beyond], log2_dist[beyond], ll.numel(), dtype))
     return ll

@@ -10,13 +10,16 @@ leaves the next call with a core less. On a GPU, torch does everything.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 __all__ = ["Frame", "abs_max", "tcrossprod", "gram_upper", "col_sums", "centring_offset",
-           "eigh_desc", "pow2_scale", "rounding_floor", "working_scale"]
+           "eigh_desc", "format_unscaled", "ldexp_exact", "mean_log_density", "pow2_scale",
+           "representable_log_density", "row_exponents", "rounding_floor",
+           "scaled_half_sq_norm", "total_log_density", "working_scale"]
 
 
 def _blas(name: str, dtype) -> object:
@@ -135,6 +138,18 @@ def working_scale(amax: float, dtype: torch.dtype) -> float:
     return pow2_scale(amax)
 
 
+def format_unscaled(value: float, scale: float, power: int = 1) -> str:
+    """``value / scale**power`` formatted as ``2.64e-599``, also beyond the float64 range.
+
+    ``value`` is a positive number in working units and ``scale`` the power of two they were
+    multiplied by; the exponent is carried in decimal logarithms, so tiny or huge data-unit
+    figures in messages read right instead of as 0 or inf.
+    """
+    if not value > 0 or not np.isfinite(value):
+        return f"{value:.3g}"
+    return _format_log10(np.log10(value) - power * np.log10(scale))
+
+
 def _eps(dtype) -> float:
     return float(torch.finfo(dtype).eps) if isinstance(dtype, torch.dtype) else float(np.finfo(dtype).eps)
 
@@ -242,3 +257,149 @@ def rounding_floor(values: torch.Tensor, total: float, mean: torch.Tensor, d: in
     lam = float(values[0]) if values.numel() else 0.0
     centring = 4 * eps * eps * (max(total, 0.0) + 2 * float((mean * mean).sum()))
     return centring + d * _eps(torch.float64) * max(lam, 0.0)
+
+
+# ----------------------------------------------------------------------------- far queries
+def ldexp_exact(A: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+    """``A · 2^k`` (``k`` integer, broadcast against ``A``), exact wherever the result is a
+    normal number: two half-steps, so that no factor overflows where the product does not."""
+    k = k.to(torch.float64)
+    h = torch.floor(k / 2)
+    return A * torch.pow(2.0, h) * torch.pow(2.0, k - h)
+
+
+def row_exponents(A: torch.Tensor) -> torch.Tensor:
+    """The exponents e (int64, (m,)) with max |A[i]| · 2^−e in [0.5, 1) for each row of
+    ``A`` (m, ...); 0 for a zero row."""
+    amax = A.abs().reshape(A.shape[0], -1).amax(1) if A.numel() else A.new_zeros(A.shape[0])
+    return torch.frexp(amax)[1].to(torch.int64)
+
+
+def scaled_half_sq_norm(Y: torch.Tensor, e: torch.Tensor):
+    """½‖y‖² and log₂‖y‖ along the last axis of y = Y · 2^e, without overflow.
+
+    ``Y`` (..., D) holds the vectors scaled by 2^−e (``e`` int, broadcast against
+    ``Y.shape[:-1]``); each is rescaled once more by a power of two to its largest entry, so
+    that its squares are representable, and the square norm is brought back by an exact
+    ``ldexp``: the result is that of the unscaled arithmetic wherever it is representable,
+    and +inf only where ½‖y‖² itself lies beyond float64.
+
+    Returns
+    -------
+    half : (...) float64 tensor, ½‖y‖² (+inf beyond the float64 range; NaN where ``Y``
+        itself is not finite)
+    log2_norm : (...) float64 tensor, log₂‖y‖ (finite for any nonzero y)
+    """
+    f = torch.frexp(Y.abs().amax(-1))[1].to(torch.int64)  # (...)
+    s = 0.5 * (ldexp_exact(Y, -f[..., None]) ** 2).sum(-1)  # in (0, D/2], or 0
+    E = 2 * (torch.broadcast_to(e, f.shape) + f)
+    with np.errstate(over="ignore"):
+        half = np.ldexp(s.cpu().numpy(), E.cpu().numpy())
+    half[~np.isfinite(s.cpu().numpy())] = np.nan  # Y itself overflowed: no distance to give
+    log2_norm = 0.5 * torch.log2(2 * s) + E.to(torch.float64) / 2
+    return torch.from_numpy(half).to(Y.device), log2_norm
+
+
+def _format_log2(log2: float) -> str:
+    """2^log2 as ``1.3e+154``, also beyond the float64 range."""
+    if not np.isfinite(log2):
+        return "0" if log2 < 0 else "inf"
+    return _format_log10(log2 * np.log10(2.0))
+
+
+def _format_log10(log10: float) -> str:
+    e = int(np.floor(log10))
+    m = 10.0 ** (log10 - e)
+    if m >= 9.995:  # rounding to 3 digits carries into the exponent
+        m, e = m / 10, e + 1
+    return f"{m:.3g}e{e:+03d}" if abs(e) >= 5 else f"{m * 10.0 ** e:.3g}"
+
+
+def mean_log_density(ll: torch.Tensor) -> float:
+    """The mean of finite float64 values without overflow of their sum (a power-of-two
+    rescaling when the plain sum overflows)."""
+    total = float(ll.sum())
+    if math.isfinite(total):
+        return total / ll.numel()
+    t = pow2_scale(float(ll.abs().max()))
+    return float((ll * t).sum()) / ll.numel() / t
+
+
+def representable_log_density(ll: torch.Tensor, far, owner: str,
+                              dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """The policy of every density-like query: a log-density is returned when it is
+    representable, else ``ValueError``.
+
+    A row far beyond the model's scale (a query in other units, X · 1e154 against a model
+    of X) has a true log-density of order −‖x − μ‖²/σ², a finite number that the ordinary
+    route may lose to an overflow of its squares (−inf, or NaN from inf − inf). Only then,
+    for those rows only, ``far`` evaluates them again along a power-of-two-scaled route
+    (:func:`scaled_half_sq_norm`) that overflows only where the result itself does: rows
+    that are merely improbable stay finite, rows whose log-density is below the range of
+    ``dtype`` raise a ``ValueError`` naming them and their distance from the model. An
+    ordinary query costs one reduction.
+
+    Parameters
+    ----------
+    ll : (n,) float64 tensor
+        Log-densities from the ordinary route.
+    far : callable
+        ``far(index)`` with ``index`` (m,) int64 rows -> (log-densities (m,) float64,
+        log₂ of their distances from the model in standard deviations (m,)).
+    owner : str
+        The estimator's name, for the message.
+    dtype : torch.dtype
+        The dtype the result is returned in.
+
+    Returns
+    -------
+    (n,) float64 tensor, finite but for the rows of a degenerate model (NaN from ``far``)
+    """
+    lowest = float(torch.finfo(dtype).min)
+    if ll.numel() == 0 or float(ll.min()) >= lowest:  # NaN and −inf fail the comparison
+        return ll
+    lost = torch.nonzero(~(ll >= lowest)).flatten()
+    far_ll, log2_dist = far(lost)
+    # NaN: the model's own parameters overflow on the scaled route too, a degenerate model
+    # rather than a far query; those rows keep their non-finite value for the caller's
+    # finiteness check (the command line's exit status 5)
+    degenerate = torch.isnan(far_ll)
+    ll = ll.clone()
+    ll[lost[~degenerate]] = far_ll[~degenerate]
+    beyond = ~(far_ll >= lowest) & ~degenerate
+    if bool(beyond.any()):
+        raise ValueError(_far_message(owner, lost[beyond], log2_dist[beyond], ll.numel(), dtype))
+    return ll
+
+
+def _far_message(owner: str, rows: torch.Tensor, log2_dist: torch.Tensor, n: int,
+                 dtype: torch.dtype) -> str:
+    shown = rows[:5].tolist()
+    more = ", ..." if rows.numel() > 5 else ""
+    where = ", ".join(str(r) for r in shown) + more
+    dist = ", ".join(_format_log2(float(v)) for v in log2_dist[:5].tolist()) + more
+    kind = str(dtype).replace("torch.", "")
+    if dtype != torch.float64:
+        kind += " (pass float64 X)"
+    return (
+        f"{rows.numel()} of {n} row(s) of X lie so far from the fitted {owner} that their "
+        f"log-density is below the range of {kind}: rows {where} at {dist} standard "
+        "deviations from the model; rescale X to the units the model was fitted in, or "
+        "check its units."
+    )
+
+
+def total_log_density(ll: torch.Tensor, what: str, owner: str) -> float:
+    """Σ ll (finite float64 log-densities) as a float, or ``ValueError`` when the total or
+    twice it (the criteria's −2 log L) lies beyond float64 (rows near the bottom of the
+    range)."""
+    total = float(ll.sum())
+    if math.isfinite(2.0 * total):
+        return total
+    t = pow2_scale(float(ll.abs().max()))
+    approx = format_unscaled(-float((ll * t).sum()), t)
+    raise ValueError(
+        f"the {what} of X under the fitted {owner} is beyond the float64 range (its "
+        f"log-likelihood is about -{approx}): X lies far from the model; rescale X to the "
+        "units the model was fitted in, or check its units."
+    )

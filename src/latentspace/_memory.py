@@ -8,6 +8,7 @@ hour of swapping) deep inside numpy or torch.
 from __future__ import annotations
 
 import os
+import resource
 
 import torch
 
@@ -37,12 +38,48 @@ def _cgroup_limit() -> int | None:
     return None
 
 
+def _status_kib(field: str) -> int | None:
+    """A ``VmSize``-style field of ``/proc/self/status`` in bytes, or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _rlimit_room() -> int | None:
+    """Bytes the process may still map under its address-space and data-segment limits
+    (``RLIMIT_AS`` minus ``VmSize``, ``RLIMIT_DATA`` minus ``VmData``), or None when neither
+    is set. Containers and batch schedulers set them; past them every allocation fails
+    with a ``MemoryError`` however much memory the machine has free."""
+    room = None
+    for limit_name, field in (("RLIMIT_AS", "VmSize"), ("RLIMIT_DATA", "VmData")):
+        which = getattr(resource, limit_name, None)
+        if which is None:
+            continue
+        try:
+            soft, _ = resource.getrlimit(which)
+        except (OSError, ValueError):
+            continue
+        if soft == resource.RLIM_INFINITY or soft < 0:
+            continue
+        used = _status_kib(field)
+        left = max(int(soft) - (used or 0), 0)
+        room = left if room is None else min(room, left)
+    return room
+
+
 def available_bytes(device: torch.device | str = "cpu") -> int:
     """Bytes that a new allocation on ``device`` can take without swapping (best estimate).
 
     On the CPU: the kernel's ``MemAvailable`` (free memory plus reclaimable cache), capped by
-    a cgroup limit when one is set; the physical memory size where neither is readable. On a
-    CUDA device: its free memory as the driver reports it.
+    a cgroup limit when one is set and by what the process's ``RLIMIT_AS`` and
+    ``RLIMIT_DATA`` leave (limit minus its current virtual and data size); the physical
+    memory size where ``MemAvailable`` is not readable. On a CUDA device: its free memory
+    as the driver reports it.
     """
     device = torch.device(device)
     if device.type == "cuda":
@@ -53,9 +90,11 @@ def available_bytes(device: torch.device | str = "cpu") -> int:
         try:
             avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError, AttributeError):
-            return 1 << 62  # unknown: never refuse
-    limit = _cgroup_limit()
-    return min(avail, limit) if limit is not None else avail
+            avail = 1 << 62  # unknown: refuse only past a limit
+    for limit in (_cgroup_limit(), _rlimit_room()):
+        if limit is not None:
+            avail = min(avail, limit)
+    return avail
 
 
 def format_bytes(n: float) -> str:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import functools
 
-import numpy as np
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from ._backend import resolve_device, restore, to_numpy
+from ._math import mean_log_density
 from ._validation import check_data
 
 __all__ = ["LatentModel", "registered_models"]
@@ -102,7 +102,8 @@ class LatentModel(BaseEstimator):
     # --- shared API -------------------------------------------------------------------
     def score(self, X, y=None) -> float:
         """Mean of :meth:`score_samples` over ``X`` (average log-likelihood or its bound)."""
-        return float(np.mean(to_numpy(self.score_samples(X)), dtype=np.float64))
+        ll = torch.as_tensor(to_numpy(self.score_samples(X)), dtype=torch.float64)
+        return mean_log_density(ll) if ll.numel() else float("nan")
 
     def save(self, path) -> None:
         """Write the fitted model to ``path`` atomically (safetensors + JSON manifest)."""

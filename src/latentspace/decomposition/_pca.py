@@ -26,7 +26,15 @@ import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from .._backend import to_numpy
-from .._math import abs_max, rounding_floor, working_scale
+from .._math import (
+    abs_max,
+    ldexp_exact,
+    representable_log_density,
+    row_exponents,
+    rounding_floor,
+    scaled_half_sq_norm,
+    working_scale,
+)
 from .._memory import check_allocation
 from .._validation import (
     check_array_like,
@@ -453,13 +461,16 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
 
         log p(x) = −½ [d log 2π + log|C| + (x−μ)ᵀ C⁻¹ (x−μ)], C = Vᵀ(Λ − σ²I)V + σ²I, with
         log|C| = Σ log λᵢ + (d − k) log σ² and the quadratic form split into the retained
-        subspace (Σ zᵢ²/λᵢ) and the residual (‖x − μ − Vᵀz‖² / σ²).
+        subspace (Σ zᵢ²/λᵢ) and the residual (‖x − μ − Vᵀz‖² / σ²). Rows so far from the
+        model that their log-density is below the float64 range raise ``ValueError``
+        (:func:`latentspace._math.representable_log_density`).
         """
         self._check_fitted()
         X, kind = self._check_X(X, reset=False)
         X64 = X.to(torch.float64)
         V, lam, sigma2 = self._ppca(X64)
-        Xc = X64 - self._fitted("mean_", X64)
+        mean = self._fitted("mean_", X64)
+        Xc = X64 - mean
         Z = Xc @ V.T  # (n, k)
         d, k = X.shape[1], V.shape[0]
         quad = (Z * Z / lam).sum(1)
@@ -468,7 +479,22 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             R = Xc - Z @ V  # residual outside the principal subspace
             quad = quad + (R * R).sum(1) / sigma2
             logdet += (d - k) * np.log(sigma2)
-        ll = -0.5 * (d * np.log(2 * np.pi) + logdet + quad)
+        const = -0.5 * (d * np.log(2 * np.pi) + logdet)
+        ll = const - 0.5 * quad
+
+        def far(rows):
+            # the same quadratic form on (x − μ)·2^−e, e each row's exponent: no overflow
+            Xr = X64[rows]
+            e = row_exponents(torch.cat([Xr, mean.expand_as(Xr)], 1))
+            U = ldexp_exact(Xr, -e[:, None]) - ldexp_exact(mean[None], -e[:, None])  # (m, d)
+            Zr = U @ V.T
+            Y = Zr / torch.sqrt(lam)
+            if k < d:
+                Y = torch.cat([Y, (U - Zr @ V) / np.sqrt(sigma2)], 1)  # (m, k + d)
+            half, log2_norm = scaled_half_sq_norm(Y, e)
+            return const - half, log2_norm
+
+        ll = representable_log_density(ll, far, "PCA", X.dtype)
         return self._out(ll, kind)
 
     def get_covariance(self):

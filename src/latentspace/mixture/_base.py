@@ -55,7 +55,14 @@ import torch
 from sklearn.base import DensityMixin
 
 from .._backend import to_numpy
-from .._math import abs_max, pow2_scale, working_scale
+from .._math import (
+    abs_max,
+    mean_log_density,
+    pow2_scale,
+    representable_log_density,
+    total_log_density,
+    working_scale,
+)
 from .._validation import (
     check_choice,
     check_finite_result,
@@ -259,6 +266,11 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         """Per-model input check on a validated block (e.g. values in [0, 1])."""
         return X
 
+    def _check_summary(self, summary, scale: float) -> None:
+        """Refuse data the hyperparameters cannot fit, from the first pass's moments
+        (``summary`` of ``x * scale``, see :func:`latentspace.em.summarize_source`); none by
+        default."""
+
     # --- parameters -------------------------------------------------------------------
     def _check_common_params(self):
         check_int("n_components", self.n_components, low=1)
@@ -318,6 +330,7 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
             )
         self._check_cost(n, d)
         summary, scale, shift = summarize_source(source, scaled=self._scaled)
+        self._check_summary(summary, scale)
         if scale != 1.0:  # extreme data: the family again, in their working units
             family = self._family(d, scale)
         model = _MixtureEM(
@@ -389,9 +402,7 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         terms dominate the rest by 2^20 while their float64 rounding (2^40·ε) stays far
         below the linear terms that separate components of a shared covariance.
         """
-        self._check_fitted()
-        Xt, kind = self._check_X(X, reset=False)
-        Xt = self._prepare_X(Xt)
+        Xt, kind = self._query_rows(X)
         wlp = self._wlp(Xt)
         if limit and wlp.numel():
             lost = ~torch.isfinite(wlp.amax(1))
@@ -404,13 +415,39 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
                 wlp[lost] = self._wlp(rows * t[:, None])
         return wlp, kind, Xt.dtype
 
+    def _query_rows(self, X):
+        """Validated, prepared query rows and the input's kind."""
+        self._check_fitted()
+        Xt, kind = self._check_X(X, reset=False)
+        return self._prepare_X(Xt), kind
+
+    def _far_wlp(self, rows: torch.Tensor):
+        """log π_k + log p(x|θ_k) (m, K) of rows whose log-density overflowed on the ordinary
+        route, by a route that overflows only where the result does, and log₂ of their
+        distances from each component in standard deviations (m, K); a family whose
+        log-densities are always representable need not supply it."""
+        raise NotImplementedError
+
+    def _log_density(self, X) -> tuple[torch.Tensor, object, torch.dtype]:
+        """(log p(x) (n,) float64 and finite, kind, dtype) of a query: a row whose
+        log-density is below the range of its dtype raises ``ValueError`` naming it
+        (:func:`latentspace._math.representable_log_density`)."""
+        Xt, kind = self._query_rows(X)
+        ll = torch.logsumexp(self._wlp(Xt), dim=1)
+
+        def far(rows):
+            wlp, log2_dist = self._far_wlp(Xt[rows].to(torch.float64))
+            return torch.logsumexp(wlp, dim=1), log2_dist.amin(1)  # the nearest component
+
+        return representable_log_density(ll, far, type(self).__name__, Xt.dtype), kind, Xt.dtype
+
     def score_samples(self, X):
         """Log-likelihood log p(x) of each row: (n_samples,), X's float dtype.
 
-        −inf only where log p(x) itself is below the float64 range (a row some 1e154 standard
-        deviations away from every component)."""
-        wlp, kind, dtype = self._weighted_log_prob(X)
-        return self._out(torch.logsumexp(wlp, dim=1).to(dtype), kind)
+        A row so far from every component that log p(x) is below the range of X's dtype (some
+        1e154 standard deviations away in float64) raises ``ValueError`` naming it."""
+        ll, kind, dtype = self._log_density(X)
+        return self._out(ll.to(dtype), kind)
 
     def predict_proba(self, X):
         """Responsibilities p(z = k | x): (n_samples, n_components), rows sum to 1."""
@@ -429,21 +466,23 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` (float)."""
-        return float(np.mean(to_numpy(self.score_samples(X)), dtype=np.float64))
+        ll, _, _ = self._log_density(X)
+        return mean_log_density(ll)
 
-    def _total_log_likelihood(self, X) -> tuple[float, int]:
-        """(log L = Σ log p(x) in float64, n_samples) of validated ``X``."""
-        wlp, _, _ = self._weighted_log_prob(X)
-        return float(torch.logsumexp(wlp, dim=1).sum()), wlp.shape[0]
+    def _total_log_likelihood(self, X, what: str) -> tuple[float, int]:
+        """(log L = Σ log p(x) in float64, n_samples) of validated ``X``; ``ValueError`` when
+        a row's log-density or the total is beyond float64."""
+        ll, _, _ = self._log_density(X)
+        return total_log_density(ll, what, type(self).__name__), ll.shape[0]
 
     def bic(self, X):
         """Bayesian information criterion −2 log L + p log n (lower is better)."""
-        log_l, n = self._total_log_likelihood(X)
+        log_l, n = self._total_log_likelihood(X, "BIC")
         return -2 * log_l + self._n_parameters() * math.log(n)
 
     def aic(self, X):
         """Akaike information criterion −2 log L + 2p (lower is better)."""
-        log_l, _ = self._total_log_likelihood(X)
+        log_l, _ = self._total_log_likelihood(X, "AIC")
         return -2 * log_l + 2 * self._n_parameters()
 
     def _sample_labels(self, n_samples, random_state, row_bytes: float):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._math import format_unscaled, ldexp_exact, row_exponents, scaled_half_sq_norm
 from .._memory import check_allocation
 from .._validation import ParameterError, check_choice, check_float, check_param_array
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
@@ -467,6 +468,47 @@ class GaussianMixture(MixtureBase):
                 "covariance_type='diag' or 'spherical', or reduce the features first "
                 f"(e.g. PCA(n_components<{n_samples}))."
             )
+
+    def _check_summary(self, summary, scale: float) -> None:
+        """``reg_covar`` larger than every feature's variance swamps the data: each
+        covariance would be about reg_covar·I whatever the clusters, and EM would silently
+        merge them into one. Compared in working units (data × scale), where both are
+        representable; all-constant data (variance 0) are left to fit."""
+        var = float(summary.variance().max()) if summary.n > 0 and summary.sum is not None \
+            and summary.sum.numel() else 0.0
+        reg = float(self.reg_covar) * scale * scale
+        if 0.0 < var < reg:
+            var_data = format_unscaled(var, scale, 2)
+            raise ValueError(
+                f"reg_covar={self.reg_covar!r} is larger than the largest variance of X's "
+                f"features ({var_data}), so every covariance would be about reg_covar "
+                "alone, whatever the data's own spread (clusters merge into one); rescale X (e.g. "
+                f"sklearn.preprocessing.StandardScaler) or set reg_covar below {var_data}."
+            )
+
+    def _far_wlp(self, rows: torch.Tensor):
+        """eq. (1) plus log π_k for far rows (m, D), in data units, on (x − μ_k)·2^−e with e
+        each row's exponent, and log₂ of the Mahalanobis distances (m, K)."""
+        t = self.covariance_type
+        f64 = {"device": rows.device, "dtype": torch.float64}
+        means = torch.as_tensor(self.means_, **f64)  # (K, D)
+        L = torch.as_tensor(self.precisions_cholesky_, **f64)
+        K, D = means.shape
+        e = row_exponents(torch.cat([rows, means.abs().amax(0).expand_as(rows)], 1))[:, None]
+        # (x − μ_k)·2^−e, each term scaled before the difference: (m, K, D)
+        U = ldexp_exact(rows[:, None, :], -e[..., None]) - ldexp_exact(means[None], -e[..., None])
+        if t == "full":
+            Y = torch.einsum("mkd,kde->mke", U, L)  # L_kᵀ(x − μ_k): (m, K, D)
+        elif t == "tied":
+            Y = U @ L
+        elif t == "diag":
+            Y = U * L[None]
+        else:
+            Y = U * L[None, :, None]
+        half, log2_dist = scaled_half_sq_norm(Y, e)  # (m, K)
+        log_det = _log_det(L, t, K, D)
+        weights = torch.as_tensor(self.weights_, **f64)
+        return (-0.5 * D * _LOG_2PI + log_det + torch.log(weights)) - half, log2_dist
 
     def _magnitude(self) -> float:
         """The largest of |μ| and of the standard deviations (data units)."""

@@ -359,3 +359,27 @@ def test_adam_autoencoder_learns_the_same_at_any_representable_scale(scale, scal
     # oracle: the relative error of the fit on X, to float32 rounding of other data.
     X, ref = scale_case
     assert _rel_err(X, scale) == pytest.approx(ref, rel=1e-3)
+
+
+def test_skipped_steps_are_never_hidden():
+    """A fit that had to skip steps (non-finite batches from a loader) warns with their
+    count, which equals the trainer's own tally; a clean fit gives no such warning."""
+    import warnings as _w
+
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from latentspace import Autoencoder
+    from latentspace.exceptions import ConvergenceWarning
+
+    rng = np.random.RandomState(0)
+    X = torch.from_numpy(rng.randn(200, 6)).float()
+    X[40:60] = float("nan")  # the 3rd of 10 batches of 20, every epoch
+    loader = DataLoader(TensorDataset(X), batch_size=20, shuffle=False)
+    ae = Autoencoder(2, hidden_sizes=(8,), max_epochs=3, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"skipped 3 optimisation step"):
+        ae.fit(loader)
+    assert ae.n_skipped_steps_ == 3 == sum(h["n_skipped"] for h in ae.history_)
+    with _w.catch_warnings(record=True) as caught:
+        _w.simplefilter("always")
+        Autoencoder(2, hidden_sizes=(8,), max_epochs=3, random_state=0).fit(X[60:].numpy())
+    assert not [w for w in caught if "optimisation step" in str(w.message)]

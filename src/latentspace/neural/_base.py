@@ -356,6 +356,16 @@ class _NeuralModel(LatentModel):
             )
         elif hasattr(self, "tol") and result.still_improving:
             self._warn_unconverged(result, validated=val is not None)
+        if self.n_skipped_steps_:
+            # never hide a failed part of a fit: the skipped steps changed nothing
+            warnings.warn(
+                f"{type(self).__name__} skipped {self.n_skipped_steps_} optimisation step(s) "
+                "whose loss or gradients were not finite (each changed nothing; the count per "
+                "epoch is history_[i]['n_skipped']). Rescale X (e.g. StandardScaler), check it "
+                "for NaN or infinity, lower learning_rate or set grad_clip.",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
         with torch.no_grad():
             self._after_fit(network, X_monitor, generator)
         return self

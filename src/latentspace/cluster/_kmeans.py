@@ -67,7 +67,7 @@ from ._kernels import (
     relocate_empty,
     sq_distances,
 )
-from ._seeding import kmeans_plusplus
+from ._seeding import kmeans_plusplus, random_rows
 
 __all__ = ["KMeans", "kmeans_plusplus"]
 
@@ -93,8 +93,7 @@ class _Lloyd:
         if self.init == "array":
             centers = self.init_centers
         elif self.init == "random":
-            idx = rng.permutation(source.n_samples)[:K]
-            centers = source.take(idx).to(torch.float64)
+            centers = source.take(random_rows(source, K, rng)).to(torch.float64)
         else:
             centers, _ = kmeans_plusplus(source, K, rng)
         return Centers.of(centers, source.dtype)
@@ -383,7 +382,7 @@ class KMeans(ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin, So
             src = InMemorySource(Xt, w)
             C = self._array_init(K, Xt.shape[1])
             if C is None and self.init == "random":
-                idx = self._random_state_.permutation(Xt.shape[0])[:K]
+                idx = random_rows(src, K, self._random_state_)
                 C = Xt[torch.as_tensor(idx)].to(torch.float64)
             elif C is None:  # seeded in the batch's working frame, as fit seeds
                 summary, scale, shift = summarize_source(src)

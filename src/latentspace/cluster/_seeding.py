@@ -10,7 +10,7 @@ import torch
 from .._backend import to_numpy
 from ..data import InMemorySource, scaled
 
-__all__ = ["kmeans_plusplus"]
+__all__ = ["kmeans_plusplus", "random_rows"]
 
 
 class _InitDistances:
@@ -88,3 +88,25 @@ def kmeans_plusplus(source, n_clusters: int, rng, *, scale: float = 1.0, n_local
         indices.append(int(cand[best]))
         centers.append(rows[best])
     return torch.stack(centers), np.asarray(indices, dtype=np.int64)
+
+
+def random_rows(source, K: int, rng: np.random.RandomState) -> np.ndarray:
+    """Indices of ``K`` distinct rows of ``source`` drawn at random: ``init="random"``.
+
+    Unweighted data: a uniform draw. Weighted data: each row drawn with probability
+    proportional to its sample weight, without replacement, so that a row of weight 0 is never
+    a centre (as scikit-learn draws them).
+    """
+    n = source.n_samples
+    w = source.take_weights(np.arange(n))
+    if w is None:
+        return rng.permutation(n)[:K]
+    w = to_numpy(w).astype(np.float64)
+    positive = int(np.count_nonzero(w > 0))
+    if positive < K:
+        raise ValueError(
+            f"init='random' draws n_clusters={K} distinct rows of positive sample_weight, but "
+            f"only {positive} row(s) have one; give more rows positive weight or lower "
+            "n_clusters."
+        )
+    return rng.choice(n, size=K, replace=False, p=w / w.sum())

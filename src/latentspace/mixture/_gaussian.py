@@ -273,9 +273,11 @@ class _GaussianFamily(Family):
         if "precisions" in u:
             prec = u["precisions"]
             if t in ("full", "tied"):
-                # L lower with precision = L Lᵀ serves eq. (1) as well as the upper factor
-                L = torch.linalg.cholesky(prec)
-                cov = torch.cholesky_inverse(L)
+                cov = torch.cholesky_inverse(torch.linalg.cholesky(prec))
+                # the upper factor (precision = L Lᵀ, L upper), as precisions_cholesky_ is
+                # everywhere else: the lower Cholesky factor of the precision with its rows
+                # and columns reversed, reversed back (J P J = M Mᵀ gives P = (JMJ)(JMJ)ᵀ)
+                L = torch.linalg.cholesky(prec.flip(-1, -2)).flip(-1, -2)
             else:
                 L = torch.sqrt(prec)
                 cov = 1.0 / prec

@@ -17,23 +17,14 @@ import pytest
 import latentspace
 from latentspace.cli import main
 from latentspace.mixture import GaussianMixture
-from latentspace.neural import VAE, Autoencoder, _nets
+from latentspace.neural import VAE, Autoencoder
 
 SRC = Path(latentspace.__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
-def _no_huge_network(monkeypatch):
-    """Fail, rather than allocate, a network over 10**8 parameters (a check that let one
-    through would exhaust the machine's memory instead of failing the test)."""
-    real = _nets.materialize
-
-    def guarded(module, *args, **kwargs):
-        if sum(p.numel() for p in module.parameters()) > 10**8:
-            raise AssertionError("a huge network was about to be allocated")
-        return real(module, *args, **kwargs)
-
-    monkeypatch.setattr(_nets, "materialize", guarded)
+def _no_huge_network(no_huge_network):
+    """Every test here runs with the shared guard against allocating a huge network."""
 
 
 @pytest.fixture(scope="module")

@@ -41,17 +41,8 @@ NAMES = ("ae", "vae", "gan")
 
 
 @pytest.fixture(autouse=True)
-def _no_huge_network(monkeypatch):
-    """Fail, rather than allocate, a network over 10**8 parameters: a check that let one
-    through would otherwise exhaust the machine's memory instead of failing the test."""
-    real = _nets.materialize
-
-    def guarded(module, *args, **kwargs):
-        if sum(p.numel() for p in module.parameters()) > 10**8:
-            raise AssertionError("a huge network was about to be allocated")
-        return real(module, *args, **kwargs)
-
-    monkeypatch.setattr(_nets, "materialize", guarded)
+def _no_huge_network(no_huge_network):
+    """Every test here runs with the shared guard against allocating a huge network."""
 
 
 @pytest.fixture(scope="module")

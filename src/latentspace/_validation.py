@@ -22,6 +22,8 @@ __all__ = [
     "ParameterError",
     "check_data",
     "check_finite_data",
+    "check_observed_data",
+    "check_missing",
     "check_int",
     "check_float",
     "check_choice",
@@ -63,7 +65,8 @@ def check_tensor_storage(X: torch.Tensor, name: str) -> torch.Tensor:
 
 
 def _check_torch(
-    est, X: torch.Tensor, *, reset: bool, ensure_min_samples: int, name: str, finite: bool = True
+    est, X: torch.Tensor, *, reset: bool, ensure_min_samples: int, name: str,
+    finite: bool | str = True,
 ):
     X = check_tensor_storage(X, name)
     if X.is_complex():
@@ -87,7 +90,9 @@ def _check_torch(
     if X.dtype not in _FLOATS:
         # bool/int -> float64 like scikit-learn; half precisions -> float32
         X = X.to(torch.float32 if X.is_floating_point() else torch.float64)
-    if finite:
+    if finite == "allow-nan":
+        check_observed_data(X, name=name)
+    elif finite:
         check_finite_data(est, X, name=name)
     if reset:
         est.n_features_in_ = d
@@ -109,7 +114,7 @@ def check_data(
     device: torch.device,
     ensure_min_samples: int = 1,
     name: str = "X",
-    finite: bool = True,
+    finite: bool | str = True,
 ) -> tuple[torch.Tensor, InputKind]:
     """Validate ``X`` and return it as a float32/float64 tensor on ``device``.
 
@@ -126,6 +131,9 @@ def check_data(
         Reject NaN and infinity here. A caller whose first pass over the data would show them
         anyway (a sum of squares turns non-finite) passes False and calls
         :func:`check_finite_data` only when that pass comes out non-finite, saving one pass.
+        ``"allow-nan"`` keeps NaN as missing entries (models with ``missing="marginalize"``)
+        and still rejects infinity and rows with no observed entry
+        (:func:`check_observed_data`).
 
     Returns
     -------
@@ -155,7 +163,10 @@ def check_data(
         X,
         name,
     )
-    return to_tensor(X, device), kind
+    X = to_tensor(X, device)
+    if finite == "allow-nan":
+        check_observed_data(X, name=name)
+    return X, kind
 
 
 def _converted(convert, X, name: str):
@@ -316,11 +327,43 @@ def _check_frame(X, name: str, pd) -> None:
 def check_finite_data(est, X: torch.Tensor, *, name: str = "X") -> None:
     """Raise ``ValueError`` naming NaN or infinity when the tensor ``X`` holds either."""
     if not bool(torch.isfinite(X).all()):
-        what = "NaN" if bool(torch.isnan(X).any()) else "infinity"
+        nan = bool(torch.isnan(X).any())
+        what = "NaN" if nan else "infinity"
+        if nan and "missing" in getattr(est, "__dict__", {}):
+            raise ValueError(
+                f"Input {name} contains NaN; {type(est).__name__}(missing={est.missing!r}) "
+                "does not accept missing values. Pass missing='marginalize' to treat NaN "
+                "entries as missing at random, or impute or drop them first."
+            )
         raise ValueError(
             f"Input {name} contains {what}; {type(est).__name__} does not accept missing or "
             "infinite values. Impute or drop them first (e.g. sklearn.impute.SimpleImputer)."
         )
+
+
+def check_observed_data(X: torch.Tensor, *, name: str = "X") -> None:
+    """NaN entries are missing values: raise ``ValueError`` for infinity, and for a row with
+    no observed entry (naming the first such row)."""
+    if bool(torch.isinf(X).any()):
+        raise ValueError(
+            f"Input {name} contains infinity; only NaN marks a missing entry. Replace the "
+            "infinite values (or mark them missing with NaN)."
+        )
+    if X.numel() and bool(torch.isnan(X).any()):
+        empty = torch.isnan(X).all(1)
+        if bool(empty.any()):
+            row = int(torch.nonzero(empty)[0, 0])
+            count = int(empty.sum())
+            raise ValueError(
+                f"Row {row} of {name} has no observed entry (all {X.shape[1]} values are NaN"
+                f"{f'; {count} such rows in all' if count > 1 else ''}): a model cannot say "
+                "anything about it. Drop the rows with nothing observed."
+            )
+
+
+def check_missing(value) -> str:
+    """The ``missing`` hyperparameter: ``"raise"`` or ``"marginalize"``."""
+    return check_choice("missing", value, ("raise", "marginalize"))
 
 
 def check_int(name: str, value, *, low: int | None = None, high: int | None = None) -> int:

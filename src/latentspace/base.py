@@ -79,9 +79,15 @@ class LatentModel(BaseEstimator):
         return resolve_device(getattr(self, "device", "cpu"))
 
     def _check_X(
-        self, X, *, reset: bool, ensure_min_samples: int = 1, device=None, finite: bool = True
+        self, X, *, reset: bool, ensure_min_samples: int = 1, device=None,
+        finite: bool | str = True,
     ):
-        """Validate ``X`` -> (float tensor on the model's device, caller's InputKind)."""
+        """Validate ``X`` -> (float tensor on the model's device, caller's InputKind).
+
+        A model whose ``missing`` hyperparameter is ``"marginalize"`` keeps NaN entries as
+        missing values (infinity and rows with nothing observed are still refused)."""
+        if finite is True and getattr(self, "missing", "raise") == "marginalize":
+            finite = "allow-nan"
         return check_data(
             self,
             X,

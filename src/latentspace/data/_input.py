@@ -30,7 +30,8 @@ def split_rows(chunk_X: torch.Tensor, rows: int):
 
 
 def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
-    """``sample_weight`` as a float64 array of shape (n_samples,): finite and non-negative."""
+    """``sample_weight`` as a float64 array of shape (n_samples,): finite, non-negative, at
+    least one positive."""
     from .._validation import check_container, check_tensor_storage
 
     if isinstance(sample_weight, torch.Tensor):
@@ -53,6 +54,10 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
         raise ValueError("sample_weight contains NaN or infinity; give finite weights.")
     if np.any(w < 0):
         raise ValueError("sample_weight must be non-negative; got negative weights.")
+    if n_samples and not np.any(w > 0):
+        raise ValueError(
+            "sample_weight must have at least one positive weight; all weights are 0."
+        )
     return w.copy()
 
 

@@ -78,6 +78,8 @@ from ..data import Chunk, ChunkedSource, DaskSource, InMemorySource, SourceInput
 from ..em import run_em, summarize_source
 from ..exceptions import ConvergenceWarning
 from ._family import Family, MixtureStats, check_means_init, check_weights_init, e_step_block
+from ._stream import (check_learning_params, positive_rows, query_weights, running_state,
+                      stepwise_update, weighted_mean, weighted_total)
 
 __all__ = ["Family", "MixtureBase", "MixtureStats", "check_means_init", "check_weights_init"]
 
@@ -135,7 +137,17 @@ class _WorkingView:
             return self.work(src.X)
         if isinstance(src, DaskSource):
             return src.map_blocks(self.work)
-        return ChunkedSource(lambda: (self.work(c.X) for c in src.chunks()))
+        return ChunkedSource(lambda: ((self.work(c.X), c.w) if c.w is not None
+                                      else self.work(c.X) for c in src.chunks()))
+
+    def kmeans_weights(self):
+        """The sample weights for :meth:`kmeans_input`: None, or a tensor of (n,) for data in
+        memory or in Dask (weights are small); chunked input carries its own (see
+        :meth:`kmeans_input`)."""
+        src = self.source
+        if isinstance(src, ChunkedSource):
+            return None
+        return src.take_weights(np.arange(src.n_samples))
 
 
 # ----------------------------------------------------------------------------- the engine model
@@ -150,6 +162,23 @@ def _uniform_rows(seed: int, offset: int, n: int, K: int, block: int = 1024) -> 
     allrows = np.concatenate(parts)
     start = offset - first * block
     return allrows[start : start + n]
+
+
+def _rows_from_data(view, K: int, rng) -> np.ndarray:
+    """``init_params="random_from_data"``: K distinct rows, uniformly without weights, else
+    drawn with probability ∝ w without replacement (never a row of weight 0)."""
+    w = view.take_weights(np.arange(view.n_samples))
+    if w is None:
+        return rng.choice(view.n_samples, size=K, replace=False)
+    w = to_numpy(w).astype(np.float64)
+    positive = int(np.count_nonzero(w > 0))
+    if positive < K:
+        raise ValueError(
+            f"init_params='random_from_data' draws n_components={K} distinct rows of positive "
+            f"sample_weight, but only {positive} row(s) have one; give more rows positive "
+            "weight, lower n_components or use init_params='kmeans'."
+        )
+    return rng.choice(view.n_samples, size=K, replace=False, p=w / w.sum())
 
 
 @dataclass(frozen=True)
@@ -197,7 +226,8 @@ class _MixtureEM:
             # inertia is representable even for data near the float64 limits
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # duplicates: the mixture warns on its own
-                km.fit(view.kmeans_input())
+                w = view.kmeans_weights()
+                km.fit(view.kmeans_input(), sample_weight=None if w is None else to_numpy(w))
 
             def resp(chunk):
                 labels = km.predict(chunk.X)
@@ -210,7 +240,7 @@ class _MixtureEM:
             if self.init == "k-means++":
                 _, idx = kmeans_plusplus(view, K, rng)
             else:
-                idx = rng.choice(view.n_samples, size=K, replace=False)
+                idx = _rows_from_data(view, K, rng)
             where = {int(i): k for k, i in enumerate(idx)}
 
             def resp(chunk):
@@ -299,37 +329,60 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
             setattr(self, name, value)
 
     # --- fit --------------------------------------------------------------------------
-    def fit(self, X, y=None):
-        """Estimate the mixture's parameters by EM.
+    def fit(self, X, y=None, sample_weight=None):
+        """Estimate the mixture's parameters by EM (exact batch EM, also on chunked input).
 
         Parameters
         ----------
         X : array-like, tensor, memmap, ChunkedSource or Dask array of shape (n_samples, n_features)
         y : ignored
+        sample_weight : array-like of shape (n_samples,), Dask array or None
+            Non-negative weights w_n, at least one positive: every statistic is the weighted
+            sum Σ_n w_n r_nk T(x_n), so an integer weight equals repeating the row and a
+            weight of 0 equals removing it. Chunked input gives its weights as pairs
+            ``(X_chunk, sample_weight_chunk)`` instead; a Dask ``X`` takes a Dask array.
 
         Returns
         -------
         self
+
+        Notes
+        -----
+        ``fit`` starts afresh (also the running statistics of :meth:`partial_fit`, which it
+        leaves at those of its final E-step). Use it, chunked, for data that can be read
+        several times; use :meth:`partial_fit` for one pass over a stream.
         """
         self._check_common_params()
+        check_learning_params(self)
         warm = bool(self.warm_start) and hasattr(self, "converged_")
         d_prev = getattr(self, "n_features_in_", None)
-        source, _ = self._make_source(X, block_rows=1 << 14)
+        source, _ = self._make_source(X, sample_weight, block_rows=1 << 14)
         d = source.n_features
         if warm and d != d_prev:
             raise ValueError(
                 f"X has {d} features, but {type(self).__name__} is expecting {d_prev} features "
                 "as input (warm_start=True reuses the previous fit)."
             )
+        return self._fit_source(source, warm)
+
+    def _fit_source(self, source, warm: bool):
+        """EM on a validated source (``fit``, and the first :meth:`partial_fit` call)."""
+        d = source.n_features
         family = self._family(d, 1.0)  # hyperparameters checked before any pass over the data
         n, K = source.n_samples, self.n_components
+        if n >= K:
+            n = positive_rows(source)  # rows of weight 0 are no data
         if n < K:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = {K}, "
-                f"n_samples = {n}."
+                f"n_samples = {n}" + (" (rows of positive sample_weight)." if n < source.n_samples
+                                      else ".")
             )
         self._check_cost(n, d)
         summary, scale, shift = summarize_source(source, scaled=self._scaled)
+        if not math.isfinite(summary.n):
+            raise ValueError("sample_weight sums beyond the float64 range; divide the weights "
+                             "by a constant.")
         self._check_summary(summary, scale)
         if scale != 1.0:  # extreme data: the family again, in their working units
             family = self._family(d, scale)
@@ -351,6 +404,61 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         self.lower_bound_ = float(self.lower_bounds_[-1])
         self.n_iter_ = int(result.n_iter)
         self.converged_ = bool(result.converged)
+        # the statistics of the final E-step start partial_fit's running statistics
+        for key, value in running_state(result.stats, result.params, scale, 1).items():
+            setattr(self, key, value)
+        return self
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the mixture with one chunk of a stream (stepwise online EM).
+
+        Stepwise EM (Cappé & Moulines 2009; Liang & Klein 2009; module
+        :mod:`latentspace.mixture._stream`, eqs. 1-2): the chunk's statistics under the
+        current parameters, per unit weight, ŝ_t, are blended into running statistics
+        s̄ ← (1 − η_t) s̄ + η_t ŝ_t with η_t = (learning_offset + t)^(−learning_decay), and
+        the M-step runs on N_t · s̄ (N_t the total weight seen), so priors and
+        regularisation weigh as in a batch fit of the same total.
+
+        The first call on an unfitted model fits its chunk by the model's own
+        initialisation and batch EM (``n_init``, ``max_iter``, ``tol``), which needs at least
+        ``n_components`` rows of positive weight; its final E-step starts s̄. After
+        :meth:`fit`, ``partial_fit`` continues from the fitted model: s̄ from fit's final
+        E-step, N its total weight, and the next call is t = 2. The working scale is fixed by
+        that first chunk (or fit): a later chunk beyond it raises ``ValueError``.
+
+        Use :meth:`fit` (chunked input is exact batch EM) when the data can be read several
+        times, e.g. from disk; use ``partial_fit`` for one pass over a stream, or for data
+        whose distribution drifts (a ``learning_decay`` below 1 forgets the past faster).
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_chunk, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_chunk,) or None
+            Non-negative weights of the chunk's rows, at least one positive.
+
+        Returns
+        -------
+        self
+
+        Notes
+        -----
+        Each call appends one entry to ``lower_bounds_``: the chunk's per-sample bound under
+        the parameters it was E-stepped with (before the update), with a prior weighed for
+        N_t; the first call on an unfitted model appends the bound of its batch fit. The
+        running statistics are fitted attributes (``running_*_``, ``n_samples_seen_``,
+        ``n_steps_``) saved with the model, so a loaded model continues identically.
+        ``n_iter_`` counts the batch EM iterations that started the stream plus one per later
+        call; ``converged_`` is that batch fit's.
+        """
+        self._check_common_params()
+        check_learning_params(self)
+        if hasattr(self, "weights_"):
+            return stepwise_update(self, X, sample_weight)
+        Xt, _ = self._check_X(X, reset=True)
+        w = None if sample_weight is None else query_weights(sample_weight, Xt.shape[0], Xt.device)
+        self._fit_source(InMemorySource(Xt, w, chunk_rows=1 << 14), warm=False)
+        self.lower_bounds_ = self.lower_bounds_[-1:].copy()  # one entry per call
         return self
 
     def _warn_unused_components(self):
@@ -460,29 +568,42 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         wlp, kind, _ = self._weighted_log_prob(X, limit=True)
         return self._out(wlp.argmax(1), kind)
 
-    def fit_predict(self, X, y=None):
-        """``fit(X)`` then ``predict(X)`` (labels under the final parameters)."""
-        return self.fit(X).predict(X)
+    def fit_predict(self, X, y=None, sample_weight=None):
+        """``fit(X, sample_weight=sample_weight)`` then ``predict(X)`` (labels under the final
+        parameters)."""
+        return self.fit(X, sample_weight=sample_weight).predict(X)
 
-    def score(self, X, y=None):
-        """Mean log-likelihood of ``X`` (float)."""
+    def score(self, X, y=None, sample_weight=None):
+        """Mean log-likelihood of ``X`` (float): Σ w log p(x) / Σ w with ``sample_weight``
+        (array-like of shape (n_samples,), non-negative, one positive), else the plain mean."""
         ll, _, _ = self._log_density(X)
-        return mean_log_density(ll)
+        if sample_weight is None:
+            return mean_log_density(ll)
+        return weighted_mean(ll, query_weights(sample_weight, ll.shape[0], ll.device))
 
-    def _total_log_likelihood(self, X, what: str) -> tuple[float, int]:
-        """(log L = Σ log p(x) in float64, n_samples) of validated ``X``; ``ValueError`` when
-        a row's log-density or the total is beyond float64."""
+    def _total_log_likelihood(self, X, what: str, sample_weight=None) -> tuple[float, float]:
+        """(log L = Σ w log p(x) in float64, n = Σ w) of validated ``X`` (w = 1 without
+        weights); ``ValueError`` when a row's log-density or the total is beyond float64."""
         ll, _, _ = self._log_density(X)
-        return total_log_density(ll, what, type(self).__name__), ll.shape[0]
+        if sample_weight is None:
+            return total_log_density(ll, what, type(self).__name__), ll.shape[0]
+        w = query_weights(sample_weight, ll.shape[0], ll.device)
+        return weighted_total(ll, w, what, type(self).__name__)
 
-    def bic(self, X):
-        """Bayesian information criterion −2 log L + p log n (lower is better)."""
-        log_l, n = self._total_log_likelihood(X, "BIC")
+    def bic(self, X, sample_weight=None):
+        """Bayesian information criterion −2 log L + p log n (lower is better).
+
+        With ``sample_weight`` (array-like of shape (n_samples,)), log L = Σ w log p(x) and
+        n = Σ w: integer weights give the criterion of the data with rows repeated, and
+        weights that are not counts should be scaled so that Σ w is the effective sample
+        size."""
+        log_l, n = self._total_log_likelihood(X, "BIC", sample_weight)
         return -2 * log_l + self._n_parameters() * math.log(n)
 
-    def aic(self, X):
-        """Akaike information criterion −2 log L + 2p (lower is better)."""
-        log_l, _ = self._total_log_likelihood(X, "AIC")
+    def aic(self, X, sample_weight=None):
+        """Akaike information criterion −2 log L + 2p (lower is better); with
+        ``sample_weight``, log L = Σ w log p(x)."""
+        log_l, _ = self._total_log_likelihood(X, "AIC", sample_weight)
         return -2 * log_l + 2 * self._n_parameters()
 
     def _sample_labels(self, n_samples, random_state, row_bytes: float):

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .._validation import check_float
+from ._stream import DEFAULT_LEARNING_DECAY, DEFAULT_LEARNING_OFFSET
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
 
 __all__ = ["BernoulliMixture"]
@@ -161,6 +162,11 @@ class BernoulliMixture(MixtureBase):
         "means_": ("float", ("n_components", "n_features_in_")),
         "lower_bounds_": ("float", ("*",), "nonfinite"), "lower_bound_": ("float", None),
         "n_iter_": ("int", None), "converged_": ("bool", None),
+        # partial_fit's running statistics (per unit weight, working units; see _stream.py)
+        "running_nk_": ("float", ("n_components",), "optional"),
+        "running_sums_": ("float", ("n_components", "n_features_in_"), "optional"),
+        "running_scale_": ("float", None, "optional"),
+        "n_samples_seen_": ("float", None, "optional"), "n_steps_": ("int", None, "optional"),
     }
 
     def __init__(
@@ -180,6 +186,8 @@ class BernoulliMixture(MixtureBase):
         warm_start=False,
         verbose=0,
         device="cpu",
+        learning_decay=DEFAULT_LEARNING_DECAY,
+        learning_offset=DEFAULT_LEARNING_OFFSET,
     ):
         self.n_components = n_components
         self.binarize = binarize
@@ -195,6 +203,8 @@ class BernoulliMixture(MixtureBase):
         self.warm_start = warm_start
         self.verbose = verbose
         self.device = device
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # --- input and parameters ------------------------------------------------------------
     def _prepare_X(self, X: torch.Tensor) -> torch.Tensor:

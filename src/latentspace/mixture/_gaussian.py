@@ -29,6 +29,7 @@ import torch
 from .._math import format_unscaled, ldexp_exact, row_exponents, scaled_half_sq_norm
 from .._memory import check_allocation
 from .._validation import ParameterError, check_choice, check_float, check_param_array
+from ._stream import DEFAULT_LEARNING_DECAY, DEFAULT_LEARNING_OFFSET
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
 
 __all__ = ["GaussianMixture", "check_precisions_init"]
@@ -362,6 +363,17 @@ class GaussianMixture(MixtureBase):
                                 "spherical": ("n_components",)}})),
         "lower_bounds_": ("float", ("*",), "nonfinite"), "lower_bound_": ("float", None),
         "n_iter_": ("int", None), "converged_": ("bool", None),
+        # partial_fit's running statistics (per unit weight, working units; see _stream.py)
+        "running_nk_": ("float", ("n_components",), "optional"),
+        "running_sums_": ("float", ("n_components", "n_features_in_"), "optional"),
+        "running_second_": ("float", {"covariance_type": {
+            "full": ("n_components", "n_features_in_", "n_features_in_"),
+            "tied": ("n_features_in_", "n_features_in_"),
+            "diag": ("n_components", "n_features_in_"),
+            "spherical": ("n_components", "n_features_in_")}}, "optional"),
+        "running_shift_": ("float", ("n_features_in_",), "optional"),
+        "running_scale_": ("float", None, "optional"),
+        "n_samples_seen_": ("float", None, "optional"), "n_steps_": ("int", None, "optional"),
     }
 
     def __init__(
@@ -382,6 +394,8 @@ class GaussianMixture(MixtureBase):
         warm_start=False,
         verbose=0,
         device="cpu",
+        learning_decay=DEFAULT_LEARNING_DECAY,
+        learning_offset=DEFAULT_LEARNING_OFFSET,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -398,6 +412,8 @@ class GaussianMixture(MixtureBase):
         self.warm_start = warm_start
         self.verbose = verbose
         self.device = device
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # --- the family and its parameters ---------------------------------------------------
     def _family(self, n_features: int, scale: float, *, fit: bool = True) -> "_GaussianFamily":

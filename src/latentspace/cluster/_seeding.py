@@ -78,8 +78,13 @@ def kmeans_plusplus(source, n_clusters: int, rng, *, scale: float = 1.0, n_local
     pot = float(closest @ w)
     for _ in range(1, n_clusters):
         rand = rng.uniform(size=n_local_trials) * pot
-        cand = np.searchsorted(np.cumsum(w * closest), rand)
-        cand = np.clip(cand, None, n - 1)
+        mass = w * closest  # (n,) the D² weights; a row of weight 0 has none
+        # side="right" never lands on a row of zero mass (a flat step of the cumulative
+        # sum), not even for a draw of exactly 0; a draw past the last step by rounding goes
+        # to the last row with mass
+        cand = np.searchsorted(np.cumsum(mass), rand, side="right")
+        has_mass = np.flatnonzero(mass > 0)
+        cand = np.clip(cand, None, has_mass[-1] if has_mass.size else n - 1)
         rows = source.take(cand).to(torch.float64)
         d = np.minimum(closest[:, None], to_numpy(distances(rows)))
         pots = w @ d

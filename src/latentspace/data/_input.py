@@ -56,7 +56,7 @@ def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
         raise ValueError("sample_weight must be non-negative; got negative weights.")
     if n_samples and not np.any(w > 0):
         raise ValueError(
-            "sample_weight must have at least one positive weight; all weights are 0."
+            "sample_weight must have at least one positive weight; all weights are zero."
         )
     return w.copy()
 

@@ -203,7 +203,7 @@ def stepwise_update(est, X, sample_weight):
         part = e_step_block(family, bool(est.hard), Xw, wb, P)
         stats = part if stats is None else stats + part
     if not stats.n > 0:
-        raise ValueError("sample_weight must have at least one positive weight; all are 0.")
+        raise ValueError("sample_weight must have at least one positive weight; all weights are zero.")
     restart = not _has_state(est, stats)
     if not restart:
         for f in _fields(stats):

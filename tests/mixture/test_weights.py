@@ -218,3 +218,19 @@ def test_weighted_bernoulli_kmeans_init_runs_with_weights_in_chunks():
     chunked = BernoulliMixture(2, random_state=0).fit(
         ChunkedSource([(X[i:i + 50], w[i:i + 50]) for i in range(0, 200, 50)]))
     _same_fit(ref, chunked)
+
+
+@pytest.mark.parametrize("c", [1e-300, 1e-20, 1e20, 1e300])
+def test_gaussian_fit_is_free_of_the_weights_scale(c):
+    """Maximum likelihood: weights c·w give the fit of w, also where c·w·x² would leave
+    float64 or the M-step's guard would swamp N_k, since the fit works on the weights
+    times an exact power of two."""
+    X = _blobs()
+    w = np.random.RandomState(6).rand(X.shape[0]) + 0.5
+    ref = _fit(_gmm("full"), X, w)
+    got = _fit(_gmm("full"), X, w * c)
+    # the same EM but for the rounding of c·w and the guard (10ε against N_k ≈ 60): 1e-12
+    _same_fit(ref, got)
+    assert got.n_samples_seen_ == pytest.approx(c * w.sum(), rel=1e-12)
+    assert got.score(X, sample_weight=w * c) == pytest.approx(ref.score(X, sample_weight=w),
+                                                             rel=1e-12)

@@ -78,8 +78,8 @@ from ..data import Chunk, ChunkedSource, DaskSource, InMemorySource, SourceInput
 from ..em import run_em, summarize_source
 from ..exceptions import ConvergenceWarning
 from ._family import Family, MixtureStats, check_means_init, check_weights_init, e_step_block
-from ._stream import (check_learning_params, positive_rows, query_weights, running_state,
-                      stepwise_update, weighted_mean, weighted_total)
+from ._stream import (check_learning_params, query_weights, running_state, stepwise_update,
+                      weight_summary, weight_unit, weighted_mean, weighted_total)
 
 __all__ = ["Family", "MixtureBase", "MixtureStats", "check_means_init", "check_weights_init"]
 
@@ -95,8 +95,9 @@ class _WorkingView:
     of a Dask source), so blocks are formed where the data are.
     """
 
-    def __init__(self, source, prepare, scale: float, rows: int):
+    def __init__(self, source, prepare, scale: float, rows: int, wscale: float = 1.0):
         self.source, self.prepare, self.scale, self.rows = source, prepare, scale, rows
+        self.wscale = wscale  # an exact power of two the sample weights are multiplied by
         self.n_samples, self.n_features = source.n_samples, source.n_features
         self.dtype, self.device = torch.float64, source.device
 
@@ -104,9 +105,21 @@ class _WorkingView:
         X = self.prepare(X).to(torch.float64)
         return X * self.scale if self.scale != 1.0 else X
 
+    def weights(self, w):
+        """A chunk's weights times ``wscale``; a chunk's own weights that the first pass did
+        not check (chunks after an unweighted first one) are refused when negative or not
+        finite (one cheap reduction)."""
+        if w is None:
+            return None
+        if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
+            raise ValueError("sample_weight must be finite and non-negative; a chunk's "
+                             "weights are not.")
+        return w if self.wscale == 1.0 else w * self.wscale
+
     def _blocks(self, chunk: Chunk):
+        w = self.weights(chunk.w)
         for start, Xb in split_rows(chunk.X, self.rows):
-            wb = None if chunk.w is None else chunk.w[start : start + Xb.shape[0]]
+            wb = None if w is None else w[start : start + Xb.shape[0]]
             yield Chunk(self.work(Xb), wb, chunk.offset + start)
 
     def map_reduce(self, f):
@@ -120,14 +133,14 @@ class _WorkingView:
         return self.source.map_reduce(per_chunk)
 
     def map_chunks(self, f) -> list:
-        return self.source.map_chunks(lambda chunk: f(Chunk(self.work(chunk.X), chunk.w,
-                                                            chunk.offset)))
+        return self.source.map_chunks(lambda chunk: f(Chunk(self.work(chunk.X),
+                                                            self.weights(chunk.w), chunk.offset)))
 
     def take(self, index) -> torch.Tensor:
         return self.work(self.source.take(index))
 
     def take_weights(self, index):
-        return self.source.take_weights(index)
+        return self.weights(self.source.take_weights(index))
 
     def kmeans_input(self):
         """The whole data in working units, as input for :class:`~latentspace.cluster.KMeans`
@@ -137,7 +150,7 @@ class _WorkingView:
             return self.work(src.X)
         if isinstance(src, DaskSource):
             return src.map_blocks(self.work)
-        return ChunkedSource(lambda: ((self.work(c.X), c.w) if c.w is not None
+        return ChunkedSource(lambda: ((self.work(c.X), self.weights(c.w)) if c.w is not None
                                       else self.work(c.X) for c in src.chunks()))
 
     def kmeans_weights(self):
@@ -147,7 +160,7 @@ class _WorkingView:
         src = self.source
         if isinstance(src, ChunkedSource):
             return None
-        return src.take_weights(np.arange(src.n_samples))
+        return self.take_weights(np.arange(src.n_samples))
 
 
 # ----------------------------------------------------------------------------- the engine model
@@ -267,6 +280,9 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
 
     _init_choices = ("kmeans", "k-means++", "random", "random_from_data")
     _scaled = True  # fit in working units (exact power-of-two rescaling of extreme data)
+    # the fit does not change when every sample weight is multiplied by one constant (no
+    # prior counted in samples): fits then scale the weights by a power of two (_stream.py)
+    _weight_scale_free = False
 
     # --- what a family supplies -----------------------------------------------------------
     @abstractmethod
@@ -370,8 +386,7 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         d = source.n_features
         family = self._family(d, 1.0)  # hyperparameters checked before any pass over the data
         n, K = source.n_samples, self.n_components
-        if n >= K:
-            n = positive_rows(source)  # rows of weight 0 are no data
+        n, wmax = weight_summary(source)  # rows of weight 0 are no data
         if n < K:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = {K}, "
@@ -391,7 +406,8 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
             init=self.init_params, base=family.base_params(summary, shift),
             kmeans_device=self.device,
         )
-        view = _WorkingView(source, self._prepare_X, scale, family.block_rows(d))
+        view = _WorkingView(source, self._prepare_X, scale, family.block_rows(d),
+                            weight_unit(self, wmax))
         result = run_em(
             model, view, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
             rng=check_random_state(self.random_state), verbose=self.verbose,
@@ -405,7 +421,8 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         self.n_iter_ = int(result.n_iter)
         self.converged_ = bool(result.converged)
         # the statistics of the final E-step start partial_fit's running statistics
-        for key, value in running_state(result.stats, result.params, scale, 1).items():
+        for key, value in running_state(result.stats, result.params, scale, 1,
+                                        n_seen=summary.n).items():
             setattr(self, key, value)
         return self
 

@@ -376,6 +376,8 @@ class GaussianMixture(MixtureBase):
         "n_samples_seen_": ("float", None, "optional"), "n_steps_": ("int", None, "optional"),
     }
 
+    _weight_scale_free = True  # maximum likelihood: weights c·w give the same fit
+
     def __init__(
         self,
         n_components=1,

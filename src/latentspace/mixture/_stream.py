@@ -36,7 +36,8 @@ from ..data import ChunkedSource, InMemorySource, check_sample_weight, split_row
 from ._family import e_step_block
 
 __all__ = ["DEFAULT_LEARNING_DECAY", "DEFAULT_LEARNING_OFFSET", "check_learning_params",
-           "positive_rows", "step_size", "stepwise_update", "weighted_mean", "weighted_total"]
+           "step_size", "stepwise_update", "weight_summary", "weight_unit", "weighted_mean",
+           "weighted_total"]
 
 # chosen by ``bench/stream.py --grid`` (docs/decisions.md): on binarised MNIST the chunks seen
 # early were E-stepped under poor parameters and κ in 0.6-0.7 forgets them fastest (gap to the
@@ -107,9 +108,7 @@ def _chunk_weights(source):
     if isinstance(source, InMemorySource):
         return None if source.w is None else to_numpy(source.w)
     if isinstance(source, ChunkedSource):
-        if source.first_chunk().w is None and not any(
-            source.map_chunks(lambda c: c.w is not None)
-        ):
+        if source.first_chunk().w is None:  # weights come with every chunk or with none
             return None
         parts = source.map_chunks(
             lambda c: np.ones(len(c)) if c.w is None else to_numpy(c.w).astype(np.float64)
@@ -119,16 +118,38 @@ def _chunk_weights(source):
     return None if w is None else to_numpy(w).astype(np.float64)
 
 
-def positive_rows(source) -> int:
-    """The number of rows of positive weight (all rows without weights); the weights of a
-    chunked or Dask source are checked here (non-negative, finite, one positive) with the
-    message of :func:`latentspace.data.check_sample_weight`."""
+def weight_summary(source) -> tuple[int, float | None]:
+    """(number of rows of positive weight, largest weight or None without weights); the
+    weights of a chunked or Dask source are checked here (non-negative, finite, one positive)
+    with the message of :func:`latentspace.data.check_sample_weight`."""
     w = _chunk_weights(source)
     if w is None:
-        return int(source.n_samples)
+        return int(source.n_samples), None
     if not isinstance(source, InMemorySource):
         w = check_sample_weight(w, source.n_samples)
-    return int(np.count_nonzero(w > 0))
+    return int(np.count_nonzero(w > 0)), float(w.max())
+
+
+def weight_unit(est, wmax) -> float:
+    """The exact power of two the weights are multiplied by in a fit: 1 without weights or
+    for a family whose fit depends on the weights' scale (a prior in pseudo-counts); for a
+    scale-free one (``_weight_scale_free``), the one that brings the largest weight into
+    [0.5, 1) when it lies outside [2^-30, 2^30], so that weights of 1e-300 or 1e300 keep the
+    statistics representable and the M-step's 10ε guard on N_k negligible, without changing
+    any rounding. Ordinary weights are left as they are: integer weights stay the counts of
+    the repeated rows they stand for, guard included."""
+    if wmax is None or not getattr(est, "_weight_scale_free", False) or \
+            2.0 ** -30 <= wmax <= 2.0 ** 30:
+        return 1.0
+    return pow2_scale(wmax)
+
+
+def _mstep_total(est, N: float) -> float:
+    """The total weight the M-step multiplies s̄ by: N_t, or for a scale-free family a power
+    of two times it when N_t is outside [1, 2^60] (see :func:`weight_unit`)."""
+    if getattr(est, "_weight_scale_free", False) and not 1.0 <= N <= 2.0 ** 60:
+        return N * pow2_scale(N)
+    return N
 
 
 # ----------------------------------------------------------------------------- running state
@@ -142,15 +163,16 @@ def _shift(P):
     return getattr(P, "shift", None) if dataclasses.is_dataclass(P) else None
 
 
-def running_state(stats, P, scale: float, n_steps: int) -> dict:
+def running_state(stats, P, scale: float, n_steps: int, n_seen: float | None = None) -> dict:
     """The fitted attributes of the running statistics: s̄ = stats / stats.n per field (numpy,
-    working units), the shift of ``P`` where it has one, the scale, N and t."""
+    working units), the shift of ``P`` where it has one, the scale, N (``n_seen``, default
+    ``stats.n``) and t."""
     state = {f"{_PREFIX}{f}_": to_numpy(getattr(stats, f) / stats.n).copy() for f in _fields(stats)}
     shift = _shift(P)
     if shift is not None:
         state[f"{_PREFIX}shift_"] = to_numpy(shift).copy()
     state[f"{_PREFIX}scale_"] = float(scale)
-    state["n_samples_seen_"] = float(stats.n)
+    state["n_samples_seen_"] = float(stats.n if n_seen is None else n_seen)
     state["n_steps_"] = int(n_steps)
     return state
 
@@ -230,11 +252,12 @@ def stepwise_update(est, X, sample_weight):
                                              dtype=torch.float64, device=getattr(hat, f).device)
             + eta * getattr(hat, f) for f in _fields(hat)})
     # the chunk's bound under θ_{t−1}, with priors weighed as for N_t: eq. (2)'s objective
-    bound = family.lower_bound(_scaled_stats(hat, N, N), P) + d * math.log(scale)
-    new = family.m_step(_scaled_stats(bar, N, N), P)
+    Nm = _mstep_total(est, N)
+    bound = family.lower_bound(_scaled_stats(hat, Nm, Nm), P) + d * math.log(scale)
+    new = family.m_step(_scaled_stats(bar, Nm, Nm), P)
     est._set_attributes(new, scale)  # checked finite before anything is set
     # s̄ stays around the shift it was taken about (that of P, which the M-step keeps)
-    state = running_state(_scaled_stats(bar, N, N), P, scale, t)
+    state = running_state(bar, P, scale, t, n_seen=N)
     for key, value in state.items():
         setattr(est, key, value)
     trace = np.asarray(getattr(est, "lower_bounds_", np.zeros(0)), dtype=np.float64)

@@ -13,8 +13,9 @@ import numpy as np
 
 from . import checks
 from .classify import TYPED, Wrong, classify_exception
-from .inputs import (CLUSTERINGS, FIT_METHODS, K, NEURAL, STOCHASTIC, VARIANTS, X_METHODS,
-                     base_data, blob_labels, make, methods_of, variant)
+from .inputs import (CLUSTERINGS, FIT_METHODS, K, NEURAL, STOCHASTIC, VARIANTS, W_LABEL_ORACLE,
+                     W_VARIANTS, WEIGHT_METHODS, WEIGHTED, X_METHODS, base_data, blob_labels,
+                     make, methods_of, variant)
 
 __all__ = ["descriptors", "run"]
 
@@ -74,10 +75,19 @@ def descriptors():
             for v in ("posinf", "scale_1e300", "scale_1e-300", "shift_1e16"):
                 out.append(dict(area="data", est=est, method="partial_fit_then_predict",
                                 variant=v))
+    for est in WEIGHTED:
+        for m in WEIGHT_METHODS:
+            for v, (kind, _, _) in W_VARIANTS.items():
+                if kind in ("chunked", "dask") and m != "fit":
+                    continue
+                out.append(dict(area="data", est=est, method=m, variant="w_" + v))
     return out
 
 
 def repro(d) -> str:
+    if d["variant"].startswith("w_"):
+        return (f"{d['est']}(...small settings...).{d['method']}(X, "
+                f"sample_weight=<{d['variant'][2:]}>)")
     return f"{d['est']}(...small settings...).{d['method']}(<{d['variant']}>)"
 
 
@@ -192,9 +202,104 @@ def _numeric_oracle(ctx, est_name, est, method, out, Xv, ref, variant_name):
     checks.same(f"{method} on {variant_name} vs float64", out, ref_out, rtol)
 
 
+# ----------------------------------------------------------------------------- weights
+def _weighted_call(ctx, est_name, method, X, w):
+    """``method(X, sample_weight=w)`` on a fitted copy; on a typed error the earlier fit must
+    be unchanged."""
+    est = ctx.fitted(est_name)
+    before = probe(est_name, est, X)
+    try:
+        return est, getattr(est, method)(X, sample_weight=w)
+    except Exception as exc:
+        if classify_exception(exc)[0] == TYPED:
+            _unchanged(est_name, est, X, before, exc)
+        raise
+
+
+def _criterion_oracle(est_name, est, method, out, X, wf):
+    """score = Σ w ll / Σ w, bic = −2 Σ w ll + p log Σ w, aic = −2 Σ w ll + 2p, with ll the
+    model's own score_samples and p read off the unweighted bic."""
+    ll = checks.as_array(est.score_samples(X)).astype(np.float64)
+    with np.errstate(all="ignore"):
+        if method == "score":
+            want = np.sum((wf / wf.max()) * ll) / np.sum(wf / wf.max())
+        else:
+            p = (est.bic(X) + 2 * ll.sum()) / np.log(len(X))
+            want = -2 * (wf @ ll) + (p * np.log(wf.sum()) if method == "bic" else 2 * p)
+    if np.isfinite(want):
+        checks.same(f"{method} with sample_weight vs Σ w log p", np.float64(out),
+                    np.float64(want), 1e-8)
+
+
+def _run_chunked_weights(ctx, d, X, kind, w, ref):
+    from latentspace.data import ChunkedSource
+
+    est_name, vname = d["est"], d["variant"][2:]
+    n = len(X)
+    if kind == "dask":
+        import dask.array as da
+
+        Xv = da.from_array(X, chunks=(16, X.shape[1]))
+        wv = da.from_array(w, chunks=16)
+        est, out = _weighted_call(ctx, est_name, "fit", Xv, wv)
+    else:
+        pairs = [(X[i:i + 16], w[i:i + 16]) for i in range(0, n, 16)]
+        est = ctx.fitted(est_name)
+        before = probe(est_name, est, X)
+        try:
+            if vname == "chunked_and_argument":
+                out = est.fit(ChunkedSource([X[:20], X[20:]]), sample_weight=w)
+            else:
+                out = est.fit(ChunkedSource(pairs))
+        except Exception as exc:
+            if classify_exception(exc)[0] == TYPED:
+                _unchanged(est_name, est, X, before, exc)
+            raise
+    if ref is None:
+        raise Wrong(f"fit accepted the {vname} weights and returned {type(out).__name__}")
+    checks.check_result(est_name, "fit", X, out, est=est)
+    other = make(est_name).fit(X, sample_weight=ref(n))
+    checks.same(f"{vname} fit vs the in-memory weighted fit", probe(est_name, est, X),
+                probe(est_name, other, X), 1e-6)
+    return None
+
+
+def _run_weighted(d, ctx):
+    est_name, method, vname = d["est"], d["method"], d["variant"][2:]
+    X = base_data(est_name)
+    n = len(X)
+    kind, build, ref = W_VARIANTS[vname]
+    w = build(n)
+    if kind in ("chunked", "dask"):
+        return _run_chunked_weights(ctx, d, X, kind, w, ref)
+    est, out = _weighted_call(ctx, est_name, method, X, w)
+    if kind == "reject":
+        raise Wrong(f"{method} accepted sample_weight {vname} and returned {type(out).__name__}")
+    if method == "fit" and vname == "one_positive":
+        raise Wrong(f"fit with one row of positive weight and n_components={K} returned")
+    checks.check_result(est_name, method, X, out, est=est, d=X.shape[1])
+    wf = np.ones(n) if ref is None else np.asarray(ref(n), dtype=np.float64)
+    if method in ("score", "bic", "aic"):
+        _criterion_oracle(est_name, est, method, out, X, wf)
+        return None
+    if kind == "numeric":  # the same call with float64 weights (or none)
+        other = ctx.fitted(est_name)
+        getattr(other, method)(X) if ref is None else getattr(other, method)(X, sample_weight=wf)
+        checks.same(f"{method} with {vname} weights vs float64", probe(est_name, est, X),
+                    probe(est_name, other, X), 1e-6)
+    elif method in ("fit", "fit_predict") and vname in W_LABEL_ORACLE[est_name]:
+        labels = out if method == "fit_predict" else est.predict(X)
+        checks.same_labels(f"labels after {method} with {vname} weights", labels, blob_labels())
+    if method == "fit_predict":
+        checks.same_labels("fit_predict vs predict", out, est.predict(X))
+    return None
+
+
 # ----------------------------------------------------------------------------- run
 def run(d, ctx):
     est_name, method, vname = d["est"], d["method"], d["variant"]
+    if vname.startswith("w_"):
+        return _run_weighted(d, ctx)
     X = base_data(est_name)
     if vname == "unfitted":
         est = make(est_name)

@@ -26,6 +26,9 @@ from .inputs import ESTIMATORS, K, base_data, cls, make, methods_of
 __all__ = ["descriptors", "run"]
 
 WORK_PARAMS = ("max_iter", "max_epochs", "n_init", "k_steps", "iterated_power")
+# hyperparameters that only partial_fit uses: each value is also tried through two
+# partial_fit calls from an unfitted model and one on a fitted model
+STREAM_PARAMS = ("learning_decay", "learning_offset")
 HUGE = ("1e9", "2**63", "1e300", "-1e9")
 
 
@@ -111,6 +114,9 @@ def descriptors():
                 if p.name in WORK_PARAMS and v in HUGE:
                     continue
                 out.append(dict(area="params", est=est, param=p.name, value=v))
+                if p.name in STREAM_PARAMS:
+                    out.append(dict(area="params", est=est, param=p.name, value=v,
+                                    via="partial_fit"))
         out.append(dict(area="params", est=est, param="set_params", value="unknown_name"))
         out.append(dict(area="params", est=est, param="get_params", value="roundtrip"))
         out.append(dict(area="params", est=est, param="clone", value="fitted"))
@@ -211,6 +217,8 @@ def run(d, ctx):
     X = base_data(est_name)
     overrides = {param: value}
     est = make(est_name, **overrides)
+    if d.get("via") == "partial_fit":
+        return _run_partial_fit(d, est_name, param, vname, default, value, X)
     out = est.fit(X)
     if out is not est:
         raise Wrong("fit did not return the estimator")
@@ -218,6 +226,25 @@ def run(d, ctx):
         raise Wrong(f"{param}={_show(value)} was accepted by fit (default {default!r})")
     checks.check_fitted(est_name, est)
     _use(est_name, est, X)
+    return None
+
+
+def _run_partial_fit(d, est_name, param, vname, default, value, X):
+    """Two partial_fit calls from scratch (interleaved rows: both blobs in each), then one
+    more on a model fitted with the default value and then given this one."""
+    est = make(est_name, **{param: value})
+    out = est.partial_fit(X[::2])
+    est.partial_fit(X[1::2])
+    if out is not est:
+        raise Wrong("partial_fit did not return the estimator")
+    if must_reject(param, default, vname):
+        raise Wrong(f"{param}={_show(value)} was accepted by partial_fit (default {default!r})")
+    checks.check_fitted(est_name, est)
+    _use(est_name, est, X)
+    fitted = make(est_name).fit(X).set_params(**{param: value})
+    fitted.partial_fit(X[::3])
+    checks.check_fitted(est_name, fitted)
+    _use(est_name, fitted, X)
     return None
 
 

@@ -334,3 +334,77 @@ def variant(name: str, X: np.ndarray):
     with np.errstate(all="ignore"):
         value = build(X)
         return kind, value, None if ref is None else np.asarray(ref(X), dtype=np.float64)
+
+
+# ----------------------------------------------------------------------------- sample weights
+# the mixtures' weighted methods (``sample_weight=``), each called on the base data
+WEIGHTED = ("GaussianMixture", "BernoulliMixture")
+WEIGHT_METHODS = ("fit", "partial_fit", "fit_predict", "score", "bic", "aic")
+
+
+def _int_w(n):
+    return (np.arange(n) % 3 + 1).astype(np.float64)
+
+
+def _one_positive(n):
+    w = np.zeros(n)
+    w[0] = 1.0
+    return w
+
+
+def _some_zero(n):
+    w = np.ones(n)
+    w[::4] = 0.0
+    return w
+
+
+def _with(n, value):
+    w = np.ones(n)
+    w[3] = value
+    return w
+
+
+# name -> (kind, builder(n) -> sample_weight, reference(n) -> float64 weights or None)
+# kinds: "reject" -> a typed error; "numeric" -> what the float64 reference weights give (the
+# unweighted call for a reference of None); "valid"/"edge" -> OK with every check and the
+# weighted oracles, or a typed error; "chunked"/"dask" -> fit only, from chunks or Dask.
+W_VARIANTS = {
+    "negative": ("reject", lambda n: _with(n, -1.0), None),
+    "nan": ("reject", lambda n: _with(n, np.nan), None),
+    "inf": ("reject", lambda n: _with(n, np.inf), None),
+    "all_zero": ("reject", lambda n: np.zeros(n), None),
+    "short": ("reject", lambda n: np.ones(n - 1), None),
+    "long": ("reject", lambda n: np.ones(n + 1), None),
+    "two_d": ("reject", lambda n: np.ones((n, 1)), None),
+    "strings": ("reject", lambda n: np.full(n, "a"), None),
+    "complex": ("reject", lambda n: np.ones(n) + 1j, None),
+    "none_entry": ("reject", lambda n: [None] + [1.0] * (n - 1), None),
+    "dict": ("reject", lambda n: {"w": np.ones(n)}, None),
+    "ones": ("numeric", lambda n: np.ones(n), None),
+    "int_list": ("numeric", lambda n: _int_w(n).tolist(), _int_w),
+    "int_int64": ("numeric", lambda n: _int_w(n).astype(np.int64), _int_w),
+    "int_float32": ("numeric", lambda n: _int_w(n).astype(np.float32), _int_w),
+    "int_torch": ("numeric", lambda n: __import__("torch").tensor(_int_w(n)), _int_w),
+    "int_series": ("numeric", lambda n: __import__("pandas").Series(_int_w(n)), _int_w),
+    "integer": ("valid", _int_w, _int_w),
+    "some_zero": ("edge", _some_zero, _some_zero),
+    "one_positive": ("edge", _one_positive, _one_positive),
+    "tiny_1e-300": ("edge", lambda n: np.full(n, 1e-300), lambda n: np.full(n, 1e-300)),
+    "huge_1e300": ("edge", lambda n: np.full(n, 1e300), lambda n: np.full(n, 1e300)),
+    "max_1e308": ("edge", lambda n: np.full(n, 1e308), lambda n: np.full(n, 1e308)),
+    "spread_1e-300_1e300": ("edge", lambda n: np.geomspace(1e-300, 1e300, n),
+                            lambda n: np.geomspace(1e-300, 1e300, n)),
+    "scalar_2": ("edge", lambda n: 2.0, lambda n: np.full(n, 2.0)),
+    "chunked_pairs": ("chunked", _int_w, _int_w),
+    "chunked_negative": ("chunked", lambda n: _with(n, -1.0), None),
+    "chunked_nan": ("chunked", lambda n: _with(n, np.nan), None),
+    "chunked_and_argument": ("chunked", _int_w, None),
+    "dask": ("dask", _int_w, _int_w),
+    "dask_negative": ("dask", lambda n: _with(n, -1.0), None),
+}
+# labels of the weighted fit must be the blobs' (the weights keep both blobs): per family
+W_LABEL_ORACLE = {
+    "GaussianMixture": ("integer", "some_zero", "tiny_1e-300", "huge_1e300", "scalar_2"),
+    # the Beta prior counts alpha pseudo-rows: weights of 1e-300 leave only the prior
+    "BernoulliMixture": ("integer", "some_zero", "huge_1e300", "scalar_2"),
+}

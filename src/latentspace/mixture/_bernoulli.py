@@ -133,6 +133,20 @@ class BernoulliMixture(MixtureBase):
     warm_start : bool, default=False
     verbose : int, default=0
     device : {"cpu", "cuda", "auto"}, default="cpu"
+    learning_decay : float in (0.5, 1], default=0.7
+        κ of :meth:`partial_fit`'s step sizes η_t = (learning_offset + t)^(−κ) (stepwise
+        online EM, Cappé & Moulines 2009): Σ η_t = ∞ and Σ η_t² < ∞ on this range. Lower
+        values forget old chunks faster. The default was the best of a grid on the
+        benchmark streams (``bench/stream.py --grid``; docs/decisions.md): on binarised
+        MNIST, chunks seen early were E-stepped under poor parameters and are best forgotten
+        quickly (κ = 0.7: 0.3 % from the batch fit, κ = 1: 0.8 %).
+    learning_offset : float >= 0, default=1.0
+        τ₀ of the step sizes; larger values damp the first steps (and keep the first chunk's
+        statistics longer). Only :meth:`partial_fit` uses these two.
+
+    Use :meth:`fit` (exact batch EM, in memory, chunked or Dask, with ``sample_weight``)
+    when the data can be read several times, and :meth:`partial_fit` for one pass over a
+    stream or for data that drift.
 
     Attributes
     ----------
@@ -142,9 +156,24 @@ class BernoulliMixture(MixtureBase):
     converged_ : bool
     n_iter_ : int
     lower_bounds_ : ndarray of shape (n_iter_ + 1,)
-        Per-sample penalised log-likelihood at the initial parameters and after each step.
+        Per-sample penalised log-likelihood at the initial parameters and after each step;
+        each ``partial_fit`` call appends one entry (its chunk's, before the update, with the
+        prior weighed for the total weight seen), the first call on an unfitted model one.
     lower_bound_ : float
     n_features_in_ : int
+    n_samples_seen_ : float
+        Total sample weight fitted: that of ``fit``, or summed over the ``partial_fit``
+        calls since the model was started (N_t).
+    n_steps_ : int
+        Updates of the running statistics: 1 after ``fit`` or the first ``partial_fit``,
+        then one per ``partial_fit`` call (the t of η_t).
+    running_nk_, running_sums_ : ndarray
+        ``partial_fit``'s running sufficient statistics per unit weight (N_k/N and the
+        component sums, in the fit's working units), from the final E-step of ``fit``
+        and updated by each ``partial_fit``; saved with the model so that a loaded model
+        continues identically.
+    running_scale_ : float
+        The working scale (1.0: binary data keep their units).
 
     Examples
     --------

@@ -322,6 +322,20 @@ class GaussianMixture(MixtureBase):
         Start the next ``fit`` from the current parameters (``n_init`` is then 1).
     verbose : int, default=0
     device : {"cpu", "cuda", "auto"}, default="cpu"
+    learning_decay : float in (0.5, 1], default=0.7
+        κ of :meth:`partial_fit`'s step sizes η_t = (learning_offset + t)^(−κ) (stepwise
+        online EM, Cappé & Moulines 2009): Σ η_t = ∞ and Σ η_t² < ∞ on this range. Lower
+        values forget old chunks faster. The default was the best of a grid on the
+        benchmark streams (``bench/stream.py --grid``; docs/decisions.md): on binarised
+        MNIST, chunks seen early were E-stepped under poor parameters and are best forgotten
+        quickly (κ = 0.7: 0.3 % from the batch fit, κ = 1: 0.8 %).
+    learning_offset : float >= 0, default=1.0
+        τ₀ of the step sizes; larger values damp the first steps (and keep the first chunk's
+        statistics longer). Only :meth:`partial_fit` uses these two.
+
+    Use :meth:`fit` (exact batch EM, in memory, chunked or Dask, with ``sample_weight``)
+    when the data can be read several times, and :meth:`partial_fit` for one pass over a
+    stream or for data that drift.
 
     Attributes
     ----------
@@ -337,10 +351,26 @@ class GaussianMixture(MixtureBase):
         Mean log-likelihood of the initial parameters and after each EM step (classification
         log-likelihood when ``hard=True``). Exact EM (``reg_covar=0``) never decreases it; a
         positive ``reg_covar`` moves each M-step slightly off the maximiser, which can lower it
-        by a tiny amount near convergence (as in scikit-learn).
+        by a tiny amount near convergence (as in scikit-learn). Each ``partial_fit`` call
+        appends one entry (its chunk's mean log-likelihood before the update); the first call
+        on an unfitted model leaves one entry, its batch fit's final bound.
     lower_bound_ : float
         Last entry of ``lower_bounds_``: the objective at the returned parameters.
     n_features_in_ : int
+    n_samples_seen_ : float
+        Total sample weight fitted: that of ``fit``, or summed over the ``partial_fit``
+        calls since the model was started (N_t).
+    n_steps_ : int
+        Updates of the running statistics: 1 after ``fit`` or the first ``partial_fit``,
+        then one per ``partial_fit`` call (the t of η_t).
+    running_nk_, running_sums_ : ndarray
+        ``partial_fit``'s running sufficient statistics per unit weight (N_k/N and the
+        component sums, in the fit's working units), from the final E-step of ``fit``
+        and updated by each ``partial_fit``; saved with the model so that a loaded model
+        continues identically.
+    running_second_, running_shift_, running_scale_ :
+        The second moments (shape by ``covariance_type``: full (K, D, D), tied (D, D), diag
+        and spherical (K, D)) about ``running_shift_`` (D,), and the working scale.
 
     Examples
     --------

@@ -13,7 +13,8 @@ import numpy as np
 
 from . import checks
 from .classify import TYPED, Wrong, classify_exception
-from .inputs import (CLUSTERINGS, FIT_METHODS, K, NEURAL, STOCHASTIC, VARIANTS, W_LABEL_ORACLE,
+from .inputs import (CLUSTERINGS, FIT_METHODS, K, NEURAL, STOCHASTIC, VARIANTS, W_COUNTS,
+                     W_LABEL_ORACLE,
                      W_VARIANTS, WEIGHT_METHODS, WEIGHTED, X_METHODS, base_data, blob_labels,
                      make, methods_of, variant)
 
@@ -231,6 +232,24 @@ def _criterion_oracle(est_name, est, method, out, X, wf):
                     np.float64(want), 1e-8)
 
 
+def _repetition_oracle(est_name, est, X, wf):
+    """From the fitted model's parameters as the initial ones, EM with integer weights and EM
+    on the repeated rows give the same fit (the same sums in another order)."""
+    init = dict(weights_init=est.weights_, means_init=est.means_, max_iter=5, tol=0.0)
+    if est_name == "GaussianMixture":
+        init["precisions_init"] = est.precisions_
+    counts = np.round(wf).astype(int)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = make(est_name, **init).fit(X, sample_weight=wf)
+        b = make(est_name, **init).fit(np.repeat(X, counts, axis=0))
+    for name in ("weights_", "means_"):
+        checks.same(f"{name} with integer weights vs repeated rows", getattr(a, name),
+                    getattr(b, name), 1e-8)
+
+
 def _run_chunked_weights(ctx, d, X, kind, w, ref):
     from latentspace.data import ChunkedSource
 
@@ -290,6 +309,8 @@ def _run_weighted(d, ctx):
     elif method in ("fit", "fit_predict") and vname in W_LABEL_ORACLE[est_name]:
         labels = out if method == "fit_predict" else est.predict(X)
         checks.same_labels(f"labels after {method} with {vname} weights", labels, blob_labels())
+    if method == "fit" and vname in W_COUNTS:
+        _repetition_oracle(est_name, est, X, wf)
     if method == "fit_predict":
         checks.same_labels("fit_predict vs predict", out, est.predict(X))
     return None

@@ -402,9 +402,13 @@ W_VARIANTS = {
     "dask": ("dask", _int_w, _int_w),
     "dask_negative": ("dask", lambda n: _with(n, -1.0), None),
 }
-# labels of the weighted fit must be the blobs' (the weights keep both blobs): per family
+# labels of the weighted fit must be the blobs' (the weights keep both well-separated
+# blobs; the Bernoulli mixture's binarised blobs with flipped bits have ambiguous rows)
 W_LABEL_ORACLE = {
     "GaussianMixture": ("integer", "some_zero", "tiny_1e-300", "huge_1e300", "scalar_2"),
-    # the Beta prior counts alpha pseudo-rows: weights of 1e-300 leave only the prior
-    "BernoulliMixture": ("integer", "some_zero", "huge_1e300", "scalar_2"),
+    "BernoulliMixture": (),
 }
+# weights that are counts: from the same initial parameters (the weighted fit's own), a fit
+# with them equals a fit on the rows repeated that many times
+W_COUNTS = ("integer", "some_zero", "scalar_2", "int_list", "int_int64", "int_float32",
+            "int_torch", "int_series")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import sys
 import warnings
@@ -140,7 +141,8 @@ def _import_copy(src: Path, tag: str):
     mod = importlib.util.module_from_spec(spec)
     sys.modules[tag] = mod
     spec.loader.exec_module(mod)
-    return mod
+    # the package's lazy top-level names import "latentspace.*": take the submodule itself
+    return importlib.import_module(f"{tag}.mixture")
 
 
 def fit_speed(old_src: Path, repeats: int):

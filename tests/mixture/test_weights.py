@@ -234,3 +234,12 @@ def test_gaussian_fit_is_free_of_the_weights_scale(c):
     assert got.n_samples_seen_ == pytest.approx(c * w.sum(), rel=1e-12)
     assert got.score(X, sample_weight=w * c) == pytest.approx(ref.score(X, sample_weight=w),
                                                              rel=1e-12)
+
+
+@pytest.mark.parametrize("first_weighted", [True, False])
+def test_chunks_with_and_without_weights_are_refused(first_weighted):
+    X = _blobs()
+    w = np.ones(60)
+    chunks = [(X[:60], w), X[60:]] if first_weighted else [X[:60], (X[60:], w)]
+    with pytest.raises(ValueError, match="every chunk or none"):
+        GaussianMixture(2, random_state=0).fit(ChunkedSource(chunks))

@@ -95,9 +95,11 @@ class _WorkingView:
     of a Dask source), so blocks are formed where the data are.
     """
 
-    def __init__(self, source, prepare, scale: float, rows: int, wscale: float = 1.0):
+    def __init__(self, source, prepare, scale: float, rows: int, wscale: float = 1.0,
+                 weighted: bool = True):
         self.source, self.prepare, self.scale, self.rows = source, prepare, scale, rows
         self.wscale = wscale  # an exact power of two the sample weights are multiplied by
+        self.weighted = weighted  # whether the first pass found sample weights
         self.n_samples, self.n_features = source.n_samples, source.n_features
         self.dtype, self.device = torch.float64, source.device
 
@@ -111,6 +113,9 @@ class _WorkingView:
         finite (one cheap reduction)."""
         if w is None:
             return None
+        if not self.weighted:
+            raise ValueError("a chunk has sample weights but the first chunk has none; give "
+                             "(X_chunk, sample_weight_chunk) pairs for every chunk or none.")
         if not bool(torch.isfinite(w).all()) or bool((w < 0).any()):
             raise ValueError("sample_weight must be finite and non-negative; a chunk's "
                              "weights are not.")
@@ -407,7 +412,7 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
             kmeans_device=self.device,
         )
         view = _WorkingView(source, self._prepare_X, scale, family.block_rows(d),
-                            weight_unit(self, wmax))
+                            weight_unit(self, wmax), weighted=wmax is not None)
         result = run_em(
             model, view, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
             rng=check_random_state(self.random_state), verbose=self.verbose,

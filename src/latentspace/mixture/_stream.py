@@ -110,10 +110,15 @@ def _chunk_weights(source):
     if isinstance(source, ChunkedSource):
         if source.first_chunk().w is None:  # weights come with every chunk or with none
             return None
-        parts = source.map_chunks(
-            lambda c: np.ones(len(c)) if c.w is None else to_numpy(c.w).astype(np.float64)
-        )
-        return np.concatenate(parts)
+        def weights(c):
+            if c.w is None:
+                raise ValueError(
+                    f"the chunk at row {c.offset} has no sample weights but the first chunk "
+                    "has; give (X_chunk, sample_weight_chunk) pairs for every chunk or none."
+                )
+            return to_numpy(c.w).astype(np.float64)
+
+        return np.concatenate(source.map_chunks(weights))
     w = source.take_weights(np.arange(source.n_samples))
     return None if w is None else to_numpy(w).astype(np.float64)
 

@@ -1,7 +1,7 @@
 """Stepwise online EM for the mixtures (``partial_fit``), and sample weights in their queries.
 
 Stepwise EM (Cappé & Moulines 2009, "On-line expectation-maximization algorithm for latent
-data models", eq. 7; Liang & Klein 2009, "Online EM for unsupervised models", §2.3) keeps
+data models"; Liang & Klein 2009, "Online EM for unsupervised models", stepwise EM) keeps
 running sufficient statistics per unit weight s̄ and, for each new chunk t ≥ 2,
 
     ŝ_t = S(chunk; θ_{t−1}) / w_t,      s̄_t = (1 − η_t) s̄_{t−1} + η_t ŝ_t,               (1)
@@ -231,7 +231,8 @@ def stepwise_update(est, X, sample_weight):
         part = e_step_block(family, bool(est.hard), Xw, wb, P)
         stats = part if stats is None else stats + part
     if not stats.n > 0:
-        raise ValueError("sample_weight must have at least one positive weight; all weights are zero.")
+        raise ValueError("sample_weight must have at least one positive weight; all weights "
+                         "are zero.")
     restart = not _has_state(est, stats)
     if not restart:
         for f in _fields(stats):

@@ -31,7 +31,8 @@ units), ``_attributes(P, scale)`` (fitted attributes from parameters), ``_parame
 the data must keep their own units (values in [0, 1]), and override ``_prepare_X`` to check or
 transform the input. The base class owns fitting (initialisation, the engine, the final
 E-step), the queries (``score_samples``, ``predict_proba``, ``predict``, ``bic``, ``aic``),
-chunked and Dask input and the working scale; ``tests/mixture/test_new_family.py`` adds a
+chunked and Dask input, sample weights, ``partial_fit`` (stepwise online EM on the family's
+own statistics, :mod:`latentspace.mixture._stream`) and the working scale; ``tests/mixture/test_new_family.py`` adds a
 Poisson mixture in under 80 lines.
 
 The working scale: data whose magnitude is beyond 2^(±emax/4) are multiplied by an exact

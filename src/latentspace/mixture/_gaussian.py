@@ -28,7 +28,14 @@ import torch
 
 from .._math import format_unscaled, ldexp_exact, row_exponents, scaled_half_sq_norm
 from .._memory import check_allocation
-from .._validation import ParameterError, check_choice, check_float, check_param_array
+from .._validation import (
+    ParameterError,
+    check_choice,
+    check_float,
+    check_missing,
+    check_param_array,
+)
+from . import _missing
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
 
 __all__ = ["GaussianMixture", "check_precisions_init"]
@@ -194,12 +201,16 @@ class _GaussianFamily(Family):
         The same in data units, for error messages.
     user : dict
         User initial ``weights`` (K,), ``means`` (K, D) and ``precisions`` in working units.
+    missing : bool
+        NaN entries are missing values, marginalised out (:mod:`._missing`); blocks without
+        NaN take the complete-data code.
     """
 
     def __init__(self, n_components: int, cov_type: str, reg: float, reg_covar: float,
-                 user: dict):
+                 user: dict, missing: bool = False):
         self.n_components, self.cov_type = n_components, cov_type
         self.reg, self.reg_covar, self.user = reg, reg_covar, user
+        self.missing = missing
 
     def block_rows(self, d: int) -> int:
         if self.cov_type in ("full", "tied"):  # (rows, K, D) intermediates
@@ -207,17 +218,45 @@ class _GaussianFamily(Family):
         return super().block_rows(d)
 
     def base_params(self, summary, shift0) -> GaussParams:
-        """Only the shift: the data mean (working units), around which moments are taken."""
-        return GaussParams(None, None, None, None, None, shift0 + summary.sum / summary.n)
+        """Only the shift: the data mean (working units), around which moments are taken
+        (over the observed entries of each feature when some are missing)."""
+        return GaussParams(None, None, None, None, None, shift0 + summary.sum / summary.counts())
 
     def log_weighted(self, X: torch.Tensor, P: GaussParams) -> torch.Tensor:
-        """eq. (1) plus log π_k for X (n, D): (n, K)."""
+        """eq. (1) plus log π_k for X (n, D): (n, K); with missing values, rows with NaN get
+        the marginal log-density of their observed entries (:mod:`._missing`)."""
+        if self.missing and bool(torch.isnan(X).any()):
+            obs, some = _missing.split_complete(X)
+            out = torch.empty(X.shape[0], self.n_components, dtype=X.dtype, device=X.device)
+            if not bool(some.all()):
+                out[~some] = self._log_weighted(X[~some], P)
+            out[some] = _missing.gauss_log_weighted(self, X[some], P, obs[some])
+            return out
+        return self._log_weighted(X, P)
+
+    def _log_weighted(self, X: torch.Tensor, P: GaussParams) -> torch.Tensor:
         q = _quadratic(X - P.shift, P, self.cov_type)
         D = X.shape[1]
         return (-0.5 * (D * _LOG_2PI + q) + P.log_det) + torch.log(P.weights)
 
     def resp_stats(self, X, resp, w, P: GaussParams) -> GaussStats:
-        """N_k (K,), S_k (K, D) and the second moments about the shift (module docstring)."""
+        """N_k (K,), S_k (K, D) and the second moments about the shift (module docstring);
+        with missing values, the expected ones given each row's observed entries
+        (:mod:`._missing`)."""
+        if self.missing and bool(torch.isnan(X).any()):
+            obs, some = _missing.split_complete(X)
+            Rw = resp if w is None else resp * w[:, None]
+            sums, second = _missing.gauss_stats(self, X[some], Rw[some], P, obs[some])
+            nk = Rw.sum(0)
+            if not bool(some.all()):  # the complete rows' moments as without missing values
+                rest = self._resp_stats(X[~some], resp[~some],
+                                        None if w is None else w[~some], P)
+                sums, second = sums + rest.sums, second + rest.second
+            n = float(nk.sum()) if w is None else float(w.sum())
+            return GaussStats(n=n, loglik=0.0, nk=nk, sums=sums, second=second)
+        return self._resp_stats(X, resp, w, P)
+
+    def _resp_stats(self, X, resp, w, P: GaussParams) -> GaussStats:
         Rw = resp if w is None else resp * w[:, None]  # (n, K)
         nk = Rw.sum(0)
         t = self.cov_type
@@ -285,6 +324,14 @@ class _GaussianFamily(Family):
             L, cov = P.prec_chol, P.covariances
         return GaussParams(weights, means, cov, L, _log_det(L, t, K, D), base.shift)
 
+    def conditional_means(self, X: torch.Tensor, P: GaussParams) -> torch.Tensor:
+        """E[x | x_o, k] (n, K, D): eq. (1) of :mod:`._missing` where x has NaN."""
+        obs, some = _missing.split_complete(X)
+        out = X[:, None, :].expand(-1, self.n_components, -1).clone()
+        if bool(some.any()):
+            out[some] = _missing.gauss_conditional(self, X[some], P, obs[some])
+        return out
+
 
 # ----------------------------------------------------------------------------- estimator
 class GaussianMixture(MixtureBase):
@@ -321,6 +368,14 @@ class GaussianMixture(MixtureBase):
         Start the next ``fit`` from the current parameters (``n_init`` is then 1).
     verbose : int, default=0
     device : {"cpu", "cuda", "auto"}, default="cpu"
+    missing : {"raise", "marginalize"}, default="raise"
+        What a NaN entry of X means. "raise": an error, as for any invalid value.
+        "marginalize": a value missing at random; each row's likelihood is that of its
+        observed entries, N(x_o | μ_ko, Σ_k,oo) per component, and EM uses the expected
+        statistics given them (Ghahramani & Jordan 1994; see
+        :mod:`latentspace.mixture._missing`). :meth:`score_samples`, :meth:`predict`,
+        :meth:`predict_proba`, :meth:`bic` and :meth:`aic` then marginalise the same way,
+        and :meth:`impute` fills the missing entries in.
 
     Attributes
     ----------
@@ -382,6 +437,7 @@ class GaussianMixture(MixtureBase):
         warm_start=False,
         verbose=0,
         device="cpu",
+        missing="raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -398,10 +454,12 @@ class GaussianMixture(MixtureBase):
         self.warm_start = warm_start
         self.verbose = verbose
         self.device = device
+        self.missing = missing
 
     # --- the family and its parameters ---------------------------------------------------
     def _family(self, n_features: int, scale: float, *, fit: bool = True) -> "_GaussianFamily":
         check_choice("covariance_type", self.covariance_type, _COV_TYPES)
+        missing = check_missing(getattr(self, "missing", "raise")) == "marginalize"
         check_float("reg_covar", self.reg_covar, low=0)
         K, t = self.n_components, self.covariance_type
         reg = self.reg_covar * scale * scale
@@ -423,7 +481,7 @@ class GaussianMixture(MixtureBase):
             user["precisions"] = torch.as_tensor(prec, device=self._device()) / (scale * scale)
         if fit and t in ("full", "tied"):
             _check_memory(t, K, n_features, self._device())
-        return _GaussianFamily(K, t, reg, self.reg_covar, user)
+        return _GaussianFamily(K, t, reg, self.reg_covar, user, missing)
 
     def _attributes(self, P: GaussParams, scale: float) -> dict:
         t = self.covariance_type

@@ -525,7 +525,9 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
             wlp, _, _ = self._weighted_log_prob(sub, limit=True)
             resp = torch.exp(wlp - torch.logsumexp(wlp, dim=1, keepdim=True))  # (m, K)
             Xp = self._prepare_X(sub).to(torch.float64)
-            scale = self._query_scale(Xp)
+            # eq. (1) is linear in x_o: evaluated at the model's own scale, where its
+            # covariances are representable whatever the query's magnitude
+            scale = self._query_scale(Xp[:0])
             family = self._family(Xt.shape[1], scale, fit=False)
             params = self._parameters(scale)
             parts = []
@@ -535,6 +537,12 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
                 R = resp[start : start + Xb.shape[0]].to(cond.device)
                 parts.append(torch.einsum("bk,bkd->bd", R, cond) / scale)
             filled = torch.cat(parts)
+            if not bool(torch.isfinite(filled[nan[rows]]).all()):
+                raise ValueError(
+                    f"{type(self).__name__}.impute: the conditional expectations of X's missing "
+                    "entries are beyond float64 (X is far beyond the model's scale); rescale X "
+                    "or fit the model in X's units."
+                )
             sub_nan = nan[rows]
             block = out[rows]
             block[sub_nan] = filled[sub_nan].to(out.dtype)

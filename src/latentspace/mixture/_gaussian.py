@@ -548,11 +548,34 @@ class GaussianMixture(MixtureBase):
 
     def _far_wlp(self, rows: torch.Tensor):
         """eq. (1) plus log π_k for far rows (m, D), in data units, on (x − μ_k)·2^−e with e
-        each row's exponent, and log₂ of the Mahalanobis distances (m, K)."""
+        each row's exponent, and log₂ of the Mahalanobis distances (m, K). Rows with missing
+        entries (NaN) are evaluated on their observed ones, with the marginal N(μ_o, Σ_oo)."""
         t = self.covariance_type
         f64 = {"device": rows.device, "dtype": torch.float64}
         means = torch.as_tensor(self.means_, **f64)  # (K, D)
         L = torch.as_tensor(self.precisions_cholesky_, **f64)
+        weights = torch.as_tensor(self.weights_, **f64)
+        nan = torch.isnan(rows)
+        if not bool(nan.any()):
+            return self._far_core(rows, means, L, weights)
+        wlp = torch.empty(rows.shape[0], means.shape[0], **f64)
+        log2_dist = torch.empty_like(wlp)
+        pats, inv = torch.unique(~nan, dim=0, return_inverse=True)
+        cov = torch.as_tensor(self.covariances_, **f64)
+        for p, o in enumerate(pats):  # the far rows are few: one marginal model per pattern
+            sel = inv == p
+            if t == "full":
+                Lo = _precision_cholesky(cov[:, o][:, :, o], t, self.reg_covar)
+            elif t == "tied":
+                Lo = _precision_cholesky(cov[o][:, o], t, self.reg_covar)
+            else:
+                Lo = L[:, o] if t == "diag" else L
+            wlp[sel], log2_dist[sel] = self._far_core(rows[sel][:, o], means[:, o], Lo, weights)
+        return wlp, log2_dist
+
+    def _far_core(self, rows, means, L, weights):
+        """:meth:`_far_wlp` of complete rows against means (K, D) and precision factors L."""
+        t = self.covariance_type
         K, D = means.shape
         e = row_exponents(torch.cat([rows, means.abs().amax(0).expand_as(rows)], 1))[:, None]
         # (x − μ_k)·2^−e, each term scaled before the difference: (m, K, D)
@@ -567,7 +590,6 @@ class GaussianMixture(MixtureBase):
             Y = U * L[None, :, None]
         half, log2_dist = scaled_half_sq_norm(Y, e)  # (m, K)
         log_det = _log_det(L, t, K, D)
-        weights = torch.as_tensor(self.weights_, **f64)
         return (-0.5 * D * _LOG_2PI + log_det + torch.log(weights)) - half, log2_dist
 
     def _magnitude(self) -> float:

@@ -107,8 +107,15 @@ def _pattern_groups(X: torch.Tensor, obs: torch.Tensor, P, cov_type: str, reg_co
         padded = Msig * mf[:, None, None, :] + torch.diag_embed((1.0 - mf)[:, None, :]
                                                                 .expand(u, Kc, D))
         C, info = torch.linalg.cholesky_ex(padded)
-        if bool((info != 0).any()):
-            raise ValueError(_ILL.format(reg=reg_covar))
+        failed = info != 0  # (u, Kc)
+        if bool(failed.any()):
+            if moments:
+                raise ValueError(_ILL.format(reg=reg_covar))
+            # Σ_oo is a principal block of a positive-definite Σ, so this is underflow: a
+            # query far beyond the model's scale, whose log-density is not representable on
+            # this route (−inf, left to the far route of the queries)
+            C = torch.where(failed[..., None, None], torch.eye(D, dtype=X.dtype,
+                                                              device=X.device), C)
         Linv = torch.linalg.solve_triangular(C, eye.expand_as(C), upper=False)
         half_logdet = torch.log(torch.diagonal(C, dim1=-2, dim2=-1)).sum(-1)  # (u, Kc)
         g = (lambda A: A) if u == 1 else (lambda A: A[local])
@@ -117,6 +124,8 @@ def _pattern_groups(X: torch.Tensor, obs: torch.Tensor, P, cov_type: str, reg_co
         y = (g(Linv) @ d[..., None]).squeeze(-1)  # C̃⁻¹ (x − μ)_o: (r, K, D)
         n_obs = ob.sum(1, keepdim=True).to(X.dtype)  # (r, 1)
         ll = -0.5 * (n_obs * _LOG_2PI + y.square().sum(-1)) - g(half_logdet)
+        if bool(failed.any()):
+            ll = ll.masked_fill(g(failed).expand_as(ll), -math.inf)
         if not moments:
             yield idx, ll, None, local, None
             continue

@@ -351,12 +351,13 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         self._check_summary(summary, scale)
         if scale != 1.0:  # extreme data: the family again, in their working units
             family = self._family(d, scale)
+        view = _WorkingView(source, self._prepare_X, scale, family.block_rows(d))
         model = _MixtureEM(
             name=type(self).__name__, family=family, hard=bool(self.hard),
             init=self.init_params, base=family.base_params(summary, shift),
-            kmeans_device=self.device, fill=fill_values(summary, shift),
+            kmeans_device=self.device,
+            fill=None if family.init_given() else fill_values(summary, view, shift),
         )
-        view = _WorkingView(source, self._prepare_X, scale, family.block_rows(d))
         result = run_em(
             model, view, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
             rng=check_random_state(self.random_state), verbose=self.verbose,

@@ -64,12 +64,17 @@ def check_observed_columns(summary, name: str = "X") -> None:
         )
 
 
-def fill_values(summary, shift: torch.Tensor):
-    """The observed (weighted) mean of each feature in working units, (D,), with which the
-    initialisers see missing entries; None for complete data."""
+def fill_values(summary, view, shift: torch.Tensor):
+    """The observed (weighted) mean of each feature of the data as the model reads them
+    (working units, after the model's own preparation such as binarising), (D,), with which
+    the initialisers see missing entries; None for complete data (``summary`` says which).
+    One more pass over the data, taken only when some entries are missing."""
+    from ..em._stats import summarize_chunk
+
     if not summary.n_missing:
         return None
-    return shift + summary.sum / summary.counts()
+    moments = view.map_reduce(lambda c: summarize_chunk(c.X, c.w, shift))
+    return shift + moments.sum / moments.counts()
 
 
 def split_complete(X: torch.Tensor):

@@ -215,8 +215,8 @@ def _run_missing(d, ctx):
     kind, build = MISSING_VARIANTS[vname]
     Xv = build(X)
     est = _missing_model(ctx, est_name)
-    if kind == "reject_fit":
-        kind = "reject" if method in FIT_METHODS else "valid"
+    if kind in ("reject_fit", "reject_query"):
+        kind = "reject" if (method in FIT_METHODS) == (kind == "reject_fit") else "valid"
     if kind == "valid" and method in FIT_METHODS and vname == "one_row_nan":
         kind = "reject"  # one row cannot fit two components
     if kind == "reject":
@@ -228,8 +228,14 @@ def _run_missing(d, ctx):
                 _unchanged(est_name, est, X, before, exc)
             raise
         raise Wrong(f"{method} accepted the {vname} input and returned {type(out).__name__}")
-    out = call(est, method, Xv)
-    n_feat = X.shape[1]
+    try:
+        out = call(est, method, Xv)
+    except Exception as exc:
+        if kind == "valid" and classify_exception(exc)[0] == TYPED:
+            raise Wrong(f"{method} refused valid input with missing entries ({vname}): "
+                        f"{checks.short_exc(exc)}") from None
+        raise
+    n_feat = np.shape(checks.as_array(Xv))[1]
     checks.check_result(est_name, method, Xv, out, est=est, d=n_feat)
     if method in FIT_METHODS:
         # the fitted model answers for the complete base data and for the input itself

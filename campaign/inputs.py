@@ -325,9 +325,11 @@ VARIANTS = {
 
 
 # missing values for models with missing="marginalize": name -> (kind, builder(X) -> input);
-# kind "valid": every method must return a sane result (NaN entries are missing values, not
-# bad input); "reject": every method must raise a typed error; "reject_fit": fits must
-# raise (a feature with nothing observed), queries must return sane results
+# kind "valid": every method must return a sane result, a typed error included is wrong
+# (NaN entries are missing values, not bad input); "scale": the same, or a typed error
+# asking to rescale (as for complete data); "reject": every method must raise a typed error; "reject_fit": fits must
+# raise (a feature with nothing observed), queries must return sane results;
+# "reject_query": another number of features, legal for fits only
 def _mcar(X, frac=0.2, seed=0):
     """X with a fraction of its entries NaN at random, every row keeping one observed."""
     rng = np.random.RandomState(seed)
@@ -348,15 +350,15 @@ MISSING_VARIANTS = {
     "df_pd_na": ("valid", _df_na),
     "list_mcar": ("valid", lambda X: _mcar(X).tolist()),
     "one_row_nan": ("valid", lambda X: _set(X[:1].copy(), np.nan, (0, 0))),
-    "mcar_scale_1e150": ("valid", lambda X: _mcar(X) * 1e150),
-    "mcar_scale_1e-150": ("valid", lambda X: _mcar(X) * 1e-150),
-    "mcar_shift_1e12": ("valid", lambda X: _mcar(X) + 1e12),
+    "mcar_scale_1e150": ("scale", lambda X: _mcar(X) * 1e150),
+    "mcar_scale_1e-150": ("scale", lambda X: _mcar(X) * 1e-150),
+    "mcar_shift_1e12": ("scale", lambda X: _mcar(X) + 1e12),
     "nan_column": ("reject_fit", lambda X: _set(X, np.nan, (slice(None), 1))),
     "nan_row": ("reject", lambda X: _set(X, np.nan, (4, slice(None)))),
     "nan_all": ("reject", lambda X: np.full_like(X, np.nan)),
     "posinf_and_nan": ("reject", lambda X: _set(_nan(X), np.inf)),
     "torch_neginf_and_nan": ("reject", lambda X: _torch(_set(_nan(X), -np.inf))),
-    "wrong_width_nan": ("reject", lambda X: _mcar(np.c_[X, X[:, :1]])),
+    "wrong_width_nan": ("reject_query", lambda X: _mcar(np.c_[X, X[:, :1]])),
 }
 MISSING_ESTIMATORS = ("GaussianMixture", "BernoulliMixture")
 

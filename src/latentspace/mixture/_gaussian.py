@@ -21,6 +21,7 @@ eqs. 9.24–9.26), with δ_k = S_k/N_k:
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -46,6 +47,9 @@ _COV_TYPES = ("full", "tied", "diag", "spherical")
 # flops per EM iteration beyond which wide data (n < D) are refused full/tied covariances:
 # about a second of one core's dense linear algebra (D ≈ 3100 for one component)
 _WIDE_FLOPS = 2e10
+# the pattern groups of the last block whose log-densities had missing entries, per thread
+# (Dask may run blocks in threads): the E-step's resp_stats on the same block reuses them
+_LAST = threading.local()
 _ILL = (
     "Fitting the mixture model failed because some components have ill-defined empirical "
     "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
@@ -230,7 +234,12 @@ class _GaussianFamily(Family):
             out = torch.empty(X.shape[0], self.n_components, dtype=X.dtype, device=X.device)
             if not bool(some.all()):
                 out[~some] = self._log_weighted(X[~some], P)
-            out[some] = _missing.gauss_log_weighted(self, X[some], P, obs[some])
+            groups = None
+            if self.cov_type in ("full", "tied"):
+                # kept for the resp_stats of the same block (the E-step calls both in turn)
+                groups = _missing.gauss_groups(self, X[some], P, obs[some])
+                _LAST.entry = (X, P, groups)
+            out[some] = _missing.gauss_log_weighted(self, X[some], P, obs[some], groups)
             return out
         return self._log_weighted(X, P)
 
@@ -246,7 +255,10 @@ class _GaussianFamily(Family):
         if self.missing and bool(torch.isnan(X).any()):
             obs, some = _missing.split_complete(X)
             Rw = resp if w is None else resp * w[:, None]
-            sums, second = _missing.gauss_stats(self, X[some], Rw[some], P, obs[some])
+            entry, _LAST.entry = getattr(_LAST, "entry", None), None
+            groups = entry[2] if entry is not None and entry[0] is X and entry[1] is P \
+                else None
+            sums, second = _missing.gauss_stats(self, X[some], Rw[some], P, obs[some], groups)
             nk = Rw.sum(0)
             if not bool(some.all()):  # the complete rows' moments as without missing values
                 rest = self._resp_stats(X[~some], resp[~some],

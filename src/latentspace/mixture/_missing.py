@@ -17,18 +17,20 @@ Jordan 1994, "Supervised learning from incomplete data via an EM approach"):
 - Bernoulli: p(x_o | k) is the product over the observed features, E[x_d | k] = p_kd.
 
 The statistics keep the complete-data types (``GaussStats``, ``BernoulliStats``), so the
-M-steps are unchanged. Full and tied covariances need Σ_oo⁻¹ for each row's pattern of
-missing entries: rows are sorted by pattern and handled in groups of rows, each distinct
-pattern of a group factorised once per component (a pattern that spans groups is factorised
-once in each). The factorisation is that of the padded matrix
+M-steps are unchanged. Full and tied covariances are evaluated through the precision
+Λ = Σ⁻¹ = L Lᵀ (L the stored Cholesky factor of the precision), whose block identities need
+only the j × j block Λ_mm of the j missing coordinates, not the |o| × |o| Σ_oo:
 
-    Σ̃ = M Σ M + (I − M),      M = diag(observed),                                          (3)
+    Cov[x_m | x_o, k] = Λ_mm⁻¹,                                                           (3)
+    E[x_m | x_o, k] = μ_m − Λ_mm⁻¹ Λ_mo (x_o − μ_o)                 (= eq. 1),             (4)
+    (x_o − μ_o)ᵀ Σ_oo⁻¹ (x_o − μ_o) = ‖Lᵀ (x̂ − μ)‖²                 (x̂ completed by 4),    (5)
+    log det Σ_oo = log det Σ + log det Λ_mm                        (Schur complement).    (6)
 
-which is Σ_oo on the observed coordinates and the identity on the missing ones, so a
-whole group is one batched Cholesky of fixed size D whatever its patterns: its factor C̃
-gives log det Σ_oo = 2 Σ log diag C̃ and, with W = C̃⁻¹ M Σ, both ‖C̃⁻¹ (x − μ)_o‖² (the
-quadratic form) and x̂ = μ + Wᵀ C̃⁻¹ (x − μ)_o (eq. 1), and (2) is Σ − WᵀW in the missing
-block.
+(5) holds because x̂_m minimises the complete quadratic form over x_m, and its minimum is
+the Schur complement form; written as a sum of squares it cannot cancel below 0. Rows are
+grouped by their number of missing entries, and within a group of rows by pattern: each
+distinct pattern's Λ_mm is factorised once per component (a pattern that spans groups once
+in each), and a typical row with a few missing entries costs a few small matrix products.
 
 Rows with nothing missing take the complete-data code, so a block with no NaN costs one
 ``isnan`` check more than without ``missing="marginalize"``.
@@ -41,11 +43,11 @@ import math
 import torch
 
 __all__ = ["bernoulli_conditional", "bernoulli_log_weighted", "bernoulli_sums",
-           "check_observed_columns", "fill_values", "gauss_conditional", "gauss_log_weighted",
-           "gauss_stats", "split_complete"]
+           "check_observed_columns", "fill_values", "gauss_conditional", "gauss_groups",
+           "gauss_log_weighted", "gauss_stats", "split_complete"]
 
 _LOG_2PI = math.log(2 * math.pi)
-_GROUP_ELEMS = 1 << 20  # rows × components × D² handled at once (full and tied)
+_GROUP_ELEMS = 1 << 20  # rows × (components × D + Λ_mm's j²) handled at once (full, tied)
 
 
 # ----------------------------------------------------------------------------- data summary
@@ -84,62 +86,95 @@ def split_complete(X: torch.Tensor):
 
 
 # ----------------------------------------------------------------------------- Gaussian
-def _pattern_groups(X: torch.Tensor, obs: torch.Tensor, P, cov_type: str, reg_covar: float,
-                    moments: bool):
+def gauss_groups(family, X: torch.Tensor, P, obs: torch.Tensor) -> list:
     """For full/tied covariances: groups of rows of X (all with some NaN) with, per row and
-    component, the log-density of the observed entries (eq. 3 route) and, with ``moments``,
-    the completed rows x̂ (eq. 1) and the conditional covariances (eq. 2) per pattern.
+    component, the log-density of the observed entries (eqs. 4–6), the completed rows x̂
+    (eq. 4) and the conditional covariances Λ_mm⁻¹ (eq. 3) per pattern; the family may
+    hand the same groups to :func:`gauss_log_weighted` and :func:`gauss_stats`.
 
-    Yields (idx (r,), loglik (r, K), Xh (r, K, D) or None, local (r,) pattern of each row,
-    Ccond (u, Kc, D, D) or None) with Kc = K (full) or 1 (tied).
+    Rows are grouped by their number j of missing entries, and within a group of rows by
+    pattern, each pattern's Λ_mm (j × j) factorised once per component.
+
+    Returns a list of (idx (r,), loglik (r, K), Xh (r, K, D), local (r,) pattern of each row,
+    missing coordinates of each pattern (u, j), Λ_mm⁻¹ (u, Kc, j, j), failed), with Kc = K
+    (full) or 1 (tied); ``failed``: some Λ_mm did not factorise (their log-densities are
+    −inf, their moments unusable).
     """
+    return list(_pattern_groups(X, obs, P, family.cov_type))
+
+
+def _check_groups(groups, family) -> None:
     from ._gaussian import _ILL
 
+    if any(g[-1] for g in groups):
+        raise ValueError(_ILL.format(reg=family.reg_covar))
+
+
+def _pattern_groups(X: torch.Tensor, obs: torch.Tensor, P, cov_type: str):
     n, D = X.shape
-    covs = P.covariances if cov_type == "full" else P.covariances[None]
-    Kc = covs.shape[0]
-    pats, inv = torch.unique(obs, dim=0, return_inverse=True)
-    order = torch.argsort(inv, stable=True)
-    step = max(1, _GROUP_ELEMS // (Kc * D * D))
-    eye = torch.eye(D, dtype=X.dtype, device=X.device)
+    K = P.means.shape[0]
+    L = P.prec_chol if cov_type == "full" else P.prec_chol[None]  # (Kc, D, D), Λ = L Lᵀ
+    Kc = L.shape[0]
+    Lam = L @ L.transpose(-1, -2)
     X0 = torch.where(obs, X, 0.0)
-    for a in range(0, n, step):
-        idx = order[a : a + step]
-        up, local = torch.unique_consecutive(inv[idx], return_inverse=True)
-        mf = pats[up].to(X.dtype)  # (u, D) 1 where observed
-        u = mf.shape[0]
-        Msig = mf[:, None, :, None] * covs[None]  # M Σ: (u, Kc, D, D)
-        padded = Msig * mf[:, None, None, :] + torch.diag_embed((1.0 - mf)[:, None, :]
-                                                                .expand(u, Kc, D))
-        C, info = torch.linalg.cholesky_ex(padded)
-        failed = info != 0  # (u, Kc)
-        if bool(failed.any()):
-            if moments:
-                raise ValueError(_ILL.format(reg=reg_covar))
-            # Σ_oo is a principal block of a positive-definite Σ, so this is underflow: a
-            # query far beyond the model's scale, whose log-density is not representable on
-            # this route (−inf, left to the far route of the queries)
-            C = torch.where(failed[..., None, None], torch.eye(D, dtype=X.dtype,
-                                                              device=X.device), C)
-        Linv = torch.linalg.solve_triangular(C, eye.expand_as(C), upper=False)
-        half_logdet = torch.log(torch.diagonal(C, dim1=-2, dim2=-1)).sum(-1)  # (u, Kc)
-        g = (lambda A: A) if u == 1 else (lambda A: A[local])
-        ob = obs[idx]
-        d = (X0[idx][:, None, :] - P.means[None]) * ob[:, None, :]  # (r, K, D), 0 if missing
-        y = (g(Linv) @ d[..., None]).squeeze(-1)  # C̃⁻¹ (x − μ)_o: (r, K, D)
-        n_obs = ob.sum(1, keepdim=True).to(X.dtype)  # (r, 1)
-        ll = -0.5 * (n_obs * _LOG_2PI + y.square().sum(-1)) - g(half_logdet)
-        if bool(failed.any()):
-            ll = ll.masked_fill(g(failed).expand_as(ll), -math.inf)
-        if not moments:
-            yield idx, ll, None, local, None
-            continue
-        W = Linv @ Msig  # C̃⁻¹ M Σ: (u, Kc, D, D)
-        Xh = P.means[None] + (g(W).transpose(-1, -2) @ y[..., None]).squeeze(-1)
-        Xh = torch.where(ob[:, None, :], X0[idx][:, None, :], Xh)  # observed kept as given
-        mm = (1.0 - mf)[:, None, :, None] * (1.0 - mf)[:, None, None, :]
-        Ccond = (covs[None] - W.transpose(-1, -2) @ W) * mm  # eq. (2) in the missing block
-        yield idx, ll, Xh, local, Ccond
+    n_miss = D - obs.sum(1)
+    for j in torch.unique(n_miss).tolist():
+        rows_j = torch.nonzero(n_miss == j).flatten()
+        miss_j = torch.nonzero(~obs[rows_j])[:, 1].view(-1, j)  # each row's missing coords
+        pats, inv = _unique_rows(miss_j, D)  # (u, j), (rows,)
+        # each pattern's Λ_mm once per component, for all the rows with j missing entries
+        Lmm = Lam[:, pats[:, :, None], pats[:, None, :]].transpose(0, 1)  # (u, Kc, j, j)
+        C, info = torch.linalg.cholesky_ex(Lmm)
+        failed_all = info != 0  # (u, Kc)
+        if bool(failed_all.any()):
+            # Λ_mm is a principal block of a positive-definite Λ, so this is overflow: a
+            # query far beyond the model's scale, not representable on this route (−inf,
+            # left to the far route of the queries)
+            C = torch.where(failed_all[..., None, None],
+                            torch.eye(j, dtype=X.dtype, device=X.device), C)
+        Cinv_all = torch.cholesky_inverse(C)  # Λ_mm⁻¹: (u, Kc, j, j)
+        half_logdet_all = torch.log(torch.diagonal(C, dim1=-2, dim2=-1)).sum(-1)  # (u, Kc)
+        step = max(1, _GROUP_ELEMS // (K * D + Kc * j * j))
+        for a in range(0, rows_j.numel(), step):
+            idx = rows_j[a : a + step]
+            r = idx.numel()
+            ob = obs[idx]
+            miss = miss_j[a : a + step]
+            # the chunk's own patterns, renumbered from 0
+            used, local = torch.unique(inv[a : a + step], return_inverse=True)
+            pats_c, Cinv, half_logdet = pats[used], Cinv_all[used], half_logdet_all[used]
+            failed = failed_all[used]
+            g = (lambda A: A) if used.numel() == 1 else (lambda A: A[local])
+            d = (X0[idx][:, None, :] - P.means[None]) * ob[:, None, :]  # (r, K, D)
+            # h = (Λ d)_m and δ = −Λ_mm⁻¹ h: the conditional mean's offset (eq. 4)
+            Lamd = torch.einsum("kde,rke->rkd", Lam.expand(K, D, D), d)
+            gather = miss[:, None, :].expand(r, K, j)
+            h = torch.gather(Lamd, 2, gather)
+            delta = -(g(Cinv) @ h[..., None]).squeeze(-1)  # (r, K, j)
+            Xh = torch.where(ob[:, None, :], X0[idx][:, None, :], P.means[None]).scatter_add(
+                2, gather, delta)
+            # eq. (5) as ‖Lᵀ(x̂ − μ)‖², a sum of squares, and eq. (6)
+            y = torch.einsum("rkd,kde->rke", Xh - P.means[None], L.expand(K, D, D))
+            n_obs = float(D - j)
+            ll = -0.5 * (n_obs * _LOG_2PI + y.square().sum(-1)) + P.log_det \
+                - g(half_logdet)
+            any_failed = bool(failed.any())
+            if any_failed:
+                ll = ll.masked_fill(g(failed).expand_as(ll), -math.inf)
+            yield idx, ll, Xh, local, pats_c, Cinv, any_failed
+
+
+def _unique_rows(miss: torch.Tensor, D: int):
+    """(distinct rows (u, j), index of each row's (n,)) of sorted coordinate lists ``miss``
+    (n, j) in [0, D): through one int64 code per row when the patterns fit in 63 bits (a
+    1-D unique is much faster than a row-wise one)."""
+    if D <= 63:
+        bits = torch.ones(1, dtype=torch.int64, device=miss.device) << miss  # (n, j)
+        codes, inv = torch.unique(bits.sum(1), return_inverse=True)
+        first = torch.zeros(codes.numel(), dtype=torch.int64, device=miss.device).scatter_(
+            0, inv, torch.arange(miss.shape[0], device=miss.device))
+        return miss[first], inv
+    return torch.unique(miss, dim=0, return_inverse=True)
 
 
 def _diag_parts(X: torch.Tensor, obs: torch.Tensor, P, cov_type: str):
@@ -151,8 +186,10 @@ def _diag_parts(X: torch.Tensor, obs: torch.Tensor, P, cov_type: str):
     return mo, Xc0, P.means - P.shift, var
 
 
-def gauss_log_weighted(family, X: torch.Tensor, P, obs: torch.Tensor) -> torch.Tensor:
-    """log π_k + log N(x_o | μ_ko, Σ_k,oo) of rows X (n, D) that all have some NaN: (n, K)."""
+def gauss_log_weighted(family, X: torch.Tensor, P, obs: torch.Tensor,
+                       groups=None) -> torch.Tensor:
+    """log π_k + log N(x_o | μ_ko, Σ_k,oo) of rows X (n, D) that all have some NaN: (n, K)
+    (full/tied from ``groups`` of :func:`gauss_groups` where given)."""
     t = family.cov_type
     log_w = torch.log(P.weights)
     if t in ("diag", "spherical"):
@@ -168,15 +205,16 @@ def gauss_log_weighted(family, X: torch.Tensor, P, obs: torch.Tensor) -> torch.T
         n_obs = mo.sum(1, keepdim=True)
         return -0.5 * (n_obs * _LOG_2PI + q) - half_logdet + log_w
     out = torch.empty(X.shape[0], family.n_components, dtype=X.dtype, device=X.device)
-    for idx, ll, _, _, _ in _pattern_groups(X, obs, P, t, family.reg_covar, False):
+    for idx, ll, *_ in (gauss_groups(family, X, P, obs) if groups is None else groups):
         out[idx] = ll + log_w
     return out
 
 
-def gauss_stats(family, X: torch.Tensor, Rw: torch.Tensor, P, obs: torch.Tensor):
+def gauss_stats(family, X: torch.Tensor, Rw: torch.Tensor, P, obs: torch.Tensor,
+                groups=None):
     """(Σ_n Rw_nk (x̂_nk − s) (K, D), expected second moments about the shift s by
     covariance type) of rows X (n, D) that all have some NaN, for weighted responsibilities
-    Rw (n, K)."""
+    Rw (n, K) (full/tied from ``groups`` of :func:`gauss_groups` where given)."""
     t = family.cov_type
     if t in ("diag", "spherical"):
         mo, Xc0, mc, var = _diag_parts(X, obs, P, t)
@@ -187,19 +225,25 @@ def gauss_stats(family, X: torch.Tensor, Rw: torch.Tensor, P, obs: torch.Tensor)
     K, D = P.means.shape
     sums = torch.zeros(K, D, dtype=X.dtype, device=X.device)
     second = torch.zeros((K, D, D) if t == "full" else (D, D), dtype=X.dtype, device=X.device)
-    for idx, _, Xh, local, Ccond in _pattern_groups(X, obs, P, t, family.reg_covar, True):
+    flat = second.view(-1, D * D)  # (K or 1, D²)
+    groups = gauss_groups(family, X, P, obs) if groups is None else groups
+    _check_groups(groups, family)
+    for idx, _, Xh, local, pats, Cinv, _ in groups:
         R = Rw[idx]  # (r, K)
         Xc = Xh - P.shift  # (r, K, D)
         RX = R[:, :, None] * Xc
         sums += RX.sum(0)
-        pw = torch.zeros(Ccond.shape[0], K, dtype=X.dtype, device=X.device).index_add_(
+        pw = torch.zeros(pats.shape[0], K, dtype=X.dtype, device=X.device).index_add_(
             0, local, R)  # Σ of Rw over each pattern's rows: (u, K)
         if t == "full":
             second += torch.einsum("rkd,rke->kde", RX, Xc)
-            second += torch.einsum("pk,pkde->kde", pw, Ccond)
         else:
             second += torch.einsum("rkd,rke->de", RX, Xc)
-            second += torch.einsum("p,pde->de", pw.sum(1), Ccond[:, 0])
+            pw = pw.sum(1, keepdim=True)  # (u, 1)
+        # eq. (2) in each pattern's missing block, weighted by its rows' Rw: into M_k
+        at = (pats[:, :, None] * D + pats[:, None, :]).reshape(-1)  # (u·j·j,)
+        vals = (pw[:, :, None, None] * Cinv).permute(1, 0, 2, 3).reshape(flat.shape[0], -1)
+        flat.index_add_(1, at, vals)
     return sums, second
 
 
@@ -211,7 +255,9 @@ def gauss_conditional(family, X: torch.Tensor, P, obs: torch.Tensor) -> torch.Te
         return torch.where(obs[:, None, :], X[:, None, :], P.means[None])
     out = torch.empty(X.shape[0], family.n_components, X.shape[1], dtype=X.dtype,
                       device=X.device)
-    for idx, _, Xh, _, _ in _pattern_groups(X, obs, P, t, family.reg_covar, True):
+    groups = gauss_groups(family, X, P, obs)
+    _check_groups(groups, family)
+    for idx, _, Xh, *_ in groups:
         out[idx] = Xh
     return out
 

@@ -179,7 +179,6 @@ class _MixtureEM:
     kmeans_device: str
     fill: object = None  # (D,) working-unit values of missing entries for the initialisers
 
-
     def _e_step_stats(self, chunk: Chunk, P) -> MixtureStats:
         return e_step_block(self.family, self.hard, chunk.X, chunk.w, P)
 
@@ -403,13 +402,13 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         family = self._family(d, scale, fit=False)
         params = self._parameters(scale)
         corr = d * math.log(scale)
+        missing = getattr(self, "missing", "raise") == "marginalize"
 
         def jacobian(Xb):  # per observed entry: fewer for rows with missing values
-            if scale == 1.0 or not family_missing or not bool(torch.isnan(Xb).any()):
+            if scale == 1.0 or not missing or not bool(torch.isnan(Xb).any()):
                 return corr
             return (~torch.isnan(Xb)).sum(1, keepdim=True).to(torch.float64) * math.log(scale)
 
-        family_missing = getattr(self, "missing", "raise") == "marginalize"
         out = [
             family.log_weighted(Xb.to(torch.float64) * scale if scale != 1.0
                                 else Xb.to(torch.float64), params) + jacobian(Xb)

@@ -418,3 +418,27 @@ def test_hard_em_with_missing_values_climbs_its_objective():
     # classification EM with expected statistics: the classification likelihood of the
     # observed data never decreases (rounding as above)
     assert np.all(np.diff(gm.lower_bounds_) >= -1e-12)
+
+
+@pytest.mark.parametrize("t", TYPES + ["bernoulli"])
+def test_weighted_statistics_with_missing_values_equal_repeated_rows(t):
+    # the families receive sample weights w (n,) with the responsibilities: integer weights
+    # must give the statistics of the rows repeated (sums of the same terms, 1e-12)
+    rng = np.random.RandomState(0)
+    if t == "bernoulli":
+        Xm = _mask((rng.rand(200, 5) < 0.4).astype(float), 0.3)
+        est = BernoulliMixture(2, missing="marginalize", random_state=0).fit(Xm)
+    else:
+        Xm = _mask(_blobs(200), 0.3)
+        est = GaussianMixture(2, covariance_type=t, missing="marginalize", random_state=0).fit(Xm)
+    fam, P = est._family(Xm.shape[1], 1.0, fit=False), est._parameters(1.0)
+    X = torch.tensor(Xm)
+    w = torch.tensor(rng.randint(0, 4, len(Xm)), dtype=torch.float64)
+    resp = torch.softmax(fam.log_weighted(X, P), 1)
+    a = fam.resp_stats(X, resp, w, P)
+    reps = w.long()
+    b = fam.resp_stats(X.repeat_interleave(reps, 0), resp.repeat_interleave(reps, 0), None, P)
+    assert a.n == pytest.approx(b.n, rel=1e-12)
+    for name in ("nk", "sums") + (("second",) if t != "bernoulli" else ()):
+        np.testing.assert_allclose(getattr(a, name).numpy(), getattr(b, name).numpy(),
+                                   rtol=1e-12, atol=1e-12, err_msg=name)

@@ -208,13 +208,16 @@ class _GaussianFamily(Family):
     missing : bool
         NaN entries are missing values, marginalised out (:mod:`._missing`); blocks without
         NaN take the complete-data code.
+    fit : bool
+        The family of a fit, whose E-step calls ``resp_stats`` on each block right after
+        ``log_weighted``: full/tied pattern factorisations are kept for it (per thread).
     """
 
     def __init__(self, n_components: int, cov_type: str, reg: float, reg_covar: float,
-                 user: dict, missing: bool = False):
+                 user: dict, missing: bool = False, fit: bool = False):
         self.n_components, self.cov_type = n_components, cov_type
         self.reg, self.reg_covar, self.user = reg, reg_covar, user
-        self.missing = missing
+        self.missing, self.fit = missing, fit
 
     def block_rows(self, d: int) -> int:
         if self.cov_type in ("full", "tied"):  # (rows, K, D) intermediates
@@ -238,7 +241,8 @@ class _GaussianFamily(Family):
             if self.cov_type in ("full", "tied"):
                 # kept for the resp_stats of the same block (the E-step calls both in turn)
                 groups = _missing.gauss_groups(self, X[some], P, obs[some])
-                _LAST.entry = (X, P, groups)
+                if self.fit:
+                    _LAST.entry = (X, P, groups)
             out[some] = _missing.gauss_log_weighted(self, X[some], P, obs[some], groups)
             return out
         return self._log_weighted(X, P)
@@ -493,7 +497,7 @@ class GaussianMixture(MixtureBase):
             user["precisions"] = torch.as_tensor(prec, device=self._device()) / (scale * scale)
         if fit and t in ("full", "tied"):
             _check_memory(t, K, n_features, self._device())
-        return _GaussianFamily(K, t, reg, self.reg_covar, user, missing)
+        return _GaussianFamily(K, t, reg, self.reg_covar, user, missing, fit)
 
     def _attributes(self, P: GaussParams, scale: float) -> dict:
         t = self.covariance_type

@@ -324,12 +324,12 @@ VARIANTS = {
 }
 
 
-# missing values for models with missing="marginalize": name -> (kind, builder(X) -> input);
+# missing values for models with missing="marginalize": name -> (kind, builder(X) -> input).
 # kind "valid": every method must return a sane result, a typed error included is wrong
 # (NaN entries are missing values, not bad input); "scale": the same, or a typed error
-# asking to rescale (as for complete data); "reject": every method must raise a typed error; "reject_fit": fits must
-# raise (a feature with nothing observed), queries must return sane results;
-# "reject_query": another number of features, legal for fits only
+# asking to rescale (as for complete data); "reject": every method must raise a typed
+# error; "reject_fit": fits must raise (a feature with nothing observed), queries must
+# return sane results; "reject_query": another number of features, legal for fits only
 def _mcar(X, frac=0.2, seed=0):
     """X with a fraction of its entries NaN at random, every row keeping one observed."""
     rng = np.random.RandomState(seed)

@@ -57,7 +57,8 @@ def _marginal_log_density(gm, X):
         o = ~np.isnan(x)
         out.append(logsumexp([
             np.log(gm.weights_[k])
-            + multivariate_normal(mean=gm.means_[k][o], cov=_full_cov(gm, k)[np.ix_(o, o)]).logpdf(x[o])
+            + multivariate_normal(mean=gm.means_[k][o],
+                                  cov=_full_cov(gm, k)[np.ix_(o, o)]).logpdf(x[o])
             for k in range(gm.n_components)
         ]))
     return np.array(out)
@@ -67,7 +68,8 @@ def _marginal_log_density(gm, X):
 @pytest.mark.parametrize("t", TYPES)
 def test_score_samples_is_scipy_marginal_on_observed_entries(t):
     Xm = _mask(_blobs(240), 0.25)
-    gm = _quiet(GaussianMixture(2, covariance_type=t, missing="marginalize", random_state=0).fit, Xm)
+    gm = _quiet(GaussianMixture(2, covariance_type=t, missing="marginalize",
+                                random_state=0).fit, Xm)
     ref = _marginal_log_density(gm, Xm)
     # both sides are O(D) float64 operations on values of order 10: a few 1e-15 relative,
     # 1e-10 leaves room for scipy's eigendecomposition route
@@ -98,8 +100,8 @@ def test_bernoulli_score_samples_is_product_over_observed_features():
         Bm * np.log(mu[k]) + (1 - Bm) * np.log1p(-mu[k]), axis=1) for k in range(2)], 1)
     # sums of 8 terms of order 1 in float64
     np.testing.assert_allclose(bm.score_samples(Bm), logsumexp(comp, 1), rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(bm.predict_proba(Bm), np.exp(comp - logsumexp(comp, 1, keepdims=True)),
-                               atol=1e-12)
+    np.testing.assert_allclose(bm.predict_proba(Bm),
+                               np.exp(comp - logsumexp(comp, 1, keepdims=True)), atol=1e-12)
     # the filled-in entries: Σ_k p(k | x_o) μ_kd
     imp = bm.impute(Bm)
     nan = np.isnan(Bm)

@@ -13,8 +13,8 @@ import numpy as np
 
 from . import checks
 from .classify import TYPED, Wrong, classify_exception
-from .inputs import (CLUSTERINGS, FIT_METHODS, K, NEURAL, STOCHASTIC, VARIANTS, W_COUNTS,
-                     W_LABEL_ORACLE,
+from .inputs import (CLUSTERINGS, FIT_METHODS, K, MISSING_ESTIMATORS, MISSING_VARIANTS, NEURAL,
+                     STOCHASTIC, VARIANTS, W_COUNTS, W_LABEL_ORACLE,
                      W_VARIANTS, WEIGHT_METHODS, WEIGHTED, X_METHODS, base_data, blob_labels,
                      make, methods_of, variant)
 
@@ -76,6 +76,12 @@ def descriptors():
             for v in ("posinf", "scale_1e300", "scale_1e-300", "shift_1e16"):
                 out.append(dict(area="data", est=est, method="partial_fit_then_predict",
                                 variant=v))
+        if est in MISSING_ESTIMATORS:  # missing="marginalize": NaN entries are valid input
+            for m in methods:
+                if m in X_METHODS:
+                    for v in MISSING_VARIANTS:
+                        out.append(dict(area="data", est=est, method=m,
+                                        variant="marginalize_" + v))
     for est in WEIGHTED:
         for m in WEIGHT_METHODS:
             for v, (kind, _, _) in W_VARIANTS.items():
@@ -316,12 +322,69 @@ def _run_weighted(d, ctx):
     return None
 
 
+# ----------------------------------------------------------------------------- missing
+def _missing_model(ctx, est_name):
+    """A model with missing="marginalize" fitted on the base data with 20% of it missing."""
+    from .inputs import _mcar
+
+    return make(est_name, missing="marginalize").fit(_mcar(base_data(est_name)))
+
+
+def _run_missing(d, ctx):
+    """NaN entries for a model with missing="marginalize": valid input, so every method must
+    return a sane result, and a fit on well-separated blobs must still find them."""
+    est_name, method, vname = d["est"], d["method"], d["variant"][len("marginalize_"):]
+    X = base_data(est_name)
+    kind, build = MISSING_VARIANTS[vname]
+    Xv = build(X)
+    est = _missing_model(ctx, est_name)
+    if kind in ("reject_fit", "reject_query"):
+        kind = "reject" if (method in FIT_METHODS) == (kind == "reject_fit") else "valid"
+    if kind == "valid" and method in FIT_METHODS and vname == "one_row_nan":
+        kind = "reject"  # one row cannot fit two components
+    if kind == "reject":
+        before = probe(est_name, est, X)
+        try:
+            out = call(est, method, Xv)
+        except Exception as exc:
+            if classify_exception(exc)[0] == TYPED:
+                _unchanged(est_name, est, X, before, exc)
+            raise
+        raise Wrong(f"{method} accepted the {vname} input and returned {type(out).__name__}")
+    try:
+        out = call(est, method, Xv)
+    except Exception as exc:
+        if kind == "valid" and classify_exception(exc)[0] == TYPED:
+            raise Wrong(f"{method} refused valid input with missing entries ({vname}): "
+                        f"{checks.short_exc(exc)}") from None
+        raise
+    n_feat = np.shape(checks.as_array(Xv))[1]
+    checks.check_result(est_name, method, Xv, out, est=est, d=n_feat)
+    if method in FIT_METHODS:
+        # the fitted model answers for the complete base data and for the input itself
+        for m in ("predict_proba", "score_samples", "impute"):
+            checks.check_result(est_name, m, Xv, getattr(est, m)(Xv), est=est, d=n_feat)
+        if est_name == "GaussianMixture":  # well-separated blobs: found despite the holes
+            checks.same_labels(f"labels after {method} on {vname}", est.predict(Xv),
+                               blob_labels(checks.n_rows(Xv)))
+        if method == "fit_predict":
+            if not np.array_equal(checks.as_array(out), checks.as_array(est.predict(Xv))):
+                raise Wrong("fit_predict's labels differ from predict(X) on the same data")
+    elif method == "predict":
+        proba = checks.as_array(est.predict_proba(Xv))
+        if not np.array_equal(checks.as_array(out), proba.argmax(1)):
+            raise Wrong("predict differs from the argmax of predict_proba")
+    return None
+
+
 # ----------------------------------------------------------------------------- run
 def run(d, ctx):
     est_name, method, vname = d["est"], d["method"], d["variant"]
     if vname.startswith("w_"):
         return _run_weighted(d, ctx)
     X = base_data(est_name)
+    if vname.startswith("marginalize_"):
+        return _run_missing(d, ctx)
     if vname == "unfitted":
         est = make(est_name)
         if method in X_METHODS:

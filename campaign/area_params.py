@@ -130,6 +130,11 @@ def descriptors():
     out.append(dict(area="params", est="KMeans", param="n_clusters", value="1e9_direct"))
     out.append(dict(area="params", est="GaussianMixture", param="n_components",
                     value="1e9_direct"))
+    for est in ("GaussianMixture", "BernoulliMixture"):
+        for t in (("full", "tied", "diag", "spherical") if est == "GaussianMixture" else ("",)):
+            out.append(dict(area="params", est=est, param="missing",
+                            value="marginalize_nan" + (f"_{t}" if t else "")))
+        out.append(dict(area="params", est=est, param="missing", value="raise_nan"))
     return out
 
 
@@ -148,6 +153,8 @@ def _use(est_name, est, X):
         elif m == "inverse_transform":
             Z = est.transform(X)
             checks.check_result(est_name, m, Z, est.inverse_transform(Z), d=X.shape[1])
+        elif m == "impute":
+            checks.check_result(est_name, m, X, est.impute(X), est=est, d=X.shape[1])
         else:
             out = getattr(est, m)(X)
             width = getattr(est, "n_components_", None) or getattr(est, "latent_dim", None) \
@@ -186,6 +193,26 @@ def _special(d, ctx):
         est = cls("PCA")(n_components=5, svd_solver=value.split("_")[0]).fit(Xb)
         checks.check_fitted("PCA", est)
         return None
+    if value.startswith("marginalize_nan"):  # NaN entries missing at random: a sane fit
+        from .inputs import _mcar
+
+        t = value[len("marginalize_nan_"):]
+        Xm = _mcar(X, 0.3)
+        est = make(est_name, missing="marginalize", **({"covariance_type": t} if t else {}))
+        est.fit(Xm)
+        checks.check_fitted(est_name, est)
+        _use(est_name, est, Xm)
+        return None
+    if value == "raise_nan":  # the default refuses NaN, naming the alternative
+        from .inputs import _mcar
+
+        try:
+            make(est_name).fit(_mcar(X))
+        except ValueError as exc:
+            if "marginalize" not in str(exc):
+                raise Wrong(f"the NaN error does not mention missing='marginalize': {exc}")
+            raise
+        raise Wrong("missing='raise' accepted NaN entries")
     if value == "1e9_direct":
         est = make(est_name, **{param: 10**9})
         est.fit(X)

@@ -121,6 +121,21 @@ def check_result(est_name: str, method: str, X, out, *, est=None, d=None, k=None
         if a.size and (a.min() < -tol or a.max() > 1 + tol
                        or np.abs(a.sum(1) - 1).max() > tol * K):
             raise Wrong("predict_proba: rows are not probabilities summing to 1")
+    elif method == "impute":
+        _dtype32(method, X, out)
+        want = (n, d) if d is not None else None
+        if a.ndim != 2 or (want is not None and a.shape != want):
+            raise Wrong(f"impute returned shape {a.shape}, expected {want}")
+        _finite(method, a)
+        try:  # the observed entries of X, where they read as a float64 array
+            Xa = np.asarray(as_array(X), dtype=np.float64)
+        except (TypeError, ValueError):
+            Xa = None
+        if Xa is not None and Xa.shape == a.shape:
+            seen = np.isfinite(Xa)
+            if not np.array_equal(a[seen].astype(np.float64), Xa[seen].astype(a.dtype)
+                                  .astype(np.float64)):
+                raise Wrong("impute changed observed entries")
     elif method == "score_samples":
         if a.shape != (n,):
             raise Wrong(f"score_samples returned shape {a.shape}, expected ({n},)")

@@ -31,9 +31,9 @@ CLUSTERINGS = ("KMeans", "GaussianMixture", "BernoulliMixture")
 # every public method the campaign calls, in the order it reports them
 METHODS = ("fit", "partial_fit", "fit_predict", "fit_transform", "transform",
            "inverse_transform", "predict", "predict_proba", "score_samples", "score", "sample",
-           "bic", "aic")
+           "bic", "aic", "impute")
 X_METHODS = ("fit", "partial_fit", "fit_predict", "fit_transform", "transform", "predict",
-             "predict_proba", "score_samples", "score", "bic", "aic")
+             "predict_proba", "score_samples", "score", "bic", "aic", "impute")
 FIT_METHODS = ("fit", "partial_fit", "fit_predict", "fit_transform")
 # methods whose result is random for a fixed model (no comparison between two calls)
 STOCHASTIC = {"VAE": ("score_samples", "score")}
@@ -322,6 +322,45 @@ VARIANTS = {
     "more_features": ("width", lambda X: np.c_[X, X[:, :1]], None),
     "wide_few_rows": ("width", lambda X: np.tile(X[:5], (1, 15)), None),
 }
+
+
+# missing values for models with missing="marginalize": name -> (kind, builder(X) -> input).
+# kind "valid": every method must return a sane result, a typed error included is wrong
+# (NaN entries are missing values, not bad input); "scale": the same, or a typed error
+# asking to rescale (as for complete data); "reject": every method must raise a typed
+# error; "reject_fit": fits must raise (a feature with nothing observed), queries must
+# return sane results; "reject_query": another number of features, legal for fits only
+def _mcar(X, frac=0.2, seed=0):
+    """X with a fraction of its entries NaN at random, every row keeping one observed."""
+    rng = np.random.RandomState(seed)
+    X = X.copy()
+    mask = rng.rand(*X.shape) < frac
+    mask[np.arange(len(X)), rng.randint(X.shape[1], size=len(X))] = False
+    X[mask] = np.nan
+    return X
+
+
+MISSING_VARIANTS = {
+    "nan": ("valid", _nan),
+    "mcar_20": ("valid", _mcar),
+    "mcar_60": ("valid", lambda X: _mcar(X, 0.6, seed=1)),
+    "nan_last_row": ("valid", lambda X: _set(X, np.nan, (-1, -1))),
+    "float32_mcar": ("valid", lambda X: _mcar(X).astype(np.float32)),
+    "torch_mcar": ("valid", lambda X: _torch(_mcar(X))),
+    "df_pd_na": ("valid", _df_na),
+    "list_mcar": ("valid", lambda X: _mcar(X).tolist()),
+    "one_row_nan": ("valid", lambda X: _set(X[:1].copy(), np.nan, (0, 0))),
+    "mcar_scale_1e150": ("scale", lambda X: _mcar(X) * 1e150),
+    "mcar_scale_1e-150": ("scale", lambda X: _mcar(X) * 1e-150),
+    "mcar_shift_1e12": ("scale", lambda X: _mcar(X) + 1e12),
+    "nan_column": ("reject_fit", lambda X: _set(X, np.nan, (slice(None), 1))),
+    "nan_row": ("reject", lambda X: _set(X, np.nan, (4, slice(None)))),
+    "nan_all": ("reject", lambda X: np.full_like(X, np.nan)),
+    "posinf_and_nan": ("reject", lambda X: _set(_nan(X), np.inf)),
+    "torch_neginf_and_nan": ("reject", lambda X: _torch(_set(_nan(X), -np.inf))),
+    "wrong_width_nan": ("reject_query", lambda X: _mcar(np.c_[X, X[:, :1]])),
+}
+MISSING_ESTIMATORS = ("GaussianMixture", "BernoulliMixture")
 
 
 def variant(name: str, X: np.ndarray):

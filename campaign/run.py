@@ -55,6 +55,9 @@ silent-wrong
     * on the two well-separated blobs, KMeans/GaussianMixture labels after X * 1e150,
       X * 1e300, X * 1e-300, X + 1e12, ... differ from the blobs' (up to permutation), or
       PCA's explained_variance_ratio_/components_ differ, unless a ValueError was raised;
+    * NaN entries (missing values, every row keeping an observed one) given to a mixture
+      with ``missing="marginalize"`` were refused with an error, or ``impute`` changed an
+      observed entry or left a NaN;
     * PCA's explained_variance_ratio_ on identical rows is not 0; a clustering's
       ``labels_`` or ``fit_predict`` differ from ``predict`` on the same data;
     * after a typed error from any call on a fitted model (a refit that fails validation

@@ -150,6 +150,8 @@ def check_data(
     X = check_container(X, name)
     if getattr(X, "dtype", None) == np.float16:
         X = np.asarray(X, dtype=np.float32)
+    # a model with a ``missing`` hyperparameter names it in its NaN error (check_finite_data)
+    nan_hint = finite is True and "missing" in getattr(est, "__dict__", {})
     X = _converted(
         lambda A: validate_data(
             est,
@@ -158,7 +160,7 @@ def check_data(
             dtype=[np.float64, np.float32],
             accept_sparse=False,
             ensure_min_samples=ensure_min_samples,
-            ensure_all_finite=finite,
+            ensure_all_finite="allow-nan" if nan_hint else finite,
         ),
         X,
         name,
@@ -166,6 +168,8 @@ def check_data(
     X = to_tensor(X, device)
     if finite == "allow-nan":
         check_observed_data(X, name=name)
+    elif nan_hint:
+        check_finite_data(est, X, name=name)
     return X, kind
 
 

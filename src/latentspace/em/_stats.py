@@ -134,19 +134,36 @@ class DataSummary(Stats):
         Σ w (x·scale − shift).
     sumsq : (d,) float64 tensor
         Σ w (x·scale − shift)².
+    observed : (d,) float64 tensor
+        Total weight of the observed (non-NaN) entries of each feature (``n`` in every
+        feature for complete data). With NaN entries (missing values), ``sum`` and ``sumsq``
+        run over the observed entries only.
+    n_missing : int
+        Number of NaN entries (0 for complete data).
     """
 
     rows: int = 0
     amax: "_Max" = None
     sum: torch.Tensor = None
     sumsq: torch.Tensor = None
+    observed: torch.Tensor = None
+    n_missing: int = 0
+
+    def counts(self):
+        """The weight each feature's moments are taken over: ``n`` (float) for complete
+        data, else the observed weight per feature, (d,) float64."""
+        return self.n if not self.n_missing or self.observed is None else self.observed
 
     def variance(self) -> torch.Tensor:
-        """Weighted variance of each feature of ``x * scale``: (d,) float64."""
+        """Weighted variance of each feature of ``x * scale``: (d,) float64 (over the
+        observed entries when some are missing; 0 for a feature with none)."""
         if self.n <= 0 or self.sum is None:
             return torch.zeros(0 if self.sum is None else self.sum.shape[0], dtype=torch.float64)
-        m = self.sum / self.n
-        return (self.sumsq / self.n - m * m).clamp_min(0)
+        c = self.counts()
+        if not isinstance(c, float):
+            c = c.clamp_min(float(np.finfo(np.float64).tiny))
+        m = self.sum / c
+        return (self.sumsq / c - m * m).clamp_min(0)
 
 
 @dataclass(frozen=True)
@@ -166,18 +183,35 @@ def summarize_chunk(
 
     With ``shift=None`` only the counts and ``amax`` are computed (the first, cheap pass);
     with a shift, the sums and squares (``amax`` is then left at 0: the first pass has it).
+    NaN entries (missing values, for models that accept them) are left out of ``amax`` and
+    of the sums, and counted per feature in ``observed``; a chunk without NaN costs what it
+    did (the NaN-aware route runs only when a sum comes out NaN).
     """
     if shift is None:
         n = float(X.shape[0]) if w is None else float(w.to(torch.float64).sum())
-        return DataSummary(n=n, loglik=0.0, rows=X.shape[0], amax=_Max(abs_max(X)))
+        amax = abs_max(X)
+        if amax != amax:  # NaN entries: the largest |x| of the observed ones
+            amax = abs_max(torch.nan_to_num(X, nan=0.0))
+        return DataSummary(n=n, loglik=0.0, rows=X.shape[0], amax=_Max(amax))
     Xs = X.to(torch.float64) * scale - shift  # (n, d)
+    w64 = None if w is None else w.to(torch.float64)
     if w is None:
         s, ss, n = Xs.sum(0), (Xs * Xs).sum(0), float(X.shape[0])
     else:
-        w64 = w.to(torch.float64)
         s, ss, n = w64 @ Xs, w64 @ (Xs * Xs), float(w64.sum())
+    n_missing, observed = 0, torch.full_like(s, n)
+    if bool(torch.isnan(s).any()):  # missing entries: moments over the observed ones
+        seen = ~torch.isnan(Xs)
+        n_missing = int(seen.numel() - int(seen.sum()))
+        Xs = torch.where(seen, Xs, 0.0)
+        seen = seen.to(torch.float64)
+        if w is None:
+            s, ss, observed = Xs.sum(0), (Xs * Xs).sum(0), seen.sum(0)
+        else:
+            s, ss, observed = w64 @ Xs, w64 @ (Xs * Xs), w64 @ seen
     # the second pass leaves amax to the first
-    return DataSummary(n=n, loglik=0.0, rows=X.shape[0], amax=_Max(0.0), sum=s, sumsq=ss)
+    return DataSummary(n=n, loglik=0.0, rows=X.shape[0], amax=_Max(0.0), sum=s, sumsq=ss,
+                       observed=observed, n_missing=n_missing)
 
 
 def summarize_source(source, *, scaled: bool = True):
@@ -205,6 +239,12 @@ def summarize_source(source, *, scaled: bool = True):
     dtype = source.dtype
     scale = working_scale(first.amax.value, dtype) if scaled else 1.0
     shift = source.take(np.array([0])).to(torch.float64)[0] * scale
+    if bool(torch.isnan(shift).any()):  # a missing entry: the first observed value instead
+        head = source.take(np.arange(min(source.n_samples, 1024))).to(torch.float64) * scale
+        seen = ~torch.isnan(head)
+        first = seen.to(torch.int8).argmax(0)  # first observed row of each column (0: none)
+        shift = torch.where(seen.any(0), head[first, torch.arange(head.shape[1])],
+                            torch.zeros_like(shift))
     summary = source.map_reduce(lambda c: summarize_chunk(c.X, c.w, shift, scale))
     # the moments pass leaves amax at 0: the first pass has it
     return dataclasses.replace(summary, amax=first.amax), scale, shift

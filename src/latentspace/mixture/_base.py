@@ -69,6 +69,7 @@ from .._validation import (
     check_finite_result,
     check_float,
     check_int,
+    check_missing,
     check_n_samples_to_draw,
     check_random_state,
     check_seed,
@@ -81,6 +82,7 @@ from ..exceptions import ConvergenceWarning
 from ._family import Family, MixtureStats, check_means_init, check_weights_init, e_step_block
 from ._stream import (check_learning_params, query_weights, running_state, stepwise_update,
                       weight_summary, weight_unit, weighted_mean, weighted_total)
+from ._missing import check_observed_columns, fill_values
 
 __all__ = ["Family", "MixtureBase", "MixtureStats", "check_means_init", "check_weights_init"]
 
@@ -93,20 +95,30 @@ class _WorkingView:
     checked by ``prepare``, made float64 and multiplied by ``scale``.
 
     ``map_reduce`` runs inside the underlying source's own ``map_reduce`` (within the tasks
-    of a Dask source), so blocks are formed where the data are.
+    of a Dask source), so blocks are formed where the data are. With ``fill`` (D,) (working
+    units), NaN entries are read as those values (the initialisers need complete rows).
     """
 
     def __init__(self, source, prepare, scale: float, rows: int, wscale: float = 1.0,
-                 weighted: bool = True):
+                 weighted: bool = True, fill=None):
         self.source, self.prepare, self.scale, self.rows = source, prepare, scale, rows
         self.wscale = wscale  # an exact power of two the sample weights are multiplied by
         self.weighted = weighted  # whether the first pass found sample weights
         self.n_samples, self.n_features = source.n_samples, source.n_features
         self.dtype, self.device = torch.float64, source.device
+        self.fill = fill
+
+    def filled(self, fill) -> "_WorkingView":
+        """The same view with NaN entries read as ``fill`` (D,) in working units."""
+        return _WorkingView(self.source, self.prepare, self.scale, self.rows, self.wscale,
+                            self.weighted, fill)
 
     def work(self, X: torch.Tensor) -> torch.Tensor:
         X = self.prepare(X).to(torch.float64)
-        return X * self.scale if self.scale != 1.0 else X
+        X = X * self.scale if self.scale != 1.0 else X
+        if self.fill is not None:
+            X = torch.where(torch.isnan(X), self.fill.to(X.device), X)
+        return X
 
     def weights(self, w):
         """A chunk's weights times ``wscale``; a chunk's own weights that the first pass did
@@ -214,6 +226,7 @@ class _MixtureEM:
     init: str  # one of MixtureBase._init_choices
     base: object  # Family.base_params, or None
     kmeans_device: str
+    fill: object = None  # (D,) working-unit values of missing entries for the initialisers
 
     def _e_step_stats(self, chunk: Chunk, P) -> MixtureStats:
         return e_step_block(self.family, self.hard, chunk.X, chunk.w, P)
@@ -227,6 +240,8 @@ class _MixtureEM:
     def _init_params(self, view: _WorkingView, rng):
         if self.family.init_given():
             return self.family.with_user_init(None, self.base)
+        if self.fill is not None:  # missing entries: the initialisers see column means
+            view = view.filled(self.fill)
         resp_fn = self._init_resp_fn(view, rng)
 
         def f(chunk):
@@ -330,6 +345,8 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         check_int("max_iter", self.max_iter, low=0)
         check_int("n_init", self.n_init, low=1)
         check_int("verbose", self.verbose, low=0)
+        if hasattr(self, "missing"):
+            check_missing(self.missing)
         check_seed("random_state", self.random_state)
         check_choice("init_params", self.init_params, self._init_choices)
         if not isinstance(self.warm_start, (bool, np.bool_)):
@@ -404,16 +421,18 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         if not math.isfinite(summary.n):
             raise ValueError("sample_weight sums beyond the float64 range; divide the weights "
                              "by a constant.")
+        check_observed_columns(summary)
         self._check_summary(summary, scale)
         if scale != 1.0:  # extreme data: the family again, in their working units
             family = self._family(d, scale)
+        view = _WorkingView(source, self._prepare_X, scale, family.block_rows(d),
+                            weight_unit(self, wmax), weighted=wmax is not None)
         model = _MixtureEM(
             name=type(self).__name__, family=family, hard=bool(self.hard),
             init=self.init_params, base=family.base_params(summary, shift),
             kmeans_device=self.device,
+            fill=None if family.init_given() else fill_values(summary, view, shift),
         )
-        view = _WorkingView(source, self._prepare_X, scale, family.block_rows(d),
-                            weight_unit(self, wmax), weighted=wmax is not None)
         result = run_em(
             model, view, n_init=self.n_init, max_iter=self.max_iter, tol=self.tol,
             rng=check_random_state(self.random_state), verbose=self.verbose,
@@ -421,7 +440,9 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         )
         self._set_attributes(result.params, scale)
         self._warn_unused_components()
-        corr = d * math.log(scale)  # log p(x) − log p'(x·scale): the Jacobian of the units
+        # log p(x) − log p'(x·scale): the Jacobian of the units, per observed entry
+        d_obs = d if not summary.n_missing else float(summary.observed.sum()) / summary.n
+        corr = d_obs * math.log(scale)
         self.lower_bounds_ = np.asarray(result.lower_bounds, dtype=np.float64) + corr
         self.lower_bound_ = float(self.lower_bounds_[-1])
         self.n_iter_ = int(result.n_iter)
@@ -509,17 +530,33 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         one is scaled down with the model, whose parameters then stay representable.
         """
         d = Xt.shape[1]
-        scale = working_scale(max(abs_max(Xt), self._magnitude()), torch.float64) \
-            if self._scaled else 1.0
+        scale = self._query_scale(Xt)
         family = self._family(d, scale, fit=False)
         params = self._parameters(scale)
         corr = d * math.log(scale)
+        missing = getattr(self, "missing", "raise") == "marginalize"
+
+        def jacobian(Xb):  # per observed entry: fewer for rows with missing values
+            if scale == 1.0 or not missing or not bool(torch.isnan(Xb).any()):
+                return corr
+            return (~torch.isnan(Xb)).sum(1, keepdim=True).to(torch.float64) * math.log(scale)
+
         out = [
             family.log_weighted(Xb.to(torch.float64) * scale if scale != 1.0
-                                else Xb.to(torch.float64), params) + corr
+                                else Xb.to(torch.float64), params) + jacobian(Xb)
             for _, Xb in split_rows(Xt, family.block_rows(d))
         ]
         return torch.cat(out) if out else torch.zeros(0, self.n_components, dtype=torch.float64)
+
+    def _query_scale(self, Xt: torch.Tensor) -> float:
+        """The working scale of a query (see :meth:`_wlp`); NaN entries (missing values)
+        are left out of its magnitude."""
+        if not self._scaled:
+            return 1.0
+        amax = abs_max(Xt)
+        if amax != amax:
+            amax = abs_max(torch.nan_to_num(Xt, nan=0.0))
+        return working_scale(max(amax, self._magnitude()), torch.float64)
 
     def _weighted_log_prob(self, X, *, limit: bool = False):
         """Validated query -> (log π_k + log p(x|θ_k) in data units (n, K) float64, kind, dtype).
@@ -539,7 +576,7 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
             lost = ~torch.isfinite(wlp.amax(1))
             if bool(lost.any()):
                 rows = Xt[lost].to(torch.float64)
-                peak = rows.abs().amax(1, keepdim=True)
+                peak = torch.nan_to_num(rows, nan=0.0).abs().amax(1, keepdim=True)
                 target = max(self._magnitude(), 1.0) * 2.0 ** _LIMIT_BITS
                 t = torch.tensor([pow2_scale(float(p)) * pow2_scale(1.0 / target) * 2.0
                                   for p in peak.flatten()], dtype=torch.float64)
@@ -590,6 +627,59 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         """Most probable component of each row (hard clustering): (n_samples,) int64."""
         wlp, kind, _ = self._weighted_log_prob(X, limit=True)
         return self._out(wlp.argmax(1), kind)
+
+    def impute(self, X):
+        """X with each missing (NaN) entry replaced by its conditional expectation.
+
+        E[x_m | x_o] = Σ_k p(k | x_o) E[x_m | x_o, k] (eq. 1 of
+        :mod:`latentspace.mixture._missing` for a Gaussian component, μ_km for a Bernoulli
+        one), with the responsibilities p(k | x_o) of :meth:`predict_proba`. Needs
+        ``missing="marginalize"``: with ``missing="raise"`` NaN in X raise the usual
+        ``ValueError``.
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        X_imputed : ndarray or tensor of shape (n_samples, n_features)
+            X's kind (a tensor for a tensor, else an ndarray) and float dtype; observed
+            entries exactly as given.
+        """
+        self._check_fitted()
+        Xt, kind = self._check_X(X, reset=False)
+        out = Xt.clone()
+        nan = torch.isnan(Xt)
+        rows = torch.nonzero(nan.any(1)).flatten()
+        if rows.numel():
+            sub = Xt[rows]
+            wlp, _, _ = self._weighted_log_prob(sub, limit=True)
+            resp = torch.exp(wlp - torch.logsumexp(wlp, dim=1, keepdim=True))  # (m, K)
+            Xp = self._prepare_X(sub).to(torch.float64)
+            # eq. (1) is linear in x_o: evaluated at the model's own scale, where its
+            # covariances are representable whatever the query's magnitude
+            scale = self._query_scale(Xp[:0])
+            family = self._family(Xt.shape[1], scale, fit=False)
+            params = self._parameters(scale)
+            parts = []
+            for start, Xb in split_rows(Xp, family.block_rows(Xt.shape[1])):
+                Xb = Xb * scale if scale != 1.0 else Xb
+                cond = family.conditional_means(Xb, params)  # (b, K, D)
+                R = resp[start : start + Xb.shape[0]].to(cond.device)
+                parts.append(torch.einsum("bk,bkd->bd", R, cond) / scale)
+            filled = torch.cat(parts)
+            if not bool(torch.isfinite(filled[nan[rows]]).all()):
+                raise ValueError(
+                    f"{type(self).__name__}.impute: the conditional expectations of X's missing "
+                    "entries are beyond float64 (X is far beyond the model's scale); rescale X "
+                    "or fit the model in X's units."
+                )
+            sub_nan = nan[rows]
+            block = out[rows]
+            block[sub_nan] = filled[sub_nan].to(out.dtype)
+            out[rows] = block
+        return self._out(out, kind)
 
     def fit_predict(self, X, y=None, sample_weight=None):
         """``fit(X, sample_weight=sample_weight)`` then ``predict(X)`` (labels under the final

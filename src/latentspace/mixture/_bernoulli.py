@@ -24,7 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .._validation import check_float
+from .._validation import check_float, check_missing
+from . import _missing
 from ._stream import DEFAULT_LEARNING_DECAY, DEFAULT_LEARNING_OFFSET
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
 
@@ -65,21 +66,36 @@ class _BernoulliFamily(Family):
         Pseudo-counts of the Beta prior (eq. 2).
     user : dict
         User initial ``weights`` (K,) and ``means`` (K, D).
+    missing : bool
+        NaN entries are missing values: the product of eq. (1) runs over a row's observed
+        features, and a missing x_d counts as its expectation μ_kd in S_k
+        (:mod:`._missing`).
     """
 
-    def __init__(self, n_components: int, alpha: float, user: dict):
+    def __init__(self, n_components: int, alpha: float, user: dict, missing: bool = False):
         self.n_components, self.alpha, self.user = n_components, alpha, user
+        self.missing = missing
 
     def log_weighted(self, X: torch.Tensor, P: BernoulliParams) -> torch.Tensor:
-        """eq. (1) + log π for X (n, D): (n, K), one matrix product."""
+        """eq. (1) + log π for X (n, D): (n, K), one matrix product (over the observed
+        features of rows with NaN, when missing values are allowed)."""
+        if self.missing and bool(torch.isnan(X).any()):
+            return _missing.bernoulli_log_weighted(X, P, ~torch.isnan(X))
         return torch.addmm(P.bias[None, :], X, P.logit.T)
 
     def resp_stats(self, X, resp, w, P) -> BernoulliStats:
-        """N_k (K,) and S_k = Σ w r x (K, D)."""
+        """N_k (K,) and S_k = Σ w r x (K, D) (with E[x_d | k] = μ_kd for a missing x_d)."""
         Rw = resp if w is None else resp * w[:, None]
         nk = Rw.sum(0)
         n = float(nk.sum()) if w is None else float(w.sum())
+        if self.missing and bool(torch.isnan(X).any()):
+            sums = _missing.bernoulli_sums(X, Rw, P, ~torch.isnan(X))
+            return BernoulliStats(n=n, loglik=0.0, nk=nk, sums=sums)
         return BernoulliStats(n=n, loglik=0.0, nk=nk, sums=Rw.T @ X)
+
+    def conditional_means(self, X: torch.Tensor, P: BernoulliParams) -> torch.Tensor:
+        """E[x | x_o, k] (n, K, D): μ_kd where x_d is missing."""
+        return _missing.bernoulli_conditional(X, P, ~torch.isnan(X))
 
     def m_step(self, S: BernoulliStats, P) -> BernoulliParams:
         """The MAP update, eq. (2)."""
@@ -143,6 +159,12 @@ class BernoulliMixture(MixtureBase):
     learning_offset : float >= 0, default=1.0
         τ₀ of the step sizes; larger values damp the first steps (and keep the first chunk's
         statistics longer). Only :meth:`partial_fit` uses these two.
+
+    missing : {"raise", "marginalize"}, default="raise"
+        What a NaN entry of X means. "raise": an error. "marginalize": a value missing at
+        random; a row's likelihood is the product of eq. (1) over its observed features,
+        and EM counts a missing x_d as its expectation μ_kd. The queries marginalise the
+        same way, and :meth:`impute` fills the missing entries in.
 
     Use :meth:`fit` (exact batch EM, in memory, chunked or Dask, with ``sample_weight``)
     when the data can be read several times, and :meth:`partial_fit` for one pass over a
@@ -217,6 +239,7 @@ class BernoulliMixture(MixtureBase):
         device="cpu",
         learning_decay=DEFAULT_LEARNING_DECAY,
         learning_offset=DEFAULT_LEARNING_OFFSET,
+        missing="raise",
     ):
         self.n_components = n_components
         self.binarize = binarize
@@ -234,16 +257,21 @@ class BernoulliMixture(MixtureBase):
         self.device = device
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
+        self.missing = missing
 
     # --- input and parameters ------------------------------------------------------------
     def _prepare_X(self, X: torch.Tensor) -> torch.Tensor:
         if self.binarize is not None:
-            return (X > float(self.binarize)).to(X.dtype)
+            B = (X > float(self.binarize)).to(X.dtype)
+            if getattr(self, "missing", "raise") == "marginalize":
+                B = torch.where(torch.isnan(X), X, B)  # a missing entry stays missing
+            return B
         if X.numel() and (bool((X < 0).any()) or bool((X > 1).any())):
+            seen = X[~torch.isnan(X)]
             raise ValueError(
                 f"BernoulliMixture needs values in [0, 1] (binary data, or soft counts); X has "
-                f"values in [{float(X.min()):.6g}, {float(X.max()):.6g}]. Binarise it (e.g. "
-                "binarize=threshold) or rescale it to [0, 1]."
+                f"values in [{float(seen.min()):.6g}, {float(seen.max()):.6g}]. Binarise it "
+                "(e.g. binarize=threshold) or rescale it to [0, 1]."
             )
         return X
 
@@ -252,6 +280,7 @@ class BernoulliMixture(MixtureBase):
     # --- the family and its parameters ---------------------------------------------------
     def _family(self, n_features: int, scale: float, *, fit: bool = True) -> "_BernoulliFamily":
         check_float("alpha", self.alpha, low=0)
+        missing = check_missing(getattr(self, "missing", "raise")) == "marginalize"
         if self.binarize is not None:
             check_float("binarize", self.binarize)
         K, dev = self.n_components, self._device()
@@ -262,7 +291,7 @@ class BernoulliMixture(MixtureBase):
             m = check_means_init(self.means_init, K, n_features, low=0, high=1,
                                  what="probabilities")
             user["means"] = torch.as_tensor(m, device=dev)
-        return _BernoulliFamily(K, float(self.alpha), user)
+        return _BernoulliFamily(K, float(self.alpha), user, missing)
 
     def _attributes(self, P: BernoulliParams, scale: float) -> dict:
         return {"weights_": P.weights, "means_": P.probs}

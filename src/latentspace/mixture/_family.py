@@ -73,6 +73,12 @@ class Family(ABC):
         """The objective EM climbs, per sample: the mean log-likelihood by default."""
         return float(stats.loglik / stats.n) if stats.n > 0 else -math.inf
 
+    def conditional_means(self, X: torch.Tensor, P) -> torch.Tensor:
+        """E[x | x_o, z = k] of rows X (n, D) float64 with NaN entries missing: (n, K, D),
+        observed entries as given (for :meth:`MixtureBase.impute`); families that do not
+        take missing values need not supply it."""
+        raise NotImplementedError(f"{type(self).__name__} does not impute missing values.")
+
     def block_rows(self, d: int) -> int:
         """Rows per block: (rows × K) log-probabilities and a float64 copy of the rows stay
         within a few MiB; families with (rows × K × D) intermediates override this."""

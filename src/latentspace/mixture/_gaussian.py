@@ -21,6 +21,7 @@ eqs. 9.24–9.26), with δ_k = S_k/N_k:
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,7 +29,14 @@ import torch
 
 from .._math import format_unscaled, ldexp_exact, row_exponents, scaled_half_sq_norm
 from .._memory import check_allocation
-from .._validation import ParameterError, check_choice, check_float, check_param_array
+from .._validation import (
+    ParameterError,
+    check_choice,
+    check_float,
+    check_missing,
+    check_param_array,
+)
+from . import _missing
 from ._stream import DEFAULT_LEARNING_DECAY, DEFAULT_LEARNING_OFFSET
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
 
@@ -40,6 +48,9 @@ _COV_TYPES = ("full", "tied", "diag", "spherical")
 # flops per EM iteration beyond which wide data (n < D) are refused full/tied covariances:
 # about a second of one core's dense linear algebra (D ≈ 3100 for one component)
 _WIDE_FLOPS = 2e10
+# the pattern groups of the last block whose log-densities had missing entries, per thread
+# (Dask may run blocks in threads): the E-step's resp_stats on the same block reuses them
+_LAST = threading.local()
 _ILL = (
     "Fitting the mixture model failed because some components have ill-defined empirical "
     "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
@@ -195,12 +206,19 @@ class _GaussianFamily(Family):
         The same in data units, for error messages.
     user : dict
         User initial ``weights`` (K,), ``means`` (K, D) and ``precisions`` in working units.
+    missing : bool
+        NaN entries are missing values, marginalised out (:mod:`._missing`); blocks without
+        NaN take the complete-data code.
+    fit : bool
+        The family of a fit, whose E-step calls ``resp_stats`` on each block right after
+        ``log_weighted``: full/tied pattern factorisations are kept for it (per thread).
     """
 
     def __init__(self, n_components: int, cov_type: str, reg: float, reg_covar: float,
-                 user: dict):
+                 user: dict, missing: bool = False, fit: bool = False):
         self.n_components, self.cov_type = n_components, cov_type
         self.reg, self.reg_covar, self.user = reg, reg_covar, user
+        self.missing, self.fit = missing, fit
 
     def block_rows(self, d: int) -> int:
         if self.cov_type in ("full", "tied"):  # (rows, K, D) intermediates
@@ -208,17 +226,54 @@ class _GaussianFamily(Family):
         return super().block_rows(d)
 
     def base_params(self, summary, shift0) -> GaussParams:
-        """Only the shift: the data mean (working units), around which moments are taken."""
-        return GaussParams(None, None, None, None, None, shift0 + summary.sum / summary.n)
+        """Only the shift: the data mean (working units), around which moments are taken
+        (over the observed entries of each feature when some are missing)."""
+        return GaussParams(None, None, None, None, None, shift0 + summary.sum / summary.counts())
 
     def log_weighted(self, X: torch.Tensor, P: GaussParams) -> torch.Tensor:
-        """eq. (1) plus log π_k for X (n, D): (n, K)."""
+        """eq. (1) plus log π_k for X (n, D): (n, K); with missing values, rows with NaN get
+        the marginal log-density of their observed entries (:mod:`._missing`)."""
+        if self.missing and bool(torch.isnan(X).any()):
+            obs, some = _missing.split_complete(X)
+            out = torch.empty(X.shape[0], self.n_components, dtype=X.dtype, device=X.device)
+            if not bool(some.all()):
+                out[~some] = self._log_weighted(X[~some], P)
+            groups = None
+            if self.cov_type in ("full", "tied"):
+                # kept for the resp_stats of the same block (the E-step calls both in turn)
+                groups = _missing.gauss_groups(self, X[some], P, obs[some])
+                if self.fit:
+                    _LAST.entry = (X, P, groups)
+            out[some] = _missing.gauss_log_weighted(self, X[some], P, obs[some], groups)
+            return out
+        return self._log_weighted(X, P)
+
+    def _log_weighted(self, X: torch.Tensor, P: GaussParams) -> torch.Tensor:
         q = _quadratic(X - P.shift, P, self.cov_type)
         D = X.shape[1]
         return (-0.5 * (D * _LOG_2PI + q) + P.log_det) + torch.log(P.weights)
 
     def resp_stats(self, X, resp, w, P: GaussParams) -> GaussStats:
-        """N_k (K,), S_k (K, D) and the second moments about the shift (module docstring)."""
+        """N_k (K,), S_k (K, D) and the second moments about the shift (module docstring);
+        with missing values, the expected ones given each row's observed entries
+        (:mod:`._missing`)."""
+        if self.missing and bool(torch.isnan(X).any()):
+            obs, some = _missing.split_complete(X)
+            Rw = resp if w is None else resp * w[:, None]
+            entry, _LAST.entry = getattr(_LAST, "entry", None), None
+            groups = entry[2] if entry is not None and entry[0] is X and entry[1] is P \
+                else None
+            sums, second = _missing.gauss_stats(self, X[some], Rw[some], P, obs[some], groups)
+            nk = Rw.sum(0)
+            if not bool(some.all()):  # the complete rows' moments as without missing values
+                rest = self._resp_stats(X[~some], resp[~some],
+                                        None if w is None else w[~some], P)
+                sums, second = sums + rest.sums, second + rest.second
+            n = float(nk.sum()) if w is None else float(w.sum())
+            return GaussStats(n=n, loglik=0.0, nk=nk, sums=sums, second=second)
+        return self._resp_stats(X, resp, w, P)
+
+    def _resp_stats(self, X, resp, w, P: GaussParams) -> GaussStats:
         Rw = resp if w is None else resp * w[:, None]  # (n, K)
         nk = Rw.sum(0)
         t = self.cov_type
@@ -286,6 +341,14 @@ class _GaussianFamily(Family):
             L, cov = P.prec_chol, P.covariances
         return GaussParams(weights, means, cov, L, _log_det(L, t, K, D), base.shift)
 
+    def conditional_means(self, X: torch.Tensor, P: GaussParams) -> torch.Tensor:
+        """E[x | x_o, k] (n, K, D): eq. (1) of :mod:`._missing` where x has NaN."""
+        obs, some = _missing.split_complete(X)
+        out = X[:, None, :].expand(-1, self.n_components, -1).clone()
+        if bool(some.any()):
+            out[some] = _missing.gauss_conditional(self, X[some], P, obs[some])
+        return out
+
 
 # ----------------------------------------------------------------------------- estimator
 class GaussianMixture(MixtureBase):
@@ -332,6 +395,15 @@ class GaussianMixture(MixtureBase):
     learning_offset : float >= 0, default=1.0
         τ₀ of the step sizes; larger values damp the first steps (and keep the first chunk's
         statistics longer). Only :meth:`partial_fit` uses these two.
+
+    missing : {"raise", "marginalize"}, default="raise"
+        What a NaN entry of X means. "raise": an error, as for any invalid value.
+        "marginalize": a value missing at random; each row's likelihood is that of its
+        observed entries, N(x_o | μ_ko, Σ_k,oo) per component, and EM uses the expected
+        statistics given them (Ghahramani & Jordan 1994; see
+        :mod:`latentspace.mixture._missing`). :meth:`score_samples`, :meth:`predict`,
+        :meth:`predict_proba`, :meth:`bic` and :meth:`aic` then marginalise the same way,
+        and :meth:`impute` fills the missing entries in.
 
     Use :meth:`fit` (exact batch EM, in memory, chunked or Dask, with ``sample_weight``)
     when the data can be read several times, and :meth:`partial_fit` for one pass over a
@@ -428,6 +500,7 @@ class GaussianMixture(MixtureBase):
         device="cpu",
         learning_decay=DEFAULT_LEARNING_DECAY,
         learning_offset=DEFAULT_LEARNING_OFFSET,
+        missing="raise",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -446,10 +519,12 @@ class GaussianMixture(MixtureBase):
         self.device = device
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
+        self.missing = missing
 
     # --- the family and its parameters ---------------------------------------------------
     def _family(self, n_features: int, scale: float, *, fit: bool = True) -> "_GaussianFamily":
         check_choice("covariance_type", self.covariance_type, _COV_TYPES)
+        missing = check_missing(getattr(self, "missing", "raise")) == "marginalize"
         check_float("reg_covar", self.reg_covar, low=0)
         K, t = self.n_components, self.covariance_type
         reg = self.reg_covar * scale * scale
@@ -471,7 +546,7 @@ class GaussianMixture(MixtureBase):
             user["precisions"] = torch.as_tensor(prec, device=self._device()) / (scale * scale)
         if fit and t in ("full", "tied"):
             _check_memory(t, K, n_features, self._device())
-        return _GaussianFamily(K, t, reg, self.reg_covar, user)
+        return _GaussianFamily(K, t, reg, self.reg_covar, user, missing, fit)
 
     def _attributes(self, P: GaussParams, scale: float) -> dict:
         t = self.covariance_type
@@ -538,11 +613,34 @@ class GaussianMixture(MixtureBase):
 
     def _far_wlp(self, rows: torch.Tensor):
         """eq. (1) plus log π_k for far rows (m, D), in data units, on (x − μ_k)·2^−e with e
-        each row's exponent, and log₂ of the Mahalanobis distances (m, K)."""
+        each row's exponent, and log₂ of the Mahalanobis distances (m, K). Rows with missing
+        entries (NaN) are evaluated on their observed ones, with the marginal N(μ_o, Σ_oo)."""
         t = self.covariance_type
         f64 = {"device": rows.device, "dtype": torch.float64}
         means = torch.as_tensor(self.means_, **f64)  # (K, D)
         L = torch.as_tensor(self.precisions_cholesky_, **f64)
+        weights = torch.as_tensor(self.weights_, **f64)
+        nan = torch.isnan(rows)
+        if not bool(nan.any()):
+            return self._far_core(rows, means, L, weights)
+        wlp = torch.empty(rows.shape[0], means.shape[0], **f64)
+        log2_dist = torch.empty_like(wlp)
+        pats, inv = torch.unique(~nan, dim=0, return_inverse=True)
+        cov = torch.as_tensor(self.covariances_, **f64)
+        for p, o in enumerate(pats):  # the far rows are few: one marginal model per pattern
+            sel = inv == p
+            if t == "full":
+                Lo = _precision_cholesky(cov[:, o][:, :, o], t, self.reg_covar)
+            elif t == "tied":
+                Lo = _precision_cholesky(cov[o][:, o], t, self.reg_covar)
+            else:
+                Lo = L[:, o] if t == "diag" else L
+            wlp[sel], log2_dist[sel] = self._far_core(rows[sel][:, o], means[:, o], Lo, weights)
+        return wlp, log2_dist
+
+    def _far_core(self, rows, means, L, weights):
+        """:meth:`_far_wlp` of complete rows against means (K, D) and precision factors L."""
+        t = self.covariance_type
         K, D = means.shape
         e = row_exponents(torch.cat([rows, means.abs().amax(0).expand_as(rows)], 1))[:, None]
         # (x − μ_k)·2^−e, each term scaled before the difference: (m, K, D)
@@ -557,7 +655,6 @@ class GaussianMixture(MixtureBase):
             Y = U * L[None, :, None]
         half, log2_dist = scaled_half_sq_norm(Y, e)  # (m, K)
         log_det = _log_det(L, t, K, D)
-        weights = torch.as_tensor(self.weights_, **f64)
         return (-0.5 * D * _LOG_2PI + log_det + torch.log(weights)) - half, log2_dist
 
     def _magnitude(self) -> float:

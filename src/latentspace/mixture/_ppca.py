@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from sklearn.base import TransformerMixin
 
 from .._math import abs_max, ldexp_exact, row_exponents, scaled_half_sq_norm, working_scale
 from .._memory import check_allocation
@@ -184,7 +185,7 @@ class _PPCAFamily(Family):
 
 
 # ----------------------------------------------------------------------------- estimator
-class PPCAMixture(MixtureBase):
+class PPCAMixture(TransformerMixin, MixtureBase):
     """Mixture of probabilistic principal component analysers, fitted by EM.
 
     Each component is a probabilistic PCA: x = W_k z + μ_k + ε with z ~ N(0, I_q) and
@@ -332,11 +333,19 @@ class PPCAMixture(MixtureBase):
         return _PPCAFamily(K, q, reg, self.reg_covar)
 
     def _attributes(self, P: PPCAParams, scale: float) -> dict:
+        """The fitted attributes in data units; ``ValueError`` when σ² has no normal float64
+        there (data near 1e-300: their variances are below 1e-308)."""
+        sigma2 = P.sigma2 / scale / scale
+        if bool((sigma2 < np.finfo(np.float64).tiny).any()):
+            raise ValueError(
+                "the noise variances of X are below the float64 range (X's magnitude is about "
+                f"{1 / scale:.3g}); rescale X (e.g. StandardScaler)."
+            )
         return {
             "weights_": P.weights,
             "means_": P.means / scale,
             "components_": P.W.transpose(1, 2) / scale,
-            "noise_variance_": P.sigma2 / scale / scale,
+            "noise_variance_": sigma2,
         }
 
     def _parameters(self, scale: float) -> PPCAParams:
@@ -405,6 +414,11 @@ class PPCAMixture(MixtureBase):
     def _n_parameters(self) -> int:
         K, q, D = self.components_.shape
         return int(K - 1 + K * D + K * (D * q - q * (q - 1) // 2 + 1))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
 
     # --- the latent side ----------------------------------------------------------------
     def transform(self, X):

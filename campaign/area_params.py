@@ -124,6 +124,8 @@ def descriptors():
     out.append(dict(area="params", est="KMeans", param="n_clusters", value="1e9_direct"))
     out.append(dict(area="params", est="GaussianMixture", param="n_components",
                     value="1e9_direct"))
+    for param in ("n_components", "n_latent"):
+        out.append(dict(area="params", est="PPCAMixture", param=param, value="1e9_direct"))
     return out
 
 
@@ -145,7 +147,7 @@ def _use(est_name, est, X):
         else:
             out = getattr(est, m)(X)
             width = getattr(est, "n_components_", None) or getattr(est, "latent_dim", None) \
-                or getattr(est, "n_clusters", K)
+                or getattr(est, "n_latent", None) or getattr(est, "n_clusters", K)
             checks.check_result(est_name, m, X, out, est=est, d=width)
 
 

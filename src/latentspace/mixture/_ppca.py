@@ -9,13 +9,16 @@ Log-density. With M_k = W_kᵀ W_k + σ²_k I (q × q) the Woodbury identity giv
 
     C⁻¹ = (I − W M⁻¹ Wᵀ) / σ²,   log|C| = (D − q) log σ² + log|M|,                     (1)
 
-so with M = L Lᵀ (Cholesky) and A = W L⁻ᵀ (D × q), kept with the parameters,
+and with the thin SVD W = V S Rᵀ (V orthonormal D × q, kept with the parameters) the
+quadratic form, for u = x − μ, y = Vᵀu and the residual r = u − V y, is
 
-    (x − μ)ᵀ C⁻¹ (x − μ) = (‖x − μ‖² − ‖Aᵀ(x − μ)‖²) / σ²                                (2)
+    uᵀ C⁻¹ u = ‖r‖² / σ² + Σ_j y_j² / (s_j² + σ²),   log|C| = (D − q) log σ² + Σ_j log(s_j² + σ²)   (2)
 
-costs O(D q) per row and component: a block of n rows against K components is one batched
-product (K, n, D) @ (K, D, q), never a D × D matrix. The difference in (2) loses about
-ε‖x − μ‖²/σ² to rounding, negligible unless σ² is below 1e-8 of the data's variance.
+(the same as (1): Wᵀ W + σ²I = R (S² + σ²) Rᵀ). It costs O(D q) per row and component — a
+block of n rows against K components is two batched products (K, n, D) @ (K, D, q) and back,
+never a D × D matrix — and, unlike ‖u‖² − uᵀ W M⁻¹ Wᵀ u, it does not cancel: the residual is
+formed before it is squared, so a noise variance far below the data's variance (1e-10 of it)
+loses no more than ε‖u‖/‖r‖ relative.
 
 M-step. The statistics are those of the full-covariance Gaussian mixture (N_k, the sums and
 the second moments about the data mean, :class:`~latentspace.mixture._gaussian.GaussStats`,
@@ -65,54 +68,51 @@ _ILL = (
 class PPCAParams:
     """Parameters in working units (data × scale), float64.
 
-    ``W`` (K, D, q) are the loadings, ``sigma2`` (K,) the noise variances; with M = WᵀW + σ²I
-    = L Lᵀ, ``A`` (K, D, q) is W L⁻ᵀ, ``B`` (K, q, D) is M⁻¹Wᵀ (the posterior mean map),
-    ``inv_sd`` (K,) is 1/σ and ``log_det`` (K,) is log|C_k| (eq. 1); ``shift`` (D,) is the
-    data mean, about which the moments are taken.
+    ``W`` (K, D, q) are the loadings, ``sigma2`` (K,) the noise variances; with the thin SVD
+    W = V S Rᵀ, ``V`` (K, D, q) is orthonormal, ``inv_sub`` (K, q) is 1/(s² + σ²)^½ and
+    ``inv_sd`` (K,) is 1/σ (eq. 2); ``B`` (K, q, D) is M⁻¹Wᵀ, the posterior mean map, and
+    ``log_det`` (K,) is log|C_k|; ``shift`` (D,) is the data mean, about which the moments
+    are taken.
     """
 
     weights: torch.Tensor | None
     means: torch.Tensor | None
     W: torch.Tensor | None
     sigma2: torch.Tensor | None
-    A: torch.Tensor | None
-    B: torch.Tensor | None
+    V: torch.Tensor | None
+    inv_sub: torch.Tensor | None
     inv_sd: torch.Tensor | None
+    B: torch.Tensor | None
     log_det: torch.Tensor | None
     shift: torch.Tensor
 
     def rescaled(self, r: float) -> "PPCAParams":
-        """The same model in units multiplied by the power of two ``r`` (exact; A is
+        """The same model in units multiplied by the power of two ``r`` (exact; V is
         unit-free): what a query at another working scale needs, computed where the
         model's own values are representable."""
         if r == 1.0:
             return self
         D = self.means.shape[1]
         return PPCAParams(self.weights, self.means * r, self.W * r, self.sigma2 * (r * r),
-                          self.A, self.B / r, self.inv_sd / r,
+                          self.V, self.inv_sub / r, self.inv_sd / r, self.B / r,
                           self.log_det + 2 * D * math.log(r), self.shift * r)
 
 
 def _complete(weights, means, W, sigma2, shift, reg_covar) -> PPCAParams:
-    """The parameters with A, B, 1/σ and log|C| of eq. (1); ``ValueError`` for a σ² that is
-    not positive (the density would be degenerate)."""
+    """The parameters with V, 1/(s² + σ²)^½, 1/σ, M⁻¹Wᵀ and log|C| of eq. (2);
+    ``ValueError`` for a σ² that is not positive (the density would be degenerate)."""
     bad = ~(torch.isfinite(sigma2) & (sigma2 > 0))
     if bool(bad.any()):
         k = int(torch.nonzero(bad).flatten()[0])
         raise ValueError(_ILL.format(k=k, s2=float(sigma2[k]), reg=reg_covar))
     K, D, q = W.shape
-    eye = torch.eye(q, dtype=W.dtype, device=W.device)
-    M = W.transpose(1, 2) @ W + sigma2[:, None, None] * eye  # (K, q, q)
-    L, info = torch.linalg.cholesky_ex(M)
-    if bool((info != 0).any()):  # M ⪰ σ²I > 0: only non-finite loadings get here
-        k = int(torch.nonzero(info).flatten()[0])
-        raise ValueError(_ILL.format(k=k, s2=float(sigma2[k]), reg=reg_covar))
-    # Aᵀ = L⁻¹ Wᵀ: ‖Aᵀ u‖² = uᵀ W M⁻¹ Wᵀ u;  B = L⁻ᵀ Aᵀ = M⁻¹ Wᵀ
-    At = torch.linalg.solve_triangular(L, W.transpose(1, 2), upper=False)
-    B = torch.linalg.solve_triangular(L.transpose(1, 2), At, upper=True)
-    log_det = (D - q) * torch.log(sigma2) + 2 * torch.log(torch.diagonal(L, dim1=1, dim2=2)).sum(1)
-    return PPCAParams(weights, means, W, sigma2, At.transpose(1, 2).contiguous(), B,
-                      1.0 / torch.sqrt(sigma2), log_det, shift)
+    V, sv, Rt = torch.linalg.svd(W, full_matrices=False)  # (K, D, q), (K, q), (K, q, q)
+    sub = sv * sv + sigma2[:, None]  # (K, q): the variances along V's columns
+    # M⁻¹Wᵀ = R diag(s / (s² + σ²)) Vᵀ
+    B = Rt.transpose(1, 2) @ ((sv / sub)[:, :, None] * V.transpose(1, 2))
+    log_det = (D - q) * torch.log(sigma2) + torch.log(sub).sum(1)
+    return PPCAParams(weights, means, W, sigma2, V.contiguous(), 1.0 / torch.sqrt(sub),
+                      1.0 / torch.sqrt(sigma2), B, log_det, shift)
 
 
 def _ppca_solution(S: torch.Tensor, q: int):
@@ -154,17 +154,18 @@ class _PPCAFamily(Family):
 
     def base_params(self, summary, shift0) -> PPCAParams:
         """Only the shift: the data mean (working units)."""
-        return PPCAParams(None, None, None, None, None, None, None, None,
+        return PPCAParams(None, None, None, None, None, None, None, None, None,
                           shift0 + summary.sum / summary.n)
 
     def log_weighted(self, X: torch.Tensor, P: PPCAParams) -> torch.Tensor:
-        """log π_k + log N(x | μ_k, C_k) by eqs. (1)–(2) for X (n, D): (n, K)."""
+        """log π_k + log N(x | μ_k, C_k) by eq. (2) for X (n, D): (n, K)."""
         D = X.shape[1]
         diff = (X - P.shift)[None] - (P.means - P.shift)[:, None, :]  # (K, n, D)
-        sq = torch.linalg.vector_norm(diff, dim=-1).square_()  # (K, n)
-        proj = torch.linalg.vector_norm(torch.bmm(diff, P.A), dim=-1).square_()
-        # times 1/σ twice: overflows (to a far query's −inf) only where the product does
-        quad = (sq - proj).clamp_min_(0) * P.inv_sd[:, None] * P.inv_sd[:, None]
+        Y = torch.bmm(diff, P.V)  # (K, n, q)
+        diff -= torch.bmm(Y, P.V.transpose(1, 2))  # the residual outside span(W)
+        # scaled before squaring: overflows (to a far query's −inf) only where the form does
+        quad = torch.linalg.vector_norm(diff.mul_(P.inv_sd[:, None, None]), dim=-1).square_()
+        quad += torch.linalg.vector_norm(Y.mul_(P.inv_sub[:, None, :]), dim=-1).square_()
         out = -0.5 * (D * _LOG_2PI + P.log_det[:, None] + quad) + torch.log(P.weights)[:, None]
         return out.T.contiguous()
 

@@ -450,3 +450,11 @@ def test_reg_covar_larger_than_the_data_is_refused():
     X = _blobs() * 1e-4
     with pytest.raises(ValueError, match="reg_covar"):
         PPCAMixture(3, n_latent=1, reg_covar=1.0).fit(X)
+
+
+def test_wide_data_are_refused_before_any_pass():
+    # 10 rows in 3000 dimensions: each iteration would eigendecompose a 3000 × 3000
+    # covariance of rank 9 (about 1e11 flops)
+    X = np.random.RandomState(0).randn(10, 3000)
+    with pytest.raises(ValueError, match=r"(?=.*10 samples x 3000 features)(?=.*PCA)"):
+        PPCAMixture(1, n_latent=2).fit(X)

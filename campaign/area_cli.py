@@ -27,12 +27,14 @@ from .inputs import ESTIMATORS, base_data, cls
 __all__ = ["descriptors", "run"]
 
 MODELS = {"PCA": "pca", "KMeans": "kmeans", "GaussianMixture": "gmm",
-          "BernoulliMixture": "bmm", "Autoencoder": "ae", "VAE": "vae", "GAN": "gan"}
+          "BernoulliMixture": "bmm", "PPCAMixture": "mppca", "Autoencoder": "ae", "VAE": "vae",
+          "GAN": "gan"}
 SMALL = {
     "PCA": ["--n-components", "2"],
     "KMeans": ["--n-clusters", "2", "--n-init", "1"],
     "GaussianMixture": ["--n-components", "2"],
     "BernoulliMixture": ["--n-components", "2"],
+    "PPCAMixture": ["--n-components", "2", "--n-latent", "2"],
     "Autoencoder": ["--hidden-sizes", "8", "--max-epochs", "2", "--batch-size", "16"],
     "VAE": ["--hidden-sizes", "8", "--max-epochs", "2", "--batch-size", "16",
             "--likelihood", "gaussian"],
@@ -138,7 +140,7 @@ def descriptors():
                     else [4])
         add(est=est, case="apply", cmd="transform", model="missing", data="good",
             extra=["--debug"], codes=[4], debug=True)
-    for est in ("KMeans", "GaussianMixture"):
+    for est in ("KMeans", "GaussianMixture", "PPCAMixture"):
         for ks, crit, codes in (("2-4", "elbow" if est == "KMeans" else "bic", [0]),
                                 ("bogus", "elbow", [2]), ("5-2", "elbow", [2]),
                                 ("0-3", "elbow", [2]), ("2-4", "bogus", [2]),

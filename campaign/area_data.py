@@ -103,7 +103,7 @@ def probe(est_name: str, est, X):
     """The fitted model's deterministic outputs on the base data."""
     if est_name == "GAN":
         return checks.as_array(est.sample(5, random_state=0))
-    if est_name in ("GaussianMixture", "BernoulliMixture"):
+    if est_name in ("GaussianMixture", "BernoulliMixture", "PPCAMixture"):
         return checks.as_array(est.predict_proba(X))
     return checks.as_array(est.transform(X))
 
@@ -144,7 +144,7 @@ def _call_checked_state(ctx, est_name, est, method, arg, X):
 def _scale_oracle(est_name, est, method, out, Xv, scale_lossy=False):
     """Same clustering / components as on the unscaled data (components only where float64
     still holds the data: not after a shift by 1e16, which rounds it to multiples of 2)."""
-    if est_name in ("KMeans", "GaussianMixture"):
+    if est_name in ("KMeans", "GaussianMixture", "PPCAMixture"):
         labels = out if method == "fit_predict" else est.predict(Xv)
         checks.same_labels(f"labels after {method} on scaled data", labels, blob_labels())
         if hasattr(est, "labels_"):

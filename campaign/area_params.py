@@ -135,6 +135,8 @@ def descriptors():
             out.append(dict(area="params", est=est, param="missing",
                             value="marginalize_nan" + (f"_{t}" if t else "")))
         out.append(dict(area="params", est=est, param="missing", value="raise_nan"))
+    for param in ("n_components", "n_latent"):
+        out.append(dict(area="params", est="PPCAMixture", param=param, value="1e9_direct"))
     return out
 
 
@@ -158,7 +160,7 @@ def _use(est_name, est, X):
         else:
             out = getattr(est, m)(X)
             width = getattr(est, "n_components_", None) or getattr(est, "latent_dim", None) \
-                or getattr(est, "n_clusters", K)
+                or getattr(est, "n_latent", None) or getattr(est, "n_clusters", K)
             checks.check_result(est_name, m, X, out, est=est, d=width)
 
 

@@ -19,6 +19,7 @@ ESTIMATORS = {
     "KMeans": (dict(n_clusters=K, n_init=1, random_state=0), "blobs"),
     "GaussianMixture": (dict(n_components=K, random_state=0), "blobs"),
     "BernoulliMixture": (dict(n_components=K, random_state=0), "binary"),
+    "PPCAMixture": (dict(n_components=K, n_latent=K, random_state=0), "blobs"),
     "Autoencoder": (dict(latent_dim=K, hidden_sizes=(8,), **_NEURAL_SMALL), "blobs"),
     "VAE": (dict(latent_dim=K, hidden_sizes=(8,), likelihood="gaussian", **_NEURAL_SMALL),
             "blobs"),
@@ -26,7 +27,7 @@ ESTIMATORS = {
             "blobs"),
 }
 NEURAL = ("Autoencoder", "VAE", "GAN")
-CLUSTERINGS = ("KMeans", "GaussianMixture", "BernoulliMixture")
+CLUSTERINGS = ("KMeans", "GaussianMixture", "BernoulliMixture", "PPCAMixture")
 
 # every public method the campaign calls, in the order it reports them
 METHODS = ("fit", "partial_fit", "fit_predict", "fit_transform", "transform",

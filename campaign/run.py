@@ -1,7 +1,7 @@
 """The adversarial reliability campaign of latentspace.
 
-Every public estimator (PCA, KMeans, GaussianMixture, BernoulliMixture, Autoencoder, VAE,
-GAN) x every public method x a grid of bad and edge inputs (area ``data``), every
+Every public estimator (PCA, KMeans, GaussianMixture, BernoulliMixture, PPCAMixture,
+Autoencoder, VAE, GAN) x every public method x a grid of bad and edge inputs (area ``data``), every
 hyperparameter of every ``__init__`` signature (``params``), model-file faults (``files``)
 and the command's exit codes (``cli``). Run it from the repository root::
 
@@ -52,8 +52,8 @@ silent-wrong
     * a numeric input that converts (int, bool, float16/32, lists, object arrays,
       DataFrames, tensors, read-only, Fortran, sparse) gave another result than its float64
       equivalent (labels exactly, arrays to 1e-6 of their magnitude, 1e-3 for 16/32-bit);
-    * on the two well-separated blobs, KMeans/GaussianMixture labels after X * 1e150,
-      X * 1e300, X * 1e-300, X + 1e12, ... differ from the blobs' (up to permutation), or
+    * on the two well-separated blobs, KMeans/GaussianMixture/PPCAMixture labels after
+      X * 1e150, X * 1e300, X * 1e-300, X + 1e12, ... differ from the blobs' (up to permutation), or
       PCA's explained_variance_ratio_/components_ differ, unless a ValueError was raised;
     * NaN entries (missing values, every row keeping an observed one) given to a mixture
       with ``missing="marginalize"`` were refused with an error, or ``impute`` changed an

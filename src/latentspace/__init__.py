@@ -16,6 +16,7 @@ _EXPORTS = {
     "KMeans": "latentspace.cluster",
     "GaussianMixture": "latentspace.mixture",
     "BernoulliMixture": "latentspace.mixture",
+    "PPCAMixture": "latentspace.mixture",
     "Autoencoder": "latentspace.neural",
     "VAE": "latentspace.neural",
     "GAN": "latentspace.neural",

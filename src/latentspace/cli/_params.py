@@ -19,7 +19,8 @@ __all__ = ["model_classes", "resolve_model", "add_param_flags", "collect_params"
            "parse_auto", "RESERVED"]
 
 # short names that are not derived from the class name
-ALIASES = {"gmm": "gaussianmixture", "bmm": "bernoullimixture", "ae": "autoencoder"}
+ALIASES = {"gmm": "gaussianmixture", "bmm": "bernoullimixture", "ae": "autoencoder",
+           "mppca": "ppcamixture"}
 # parameters the command sets through its own options
 RESERVED = {"random_state": "--seed", "device": "--device", "verbose": "--verbose"}
 _OWN_OPTIONS = {"out", "seed", "debug", "help", "data_home", "model", "data", "ks", "criterion",

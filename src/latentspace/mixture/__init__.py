@@ -1,4 +1,5 @@
-"""Finite mixtures fitted by EM: Gaussian (four covariance types) and Bernoulli.
+"""Finite mixtures fitted by EM: Gaussian (four covariance types), Bernoulli, and mixtures of
+probabilistic PCA (``PPCAMixture``).
 
 ``anneal_variance`` demonstrates K-means as the small-variance limit of a Gaussian mixture.
 """
@@ -6,5 +7,7 @@
 from ._anneal import AnnealingPath, anneal_variance
 from ._bernoulli import BernoulliMixture
 from ._gaussian import GaussianMixture
+from ._ppca import PPCAMixture
 
-__all__ = ["AnnealingPath", "BernoulliMixture", "GaussianMixture", "anneal_variance"]
+__all__ = ["AnnealingPath", "BernoulliMixture", "GaussianMixture", "PPCAMixture",
+           "anneal_variance"]

@@ -49,6 +49,7 @@ from sklearn.base import TransformerMixin
 from .._math import abs_max, ldexp_exact, row_exponents, scaled_half_sq_norm, working_scale
 from .._memory import check_allocation
 from .._validation import ParameterError, check_array_like, check_float, check_int, check_labels
+from ._stream import DEFAULT_LEARNING_DECAY, DEFAULT_LEARNING_OFFSET
 from ._base import Family, MixtureBase
 from ._gaussian import _WIDE_FLOPS, GaussianMixture, GaussStats, _GaussianFamily
 
@@ -223,6 +224,15 @@ class PPCAMixture(TransformerMixin, MixtureBase):
         Start the next ``fit`` from the current parameters (``n_init`` is then 1).
     verbose : int, default=0
     device : {"cpu", "cuda", "auto"}, default="cpu"
+    learning_decay : float in (0.5, 1], default=0.7
+    learning_offset : float >= 0, default=1.0
+        The step sizes η_t = (learning_offset + t)^(−learning_decay) of :meth:`partial_fit`
+        (stepwise online EM, as in :class:`GaussianMixture`, whose docstring gives the
+        reason for the defaults).
+
+    Use :meth:`fit` (exact batch EM, in memory, chunked or Dask, with ``sample_weight``)
+    when the data can be read several times, and :meth:`partial_fit` for one pass over a
+    stream.
 
     Attributes
     ----------
@@ -269,6 +279,14 @@ class PPCAMixture(TransformerMixin, MixtureBase):
         "noise_variance_": ("float", ("n_components",)),
         "lower_bounds_": ("float", ("*",), "nonfinite"), "lower_bound_": ("float", None),
         "n_iter_": ("int", None), "converged_": ("bool", None),
+        # partial_fit's running statistics: a full Gaussian mixture's (see _stream.py)
+        "running_nk_": ("float", ("n_components",), "optional"),
+        "running_sums_": ("float", ("n_components", "n_features_in_"), "optional"),
+        "running_second_": ("float", ("n_components", "n_features_in_", "n_features_in_"),
+                            "optional"),
+        "running_shift_": ("float", ("n_features_in_",), "optional"),
+        "running_scale_": ("float", None, "optional"),
+        "n_samples_seen_": ("float", None, "optional"), "n_steps_": ("int", None, "optional"),
     }
 
     def __init__(
@@ -286,6 +304,8 @@ class PPCAMixture(TransformerMixin, MixtureBase):
         warm_start=False,
         verbose=0,
         device="cpu",
+        learning_decay=DEFAULT_LEARNING_DECAY,
+        learning_offset=DEFAULT_LEARNING_OFFSET,
     ):
         self.n_components = n_components
         self.n_latent = n_latent
@@ -299,6 +319,8 @@ class PPCAMixture(TransformerMixin, MixtureBase):
         self.warm_start = warm_start
         self.verbose = verbose
         self.device = device
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
 
     # --- the family and its parameters ---------------------------------------------------
     def _check_n_latent(self, n_features: int) -> int:

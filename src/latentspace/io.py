@@ -43,10 +43,11 @@ from .exceptions import (
     UnsafeFormatError,
 )
 
-__all__ = ["save", "load", "read_manifest", "describe", "import_model_families",
-           "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_manifest", "read_header", "describe",
+           "import_model_families", "FORMAT_VERSION", "CHECKPOINT_FORMAT"]
 
 FORMAT_VERSION = 2
+CHECKPOINT_FORMAT = "latentspace-checkpoint"  # the manifest's format in training checkpoints
 _SEAL_KEY = "latentspace_seal"
 _MAX_HEADER = 64 * 1024 * 1024  # a larger header is a lie or garbage
 _MODEL_MODULES = (
@@ -164,7 +165,8 @@ def _seal(manifest_text: str, table: dict) -> str:
     return h.hexdigest()
 
 
-def _assemble(tensors: dict[str, torch.Tensor], manifest: dict) -> bytes:
+def _assemble(tensors: dict[str, torch.Tensor], manifest: dict, *,
+              sort_keys: bool = True) -> bytes:
     """The bytes of a model file holding ``tensors`` and ``manifest``.
 
     Parameters
@@ -174,6 +176,9 @@ def _assemble(tensors: dict[str, torch.Tensor], manifest: dict) -> bytes:
     manifest : dict
         The manifest without checksums; ``format`` and ``format_version`` default to this
         format. Its ``sha256`` is filled in from the tensors, and the header is sealed.
+    sort_keys : bool
+        Write the manifest's keys sorted (model files); False keeps their order (training
+        checkpoints, whose state dicts are ordered).
 
     Returns
     -------
@@ -192,7 +197,7 @@ def _assemble(tensors: dict[str, torch.Tensor], manifest: dict) -> bytes:
         chunks.append(raw)
         at += len(raw)
     manifest["sha256"] = digests
-    text = json.dumps(manifest, sort_keys=True)
+    text = json.dumps(manifest, sort_keys=sort_keys)
     header = {"__metadata__": {"latentspace": text, _SEAL_KEY: _seal(text, table)}, **table}
     body = json.dumps(header, separators=(",", ":")).encode("utf-8")
     body += b" " * (-len(body) % 8)
@@ -265,13 +270,15 @@ def _sniff_unsafe(path: Path, head: bytes) -> None:
         raise UnsafeFormatError(f"{path} looks like a protocol-0/1 pickle. {_PICKLE_HINT}")
 
 
-def read_manifest(path):
-    """Read and check a model file's header -> (manifest dict, header dict, payload offset).
+def read_header(path, *, sealed: bool = False):
+    """Read and check the safetensors header of a latentspace file -> (manifest text,
+    manifest, tensor table, payload offset).
 
-    Never reads more than the header; raises ``ModelFormatError`` (or a subclass) naming the
-    file and the part that is wrong. Checks everything that does not depend on the class:
-    the JSON, the manifest's field types, the tensor table against the file's size, and (from
-    version 2 on) the header's seal.
+    Shared by model files and training checkpoints (whose manifest has ``format``
+    ``"latentspace-checkpoint"``): pickles are refused by their first bytes, the length, the
+    JSON, the metadata keys, the tensor table against the file's size and the seal are
+    checked; nothing but the header is read. ``sealed`` demands the seal whatever the
+    manifest's version says (checkpoints always carry one).
     """
     path = Path(path)
     size = path.stat().st_size
@@ -310,10 +317,14 @@ def read_manifest(path):
         )
     table = {k: v for k, v in header.items() if k != "__metadata__"}
     manifest = _schema.parse_json(meta["latentspace"], path, "manifest")
-    _schema.check_version(manifest, path, FORMAT_VERSION)
+    if not isinstance(manifest, dict):
+        raise ModelFormatError(f"{path}: the manifest is not a JSON object; the file is corrupted.")
+    sealed = sealed or manifest.get("format") == CHECKPOINT_FORMAT
+    if not sealed:
+        _schema.check_version(manifest, path, FORMAT_VERSION)
     _schema.check_table(table, size - 8 - hlen, path)
     seal = meta.get(_SEAL_KEY)
-    if manifest["format_version"] >= 2:
+    if sealed or manifest["format_version"] >= 2:
         if seal is None:
             raise ModelFormatError(f"{path}: the header has no seal; the file is corrupted.")
         if seal != _seal(meta["latentspace"], table):
@@ -324,8 +335,32 @@ def read_manifest(path):
             )
     elif seal is not None:
         raise ModelFormatError(f"{path}: a version-1 header carries a seal; the file is corrupted.")
+    return meta["latentspace"], manifest, table, 8 + hlen
+
+
+def is_checkpoint(manifest) -> bool:
+    """Whether a parsed manifest is a training checkpoint's (see :mod:`latentspace.neural`)."""
+    return isinstance(manifest, dict) and manifest.get("format") == CHECKPOINT_FORMAT
+
+
+def read_manifest(path):
+    """Read and check a model file's header -> (manifest dict, header dict, payload offset).
+
+    Never reads more than the header; raises ``ModelFormatError`` (or a subclass) naming the
+    file and the part that is wrong. Checks everything that does not depend on the class:
+    the JSON, the manifest's field types, the tensor table against the file's size, and (from
+    version 2 on) the header's seal. A training checkpoint is refused with a message that
+    says how to continue from it.
+    """
+    _, manifest, table, offset = read_header(path)
+    if is_checkpoint(manifest):
+        raise ModelFormatError(
+            f"{path} is a training checkpoint (written by checkpoint_path=...), not a saved "
+            "model: continue training from it with est.fit(X, resume=path), est configured as "
+            "when it was written; `latentspace info` describes it."
+        )
     _schema.check_manifest(manifest, table, path)
-    return manifest, header, 8 + hlen
+    return manifest, {"__metadata__": None, **table}, offset
 
 
 def describe(path) -> dict:
@@ -337,7 +372,9 @@ def describe(path) -> dict:
     dict
         ``file``, ``bytes``, ``class``, ``format_version``, ``library_version``, ``params``
         (array-valued ones as ``"<array dtype shape>"``), ``fitted_arrays`` and
-        ``state_tensors`` (name -> ``{"dtype", "shape"}``) and ``fitted_scalars``.
+        ``state_tensors`` (name -> ``{"dtype", "shape"}``) and ``fitted_scalars``. For a
+        training checkpoint, ``kind == "checkpoint"`` and what
+        :func:`latentspace.neural._checkpoint.describe_checkpoint` gives.
 
     Raises
     ------
@@ -345,6 +382,11 @@ def describe(path) -> dict:
         As :func:`read_manifest`: the file is not a valid latentspace model.
     """
 
+    _, manifest, _, _ = read_header(path)
+    if is_checkpoint(manifest):
+        from .neural._checkpoint import describe_checkpoint
+
+        return describe_checkpoint(path)
     manifest, header, _ = read_manifest(path)
     params = {}
     for k, v in manifest["params"].items():

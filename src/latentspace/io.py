@@ -62,7 +62,7 @@ _DTYPES = {
     "U8": torch.uint8, "BOOL": torch.bool,
 }
 _DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
-_DEVICE = re.compile(r"(cpu|cuda|auto|cuda:[0-9]+)\Z")
+_DEVICE = re.compile(r"(cpu|cuda|auto|mps|cuda:[0-9]+)\Z")
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -114,7 +114,13 @@ def _collect(est: LatentModel):
     """Split an estimator into (tensors, manifest) without pickling anything."""
     tensors: dict[str, torch.Tensor] = {}
     params, attrs = {}, {}
+    persisted = getattr(est, "_persisted_param", None)
     for name, value in est.get_params(deep=False).items():
+        if persisted is not None:
+            stored = persisted(name, value)
+            if stored is not NotImplemented:
+                params[name] = stored
+                continue
         if isinstance(value, (np.ndarray, torch.Tensor)) and not (
             isinstance(value, np.ndarray) and value.dtype.kind in "OUS"
         ):
@@ -462,7 +468,7 @@ def _check_hyperparameters(est) -> None:
     if not isinstance(device, str) or not _DEVICE.match(device):
         raise ValueError(
             f"hyperparameter device={device!r} is not a device; expected 'cpu', 'cuda', "
-            "'cuda:N' or 'auto'."
+            "'cuda:N', 'mps' or 'auto'."
         )
     unbounded = 2**62
     sizes = {"n": getattr(est, "n_samples_", unbounded),
@@ -510,6 +516,14 @@ def _check_state(est, state: dict, fitted: bool, path: Path) -> None:
                                f"from the file's hyperparameters: {exc}") from None
     extra = sorted(set(state) - set(spec))
     lost = sorted(k for k, (_, _, required) in spec.items() if required and k not in state)
+    given = getattr(est, "_user_modules", dict)()
+    mismatch = [k for k, t in state.items() if k in spec and tuple(t.shape) != spec[k][1]]
+    if given and (extra or lost or mismatch):
+        raise ModelFormatError(
+            f"{path}: the modules passed as {sorted(given)} do not match the saved weights "
+            f"(unexpected {extra[:5]}, missing {lost[:5]}, other shapes {mismatch[:5]}); pass "
+            "the modules built as when the model was saved."
+        )
     if extra or lost:
         raise ModelFormatError(
             f"{path}: the network state does not match {type(est).__name__}'s network "
@@ -533,7 +547,49 @@ def _is_ref(value) -> bool:
     return isinstance(value, dict) and "__tensor__" in value
 
 
-def load(path, *, device=None) -> LatentModel:
+def _user_params(manifest: dict, modules, path: Path) -> dict:
+    """The hyperparameters a file stores by reference -- a user's network
+    (``{"__module__": class name}``), a custom optimizer, a ``torch.optim`` class
+    (``{"__optimizer__": name}``) -- resolved: the first two from ``modules``, the last from
+    ``torch.optim`` by its name (nothing is imported or unpickled)."""
+    modules = {} if modules is None else modules
+    if not isinstance(modules, dict) or not all(isinstance(k, str) for k in modules):
+        raise TypeError(f"modules must be a dict of parameter name -> object, got "
+                        f"{type(modules).__name__}.")
+    out, wanted, missing = {}, set(), {}
+    for key, value in manifest["params"].items():
+        if not (isinstance(value, dict) and len(value) == 1):
+            continue
+        ((tag, name),) = value.items()
+        if tag == "__optimizer__" and isinstance(name, str):
+            cls = getattr(torch.optim, name, None) if name.isidentifier() else None
+            if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+                raise ModelFormatError(f"{path}: optimizer {name!r} is not a torch.optim "
+                                       "optimizer; the file is corrupted or from a newer torch.")
+            out[key] = modules.get(key, cls)
+        elif tag == "__module__" and isinstance(name, str):
+            wanted.add(key)
+            if key in modules:
+                out[key] = modules[key]
+            else:
+                missing[key] = name
+    if missing:
+        asked = ", ".join(f"{k!r}: {v}(...)" for k, v in missing.items())
+        raise ModelFormatError(
+            f"{path}: the model was saved with your own {' and '.join(missing)}; files hold "
+            f"their weights, never their code. Pass them again, built as when the model was "
+            f"saved: latentspace.load(path, modules={{{asked}}})."
+        )
+    extra = sorted(set(modules) - wanted - set(out))
+    if extra:
+        raise ValueError(
+            f"modules names {extra}, which {path} does not store as user modules "
+            f"(it has {sorted(wanted) or 'none'}); pass only those."
+        )
+    return out
+
+
+def load(path, *, device=None, modules=None) -> LatentModel:
     """Load a model written by :func:`save` (or ``est.save``).
 
     Parameters
@@ -544,6 +600,12 @@ def load(path, *, device=None) -> LatentModel:
         Where the loaded model computes (``'cpu'``, ``'cuda'``, ``'cuda:N'``, ``'auto'``),
         replacing the ``device`` it was saved with: a model fitted on a GPU loads on a
         machine without one with ``device='cpu'``. None keeps the saved device.
+    modules : dict or None, default None
+        The user's own networks of a neural model saved with them (e.g. ``{"encoder": Enc(),
+        "decoder": Dec()}``, or ``generator``/``discriminator``, and a custom ``optimizer``
+        callable): files store their weights, never their code, so they are asked for again,
+        built as when the model was saved; the weights are then loaded into copies of them.
+        ``callbacks`` are not stored (they are ``None`` after loading).
 
     Raises
     ------
@@ -566,7 +628,10 @@ def load(path, *, device=None) -> LatentModel:
         )
     # everything the header says is checked against the class before the payload is read
     _schema.check_against_class(cls, manifest, table, path)
-    params = {k: _decode(v, path) for k, v in manifest["params"].items() if not _is_ref(v)}
+    user = _user_params(manifest, modules, path)
+    params = {k: _decode(v, path) for k, v in manifest["params"].items()
+              if not _is_ref(v) and k not in user}
+    params.update(user)
     if device is not None:
         if "device" not in params:
             raise TypeError(f"{cls.__name__} has no device to choose; call load(path) without it.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -377,8 +378,10 @@ def cmd_select_k(args) -> int:
         template = cls(**params)
     t0 = time.perf_counter()
     with stage("fit", f"choosing K for {cls.__name__} on {args.data!r} failed", names):
+        # progress on stderr with -v, or whenever stderr is a terminal
         result = choose_k(template, X, args.ks, criterion=crit, cv=args.cv,
-                          random_state=args.seed)
+                          random_state=args.seed,
+                          verbose=int(args.verbose or sys.stderr.isatty()))
         check_finite(f"{crit} scores", result.scores)
     seconds = time.perf_counter() - t0
     with stage("output", "cannot draw the curve to", path=out):

@@ -138,7 +138,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralMode
         ``fit`` continues from the current network (and, after a fit in this process, its
         optimizer's state) instead of building a new one, for ``max_epochs`` more epochs --
         also after ``latentspace.load``. ``history_`` then holds this fit's epochs.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+    device : {"cpu", "cuda", "cuda:N", "mps", "auto"}, default="cpu"
+        ``"mps"`` (Apple's GPUs) is passed to torch where it has that backend and refused
+        with a message elsewhere; ``"auto"`` picks CUDA when available, else the CPU.
     random_state : int, RandomState or None
         Seeds the one ``torch.Generator`` of a fit (initial weights, batch order, noise).
     verbose : int, default=0

@@ -123,6 +123,12 @@ class _NeuralModel(LatentModel):
     _schedules = ("plateau", "constant", "cosine")
     _init = "glorot"  # weight initialisation (see _nets.materialize)
 
+    def _device(self) -> torch.device:
+        # "mps" too: the networks compute in float32 (see latentspace._backend)
+        from .._backend import resolve_device
+
+        return resolve_device(getattr(self, "device", "cpu"), allow_mps=True)
+
     # --- hooks ------------------------------------------------------------------------
     def _check_params(self) -> None:  # pragma: no cover - overridden
         pass

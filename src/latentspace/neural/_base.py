@@ -298,11 +298,12 @@ class _NeuralModel(LatentModel):
         try:
             return fn(arg)
         except Exception as exc:  # the user's code: any error there is a mismatch
+            # torch's own words stay in the chained exception; ours say what fits
             raise ValueError(
                 f"the {name} module raised {type(exc).__name__} on a first batch of shape "
-                f"{tuple(arg.shape)} ({exc}); {type(self).__name__} expects it to map "
-                f"{expected}."
-            ) from None
+                f"{tuple(arg.shape)}; {type(self).__name__} expects it to map {expected} "
+                "(the error it raised is chained below)."
+            ) from exc
 
     def _expect_shape(self, name: str, out, shape: tuple, given: tuple) -> None:
         if not isinstance(out, torch.Tensor) or tuple(out.shape) != shape:

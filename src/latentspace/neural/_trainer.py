@@ -90,9 +90,9 @@ def make_optimizer(params, name, lr: float, momentum: float, weight_decay: float
         if isinstance(exc, ValueError) and "is not supported" in str(exc):
             raise
         raise ValueError(
-            f"optimizer={_describe(name)} could not be built with optimizer_kwargs={kwargs!r}: "
-            f"{type(exc).__name__}: {exc}; check the optimizer's arguments."
-        ) from None
+            f"optimizer={_describe(name)} could not be built with optimizer_kwargs={kwargs!r} "
+            f"(it raised {type(exc).__name__}, chained below); check the optimizer's arguments."
+        ) from exc
     if not isinstance(opt, torch.optim.Optimizer):
         raise TypeError(
             f"optimizer={_describe(name)} returned a {type(opt).__name__}, not a "

@@ -135,7 +135,9 @@ def descriptors():
 
 USER_CASES = ("modules", "modules_bad_shape", "modules_raise", "modules_saved",
               "optimizer_AdamW", "optimizer_callable", "optimizer_bad_kwargs",
-              "callback_stop", "callback_raises", "warm_start_refit", "warm_start_width")
+              "callback_stop", "callback_raises", "warm_start_refit", "warm_start_width",
+              "checkpoint_resume", "checkpoint_pickle", "checkpoint_flipped",
+              "checkpoint_is_model")
 _MODULE_NAMES = {"GAN": ("generator", "discriminator")}
 
 
@@ -234,6 +236,68 @@ def _user_case(d, ctx):
         est = make(est_name).fit(X)
         est.set_params(warm_start=True).fit(X[:, :-1])
         raise Wrong("warm_start accepted data of another width")
+    if value.startswith("checkpoint_"):
+        return _checkpoint_case(est_name, value, X, ctx)
+    raise KeyError(value)
+
+
+class _Marker:
+    """A pickle payload that would create a marker file when unpickled."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _checkpoint_case(est_name, value, X, ctx):
+    """Training checkpoints: an interrupted run resumes exactly; a pickle, a damaged file or a
+    model file in a checkpoint's place is a ``ModelFormatError`` and never runs anything."""
+    import pickle
+
+    import torch
+
+    from latentspace.exceptions import ModelFormatError
+
+    ckpt = os.path.join(ctx.tmp, f"{est_name}_ckpt.safetensors")
+    if os.path.exists(ckpt):
+        os.remove(ckpt)
+    if value == "checkpoint_resume":
+        straight = make(est_name, max_epochs=3).fit(X)
+        make(est_name, max_epochs=2, checkpoint_path=ckpt).fit(X)
+        resumed = make(est_name, max_epochs=3, checkpoint_path=ckpt).fit(X, resume=ckpt)
+        for a, b in zip(straight.network_.state_dict().values(),
+                        resumed.network_.state_dict().values()):
+            if not torch.equal(a, b):
+                raise Wrong("a resumed run differs from the uninterrupted one on the CPU")
+        return "resumed bit for bit"
+    if value == "checkpoint_pickle":
+        marker = os.path.join(ctx.tmp, f"{est_name}_PWNED")
+        with open(ckpt, "wb") as f:
+            f.write(pickle.dumps({"format": "latentspace-checkpoint", "x": _Marker(marker)}))
+        try:
+            make(est_name, max_epochs=3).fit(X, resume=ckpt)
+        except ModelFormatError:
+            if os.path.exists(marker):
+                raise Wrong("a pickle payload in place of a checkpoint ran") from None
+            raise
+        raise Wrong("a pickle in place of a checkpoint was resumed from")
+    make(est_name, max_epochs=1, checkpoint_path=ckpt).fit(X)
+    if value == "checkpoint_flipped":
+        with open(ckpt, "r+b") as f:
+            size = f.seek(0, 2)
+            f.seek(size // 2)
+            byte = f.read(1)
+            f.seek(size // 2)
+            f.write(bytes([byte[0] ^ 0x10]))
+        make(est_name, max_epochs=3).fit(X, resume=ckpt)
+        raise Wrong("a checkpoint with a flipped byte was resumed from")
+    if value == "checkpoint_is_model":
+        model = os.path.join(ctx.tmp, f"{est_name}_model.safetensors")
+        ctx.fitted(est_name).save(model)
+        make(est_name, max_epochs=3).fit(X, resume=model)
+        raise Wrong("a model file was resumed from as a checkpoint")
     raise KeyError(value)
 
 

@@ -199,7 +199,8 @@ def test_bad_optimizers_are_refused_with_the_fix(X, opt, kwargs, exc, pattern):
         Autoencoder(L, optimizer=opt, optimizer_kwargs=kwargs, max_epochs=1).fit(X)
 
 
-@pytest.mark.parametrize("callbacks", [object(), [object()], [type("C", (), {"on_epoch_end": 3})()]])
+@pytest.mark.parametrize("callbacks", [object(), [object()],
+                                       [type("C", (), {"on_epoch_end": 3})()]])
 def test_bad_callbacks_are_refused(X, callbacks):
     with pytest.raises(ValueError, match="callbacks"):
         VAE(L, callbacks=callbacks, max_epochs=1).fit(X)

@@ -184,7 +184,9 @@ class _NeuralModel(LatentModel):
         self._check_optimizer()
         self._check_callbacks()
         if not isinstance(self.warm_start, (bool, np.bool_)):
-            raise ParameterError(f"warm_start must be True or False, got {_shown(self.warm_start)}.")
+            raise ParameterError(
+                f"warm_start must be True or False, got {_shown(self.warm_start)}."
+            )
         self._user_modules()
         check_float("learning_rate", self.learning_rate, low=0.0, low_open=True)
         check_choice("learning_rate_schedule", self.learning_rate_schedule, self._schedules)

@@ -146,9 +146,10 @@ def write_checkpoint(path, state: dict) -> None:
 
 def _detail(exc, path) -> str:
     text = str(exc)
-    for prefix in (f"{path}: ", f"{path} "):
-        if text.startswith(prefix):
-            return text[len(prefix):]
+    if text.startswith(f"{path}: "):
+        return text[len(f"{path}: "):]
+    if text.startswith(f"{path} "):  # "<path> is a Python pickle." -> "it is a ..."
+        return "it " + text[len(f"{path} "):]
     return text
 
 

@@ -405,7 +405,8 @@ def train(
                 if cb.on_epoch_end(run, record) and not result.stopped_early:
                     result.stopped_early, result.stop_reason = True, "callback"
             if bar is not None:
-                bar.set_postfix({k: f"{record[k]:.4g}" for k in ("loss", "val_loss") if k in record})
+                bar.set_postfix({k: f"{record[k]:.4g}" for k in ("loss", "val_loss")
+                                 if k in record})
                 bar.refresh()
             if result.stopped_early:
                 break

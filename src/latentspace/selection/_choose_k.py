@@ -178,7 +178,9 @@ def choose_k(estimator, X, ks, *, criterion="elbow", cv=5, random_state=None, ve
     if verbose:
         from .._progress import progress_bar
 
-        n_folds = (cv if isinstance(cv, numbers.Integral) else None) if criterion == "heldout" else 1
+        n_folds = 1
+        if criterion == "heldout":
+            n_folds = cv if isinstance(cv, numbers.Integral) else None
         bar = progress_bar(None if n_folds is None else len(ks) * n_folds, "choose_k",
                            unit="fit")
 

@@ -96,7 +96,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralMode
         Rows per step; ``"auto"``: ``min(128, max(32, n_samples // 32))``, about 32 steps an
         epoch on small data sets (a DataLoader brings its own batches).
     optimizer, learning_rate, momentum, weight_decay, grad_clip
-        Training: ``"adam"``, ``"adamw"`` or ``"sgd"``, the initial step size (default
+        Training: ``"adam"``, ``"adamw"`` (decoupled weight decay: ``weight_decay``, or
+        torch's default 0.01 when it is 0) or ``"sgd"``, the initial step size (default
         1e-3), SGD momentum (Adam's β₁, default 0.9; any value in [0, 1), 0 included: plain
         SGD, or Adam without a first-moment average), L2 penalty, and clipping of the global
         gradient norm (None: off). ``optimizer`` may also be a ``torch.optim.Optimizer``

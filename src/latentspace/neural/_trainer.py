@@ -40,7 +40,9 @@ def make_optimizer(params, name, lr: float, momentum: float, weight_decay: float
     """The optimizer of ``params``: a named one, a ``torch.optim.Optimizer`` subclass, or a
     callable taking the parameters.
 
-    Named ones: Adam and AdamW (with ``momentum`` as β₁) or SGD with (heavy-ball) momentum.
+    Named ones: Adam and AdamW (with ``momentum`` as β₁; AdamW's decoupled decay is
+    ``weight_decay``, or torch's default 0.01 when that is 0) or SGD with (heavy-ball)
+    momentum.
     ``momentum`` in [0, 1): for SGD the heavy-ball coefficient (0: plain SGD), for Adam the
     decay β₁ of its first-moment average (0: RMSprop-like steps with bias correction). Every
     number is passed on as a Python float: torch's Adam refuses betas of mixed types (an int
@@ -58,13 +60,17 @@ def make_optimizer(params, name, lr: float, momentum: float, weight_decay: float
     Raises
     ------
     ValueError
-        The optimizer cannot be built with these arguments (torch's message is given).
+        An unknown name, or an optimizer that cannot be built with these arguments (torch's
+        exception is chained).
     TypeError
         A callable that does not return a ``torch.optim.Optimizer``.
     """
     params = list(params)
     kwargs = dict(kwargs or {})
     lr, momentum, weight_decay = float(lr), float(momentum), float(weight_decay)
+    if isinstance(name, str) and name not in OPTIMIZERS:
+        raise ValueError(f"optimizer={name!r} is not supported; choose one of {OPTIMIZERS}, "
+                         "a torch.optim.Optimizer subclass or a callable(params).")
     try:
         if isinstance(name, str):
             fused = bool(params) and all(
@@ -77,18 +83,13 @@ def make_optimizer(params, name, lr: float, momentum: float, weight_decay: float
                 if name == "adamw" and weight_decay == 0.0:
                     base.pop("weight_decay")  # AdamW's own default decoupled decay
                 return cls(params, **{**base, "betas": (momentum, 0.999), **kwargs})
-            if name == "sgd":
-                return torch.optim.SGD(params, **{**base, "momentum": momentum, **kwargs})
-            raise ValueError(f"optimizer={name!r} is not supported; choose one of {OPTIMIZERS}, "
-                             "a torch.optim.Optimizer subclass or a callable(params).")
+            return torch.optim.SGD(params, **{**base, "momentum": momentum, **kwargs})
         if isinstance(name, type):
             extra = {"weight_decay": weight_decay} if weight_decay else {}
             opt = name(params, **{"lr": lr, **extra, **kwargs})
         else:
             opt = name(params, **kwargs)
     except (TypeError, ValueError, RuntimeError, KeyError) as exc:
-        if isinstance(exc, ValueError) and "is not supported" in str(exc):
-            raise
         raise ValueError(
             f"optimizer={_describe(name)} could not be built with optimizer_kwargs={kwargs!r} "
             f"(it raised {type(exc).__name__}, chained below); check the optimizer's arguments."

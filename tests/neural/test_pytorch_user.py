@@ -493,3 +493,16 @@ def test_mps_is_accepted_where_torch_has_it_and_refused_with_a_reason_elsewhere(
             est.fit(X)
     with pytest.raises(ValueError, match=r"device='mps' is supported by the neural models only"):
         GaussianMixture(2, device="mps").fit(X)
+
+
+def test_user_modules_on_a_dataloader_and_what_it_samples(X):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    loader = DataLoader(TensorDataset(torch.as_tensor(X)), batch_size=32)
+    g, d = nn.Sequential(nn.Linear(L, D), nn.Sigmoid()), nn.Linear(D, 1)
+    gan = GAN(L, generator=g, discriminator=d, max_epochs=2, random_state=0).fit(loader)
+    draw = gan.sample(4)
+    assert isinstance(draw, np.ndarray) and draw.dtype == np.float32  # the input is not known
+    with pytest.raises(ValueError, match=r"decoder module returned \(32, 7\)"):
+        Autoencoder(L, encoder=nn.Linear(D, L), decoder=nn.Linear(L, D - 1),
+                    max_epochs=1).fit(loader)

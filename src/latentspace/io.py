@@ -399,6 +399,11 @@ def describe(path) -> dict:
         if isinstance(v, dict) and "__tensor__" in v:
             info = header[v["__tensor__"]]
             params[k] = f"<array {info['dtype']} {tuple(info['shape'])}>"
+        elif isinstance(v, dict) and set(v) == {"__module__"} and isinstance(v["__module__"], str):
+            params[k] = f"<user's {v['__module__']}: pass it to load(path, modules=...)>"
+        elif isinstance(v, dict) and set(v) == {"__optimizer__"} and isinstance(
+                v["__optimizer__"], str):
+            params[k] = f"<torch.optim.{v['__optimizer__']}>"
         else:
             params[k] = _decode(v, path)
     arrays = {

@@ -380,6 +380,9 @@ def test_user_modules_round_trip_through_a_file(X, tmp_path):
     est.save(path)
     with pytest.raises(ModelFormatError, match=r"your own decoder and encoder.*modules="):
         latentspace.load(path)
+    info = latentspace.io.describe(path)  # info shows them without needing them
+    assert "Sequential" in info["params"]["encoder"]
+    assert info["params"]["optimizer"] == "<torch.optim.AdamW>"
     enc, dec = _torch_modules((D, L), (L, D), seed=9)
     back = latentspace.load(path, modules={"encoder": enc, "decoder": dec})
     np.testing.assert_array_equal(back.transform(X), est.transform(X))

@@ -16,6 +16,7 @@ rather than by defect.
 from __future__ import annotations
 
 import inspect
+import os
 
 import numpy as np
 
@@ -127,6 +128,11 @@ def descriptors():
         out.append(dict(area="params", est=est, param="latent_dim", value="1e9_direct"))
         out.append(dict(area="params", est=est, param="learning_rate", value="1e30_diverge"))
     out.append(dict(area="params", est="Autoencoder", param="hidden_sizes", value="(1e9,)"))
+    # what a PyTorch user brings: their networks (right and wrong shapes), optimizer classes
+    # and callables, a stopping callback, a warm start, and the files of such models
+    for est in ("Autoencoder", "VAE", "GAN"):
+        for value in USER_CASES:
+            out.append(dict(area="params", est=est, param="user", value=value))
     out.append(dict(area="params", est="KMeans", param="n_clusters", value="1e9_direct"))
     out.append(dict(area="params", est="GaussianMixture", param="n_components",
                     value="1e9_direct"))
@@ -140,7 +146,177 @@ def descriptors():
     return out
 
 
+USER_CASES = ("modules", "modules_bad_shape", "modules_raise", "modules_saved",
+              "optimizer_AdamW", "optimizer_callable", "optimizer_bad_kwargs",
+              "callback_stop", "callback_raises", "warm_start_refit", "warm_start_width",
+              "checkpoint_resume", "checkpoint_pickle", "checkpoint_flipped",
+              "checkpoint_is_model")
+_MODULE_NAMES = {"GAN": ("generator", "discriminator")}
+
+
+def _user_modules(est_name, d, latent, width_off=0):
+    """Small user networks for ``est_name`` on ``d`` features (``width_off`` breaks one)."""
+    from torch import nn
+
+    if est_name == "GAN":
+        return {"generator": nn.Sequential(nn.Linear(latent, 8), nn.Tanh(), nn.Linear(8, d)),
+                "discriminator": nn.Linear(d, 1 + width_off)}
+    out = 2 * latent if est_name == "VAE" else latent
+    return {"encoder": nn.Sequential(nn.Linear(d, 8), nn.Tanh(), nn.Linear(8, out + width_off)),
+            "decoder": nn.Linear(latent, d)}
+
+
+def _user_case(d, ctx):
+    """The ``param="user"`` cases: fits that must work, and ones that must be typed errors."""
+    import torch
+
+    est_name, value = d["est"], d["value"]
+    X = base_data(est_name)
+    if value == "modules":
+        est = make(est_name, **_user_modules(est_name, X.shape[1], K)).fit(X)
+        checks.check_fitted(est_name, est)
+        _use(est_name, est, X)
+        return "user modules trained"
+    if value == "modules_bad_shape":
+        make(est_name, **_user_modules(est_name, X.shape[1], K, width_off=1)).fit(X)
+        raise Wrong("user modules of the wrong output width were accepted")
+    if value == "modules_raise":
+        mods = _user_modules(est_name, X.shape[1] + 1, K)  # the first layer takes d + 1
+        make(est_name, **mods).fit(X)
+        raise Wrong("user modules that cannot take the data were accepted")
+    if value == "modules_saved":
+        import latentspace
+
+        est = make(est_name, **_user_modules(est_name, X.shape[1], K)).fit(X)
+        path = os.path.join(ctx.tmp, f"{est_name}_user.safetensors")
+        est.save(path)
+        try:
+            latentspace.load(path)
+        except latentspace.exceptions.ModelFormatError:
+            pass
+        else:
+            raise Wrong("a file of user modules loaded without them")
+        back = latentspace.load(path, modules=_user_modules(est_name, X.shape[1], K))
+        checks.same("user modules after load", probe_abs(est_name, back, X),
+                    probe_abs(est_name, est, X), 1e-6)
+        return "user modules saved and loaded"
+    if value == "optimizer_AdamW":
+        est = make(est_name, optimizer=torch.optim.AdamW, optimizer_kwargs={"amsgrad": True})
+        est.fit(X)
+        checks.check_fitted(est_name, est)
+        _use(est_name, est, X)
+        return None
+    if value == "optimizer_callable":
+        est = make(est_name, optimizer=lambda p: torch.optim.RMSprop(p, lr=1e-3)).fit(X)
+        checks.check_fitted(est_name, est)
+        return None
+    if value == "optimizer_bad_kwargs":
+        make(est_name, optimizer=torch.optim.AdamW, optimizer_kwargs={"betas": "x"}).fit(X)
+        raise Wrong("optimizer_kwargs torch cannot take were accepted")
+    if value == "callback_stop":
+        class Stop:
+            def on_epoch_end(self, est, record):
+                return record["epoch"] == 1
+
+        est = make(est_name, max_epochs=5, callbacks=[Stop()]).fit(X)
+        if est.n_iter_ != 1 or est.stop_reason_ != "callback":
+            raise Wrong(f"a callback stopping at epoch 1 left n_iter_={est.n_iter_}, "
+                        f"stop_reason_={est.stop_reason_!r}")
+        _use(est_name, est, X)
+        return None
+    if value == "callback_raises":
+        class Boom:
+            def on_epoch_end(self, est, record):
+                raise ValueError("the user's callback refuses")
+
+        est = ctx.fitted(est_name)
+        before = probe_abs(est_name, est, X)
+        try:
+            est.set_params(callbacks=[Boom()]).fit(X)
+        except ValueError:
+            pass
+        finally:
+            est.set_params(callbacks=None)
+        checks.same("fit after a failed refit", probe_abs(est_name, est, X), before, 0)
+        return "the earlier fit is intact"
+    if value == "warm_start_refit":
+        est = make(est_name).fit(X)
+        est.set_params(warm_start=True).fit(X)
+        checks.check_fitted(est_name, est)
+        _use(est_name, est, X)
+        return None
+    if value == "warm_start_width":
+        est = make(est_name).fit(X)
+        est.set_params(warm_start=True).fit(X[:, :-1])
+        raise Wrong("warm_start accepted data of another width")
+    if value.startswith("checkpoint_"):
+        return _checkpoint_case(est_name, value, X, ctx)
+    raise KeyError(value)
+
+
+class _Marker:
+    """A pickle payload that would create a marker file when unpickled."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def _checkpoint_case(est_name, value, X, ctx):
+    """Training checkpoints: an interrupted run resumes exactly; a pickle, a damaged file or a
+    model file in a checkpoint's place is a ``ModelFormatError`` and never runs anything."""
+    import pickle
+
+    import torch
+
+    from latentspace.exceptions import ModelFormatError
+
+    ckpt = os.path.join(ctx.tmp, f"{est_name}_ckpt.safetensors")
+    if os.path.exists(ckpt):
+        os.remove(ckpt)
+    if value == "checkpoint_resume":
+        straight = make(est_name, max_epochs=3).fit(X)
+        make(est_name, max_epochs=2, checkpoint_path=ckpt).fit(X)
+        resumed = make(est_name, max_epochs=3, checkpoint_path=ckpt).fit(X, resume=ckpt)
+        for a, b in zip(straight.network_.state_dict().values(),
+                        resumed.network_.state_dict().values()):
+            if not torch.equal(a, b):
+                raise Wrong("a resumed run differs from the uninterrupted one on the CPU")
+        return "resumed bit for bit"
+    if value == "checkpoint_pickle":
+        marker = os.path.join(ctx.tmp, f"{est_name}_PWNED")
+        with open(ckpt, "wb") as f:
+            f.write(pickle.dumps({"format": "latentspace-checkpoint", "x": _Marker(marker)}))
+        try:
+            make(est_name, max_epochs=3).fit(X, resume=ckpt)
+        except ModelFormatError:
+            if os.path.exists(marker):
+                raise Wrong("a pickle payload in place of a checkpoint ran") from None
+            raise
+        raise Wrong("a pickle in place of a checkpoint was resumed from")
+    make(est_name, max_epochs=1, checkpoint_path=ckpt).fit(X)
+    if value == "checkpoint_flipped":
+        with open(ckpt, "r+b") as f:
+            size = f.seek(0, 2)
+            f.seek(size // 2)
+            byte = f.read(1)
+            f.seek(size // 2)
+            f.write(bytes([byte[0] ^ 0x10]))
+        make(est_name, max_epochs=3).fit(X, resume=ckpt)
+        raise Wrong("a checkpoint with a flipped byte was resumed from")
+    if value == "checkpoint_is_model":
+        model = os.path.join(ctx.tmp, f"{est_name}_model.safetensors")
+        ctx.fitted(est_name).save(model)
+        make(est_name, max_epochs=3).fit(X, resume=model)
+        raise Wrong("a model file was resumed from as a checkpoint")
+    raise KeyError(value)
+
+
 def repro(d) -> str:
+    if d["param"] == "user":
+        return f"{d['est']}(<{d['value']}>, ...small settings...).fit(X_small)"
     return f"{d['est']}({d['param']}=<{d['value']}>, ...small settings...).fit(X_small)"
 
 
@@ -166,6 +342,8 @@ def _use(est_name, est, X):
 
 def _special(d, ctx):
     est_name, param, value = d["est"], d["param"], d["value"]
+    if param == "user":
+        return _user_case(d, ctx)
     X = base_data(est_name)
     if param == "set_params":
         make(est_name).set_params(bogus_parameter=1)

@@ -395,7 +395,7 @@ def test_unknown_device(tmp_path, name):
 @pytest.mark.parametrize("name,param,value,match", [
     ("KMeans", "n_clusters", "three", "n_clusters"),
     ("GaussianMixture", "tol", -1.0, "tol"),
-    ("VAE", "optimizer", "adamw", "optimizer"),
+    ("VAE", "optimizer", "lbfgs", "optimizer"),
     ("GaussianMixture", "no_such_param", 1, "no_such_param"),
     ("PCA", "svd_solver", "x", "svd_solver"),
     ("PCA", "whiten", 3, "whiten"),

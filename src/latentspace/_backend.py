@@ -19,14 +19,31 @@ __all__ = ["InputKind", "resolve_device", "to_tensor", "restore", "to_numpy"]
 _DEVICES = ("cpu", "cuda", "auto")
 
 
-def resolve_device(device) -> torch.device:
+def resolve_device(device, *, allow_mps: bool = False) -> torch.device:
     """Map the ``device`` hyperparameter to a ``torch.device``.
 
     ``"auto"`` picks CUDA when available, else the CPU. Asking for CUDA on a machine without
     one is a ``ValueError`` that says how to fix it, rather than a crash deep in torch.
+    ``"mps"`` (Apple's GPUs) is passed on to torch for the models that ask for it
+    (``allow_mps``: the neural ones; the classical models compute in float64, which MPS
+    lacks) where torch has a usable MPS backend, and refused with a message elsewhere.
     """
     if isinstance(device, torch.device):
         device = str(device)
+    if device == "mps":
+        if not allow_mps:
+            raise ValueError(
+                "device='mps' is supported by the neural models only (the others compute in "
+                "float64, which Apple's MPS backend lacks); use device='cpu'."
+            )
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError(
+                "device='mps' was requested but this torch has no usable MPS backend "
+                "(torch.backends.mps.is_available() is False: not a Mac with Apple silicon, "
+                "or torch built without it); use device='cpu' or device='auto'."
+            )
+        return torch.device("mps")
     if not isinstance(device, str) or not (
         device in _DEVICES or device.startswith("cuda:")
     ):

@@ -43,10 +43,11 @@ from .exceptions import (
     UnsafeFormatError,
 )
 
-__all__ = ["save", "load", "read_manifest", "describe", "import_model_families",
-           "FORMAT_VERSION"]
+__all__ = ["save", "load", "read_manifest", "read_header", "describe",
+           "import_model_families", "FORMAT_VERSION", "CHECKPOINT_FORMAT"]
 
 FORMAT_VERSION = 2
+CHECKPOINT_FORMAT = "latentspace-checkpoint"  # the manifest's format in training checkpoints
 _SEAL_KEY = "latentspace_seal"
 _MAX_HEADER = 64 * 1024 * 1024  # a larger header is a lie or garbage
 _MODEL_MODULES = (
@@ -61,7 +62,7 @@ _DTYPES = {
     "U8": torch.uint8, "BOOL": torch.bool,
 }
 _DTYPE_NAMES = {v: k for k, v in _DTYPES.items()}
-_DEVICE = re.compile(r"(cpu|cuda|auto|cuda:[0-9]+)\Z")
+_DEVICE = re.compile(r"(cpu|cuda|auto|mps|cuda:[0-9]+)\Z")
 
 
 # ----------------------------------------------------------------------------- encoding
@@ -113,7 +114,13 @@ def _collect(est: LatentModel):
     """Split an estimator into (tensors, manifest) without pickling anything."""
     tensors: dict[str, torch.Tensor] = {}
     params, attrs = {}, {}
+    persisted = getattr(est, "_persisted_param", None)
     for name, value in est.get_params(deep=False).items():
+        if persisted is not None:
+            stored = persisted(name, value)
+            if stored is not NotImplemented:
+                params[name] = stored
+                continue
         if isinstance(value, (np.ndarray, torch.Tensor)) and not (
             isinstance(value, np.ndarray) and value.dtype.kind in "OUS"
         ):
@@ -164,7 +171,8 @@ def _seal(manifest_text: str, table: dict) -> str:
     return h.hexdigest()
 
 
-def _assemble(tensors: dict[str, torch.Tensor], manifest: dict) -> bytes:
+def _assemble(tensors: dict[str, torch.Tensor], manifest: dict, *,
+              sort_keys: bool = True) -> bytes:
     """The bytes of a model file holding ``tensors`` and ``manifest``.
 
     Parameters
@@ -174,6 +182,9 @@ def _assemble(tensors: dict[str, torch.Tensor], manifest: dict) -> bytes:
     manifest : dict
         The manifest without checksums; ``format`` and ``format_version`` default to this
         format. Its ``sha256`` is filled in from the tensors, and the header is sealed.
+    sort_keys : bool
+        Write the manifest's keys sorted (model files); False keeps their order (training
+        checkpoints, whose state dicts are ordered).
 
     Returns
     -------
@@ -192,7 +203,7 @@ def _assemble(tensors: dict[str, torch.Tensor], manifest: dict) -> bytes:
         chunks.append(raw)
         at += len(raw)
     manifest["sha256"] = digests
-    text = json.dumps(manifest, sort_keys=True)
+    text = json.dumps(manifest, sort_keys=sort_keys)
     header = {"__metadata__": {"latentspace": text, _SEAL_KEY: _seal(text, table)}, **table}
     body = json.dumps(header, separators=(",", ":")).encode("utf-8")
     body += b" " * (-len(body) % 8)
@@ -265,13 +276,15 @@ def _sniff_unsafe(path: Path, head: bytes) -> None:
         raise UnsafeFormatError(f"{path} looks like a protocol-0/1 pickle. {_PICKLE_HINT}")
 
 
-def read_manifest(path):
-    """Read and check a model file's header -> (manifest dict, header dict, payload offset).
+def read_header(path, *, sealed: bool = False):
+    """Read and check the safetensors header of a latentspace file -> (manifest text,
+    manifest, tensor table, payload offset).
 
-    Never reads more than the header; raises ``ModelFormatError`` (or a subclass) naming the
-    file and the part that is wrong. Checks everything that does not depend on the class:
-    the JSON, the manifest's field types, the tensor table against the file's size, and (from
-    version 2 on) the header's seal.
+    Shared by model files and training checkpoints (whose manifest has ``format``
+    ``"latentspace-checkpoint"``): pickles are refused by their first bytes, the length, the
+    JSON, the metadata keys, the tensor table against the file's size and the seal are
+    checked; nothing but the header is read. ``sealed`` demands the seal whatever the
+    manifest's version says (checkpoints always carry one).
     """
     path = Path(path)
     size = path.stat().st_size
@@ -310,10 +323,14 @@ def read_manifest(path):
         )
     table = {k: v for k, v in header.items() if k != "__metadata__"}
     manifest = _schema.parse_json(meta["latentspace"], path, "manifest")
-    _schema.check_version(manifest, path, FORMAT_VERSION)
+    if not isinstance(manifest, dict):
+        raise ModelFormatError(f"{path}: the manifest is not a JSON object; the file is corrupted.")
+    sealed = sealed or manifest.get("format") == CHECKPOINT_FORMAT
+    if not sealed:
+        _schema.check_version(manifest, path, FORMAT_VERSION)
     _schema.check_table(table, size - 8 - hlen, path)
     seal = meta.get(_SEAL_KEY)
-    if manifest["format_version"] >= 2:
+    if sealed or manifest["format_version"] >= 2:
         if seal is None:
             raise ModelFormatError(f"{path}: the header has no seal; the file is corrupted.")
         if seal != _seal(meta["latentspace"], table):
@@ -324,8 +341,32 @@ def read_manifest(path):
             )
     elif seal is not None:
         raise ModelFormatError(f"{path}: a version-1 header carries a seal; the file is corrupted.")
+    return meta["latentspace"], manifest, table, 8 + hlen
+
+
+def is_checkpoint(manifest) -> bool:
+    """Whether a parsed manifest is a training checkpoint's (see :mod:`latentspace.neural`)."""
+    return isinstance(manifest, dict) and manifest.get("format") == CHECKPOINT_FORMAT
+
+
+def read_manifest(path):
+    """Read and check a model file's header -> (manifest dict, header dict, payload offset).
+
+    Never reads more than the header; raises ``ModelFormatError`` (or a subclass) naming the
+    file and the part that is wrong. Checks everything that does not depend on the class:
+    the JSON, the manifest's field types, the tensor table against the file's size, and (from
+    version 2 on) the header's seal. A training checkpoint is refused with a message that
+    says how to continue from it.
+    """
+    _, manifest, table, offset = read_header(path)
+    if is_checkpoint(manifest):
+        raise ModelFormatError(
+            f"{path} is a training checkpoint (written by checkpoint_path=...), not a saved "
+            "model: continue training from it with est.fit(X, resume=path), est configured as "
+            "when it was written; `latentspace info` describes it."
+        )
     _schema.check_manifest(manifest, table, path)
-    return manifest, header, 8 + hlen
+    return manifest, {"__metadata__": None, **table}, offset
 
 
 def describe(path) -> dict:
@@ -337,7 +378,9 @@ def describe(path) -> dict:
     dict
         ``file``, ``bytes``, ``class``, ``format_version``, ``library_version``, ``params``
         (array-valued ones as ``"<array dtype shape>"``), ``fitted_arrays`` and
-        ``state_tensors`` (name -> ``{"dtype", "shape"}``) and ``fitted_scalars``.
+        ``state_tensors`` (name -> ``{"dtype", "shape"}``) and ``fitted_scalars``. For a
+        training checkpoint, ``kind == "checkpoint"`` and what
+        :func:`latentspace.neural._checkpoint.describe_checkpoint` gives.
 
     Raises
     ------
@@ -345,12 +388,22 @@ def describe(path) -> dict:
         As :func:`read_manifest`: the file is not a valid latentspace model.
     """
 
+    _, manifest, _, _ = read_header(path)
+    if is_checkpoint(manifest):
+        from .neural._checkpoint import describe_checkpoint
+
+        return describe_checkpoint(path)
     manifest, header, _ = read_manifest(path)
     params = {}
     for k, v in manifest["params"].items():
         if isinstance(v, dict) and "__tensor__" in v:
             info = header[v["__tensor__"]]
             params[k] = f"<array {info['dtype']} {tuple(info['shape'])}>"
+        elif isinstance(v, dict) and set(v) == {"__module__"} and isinstance(v["__module__"], str):
+            params[k] = f"<user's {v['__module__']}: pass it to load(path, modules=...)>"
+        elif isinstance(v, dict) and set(v) == {"__optimizer__"} and isinstance(
+                v["__optimizer__"], str):
+            params[k] = f"<torch.optim.{v['__optimizer__']}>"
         else:
             params[k] = _decode(v, path)
     arrays = {
@@ -420,7 +473,7 @@ def _check_hyperparameters(est) -> None:
     if not isinstance(device, str) or not _DEVICE.match(device):
         raise ValueError(
             f"hyperparameter device={device!r} is not a device; expected 'cpu', 'cuda', "
-            "'cuda:N' or 'auto'."
+            "'cuda:N', 'mps' or 'auto'."
         )
     unbounded = 2**62
     sizes = {"n": getattr(est, "n_samples_", unbounded),
@@ -468,6 +521,14 @@ def _check_state(est, state: dict, fitted: bool, path: Path) -> None:
                                f"from the file's hyperparameters: {exc}") from None
     extra = sorted(set(state) - set(spec))
     lost = sorted(k for k, (_, _, required) in spec.items() if required and k not in state)
+    given = getattr(est, "_user_modules", dict)()
+    mismatch = [k for k, t in state.items() if k in spec and tuple(t.shape) != spec[k][1]]
+    if given and (extra or lost or mismatch):
+        raise ModelFormatError(
+            f"{path}: the modules passed as {sorted(given)} do not match the saved weights "
+            f"(unexpected {extra[:5]}, missing {lost[:5]}, other shapes {mismatch[:5]}); pass "
+            "the modules built as when the model was saved."
+        )
     if extra or lost:
         raise ModelFormatError(
             f"{path}: the network state does not match {type(est).__name__}'s network "
@@ -491,7 +552,49 @@ def _is_ref(value) -> bool:
     return isinstance(value, dict) and "__tensor__" in value
 
 
-def load(path, *, device=None) -> LatentModel:
+def _user_params(manifest: dict, modules, path: Path) -> dict:
+    """The hyperparameters a file stores by reference -- a user's network
+    (``{"__module__": class name}``), a custom optimizer, a ``torch.optim`` class
+    (``{"__optimizer__": name}``) -- resolved: the first two from ``modules``, the last from
+    ``torch.optim`` by its name (nothing is imported or unpickled)."""
+    modules = {} if modules is None else modules
+    if not isinstance(modules, dict) or not all(isinstance(k, str) for k in modules):
+        raise TypeError(f"modules must be a dict of parameter name -> object, got "
+                        f"{type(modules).__name__}.")
+    out, wanted, missing = {}, set(), {}
+    for key, value in manifest["params"].items():
+        if not (isinstance(value, dict) and len(value) == 1):
+            continue
+        ((tag, name),) = value.items()
+        if tag == "__optimizer__" and isinstance(name, str):
+            cls = getattr(torch.optim, name, None) if name.isidentifier() else None
+            if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+                raise ModelFormatError(f"{path}: optimizer {name!r} is not a torch.optim "
+                                       "optimizer; the file is corrupted or from a newer torch.")
+            out[key] = modules.get(key, cls)
+        elif tag == "__module__" and isinstance(name, str):
+            wanted.add(key)
+            if key in modules:
+                out[key] = modules[key]
+            else:
+                missing[key] = name
+    if missing:
+        asked = ", ".join(f"{k!r}: {v}(...)" for k, v in missing.items())
+        raise ModelFormatError(
+            f"{path}: the model was saved with your own {' and '.join(missing)}; files hold "
+            f"their weights, never their code. Pass them again, built as when the model was "
+            f"saved: latentspace.load(path, modules={{{asked}}})."
+        )
+    extra = sorted(set(modules) - wanted - set(out))
+    if extra:
+        raise ValueError(
+            f"modules names {extra}, which {path} does not store as user modules "
+            f"(it has {sorted(wanted) or 'none'}); pass only those."
+        )
+    return out
+
+
+def load(path, *, device=None, modules=None) -> LatentModel:
     """Load a model written by :func:`save` (or ``est.save``).
 
     Parameters
@@ -502,6 +605,12 @@ def load(path, *, device=None) -> LatentModel:
         Where the loaded model computes (``'cpu'``, ``'cuda'``, ``'cuda:N'``, ``'auto'``),
         replacing the ``device`` it was saved with: a model fitted on a GPU loads on a
         machine without one with ``device='cpu'``. None keeps the saved device.
+    modules : dict or None, default None
+        The user's own networks of a neural model saved with them (e.g. ``{"encoder": Enc(),
+        "decoder": Dec()}``, or ``generator``/``discriminator``, and a custom ``optimizer``
+        callable): files store their weights, never their code, so they are asked for again,
+        built as when the model was saved; the weights are then loaded into copies of them.
+        ``callbacks`` are not stored (they are ``None`` after loading).
 
     Raises
     ------
@@ -524,7 +633,10 @@ def load(path, *, device=None) -> LatentModel:
         )
     # everything the header says is checked against the class before the payload is read
     _schema.check_against_class(cls, manifest, table, path)
-    params = {k: _decode(v, path) for k, v in manifest["params"].items() if not _is_ref(v)}
+    user = _user_params(manifest, modules, path)
+    params = {k: _decode(v, path) for k, v in manifest["params"].items()
+              if not _is_ref(v) and k not in user}
+    params.update(user)
     if device is not None:
         if "device" not in params:
             raise TypeError(f"{cls.__name__} has no device to choose; call load(path) without it.")

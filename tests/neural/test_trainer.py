@@ -10,6 +10,7 @@ from torch import nn
 
 from latentspace.exceptions import ModelFormatError, TrainingDivergedError
 from latentspace.neural import load_checkpoint, train
+from latentspace.neural._checkpoint import write_checkpoint
 from latentspace.neural._trainer import StepContext, Stopping, make_optimizer
 
 
@@ -290,7 +291,7 @@ def test_resume_from_another_device_kind_keeps_weights_and_warns(tmp_path):
     _fit(part, data, epochs=2, checkpoint_path=ckpt)
     state = load_checkpoint(ckpt)
     state["generator"] = torch.arange(16, dtype=torch.uint8)  # as a CUDA generator saves it
-    torch.save(state, ckpt)
+    write_checkpoint(ckpt, state)
     resumed = _net(seed=7)
     with pytest.warns(RuntimeWarning, match="another kind of device"):
         res = _fit(resumed, data, epochs=2, resume=ckpt)  # nothing left to train

@@ -218,7 +218,7 @@ def _make_vae(ckpt, epochs):
 @pytest.mark.filterwarnings("ignore:posterior collapse")  # uniform noise data
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted_run(tmp_path):
     epochs = 12
-    ckpt = tmp_path / "killed.ckpt"
+    ckpt = tmp_path / "ckpt.safetensors"  # the natural name: a safetensors checkpoint
     X = np.random.default_rng(0).random((3000, 20)).astype(np.float32)
     proc = subprocess.Popen(
         [sys.executable, "-c", _TRAIN_SCRIPT.format(src=SRC, epochs=epochs, ckpt=str(ckpt))],

@@ -188,6 +188,8 @@ def build_parser(model_cls=None) -> argparse.ArgumentParser:
     p.add_argument("--cv", type=int, default=5, help="folds for --criterion heldout (default: 5)")
     p.add_argument("--device", help="cpu, cuda, cuda:N or auto (default: the model's)")
     p.add_argument("--seed", type=int, help="random seed (model's random_state and fold split)")
+    p.add_argument("-v", "--verbose", action="count", default=0,
+                   help="a progress bar over the fits on stderr (shown on a terminal anyway)")
     p.add_argument("--data-home", metavar="DIR", help="data folder for dataset names")
     _common(p)
     _threads(p)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -242,6 +243,9 @@ def cmd_info(args) -> int:
     if args.json:
         print(json.dumps(_jsonable(info), indent=2))
         return 0
+    if info.get("kind") == "checkpoint":
+        print("\n".join(_checkpoint_lines(info)))
+        return 0
     lines = [
         f"file: {info['file']} ({info['bytes']} bytes)",
         f"class: {info['class']}",
@@ -260,6 +264,24 @@ def cmd_info(args) -> int:
                   for k, v in info["state_tensors"].items()]
     print("\n".join(lines))
     return 0
+
+
+def _checkpoint_lines(info: dict) -> list[str]:
+    """``latentspace info`` of a training checkpoint."""
+    last = ", ".join(f"{k} {v:.6g}" if isinstance(v, float) else f"{k} {v}"
+                     for k, v in info["last_epoch"].items())
+    return [
+        f"file: {info['file']} ({info['bytes']} bytes)",
+        f"training checkpoint, version {info['format_version']} (written by latentspace "
+        f"{info['library_version']})",
+        f"class: {info['class'] or 'unknown (written by train() directly)'}",
+        f"epochs done: {info['epoch']} ({info['step']} steps)"
+        + ("; training had stopped" if info["stopped_early"] else ""),
+        f"last epoch: {last or 'none'}",
+        "hyperparameters:",
+        *(f"  {k} = {v!r}" for k, v in info["params"].items()),
+        f"continue with: {info['resume']}",
+    ]
 
 
 # ----------------------------------------------------------------------------- select-k
@@ -356,8 +378,10 @@ def cmd_select_k(args) -> int:
         template = cls(**params)
     t0 = time.perf_counter()
     with stage("fit", f"choosing K for {cls.__name__} on {args.data!r} failed", names):
+        # progress on stderr with -v, or whenever stderr is a terminal
         result = choose_k(template, X, args.ks, criterion=crit, cv=args.cv,
-                          random_state=args.seed)
+                          random_state=args.seed,
+                          verbose=int(args.verbose or sys.stderr.isatty()))
         check_finite(f"{crit} scores", result.scores)
     seconds = time.perf_counter() - t0
     with stage("output", "cannot draw the curve to", path=out):

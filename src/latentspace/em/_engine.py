@@ -27,6 +27,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from .._progress import progress_write
 from ..exceptions import ConvergenceWarning
 
 __all__ = ["EMResult", "run_em"]
@@ -93,7 +94,7 @@ def _one_run(model, source, params, *, max_iter, tol, verbose, run):
         stats = e_step(params)
         lower_bounds.append(_lower_bound(model, stats, params))
         if verbose:
-            print(f"init {run} iteration {n_iter}: lower bound {lower_bounds[-1]:.10g}")
+            progress_write(f"init {run} iteration {n_iter}: lower bound {lower_bounds[-1]:.10g}")
         if _converged(model, lower_bounds, old, params, tol):
             converged = True
             break
@@ -135,7 +136,8 @@ def run_em(
     init_params : object or None
         Start from these parameters instead of initialising (``warm_start``).
     verbose : int
-        Print the lower bound after each iteration when > 0.
+        Write the lower bound after each iteration to stderr when > 0
+        (:func:`latentspace._progress.progress_write`).
     warn : bool
         Emit a ``ConvergenceWarning`` when the best run did not converge.
 

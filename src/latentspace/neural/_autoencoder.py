@@ -19,7 +19,7 @@ import numbers
 
 import torch
 import torch.nn.functional as F
-from sklearn.base import TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from .._validation import check_choice, check_float
 from . import _nets
@@ -49,7 +49,7 @@ def sparsity_kl(rho: float, rho_hat: torch.Tensor) -> torch.Tensor:
             + (1 - rho) * torch.log((1 - rho) / (1 - rho_hat))).sum()
 
 
-class Autoencoder(TransformerMixin, _NeuralModel):
+class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
     """Autoencoder with linear, deep, denoising and sparse variants, trained by one trainer.
 
     Parameters
@@ -77,6 +77,16 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         β, the weight of the sparsity penalty.
     network : {"mlp", "conv"}, default="mlp"
         ``"conv"``: a small convolutional encoder/decoder for 28×28 images (784 features).
+    encoder, decoder : torch.nn.Module or None, default=None
+        Your own networks in place of the built-in ones (give both): ``encoder`` maps float32
+        rows of shape (n, n_features) -- images flattened; unflatten them inside, e.g. with
+        ``nn.Unflatten(1, (1, 28, 28))`` -- to codes (n, latent_dim), ``decoder`` maps codes
+        back to (n, n_features) (logits for ``loss="bce"``). They are used as given: a fit
+        trains a copy (the objects passed in are never changed), with no initialisation or
+        standardisation of its own, and ``hidden_sizes``, ``activation``,
+        ``code_activation`` and ``network`` do not apply. The shapes are checked on the first
+        batch. A saved model stores their weights, not their code: load it with
+        ``latentspace.load(path, modules={"encoder": ..., "decoder": ...})``.
     max_epochs : int, default=1000
         Upper bound on the epochs (passes over the data). Training normally stops earlier, once
         it has converged (see ``learning_rate_schedule``); a fit that reaches ``max_epochs``
@@ -86,10 +96,17 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         Rows per step; ``"auto"``: ``min(128, max(32, n_samples // 32))``, about 32 steps an
         epoch on small data sets (a DataLoader brings its own batches).
     optimizer, learning_rate, momentum, weight_decay, grad_clip
-        Training: ``"adam"`` or ``"sgd"``, the initial step size (default 1e-3), SGD momentum
-        (Adam's β₁, default 0.9; any value in [0, 1), 0 included: plain SGD, or Adam without
-        a first-moment average), L2 penalty, and clipping of the global gradient norm (None:
-        off).
+        Training: ``"adam"``, ``"adamw"`` (decoupled weight decay: ``weight_decay``, or
+        torch's default 0.01 when it is 0) or ``"sgd"``, the initial step size (default
+        1e-3), SGD momentum (Adam's β₁, default 0.9; any value in [0, 1), 0 included: plain
+        SGD, or Adam without a first-moment average), L2 penalty, and clipping of the global
+        gradient norm (None: off). ``optimizer`` may also be a ``torch.optim.Optimizer``
+        subclass, built as ``cls(params, lr=learning_rate, **optimizer_kwargs)`` (plus
+        ``weight_decay`` when not 0; ``momentum`` is not passed), or a callable
+        ``fn(params, **optimizer_kwargs)`` returning an optimizer, whose own rate is then the
+        one the schedule scales.
+    optimizer_kwargs : dict or None, default=None
+        Further keyword arguments of the optimizer (e.g. ``{"betas": (0.9, 0.99)}``).
     learning_rate_schedule : {"plateau", "constant", "cosine"}, default="plateau"
         ``"plateau"``: each time the loss has not improved by ``tol`` for ``n_iter_no_change``
         epochs, the rate is halved; after six halvings (1/64 of ``learning_rate``) the next
@@ -109,13 +126,27 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         validation loss instead of the training loss; training ends with the weights of the
         best validation epoch.
     checkpoint_path, checkpoint_every
-        Write a training checkpoint atomically every ``checkpoint_every`` epochs;
-        ``fit(X, resume=path)`` continues from one.
-    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Write a training checkpoint atomically every ``checkpoint_every`` epochs and at the
+        end (a safetensors file with a JSON manifest, any file name; never a pickle);
+        ``fit(X, resume=path)`` continues from one exactly where it was written.
+    callbacks : list or None, default=None
+        Objects with any of ``on_fit_start(estimator)``, ``on_epoch_end(estimator, record)``
+        and ``on_fit_end(estimator)``. ``record`` is the epoch's ``history_`` entry
+        (``record["epoch"]`` counts from 1); an ``on_epoch_end`` returning True stops
+        training after that epoch (``stop_reason_ == "callback"``). During the fit
+        ``network_`` is the network being trained.
+    warm_start : bool, default=False
+        ``fit`` continues from the current network (and, after a fit in this process, its
+        optimizer's state) instead of building a new one, for ``max_epochs`` more epochs --
+        also after ``latentspace.load``. ``history_`` then holds this fit's epochs.
+    device : {"cpu", "cuda", "cuda:N", "mps", "auto"}, default="cpu"
+        ``"mps"`` (Apple's GPUs) is passed to torch where it has that backend and refused
+        with a message elsewhere; ``"auto"`` picks CUDA when available, else the CPU.
     random_state : int, RandomState or None
         Seeds the one ``torch.Generator`` of a fit (initial weights, batch order, noise).
     verbose : int, default=0
-        >0 shows a progress bar when stderr is a terminal.
+        >0 shows a ``tqdm.auto`` progress bar on stderr that advances with every step of an
+        epoch (a widget in a Jupyter notebook); 0 writes nothing.
 
     Attributes
     ----------
@@ -168,9 +199,12 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         sparsity_target=None,
         sparsity_weight=1.0,
         network="mlp",
+        encoder=None,
+        decoder=None,
         max_epochs=1000,
         batch_size="auto",
         optimizer="adam",
+        optimizer_kwargs=None,
         learning_rate=1e-3,
         learning_rate_schedule="plateau",
         momentum=0.9,
@@ -182,6 +216,8 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         tol=1e-4,
         checkpoint_path=None,
         checkpoint_every=1,
+        callbacks=None,
+        warm_start=False,
         device="cpu",
         random_state=None,
         verbose=0,
@@ -195,9 +231,12 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         self.sparsity_target = sparsity_target
         self.sparsity_weight = sparsity_weight
         self.network = network
+        self.encoder = encoder
+        self.decoder = decoder
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.momentum = momentum
@@ -209,6 +248,8 @@ class Autoencoder(TransformerMixin, _NeuralModel):
         self.tol = tol
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
+        self.callbacks = callbacks
+        self.warm_start = warm_start
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -263,12 +304,28 @@ class Autoencoder(TransformerMixin, _NeuralModel):
             self._check_unit_interval(data, "loss='bce'", "loss='mse'")
         return data, val
 
+    _module_params = ("encoder", "decoder")
+
+    @property
+    def _n_features_out(self):
+        return self.latent_dim
+
     def _build_network(self, n_features: int):
+        if self._user_modules():
+            return _nets.EncoderDecoder(self._user_copy("encoder"), self._user_copy("decoder"),
+                                        0, n_features)
         return _nets.encoder_decoder_pair(
             self.network, n_features, self.latent_dim, self.latent_dim,
             self._check_sizes("hidden_sizes", self.hidden_sizes), self.activation,
             self._code_activation(), rescale_output=self.loss == "mse",
         )
+
+    def _check_modules(self, net, x) -> None:
+        n, d, L = x.shape[0], int(self.n_features_in_), int(self.latent_dim)
+        code = self._probe("encoder", net.encode, x, f"rows ({n}, {d}) to codes ({n}, {L})")
+        self._expect_shape("encoder", code, (n, L), tuple(x.shape))
+        out = self._probe("decoder", net.decode, code, f"codes ({n}, {L}) to rows ({n}, {d})")
+        self._expect_shape("decoder", out, (n, d), tuple(code.shape))
 
     @torch.no_grad()
     def _init_from_data(self, network, data) -> None:

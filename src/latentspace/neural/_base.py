@@ -5,13 +5,18 @@ A subclass says how to build its network (``_build_network``), which optimizers 
 (``_make_optimizers``), what one training step does (``_train_step``) and, optionally, what a
 validation step reports (``_val_step``) and what to monitor after each epoch
 (``_on_epoch_end``). Everything else lives here and in :mod:`._trainer`.
+
+What a PyTorch user brings is shared here too: their own networks (``_module_params``, e.g.
+``encoder``/``decoder``, which replace the built-in ones and are checked on the first
+batch by the subclass's ``_check_modules``), an optimizer (a name, a ``torch.optim``
+class or a callable), callbacks (:class:`_UserCallbacks`), and ``warm_start``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -33,14 +38,16 @@ from .._validation import (
 from ..base import LatentModel
 from ..exceptions import ConvergenceWarning
 from . import _nets
-from ._trainer import Stopping, make_optimizer, train
+from ._trainer import OPTIMIZERS, Callback, Stopping, make_optimizer, train
 
 __all__ = ["_NeuralModel"]
 
 _INFER_ROWS = 4096  # rows per forward pass at inference time (bounds peak memory)
 
 # options that may differ between a run and its resumption
-_RESUME_FREE = {"max_epochs", "verbose", "checkpoint_path", "checkpoint_every", "device"}
+_RESUME_FREE = {"max_epochs", "verbose", "checkpoint_path", "checkpoint_every", "device",
+                "callbacks", "warm_start"}
+_HOOKS = ("on_fit_start", "on_epoch_end", "on_fit_end")  # what a user callback may define
 
 # learning_rate_schedule="plateau": on each plateau of the monitored loss the rate is
 # multiplied by _PLATEAU_FACTOR, _PLATEAU_DROPS times; the next plateau ends training
@@ -53,15 +60,54 @@ MAX_WIDTH = 2**30
 
 
 def _json_param(v):
+    """A hyperparameter as JSON for the checkpoint's configuration (``meta``): user modules,
+    optimizer classes and callables by their class or qualified name (their weights are
+    checked when the checkpoint's state is loaded), never by a ``repr`` holding an address."""
+    if isinstance(v, torch.nn.Module):
+        return f"<module {type(v).__qualname__}>"
+    if isinstance(v, type) or (callable(v) and not isinstance(v, (str, np.ndarray))):
+        return f"<callable {getattr(v, '__qualname__', type(v).__qualname__)}>"
     if isinstance(v, np.ndarray):
         return v.tolist()
     if isinstance(v, tuple):
         return [_json_param(x) for x in v]
     if isinstance(v, (np.integer, np.floating)):
         return v.item()
+    if isinstance(v, dict):
+        return {str(k): _json_param(x) for k, x in sorted(v.items(), key=lambda kv: str(kv[0]))}
     if isinstance(v, (str, int, float, bool)) or v is None:
         return v
     return repr(v)
+
+
+class _UserCallbacks(Callback):
+    """The estimator's ``callbacks`` inside the trainer: ``on_fit_start(estimator)`` before the
+    first epoch, ``on_epoch_end(estimator, record)`` after each (True stops training after
+    it), ``on_fit_end`` by the estimator once the fit is complete. While training runs, the
+    estimator's ``network_`` is the network being trained and ``history_`` its epochs so far."""
+
+    def __init__(self, est, callbacks):
+        self.est, self.callbacks = est, list(callbacks)
+
+    def _publish(self, run) -> None:
+        self.est.network_ = run.module
+        self.est.history_ = run.result.history
+        self.est.n_iter_ = len(run.result.history)
+
+    def on_train_start(self, run):
+        self._publish(run)
+        for cb in self.callbacks:
+            if hasattr(cb, "on_fit_start"):
+                cb.on_fit_start(self.est)
+
+    def on_epoch_end(self, run, record):
+        self._publish(run)
+        stop = False
+        for cb in self.callbacks:
+            if hasattr(cb, "on_epoch_end"):
+                answer = cb.on_epoch_end(self.est, record)
+                stop = stop or (answer is not None and bool(answer))
+        return stop
 
 
 class _NeuralModel(LatentModel):
@@ -77,6 +123,12 @@ class _NeuralModel(LatentModel):
     _schedules = ("plateau", "constant", "cosine")
     _init = "glorot"  # weight initialisation (see _nets.materialize)
 
+    def _device(self) -> torch.device:
+        # "mps" too: the networks compute in float32 (see latentspace._backend)
+        from .._backend import resolve_device
+
+        return resolve_device(getattr(self, "device", "cpu"), allow_mps=True)
+
     # --- hooks ------------------------------------------------------------------------
     def _check_params(self) -> None:  # pragma: no cover - overridden
         pass
@@ -86,7 +138,8 @@ class _NeuralModel(LatentModel):
 
     def _make_optimizers(self, network) -> dict:
         return {"main": make_optimizer(network.parameters(), self.optimizer,
-                                       self.learning_rate, self.momentum, self.weight_decay)}
+                                       self.learning_rate, self.momentum, self.weight_decay,
+                                       self.optimizer_kwargs)}
 
     def _train_step(self, network):  # pragma: no cover - overridden
         raise NotImplementedError
@@ -128,7 +181,13 @@ class _NeuralModel(LatentModel):
                 )
         else:
             check_int("batch_size", self.batch_size, low=1)
-        check_choice("optimizer", self.optimizer, ("adam", "sgd"))
+        self._check_optimizer()
+        self._check_callbacks()
+        if not isinstance(self.warm_start, (bool, np.bool_)):
+            raise ParameterError(
+                f"warm_start must be True or False, got {_shown(self.warm_start)}."
+            )
+        self._user_modules()
         check_float("learning_rate", self.learning_rate, low=0.0, low_open=True)
         check_choice("learning_rate_schedule", self.learning_rate_schedule, self._schedules)
         check_float("momentum", self.momentum, low=0.0, high=1.0, high_open=True)
@@ -150,6 +209,121 @@ class _NeuralModel(LatentModel):
         check_seed("random_state", self.random_state)
         self._device()  # raises ValueError for a bad or unavailable device
 
+    def _check_optimizer(self) -> None:
+        opt = self.optimizer
+        if isinstance(opt, str):
+            check_choice("optimizer", opt, OPTIMIZERS)
+        elif isinstance(opt, type):
+            if not issubclass(opt, torch.optim.Optimizer):
+                raise ParameterError(
+                    f"optimizer={opt.__qualname__} is a class but not a torch.optim.Optimizer "
+                    f"subclass; pass one of {OPTIMIZERS}, an Optimizer subclass such as "
+                    "torch.optim.AdamW, or a callable(params) returning an optimizer."
+                )
+        elif not callable(opt):
+            raise ParameterError(
+                f"optimizer={_shown(opt)} is not supported; pass one of {OPTIMIZERS}, a "
+                "torch.optim.Optimizer subclass or a callable(params) returning an optimizer."
+            )
+        kw = self.optimizer_kwargs
+        if kw is not None and not (isinstance(kw, dict) and all(isinstance(k, str) for k in kw)):
+            raise ParameterError(
+                f"optimizer_kwargs must be None or a dict of keyword arguments, got {_shown(kw)}."
+            )
+
+    def _check_callbacks(self) -> None:
+        cbs = self.callbacks
+        if cbs is None:
+            return
+        if not isinstance(cbs, (list, tuple)):
+            raise ParameterError(
+                f"callbacks must be None or a list of callback objects, got {_shown(cbs)} "
+                f"({type(cbs).__name__})."
+            )
+        for i, cb in enumerate(cbs):
+            hooks = [h for h in _HOOKS if hasattr(cb, h)]
+            if not hooks or not all(callable(getattr(cb, h)) for h in hooks):
+                raise ParameterError(
+                    f"callbacks[{i}] ({type(cb).__name__}) must define at least one of the "
+                    f"methods {', '.join(_HOOKS)}; on_epoch_end(estimator, record) returning "
+                    "True stops training after that epoch."
+                )
+
+    # user networks: the names of the parameters that take them, in the subclass
+    _module_params: tuple[str, ...] = ()
+
+    def _user_modules(self) -> dict:
+        """The networks the user passed -> {name: nn.Module} (all or none of them)."""
+        given = {n: getattr(self, n, None) for n in self._module_params}
+        for name, m in given.items():
+            if m is not None and not isinstance(m, torch.nn.Module):
+                raise ParameterError(
+                    f"{name} must be None (the built-in network) or a torch.nn.Module, got "
+                    f"{_shown(m)} ({type(m).__name__})."
+                )
+        present = [n for n, m in given.items() if m is not None]
+        if present and len(present) != len(given):
+            missing = [n for n in given if n not in present]
+            raise ParameterError(
+                f"{type(self).__name__} was given {' and '.join(present)} but not "
+                f"{' and '.join(missing)}; pass all of {', '.join(given)} as torch.nn.Module "
+                "objects, or none of them for the built-in networks."
+            )
+        return {n: given[n] for n in present}
+
+    def _persisted_param(self, name: str, value):
+        """How a model file stores a hyperparameter that JSON cannot hold (see
+        :func:`latentspace.io.save`), or ``NotImplemented`` for the ordinary ones: a user's
+        network or custom optimizer by its class name (``load`` asks for it again), a
+        ``torch.optim`` class by its name, callbacks not at all (None)."""
+        if name == "callbacks":
+            return None
+        if name in self._module_params and isinstance(value, torch.nn.Module):
+            return {"__module__": type(value).__qualname__}
+        if name == "optimizer" and not isinstance(value, str):
+            if isinstance(value, type) and getattr(torch.optim, value.__name__, None) is value:
+                return {"__optimizer__": value.__name__}
+            return {"__module__": getattr(value, "__qualname__", type(value).__qualname__)}
+        return NotImplemented
+
+    def _user_copy(self, name: str) -> torch.nn.Module:
+        """A copy of the user's module ``name``: a fit never changes the object passed in."""
+        return copy.deepcopy(getattr(self, name))
+
+    def _check_modules(self, network, x: torch.Tensor) -> None:  # pragma: no cover
+        """Raise ``ValueError`` naming the module and the expected shape when a user network
+        does not fit the model, from the first batch ``x`` (a hook)."""
+
+    def _probe(self, name: str, fn, arg, expected: str):
+        """``fn(arg)`` for the shape check, any exception inside the user's module turned into
+        a ``ValueError`` naming it and the expected shapes."""
+        try:
+            return fn(arg)
+        except Exception as exc:  # the user's code: any error there is a mismatch
+            # torch's own words stay in the chained exception; ours say what fits
+            raise ValueError(
+                f"the {name} module raised {type(exc).__name__} on a first batch of shape "
+                f"{tuple(arg.shape)}; {type(self).__name__} expects it to map {expected} "
+                "(the error it raised is chained below)."
+            ) from exc
+
+    def _expect_shape(self, name: str, out, shape: tuple, given: tuple) -> None:
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != shape:
+            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ValueError(
+                f"the {name} module returned {got} for a batch of shape {given}, but "
+                f"{type(self).__name__} expects shape {shape} (with latent_dim="
+                f"{self.latent_dim} and {self.n_features_in_} features)."
+            )
+        if not out.is_floating_point():
+            raise ValueError(f"the {name} module returned a {out.dtype} tensor; "
+                             f"{type(self).__name__} expects float32 values.")
+
+    def _first_rows(self, data) -> torch.Tensor:
+        if isinstance(data, torch.Tensor):
+            return data[: min(self._batch_size(data), data.shape[0])]
+        return self._prepare_batch(next(iter(data)))
+
     def _check_sizes(self, name: str, sizes) -> tuple[int, ...]:
         ok = isinstance(sizes, (tuple, list))
         for i, s in enumerate(sizes if ok else ()):
@@ -168,6 +342,8 @@ class _NeuralModel(LatentModel):
 
     def _check_network(self, n_features: int) -> None:
         check_choice("network", self.network, self._network_kinds)
+        if self._user_modules():
+            return  # the user's networks replace the built-in ones
         if self.network == "conv" and n_features != _nets.IMAGE_SIDE**2:
             raise ValueError(
                 f"network='conv' expects 28×28 images flattened to 784 features, but X has "
@@ -195,6 +371,7 @@ class _NeuralModel(LatentModel):
         from torch.utils.data import DataLoader
 
         if isinstance(X, DataLoader):
+            self._fit_output = None
             first = X.dataset[0]
             first = first[0] if isinstance(first, (list, tuple)) else first
             n_features = int(torch.as_tensor(first).numel())
@@ -204,8 +381,9 @@ class _NeuralModel(LatentModel):
             # streamed data is not validated up front; non-finite batches are skipped and
             # counted by the trainer's guard (history_[i]["n_skipped"])
             return X, None
-        Xt, _ = self._check_X(X, reset=True)
+        Xt, kind = self._check_X(X, reset=True)
         _nets.check_float32_range(Xt, type(self).__name__)
+        self._fit_output = (kind, Xt.dtype)  # what sample() hands back
         Xt = Xt.to(torch.float32)
         return Xt, None
 
@@ -296,27 +474,55 @@ class _NeuralModel(LatentModel):
         # divergence) leaves an earlier fit usable as it was
         return self._fit_new(X, resume)
 
+    def _warm_network(self):
+        """The network a ``warm_start`` fit continues from (a copy: a failed fit leaves the
+        earlier one as it was), or None."""
+        if not self.warm_start or not hasattr(self, "network_"):
+            return None
+        return copy.deepcopy(self.network_).to(self._device())
+
     def _fit_new(self, X, resume):
         self._check_common_params()
         self._check_params()
+        n_before = getattr(self, "n_features_in_", None)
+        warm = self._warm_network() if resume is None else None
         data, val = self._fit_data(X)
+        if warm is not None and self.n_features_in_ != n_before:
+            raise ValueError(
+                f"warm_start=True continues the fitted network, which takes {n_before} "
+                f"features, but X has {self.n_features_in_}; pass data of the same width or "
+                "set warm_start=False to fit a new network."
+            )
         self._check_network(self.n_features_in_)
+        user = self._user_modules()
         generator = self._new_generator(self.random_state)
-        # parameters, gradients and Adam's two moments: 4 float32 copies
-        network = _nets.build(lambda: self._build_network(self.n_features_in_),
-                              self._device(), generator, self._init, copies=4,
-                              rows=self._batch_rows(data),
-                              owner=f"{type(self).__name__}({_nets.size_params(self)})")
-        if resume is None:
+        owner = f"{type(self).__name__}({_nets.size_params(self)})"
+        if warm is not None:
+            network = warm
+            self._on_warm_start()
+        elif user:  # the user's modules as they are: no initialisation, no standardisation
+            network = self._build_network(self.n_features_in_).to(self._device())
+        else:
+            # parameters, gradients and Adam's two moments: 4 float32 copies
+            network = _nets.build(lambda: self._build_network(self.n_features_in_),
+                                  self._device(), generator, self._init, copies=4,
+                                  rows=self._batch_rows(data), owner=owner)
+        if user and warm is None:
+            network.eval()
+            with torch.no_grad():
+                self._check_modules(network, self._first_rows(data))
+        if resume is None and warm is None and not user:
             self._init_from_data(network, data)
         early_stopping = bool(getattr(self, "early_stopping", False))
         if early_stopping and isinstance(data, torch.Tensor):
             data, val = self._split(data, generator)
         optimizers = self._make_optimizers(network)
+        if warm is not None:
+            self._restore_optimizers(optimizers)
         X_monitor = data if isinstance(data, torch.Tensor) else None
         hook = self._on_epoch_end(network, X_monitor, generator)
         n_epochs = self._n_epochs(data)
-        progress = self.verbose > 0 and sys.stderr.isatty()
+        callbacks = [_UserCallbacks(self, self.callbacks)] if self.callbacks else []
         result = train(
             network,
             data,
@@ -336,9 +542,12 @@ class _NeuralModel(LatentModel):
             on_epoch_end=hook,
             lr_schedule=self._lr_schedule(n_epochs),
             prepare=self._prepare_batch,
-            progress=progress,
+            progress=self.verbose > 0,
             desc=type(self).__name__,
+            callbacks=callbacks,
         )
+        # what a later warm start continues from (the moments, not the rates)
+        self._optimizer_state = {name: opt.state_dict() for name, opt in optimizers.items()}
         network.eval()
         self.network_ = network
         self.history_ = result.history
@@ -368,7 +577,33 @@ class _NeuralModel(LatentModel):
             )
         with torch.no_grad():
             self._after_fit(network, X_monitor, generator)
+        for cb in self.callbacks or ():
+            if hasattr(cb, "on_fit_end"):
+                cb.on_fit_end(self)
         return self
+
+    def _on_warm_start(self) -> None:
+        """Set what the network's construction decided in the earlier fit (a hook)."""
+
+    def _restore_optimizers(self, optimizers: dict) -> None:
+        """Continue the earlier fit's optimizer state (moments, step counts) when it came from
+        the same kind of optimizer over the same parameters; the rates are this fit's."""
+        saved = getattr(self, "_optimizer_state", None) or {}
+        for name, opt in optimizers.items():
+            state = saved.get(name)
+            if state is None:
+                continue
+            current = opt.state_dict()
+            if len(state["param_groups"]) != len(current["param_groups"]) or any(
+                len(a["params"]) != len(b["params"]) or set(a) - {"initial_lr"} != set(b)
+                for a, b in zip(state["param_groups"], current["param_groups"])
+            ):
+                continue  # another optimizer, or other parameters: start its state afresh
+            try:
+                opt.load_state_dict({"state": copy.deepcopy(state["state"]),
+                                     "param_groups": current["param_groups"]})
+            except (ValueError, KeyError, RuntimeError):
+                opt.load_state_dict(current)
 
     def _warn_unconverged(self, result, validated: bool) -> None:
         monitor, key = ("validation loss", "val_loss") if validated else ("training loss", "loss")
@@ -433,6 +668,15 @@ class _NeuralModel(LatentModel):
                 widths += p.shape[0] * _nets.IMAGE_SIDE**2
         return check_n_samples_to_draw(n_samples, 4 * widths, type(self).__name__,
                                        device=self._device())
+
+    def _sample_out(self, t: torch.Tensor):
+        """Generated rows in the fit's container, device and dtype (numpy float32 when the
+        fit's input is not known: a DataLoader, or a model loaded from a file)."""
+        fit = getattr(self, "_fit_output", None)
+        if fit is None:
+            return t.cpu().numpy()
+        kind, dtype = fit
+        return self._out(t.to(dtype), kind)
 
     def _rng_for_call(self, random_state) -> torch.Generator:
         """A generator for a stochastic method (sampling, Monte-Carlo scores): seeded from the

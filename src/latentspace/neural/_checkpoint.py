@@ -2,27 +2,41 @@
 
 A checkpoint holds the module, every optimizer, the random generator's state, the epoch and
 step counters, ``history`` and the early-stopping state, so that on the CPU a resumed run
-reproduces the uninterrupted one bit for bit. It is a ``torch.save`` archive read back with
-``weights_only=True``: no arbitrary object is ever unpickled.
+reproduces the uninterrupted one bit for bit.
+
+Format (version 2): the safetensors layout of the model files (:mod:`latentspace.io`) -- an
+8-byte header length, a JSON header sealed with SHA-256, the raw tensors -- whose manifest has
+``format == "latentspace-checkpoint"``. Every tensor of the state (weights, optimizer
+moments, the generator's state, the best epoch's snapshot) is a named entry of the tensor
+table; everything else (counters, ``history``, optimizer hyperparameters, the plateau state,
+the model configuration in ``meta``) is JSON in the manifest, tensors replaced by
+``{"__tensor__": name}``. Reading parses JSON and copies bytes: nothing is ever unpickled, and
+a pickle or ``torch.save`` file in a checkpoint's place is refused by its first bytes
+(:class:`~latentspace.exceptions.UnsafeFormatError`), unread. Version-1 checkpoints (a
+``torch.save`` archive) are refused the same way: start the fit again.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
+import json
+import math
 import warnings
 from pathlib import Path
 from typing import Iterable
 
+import numpy as np
 import torch
 
-from ..exceptions import ModelFormatError, TrainingDivergedError
+from ..exceptions import ModelFormatError, TrainingDivergedError, UnsafeFormatError
 
-__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "load_checkpoint", "restore_generator",
-           "resume_from", "save_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "CHECKPOINT_VERSION", "describe_checkpoint", "load_checkpoint",
+           "restore_generator", "resume_from", "save_checkpoint", "write_checkpoint"]
 
 CHECKPOINT_FORMAT = "latentspace-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+_STATE_KEYS = {"meta", "epoch", "step", "module", "optimizers", "generator", "history",
+               "n_skipped", "stopped_early", "early_stopping"}
 
 
 def _all_finite(tensors: Iterable[torch.Tensor]) -> bool:
@@ -36,14 +50,93 @@ def _optimizer_tensors(opt):
                 yield v
 
 
-def _write(path, state: dict) -> None:
-    from .._atomic import atomic_write_bytes
+# ----------------------------------------------------------------------------- encoding
+def _encode(value, tensors: dict, where: str):
+    """A nested state (dicts, lists, tuples, numbers, strings, tensors) -> JSON value, its
+    tensors moved to ``tensors`` under names in order of appearance."""
+    if isinstance(value, torch.Tensor):
+        name = f"state.{len(tensors)}"
+        tensors[name] = value.detach().cpu().contiguous()
+        return {"__tensor__": name}
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, np.bool_):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        v = float(value)
+        return v if math.isfinite(v) else {"__float__": repr(v)}
+    if isinstance(value, np.bool_):
+        return bool(value)
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode(v, tensors, where) for v in value]}
+    if isinstance(value, list):
+        return [_encode(v, tensors, where) for v in value]
+    if isinstance(value, dict):
+        if all(isinstance(k, str) for k in value):
+            out = {k: _encode(v, tensors, f"{where}[{k!r}]") for k, v in value.items()}
+            return {"__dict__": out} if any(k.startswith("__") for k in value) else out
+        if all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) for k in value):
+            return {"__intdict__": [[int(k), _encode(v, tensors, f"{where}[{k}]")]
+                                    for k, v in value.items()]}
+    raise TypeError(
+        f"the training state {where} holds a {type(value).__name__}, which a checkpoint "
+        "cannot store (tensors, numbers, strings, lists, tuples and dicts only); use an "
+        "optimizer whose state_dict() holds only these, or checkpoint_path=None."
+    )
 
-    buf = io.BytesIO()
-    torch.save(state, buf)
+
+def _decode(value, tensors: dict, used: set, path):
+    """Inverse of :func:`_encode`; anything it never writes is a ``ModelFormatError``."""
+    if isinstance(value, list):
+        return [_decode(v, tensors, used, path) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if len(value) == 1:
+        ((tag, inner),) = value.items()
+        if tag == "__tensor__" and isinstance(inner, str) and inner in tensors:
+            if inner in used:
+                raise ModelFormatError(f"{path}: tensor {inner!r} is referenced twice; the "
+                                       "checkpoint is corrupted.")
+            used.add(inner)
+            return tensors[inner]
+        if tag == "__tuple__" and isinstance(inner, list):
+            return tuple(_decode(v, tensors, used, path) for v in inner)
+        if tag == "__float__" and inner in ("nan", "inf", "-inf"):
+            return float(inner)
+        if tag == "__dict__" and isinstance(inner, dict):
+            return {k: _decode(v, tensors, used, path) for k, v in inner.items()}
+        if tag == "__intdict__" and isinstance(inner, list) and all(
+            isinstance(p, list) and len(p) == 2 and type(p[0]) is int for p in inner
+        ):
+            return {p[0]: _decode(p[1], tensors, used, path) for p in inner}
+    if any(k.startswith("__") for k in value):
+        raise ModelFormatError(f"{path}: unknown encoded value {json.dumps(value)[:80]} in the "
+                               "checkpoint's manifest; the file is corrupted.")
+    return {k: _decode(v, tensors, used, path) for k, v in value.items()}
+
+
+def write_checkpoint(path, state: dict) -> None:
+    """Write a training ``state`` (the dict :func:`load_checkpoint` returns) atomically.
+
+    Raises
+    ------
+    OSError
+        The file cannot be written (full disk, permissions); an earlier file stays intact.
+    TypeError
+        The state holds an object a checkpoint cannot store.
+    """
+    from .. import __version__
+    from .._atomic import atomic_write_bytes
+    from ..io import _assemble
+
+    tensors: dict[str, torch.Tensor] = {}
+    body = _encode({k: state[k] for k in _STATE_KEYS}, tensors, "state")
+    manifest = {"format": CHECKPOINT_FORMAT, "format_version": CHECKPOINT_VERSION,
+                "library_version": __version__, "state": body}
+    data = _assemble(tensors, manifest, sort_keys=False)
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_bytes(path, data)
     except OSError as exc:  # full disk, permissions, a name the file system refuses
         raise OSError(
             exc.errno, f"cannot write the training checkpoint {str(path)!r}: "
@@ -51,34 +144,131 @@ def _write(path, state: dict) -> None:
         ) from exc
 
 
+def _detail(exc, path) -> str:
+    text = str(exc)
+    if text.startswith(f"{path}: "):
+        return text[len(f"{path}: "):]
+    if text.startswith(f"{path} "):  # "<path> is a Python pickle." -> "it is a ..."
+        return "it " + text[len(f"{path} "):]
+    return text
+
+
+def _read(path):
+    """-> (manifest, tensor table, payload offset) of a checkpoint file, header checked."""
+    from ..io import read_header
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        _, manifest, table, offset = read_header(path, sealed=True)
+    except UnsafeFormatError as exc:
+        raise UnsafeFormatError(
+            f"{path} is not a readable latentspace checkpoint: {_detail(exc, path)} "
+            "(checkpoints written before checkpoint version 2 were torch.save archives, "
+            "which are refused unread too: delete the file and start the fit again.)"
+        ) from None
+    except ModelFormatError as exc:
+        raise ModelFormatError(
+            f"{path} is not a readable latentspace checkpoint: {_detail(exc, path)}; delete it "
+            "or start without resume."
+        ) from None
+    if manifest.get("format") != CHECKPOINT_FORMAT:
+        raise ModelFormatError(
+            f"{path} is not a latentspace training checkpoint"
+            + (" but a saved model: load it with latentspace.load(path) and continue training "
+               "with warm_start=True." if manifest.get("format", "latentspace") == "latentspace"
+               and "class" in manifest else ".")
+        )
+    version = manifest.get("format_version")
+    if type(version) is not int or version < 2:
+        raise ModelFormatError(f"{path}: checkpoint version {version!r} is not readable.")
+    if version > CHECKPOINT_VERSION:
+        raise ModelFormatError(
+            f"{path} has checkpoint version {version}, this latentspace reads up to "
+            f"{CHECKPOINT_VERSION}."
+        )
+    digests = manifest.get("sha256")
+    if set(manifest) != {"format", "format_version", "library_version", "state", "sha256"} \
+            or not isinstance(digests, dict) or set(digests) != set(table) \
+            or not isinstance(manifest["state"], dict):
+        raise ModelFormatError(f"{path}: the checkpoint's manifest has unexpected fields or "
+                               "checksums; the file is corrupted.")
+    return manifest, table, offset
+
+
 def load_checkpoint(path) -> dict:
-    """Read a checkpoint written by :func:`train` without unpickling arbitrary objects.
+    """Read a checkpoint written by :func:`train` (nothing is unpickled).
+
+    Returns
+    -------
+    dict
+        ``meta``, ``epoch``, ``step``, ``module`` (a state dict), ``optimizers`` (name ->
+        state dict), ``generator`` (its state), ``history``, ``n_skipped``,
+        ``stopped_early`` and ``early_stopping`` (the plateau state and best snapshot).
 
     Raises
     ------
     FileNotFoundError
         No file at ``path``.
+    UnsafeFormatError
+        A pickle, ``torch.save`` archive (including version-1 checkpoints) or joblib file;
+        never unpickled.
     ModelFormatError
-        The file is not a readable latentspace checkpoint.
+        The file is not a readable latentspace checkpoint (corrupted, truncated, forged).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint at {path}")
+    from ..io import _read_tensors
+
+    manifest, table, offset = _read(path)
+    tensors = _read_tensors(Path(path), table, manifest["sha256"], offset)
+    used: set = set()
+    state = _decode(manifest["state"], tensors, used, path)
+    if set(state) != _STATE_KEYS or used != set(tensors):
+        raise ModelFormatError(f"{path}: the checkpoint's state has unexpected or missing "
+                               "entries; the file is corrupted.")
+    return {"format": CHECKPOINT_FORMAT, "version": manifest["format_version"], **state}
+
+
+def describe_checkpoint(path) -> dict:
+    """What ``latentspace info`` shows of a checkpoint, from its header alone.
+
+    Returns
+    -------
+    dict
+        ``kind`` ("checkpoint"), ``file``, ``bytes``, ``format_version``,
+        ``library_version``, ``class`` and ``params`` (when an estimator wrote it), ``epoch``,
+        ``step``, ``stopped_early``, ``last_epoch`` (its ``history`` entry), ``tensors`` and
+        ``resume`` (how to continue).
+    """
+    manifest, table, _ = _read(path)
+    state = manifest["state"]
+    meta = state.get("meta")
+    cls, params = None, {}
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # corrupted zip, refused pickle opcodes, truncated file
-        raise ModelFormatError(
-            f"{path} is not a readable latentspace checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else ''}); delete it or start without resume."
-        ) from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ModelFormatError(f"{path} is not a latentspace training checkpoint.")
-    if int(state.get("version", 0)) > CHECKPOINT_VERSION:
-        raise ModelFormatError(
-            f"{path} has checkpoint version {state.get('version')}, this latentspace reads up to "
-            f"{CHECKPOINT_VERSION}."
-        )
-    return state
+        info = json.loads(meta) if isinstance(meta, str) else None
+        if isinstance(info, dict):
+            cls, params = info.get("class"), info.get("params", {})
+    except ValueError:
+        pass
+    history = state.get("history")
+    last = history[-1] if isinstance(history, list) and history else {}
+    return {
+        "kind": "checkpoint",
+        "file": str(path),
+        "bytes": Path(path).stat().st_size,
+        "format_version": manifest["format_version"],
+        "library_version": manifest.get("library_version"),
+        "class": cls,
+        "params": params if isinstance(params, dict) else {},
+        "epoch": state.get("epoch"),
+        "step": state.get("step"),
+        "stopped_early": state.get("stopped_early"),
+        "last_epoch": {k: v for k, v in last.items() if not isinstance(v, dict)}
+        if isinstance(last, dict) else {},
+        "tensors": len(table),
+        "resume": f"{cls or 'the estimator'}(...same hyperparameters...).fit(X, resume="
+                  f"{str(path)!r})",
+    }
 
 
 def resume_from(path, meta: str, module, optimizers: dict, generator, result,
@@ -146,9 +336,7 @@ def save_checkpoint(path, module, optimizers, generator, *, epoch, step, result,
             f"parameters or optimizer state became non-finite by the end of epoch {epoch} "
             f"(step {step}); no checkpoint was written. Lower learning_rate or set grad_clip."
         )
-    _write(path, {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
+    write_checkpoint(path, {
         "meta": meta,
         "epoch": epoch,
         "step": step,

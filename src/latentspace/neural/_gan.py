@@ -132,16 +132,24 @@ class GAN(_NeuralModel):
     reference_std : float or None
         Standard deviation of each reference mode (required with ``reference_modes``).
     discriminator_learning_rate : float or None
-        Step size of D; None uses ``learning_rate``.
+        Step size of D; None uses ``learning_rate`` (not used by a callable ``optimizer``).
+    generator, discriminator : torch.nn.Module or None, default=None
+        Your own networks (give both) in place of the built-in MLPs: ``generator`` maps noise
+        (n, latent_dim) to rows (n, n_features) (images flattened), ``discriminator`` maps
+        rows to logits (n, 1). Used as given (a copy is trained, with no initialisation of
+        its own; ``generator_sizes``, ``discriminator_sizes``, the activations,
+        ``output_activation`` and ``minibatch_std`` do not apply); shapes are checked on the
+        first batch; ``latentspace.load(path, modules={...})`` asks for them again.
     max_epochs : int or "auto", default="auto"
         Epochs to run; ``"auto"``: enough for 2 000 steps of each network (``k_steps`` times
         as many batches), and at least 100 epochs (100 for a DataLoader without a length).
-    batch_size, optimizer, learning_rate, learning_rate_schedule, momentum,
-    weight_decay, grad_clip,
-    checkpoint_path, checkpoint_every, device, random_state, verbose
+    batch_size, optimizer, optimizer_kwargs, learning_rate, learning_rate_schedule, momentum,
+    weight_decay, grad_clip, checkpoint_path, checkpoint_every, callbacks, warm_start,
+    device, random_state, verbose
         Training options, as in :class:`Autoencoder` (``momentum`` is SGD's momentum or
-        Adam's β₁), except that a GAN always runs all its epochs: its two losses are a game,
-        so no plateau means convergence, and ``learning_rate_schedule`` is ``"constant"``
+        Adam's β₁; a callable ``optimizer`` is called once per network), except that a GAN
+        runs all its epochs unless a callback stops it: its two losses are a game, so no
+        plateau means convergence, and ``learning_rate_schedule`` is ``"constant"``
         (default) or ``"cosine"``.
 
     Attributes
@@ -204,9 +212,12 @@ class GAN(_NeuralModel):
         reference_modes=None,
         reference_std=None,
         discriminator_learning_rate=None,
+        generator=None,
+        discriminator=None,
         max_epochs="auto",
         batch_size=64,
         optimizer="adam",
+        optimizer_kwargs=None,
         learning_rate=2e-4,
         learning_rate_schedule="constant",
         momentum=0.5,
@@ -214,6 +225,8 @@ class GAN(_NeuralModel):
         grad_clip=None,
         checkpoint_path=None,
         checkpoint_every=1,
+        callbacks=None,
+        warm_start=False,
         device="cpu",
         random_state=None,
         verbose=0,
@@ -232,9 +245,12 @@ class GAN(_NeuralModel):
         self.reference_modes = reference_modes
         self.reference_std = reference_std
         self.discriminator_learning_rate = discriminator_learning_rate
+        self.generator = generator
+        self.discriminator = discriminator
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.momentum = momentum
@@ -242,6 +258,8 @@ class GAN(_NeuralModel):
         self.grad_clip = grad_clip
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
+        self.callbacks = callbacks
+        self.warm_start = warm_start
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -298,6 +316,8 @@ class GAN(_NeuralModel):
         out = self.output_activation
         if out == "auto":
             out = "sigmoid" if unit else None
+        if self._user_modules():
+            out = None  # the user's generator has its own output
         self._g_output = out  # output_activation_ once the fit succeeds
         self._r1 = (_R1_IMAGES if unit else 0.0) if self.r1_penalty == "auto" else \
             float(self.r1_penalty)
@@ -316,7 +336,12 @@ class GAN(_NeuralModel):
         # k_steps batches make one generator step
         return max(AUTO_MIN_EPOCHS, math.ceil(AUTO_MIN_STEPS * int(self.k_steps) / steps))
 
+    _module_params = ("generator", "discriminator")
+
     def _build_network(self, n_features: int):
+        if self._user_modules():
+            return _nets.GeneratorDiscriminator(self._user_copy("generator"),
+                                                self._user_copy("discriminator"))
         g = _nets.mlp((self.latent_dim, *self._check_sizes("generator_sizes", self.generator_sizes),
                        n_features), self.activation, getattr(self, "_g_output", None))
         d = _nets.discriminator_mlp(
@@ -332,7 +357,22 @@ class GAN(_NeuralModel):
         last = [m for m in network.generator.modules() if isinstance(m, torch.nn.Linear)][-1]
         last.bias.copy_(torch.logit(data.mean(0).clamp(1e-3, 1 - 1e-3)))
 
+    def _check_modules(self, net, x) -> None:
+        n, d, L = x.shape[0], int(self.n_features_in_), int(self.latent_dim)
+        gen = torch.Generator(device=self._device())  # its own: the fit's stream is untouched
+        gen.manual_seed(0)
+        z = self._noise(n, gen)
+        fake = self._probe("generator", net.generator, z, f"noise ({n}, {L}) to rows ({n}, {d})")
+        self._expect_shape("generator", fake, (n, d), tuple(z.shape))
+        for what, rows in (("real", x), ("generated", fake)):
+            logit = self._probe("discriminator", net.discriminator, rows,
+                                f"rows ({n}, {d}) to logits ({n}, 1)")
+            self._expect_shape(f"discriminator (on {what} rows)", logit, (n, 1), tuple(rows.shape))
+
     def _before_restore(self) -> None:
+        self._g_output = getattr(self, "output_activation_", None)
+
+    def _on_warm_start(self) -> None:
         self._g_output = getattr(self, "output_activation_", None)
 
     def _make_optimizers(self, net) -> dict:
@@ -340,9 +380,11 @@ class GAN(_NeuralModel):
             self.discriminator_learning_rate
         return {
             "discriminator": make_optimizer(net.discriminator.parameters(), self.optimizer,
-                                            lr_d, self.momentum, self.weight_decay),
+                                            lr_d, self.momentum, self.weight_decay,
+                                            self.optimizer_kwargs),
             "generator": make_optimizer(net.generator.parameters(), self.optimizer,
-                                        self.learning_rate, self.momentum, self.weight_decay),
+                                        self.learning_rate, self.momentum, self.weight_decay,
+                                        self.optimizer_kwargs),
         }
 
     def _noise(self, n: int, generator) -> torch.Tensor:
@@ -467,15 +509,18 @@ class GAN(_NeuralModel):
         return self._fit(X, resume=resume)
 
     def sample(self, n_samples=1, *, random_state=None):
-        """Draw x = G(z), z ~ p(z) -> ndarray of shape (n_samples, n_features), float32.
+        """Draw x = G(z), z ~ p(z) -> (n_samples, n_features), in the fit's kind, device and
+        dtype (numpy in, numpy out; a tensor in, a tensor out; float32 numpy after a
+        DataLoader fit or ``latentspace.load``).
 
         ``random_state=None`` derives the draw from the estimator's ``random_state``.
         """
         self._check_fitted()
         n_samples = self._check_n_samples(n_samples)
         gen = self._rng_for_call(random_state)
+        self.network_.eval()
         with torch.no_grad():
-            return self.network_.generator(self._noise(n_samples, gen)).cpu().numpy()
+            return self._sample_out(self.network_.generator(self._noise(n_samples, gen)))
 
     def discriminate(self, X):
         """D(x), the discriminator's probability that each row is real -> (n_samples,)."""

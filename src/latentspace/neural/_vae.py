@@ -14,7 +14,7 @@ import math
 import warnings
 
 import torch
-from sklearn.base import TransformerMixin
+from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
 from .._validation import check_choice, check_float, check_int
 from . import _nets
@@ -33,7 +33,7 @@ _ACTIVE_THRESHOLD = 1e-2  # Burda et al.: unit u is active if Cov_x(E_q[u]) > 1e
 _INIT_POSTERIOR_LOG_VAR = -2.0
 
 
-class VAE(TransformerMixin, _NeuralModel):
+class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
     """Variational autoencoder with a Gaussian encoder and a Bernoulli or Gaussian decoder.
 
     Parameters
@@ -54,10 +54,18 @@ class VAE(TransformerMixin, _NeuralModel):
         Weight of the KL term (β = 1: the ELBO).
     network : {"mlp", "conv"}, default="mlp"
         ``"conv"``: a small convolutional encoder/decoder for 28×28 images.
-    max_epochs, batch_size, optimizer, learning_rate, learning_rate_schedule, momentum,
-    weight_decay, grad_clip,
+    encoder, decoder : torch.nn.Module or None, default=None
+        Your own networks (give both), as in :class:`Autoencoder`: ``encoder`` maps rows
+        (n, n_features) to q(z|x)'s parameters, either a pair ``(mean, log_variance)`` of
+        (n, latent_dim) tensors or one (n, 2 * latent_dim) tensor, mean first; ``decoder``
+        maps codes (n, latent_dim) to (n, n_features) logits (Bernoulli) or means
+        (Gaussian). Used as given (a copy is trained, no initialisation of its own); shapes
+        are checked on the first batch; ``latentspace.load(path, modules={...})`` asks for
+        them again.
+    max_epochs, batch_size, optimizer, optimizer_kwargs, learning_rate,
+    learning_rate_schedule, momentum, weight_decay, grad_clip,
     early_stopping, validation_fraction, n_iter_no_change, tol, checkpoint_path,
-    checkpoint_every, device, random_state, verbose
+    checkpoint_every, callbacks, warm_start, device, random_state, verbose
         Training options, as in :class:`Autoencoder`: by default training halves the rate on
         each plateau of the loss (-ELBO) and stops, converged, at the seventh plateau, or
         warns at ``max_epochs=1000``. ``tol`` is relative to max(|loss|, 0.1 nats per
@@ -95,9 +103,12 @@ class VAE(TransformerMixin, _NeuralModel):
         decoder_variance="shared",
         beta=1.0,
         network="mlp",
+        encoder=None,
+        decoder=None,
         max_epochs=1000,
         batch_size="auto",
         optimizer="adam",
+        optimizer_kwargs=None,
         learning_rate=1e-3,
         learning_rate_schedule="plateau",
         momentum=0.9,
@@ -109,6 +120,8 @@ class VAE(TransformerMixin, _NeuralModel):
         tol=1e-4,
         checkpoint_path=None,
         checkpoint_every=1,
+        callbacks=None,
+        warm_start=False,
         device="cpu",
         random_state=None,
         verbose=0,
@@ -120,9 +133,12 @@ class VAE(TransformerMixin, _NeuralModel):
         self.decoder_variance = decoder_variance
         self.beta = beta
         self.network = network
+        self.encoder = encoder
+        self.decoder = decoder
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.optimizer = optimizer
+        self.optimizer_kwargs = optimizer_kwargs
         self.learning_rate = learning_rate
         self.learning_rate_schedule = learning_rate_schedule
         self.momentum = momentum
@@ -134,6 +150,8 @@ class VAE(TransformerMixin, _NeuralModel):
         self.tol = tol
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
+        self.callbacks = callbacks
+        self.warm_start = warm_start
         self.device = device
         self.random_state = random_state
         self.verbose = verbose
@@ -160,13 +178,43 @@ class VAE(TransformerMixin, _NeuralModel):
             self._check_unit_interval(data, "likelihood='bernoulli'", "likelihood='gaussian'")
         return data, val
 
+    _module_params = ("encoder", "decoder")
+
+    @property
+    def _n_features_out(self):
+        return self.latent_dim
+
     def _build_network(self, n_features: int) -> VAEModule:
+        if self._user_modules():
+            return VAEModule(self._user_copy("encoder"), self._user_copy("decoder"),
+                             likelihood=self.likelihood, decoder_variance=self.decoder_variance,
+                             n_features=n_features)
         pair = _nets.encoder_decoder_pair(
             self.network, n_features, self.latent_dim, 2 * self.latent_dim,
             self._check_sizes("hidden_sizes", self.hidden_sizes), self.activation,
         )
         return VAEModule(pair.encoder, pair.decoder, likelihood=self.likelihood,
                          decoder_variance=self.decoder_variance, n_features=n_features)
+
+    def _check_modules(self, net, x) -> None:
+        n, d, L = x.shape[0], int(self.n_features_in_), int(self.latent_dim)
+        want = f"rows ({n}, {d}) to a pair (mean, log_variance) of ({n}, {L}) or one ({n}, {2 * L})"
+        raw = self._probe("encoder", net.encoder, x, want)
+        if isinstance(raw, (tuple, list)):
+            if len(raw) != 2:
+                raise ValueError(
+                    f"the encoder module returned {len(raw)} values for a batch of shape "
+                    f"{tuple(x.shape)}, but VAE expects a pair (mean, log_variance) of shape "
+                    f"({n}, {L}) each, or one tensor of shape ({n}, {2 * L}), mean first."
+                )
+            for part, t in zip(("mean", "log_variance"), raw):
+                self._expect_shape(f"encoder ({part})", t, (n, L), tuple(x.shape))
+            mu = raw[0]
+        else:
+            self._expect_shape("encoder", raw, (n, 2 * L), tuple(x.shape))
+            mu = raw[:, :L]
+        out = self._probe("decoder", net.decode, mu, f"codes ({n}, {L}) to rows ({n}, {d})")
+        self._expect_shape("decoder", out, (n, d), tuple(mu.shape))
 
     def _tol_floor(self) -> float:
         # a log-density's offset depends on the data's units (Gaussian: −log σ per feature),
@@ -270,7 +318,9 @@ class VAE(TransformerMixin, _NeuralModel):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features), float32
+        X : (n_samples, n_features) array or tensor
+            Of the fit's kind, device and dtype: numpy in, numpy out; a tensor in, a tensor
+            on its device out (float32 after a DataLoader fit or a ``latentspace.load``).
         """
         self._check_fitted()
         n_samples = self._check_n_samples(n_samples)
@@ -284,7 +334,7 @@ class VAE(TransformerMixin, _NeuralModel):
             elif noise:
                 std = torch.exp(0.5 * net.decoder_log_var(mean))
                 mean = mean + std * torch.randn(mean.shape, generator=gen, device=mean.device)
-        return mean.cpu().numpy()
+        return self._sample_out(mean)
 
     def score_samples(self, X, n_importance=None, *, random_state=None):
         """ELBO of each sample, or the importance-weighted bound with ``n_importance`` samples.

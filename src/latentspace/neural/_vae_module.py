@@ -33,7 +33,7 @@ class VAEModule(EncoderDecoder):
     Parameters
     ----------
     encoder : nn.Module
-        Rows (n, D) -> (n, 2L): μ then log σ².
+        Rows (n, D) -> (n, 2L): μ then log σ² (or a pair of (n, L) tensors).
     decoder : nn.Module
         Codes (n, L) -> (n, D): logits (Bernoulli) or means (Gaussian).
     likelihood : {"bernoulli", "gaussian"}
@@ -53,8 +53,12 @@ class VAEModule(EncoderDecoder):
         self.decoder_variance = decoder_variance
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z|x) of rows x (n, D) -> μ, log σ², each (n, L)."""
-        mu, log_var = super().encode(x).chunk(2, dim=-1)
+        """q(z|x) of rows x (n, D) -> μ, log σ², each (n, L): the encoder's (n, 2L) output
+        split in two, or the pair it returns."""
+        out = super().encode(x)
+        if isinstance(out, (tuple, list)):
+            return out[0], out[1]
+        mu, log_var = out.chunk(2, dim=-1)
         return mu, log_var
 
     @staticmethod

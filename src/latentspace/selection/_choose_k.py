@@ -119,7 +119,7 @@ def _heldout_nll(est, X_val) -> float:
     return -float(np.mean(to_numpy(est.score_samples(X_val))))
 
 
-def choose_k(estimator, X, ks, *, criterion="elbow", cv=5, random_state=None):
+def choose_k(estimator, X, ks, *, criterion="elbow", cv=5, random_state=None, verbose=0):
     """Fit ``estimator`` for each K in ``ks`` and pick K by ``criterion``.
 
     Parameters
@@ -136,6 +136,9 @@ def choose_k(estimator, X, ks, *, criterion="elbow", cv=5, random_state=None):
         Folds for ``heldout`` (an int means shuffled ``KFold`` seeded by ``random_state``).
     random_state : int or None
         Seeds the fold split.
+    verbose : int, default=0
+        > 0 shows a ``tqdm.auto`` progress bar on stderr over the fits (one per K, or per K
+        and fold for ``heldout``), the current K in its description.
 
     Returns
     -------
@@ -171,6 +174,30 @@ def choose_k(estimator, X, ks, *, criterion="elbow", cv=5, random_state=None):
             f"criterion='elbow' needs a clustering model with predict() and centres or means; "
             f"{type(estimator).__name__} has no predict()."
         )
+    bar = None
+    if verbose:
+        from .._progress import progress_bar
+
+        n_folds = 1
+        if criterion == "heldout":
+            n_folds = cv if isinstance(cv, numbers.Integral) else None
+        bar = progress_bar(None if n_folds is None else len(ks) * n_folds, "choose_k",
+                           unit="fit")
+
+    def advance(k):
+        if bar is not None:
+            bar.set_description(f"choose_k {name}={int(k)}")
+            bar.update(1)
+
+    try:
+        return _fit_all(estimator, X, ks, name, criterion, cv, random_state, advance)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def _fit_all(estimator, X, ks, name, criterion, cv, random_state, advance):
+    """The fits of :func:`choose_k` and its choice; ``advance(k)`` after each fit."""
     fitted, stds = {}, None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -188,11 +215,13 @@ def choose_k(estimator, X, ks, *, criterion="elbow", cv=5, random_state=None):
                         )
                     est = clone(estimator).set_params(**{name: int(k)}).fit(X[tr])
                     per_fold[i, j] = _heldout_nll(est, X[va])
+                    advance(k)
             scores, stds = per_fold.mean(1), per_fold.std(1)
         else:
             scores = np.empty(len(ks))
             for i, k in enumerate(ks):
                 est = clone(estimator).set_params(**{name: int(k)}).fit(X)
+                advance(k)
                 fitted[int(k)] = est
                 if criterion == "elbow":
                     scores[i] = reconstruction_error(est, X)

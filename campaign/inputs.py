@@ -31,9 +31,9 @@ CLUSTERINGS = ("KMeans", "GaussianMixture", "BernoulliMixture")
 # every public method the campaign calls, in the order it reports them
 METHODS = ("fit", "partial_fit", "fit_predict", "fit_transform", "transform",
            "inverse_transform", "predict", "predict_proba", "score_samples", "score", "sample",
-           "bic", "aic")
+           "bic", "aic", "impute")
 X_METHODS = ("fit", "partial_fit", "fit_predict", "fit_transform", "transform", "predict",
-             "predict_proba", "score_samples", "score", "bic", "aic")
+             "predict_proba", "score_samples", "score", "bic", "aic", "impute")
 FIT_METHODS = ("fit", "partial_fit", "fit_predict", "fit_transform")
 # methods whose result is random for a fixed model (no comparison between two calls)
 STOCHASTIC = {"VAE": ("score_samples", "score")}

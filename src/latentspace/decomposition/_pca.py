@@ -48,7 +48,13 @@ from .._validation import (
 )
 from ..base import LatentModel
 from ..data import ChunkedSource, DaskSource, Prepare, is_dask_array
-from ._missing import fit_em, marginal_log_density, posterior_mean, weights_from_fit
+from ._missing import (
+    fit_em,
+    marginal_log_density,
+    posterior_mean,
+    scaled_marginal_parts,
+    weights_from_fit,
+)
 from ._moments import BlockMoments, Moments, centred, moments, scaled_moments
 from ._solvers import choose_solver, from_scatter, gram, randomized, svd
 
@@ -164,7 +170,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
     n_iter_ : int
         Only after an EM fit: the number of EM iterations.
     converged_ : bool
-        Only after an EM fit: whether the log-likelihood changed by less than 1e-6 per
+        Only after an EM fit: whether the log-likelihood changed by less than 1e-7 per
         observed entry (per row) before 1000 iterations (else a ``ConvergenceWarning``).
 
     Notes
@@ -669,7 +675,11 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             (bit for bit).
         """
         self._check_fitted()
-        X, kind = self._check_X(X, reset=False)
+        if getattr(self, "missing", "raise") == "marginalize":
+            X, kind = self._check_X(X, reset=False)
+        else:  # NaN is an error here, with the message that names missing='marginalize'
+            X, kind = self._check_X(X, reset=False, finite=False)
+            check_finite_data(self, X)
         X = self._completed(X) if bool(torch.isnan(X).any()) else X.clone()
         return self._out(X, kind)
 
@@ -733,4 +743,5 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.allow_nan = getattr(self, "missing", "raise") == "marginalize"
         return tags

@@ -159,7 +159,8 @@ def _missing_case(est_name, value, ctx):
         if value == "marginalize_inf":
             bad[7, 0] = np.inf
         est.fit(bad)
-        raise Wrong(f"fit accepted a row {'with nothing observed' if 'empty' in value else 'with inf'}")
+        what = "with nothing observed" if "empty" in value else "with inf"
+        raise Wrong(f"fit accepted a row {what}")
     if value == "marginalize_chunked":
         from latentspace.data import ChunkedSource
 

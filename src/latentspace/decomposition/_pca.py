@@ -671,8 +671,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         Returns
         -------
         X_imputed : array of shape (n_samples, n_features)
-            In ``X``'s type, device and float dtype; observed entries are returned unchanged
-            (bit for bit).
+            In ``X``'s type, device and float dtype (a DataFrame gives an ndarray, as every
+            transform does; :class:`latentspace.impute.ModelImputer` with
+            ``set_output(transform="pandas")`` gives a DataFrame); observed entries are
+            returned unchanged (bit for bit), and X without NaN comes back as a copy.
         """
         self._check_fitted()
         if getattr(self, "missing", "raise") == "marginalize":

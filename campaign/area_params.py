@@ -143,6 +143,9 @@ def descriptors():
         out.append(dict(area="params", est=est, param="missing", value="raise_nan"))
     for param in ("n_components", "n_latent"):
         out.append(dict(area="params", est="PPCAMixture", param=param, value="1e9_direct"))
+    for est in MISSING_ESTIMATORS:
+        for case in MISSING_CASES:
+            out.append(dict(area="params", est=est, param="missing", value=case))
     return out
 
 
@@ -314,6 +317,85 @@ def _checkpoint_case(est_name, value, X, ctx):
     raise KeyError(value)
 
 
+# missing="marginalize" on data with NaN holes: the estimators covered and the cases
+MISSING_ESTIMATORS = ("PCA", "GaussianMixture", "BernoulliMixture")
+MISSING_CASES = ("marginalize_holes", "marginalize_holes_float32", "marginalize_empty_row",
+                 "marginalize_inf", "marginalize_refit_fails", "marginalize_chunked",
+                 "marginalize_partial_fit", "marginalize_save_load")
+
+
+def _holes(X, rate=0.15, seed=1):
+    """X with a seeded share of entries set to NaN, every row keeping an observed entry."""
+    rng = np.random.RandomState(seed)
+    mask = rng.rand(*X.shape) < rate
+    mask[np.arange(X.shape[0]), rng.randint(0, X.shape[1], X.shape[0])] = False
+    X = X.copy()
+    X[mask] = np.nan
+    return X
+
+
+def _missing_case(est_name, value, ctx):
+    """One ``missing="marginalize"`` case: NaN are missing entries, the rest as before."""
+    X = _holes(base_data(est_name))
+    if value == "marginalize_holes_float32":
+        X = X.astype(np.float32)
+    est = make(est_name, missing="marginalize")
+    if value in ("marginalize_empty_row", "marginalize_inf"):
+        bad = X.copy()
+        bad[7] = np.nan if value == "marginalize_empty_row" else bad[7]
+        if value == "marginalize_inf":
+            bad[7, 0] = np.inf
+        est.fit(bad)
+        what = "with nothing observed" if "empty" in value else "with inf"
+        raise Wrong(f"fit accepted a row {what}")
+    if value == "marginalize_chunked":
+        from latentspace.data import ChunkedSource
+
+        est.fit(ChunkedSource.from_array(X, 10))
+        checks.check_fitted(est_name, est)
+        return "fitted chunked input with NaN"
+    if value == "marginalize_partial_fit":
+        est.partial_fit(X)
+        checks.check_fitted(est_name, est)
+        return "partial_fit took NaN"
+    est.fit(X)
+    checks.check_fitted(est_name, est)
+    _use(est_name, est, X)
+    filled = checks.as_array(est.impute(X))
+    observed = ~np.isnan(X)
+    if np.isnan(filled).any() or not np.array_equal(filled[observed], X[observed]):
+        raise Wrong("impute left NaN or changed an observed entry")
+    lb = getattr(est, "lower_bounds_", None)
+    if lb is not None and len(lb) > 1 and np.min(np.diff(lb)) < -1e-9 * np.max(np.abs(lb)):
+        raise Wrong(f"lower_bounds_ decreased by {-np.min(np.diff(lb)):.3g}")
+    if value == "marginalize_refit_fails":
+        before = checks.as_array(est.impute(X))
+        bad = X.copy()
+        bad[3] = np.nan
+        try:
+            est.fit(bad)
+        except ValueError:
+            checks.same("impute after a failed refit", est.impute(X), before, 0.0)
+            return "refit refused, earlier fit intact"
+        raise Wrong("fit accepted a row with nothing observed")
+    if value == "marginalize_save_load":
+        import os
+        import tempfile
+
+        import latentspace
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "m.safetensors")
+            est.save(path)
+            back = latentspace.load(path)
+        if back.get_params().get("missing") != "marginalize":
+            raise Wrong("the loaded model lost missing='marginalize'")
+        checks.same("impute after save/load", back.impute(X), est.impute(X), 0.0)
+        checks.same("score_samples after save/load", back.score_samples(X),
+                    est.score_samples(X), 0.0)
+    return None
+
+
 def repro(d) -> str:
     if d["param"] == "user":
         return f"{d['est']}(<{d['value']}>, ...small settings...).fit(X_small)"
@@ -345,6 +427,8 @@ def _special(d, ctx):
     if param == "user":
         return _user_case(d, ctx)
     X = base_data(est_name)
+    if param == "missing" and value in MISSING_CASES:
+        return _missing_case(est_name, value, ctx)
     if param == "set_params":
         make(est_name).set_params(bogus_parameter=1)
         raise Wrong("set_params accepted an unknown parameter name")

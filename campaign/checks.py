@@ -100,7 +100,7 @@ def check_result(est_name: str, method: str, X, out, *, est=None, d=None, k=None
         raise Wrong(f"{method} returned {type(out).__name__}, not an array")
     _kind(method, X, out)
     a = as_array(out)
-    if method in ("transform", "fit_transform", "inverse_transform"):
+    if method in ("transform", "fit_transform", "inverse_transform", "impute"):
         _dtype32(method, X, out)
         want = (n, d) if d is not None else None
         if a.ndim != 2 or (want is not None and a.shape != want):

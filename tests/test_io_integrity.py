@@ -169,7 +169,8 @@ def test_version_1_files_still_load(est, tmp_path):
 
 # ----------------------------------------------------------------------------- the declarations
 _CONFIGS = {
-    PCA: [lambda: PCA(2).fit(X), lambda: PCA(2).partial_fit(X), lambda: PCA(0.9).fit(X)],
+    PCA: [lambda: PCA(2).fit(X), lambda: PCA(2).partial_fit(X), lambda: PCA(0.9).fit(X),
+          lambda: PCA(2, missing="marginalize").fit(np.where(np.eye(60, 5) > 0, np.nan, X))],
     KMeans: [lambda: KMeans(3, n_init=1).fit(X), lambda: KMeans(3).partial_fit(X)],
     GaussianMixture: [lambda c=c: GaussianMixture(2, covariance_type=c).fit(X)
                       for c in ("full", "tied", "diag", "spherical")],

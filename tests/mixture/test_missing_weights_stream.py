@@ -29,7 +29,12 @@ def test_integer_weights_equal_repetition_with_missing_entries(cov):
     X = _mcar(rng, X)
     counts = rng.integers(0, 4, X.shape[0])
     counts[:2] = 1  # at least some rows
-    init = dict(means_init=centres, weights_init=[0.5, 0.5], max_iter=20, tol=0.0)
+    d = X.shape[1]
+    prec = {"full": np.stack([np.eye(d)] * 2), "tied": np.eye(d), "diag": np.ones((2, d)),
+            "spherical": np.ones(2)}[cov]
+    # every initial parameter given: both fits start from the same point
+    init = dict(means_init=centres, weights_init=[0.5, 0.5], precisions_init=prec,
+                max_iter=20, tol=0.0)
     a = GaussianMixture(2, covariance_type=cov, missing="marginalize", **init).fit(
         X, sample_weight=counts.astype(float))
     b = GaussianMixture(2, covariance_type=cov, missing="marginalize", **init).fit(

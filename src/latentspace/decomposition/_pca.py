@@ -41,18 +41,27 @@ from .._validation import (
     check_choice,
     check_finite_data,
     check_int,
+    check_missing,
     check_n_samples_to_draw,
     check_random_state,
     check_seed,
 )
 from ..base import LatentModel
 from ..data import ChunkedSource, DaskSource, Prepare, is_dask_array
+from ._missing import (
+    fit_em,
+    marginal_log_density,
+    posterior_mean,
+    scaled_marginal_parts,
+    weights_from_fit,
+)
 from ._moments import BlockMoments, Moments, centred, moments, scaled_moments
 from ._solvers import choose_solver, from_scatter, gram, randomized, svd
 
 __all__ = ["PCA"]
 
 _SOLVERS = ("auto", "full", "covariance_eigh", "gram", "randomized")
+_EM_ATTRIBUTES = ("lower_bounds_", "n_iter_", "converged_")  # only fits with missing entries
 _MEMMAP_ROWS = 1 << 14  # rows of a memory-mapped array read at a time
 
 
@@ -116,6 +125,15 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         Seeds the randomized solver and is the default seed of ``sample``.
     device : {"cpu", "cuda", "auto"}, default="cpu"
         Where the computation runs; fitted attributes are numpy arrays either way.
+    missing : {"raise", "marginalize"}, default="raise"
+        What NaN means. ``"raise"``: an error, as for any non-finite value. ``"marginalize"``:
+        a missing entry. Data with missing entries are then fitted as probabilistic PCA by
+        EM on the observed coordinates (:mod:`latentspace.decomposition._missing`; this route
+        needs an integer ``n_components`` below ``min(n_samples, n_features)`` and an
+        in-memory array, ignores ``svd_solver`` and sets ``fit_svd_solver_="em"``);
+        ``score_samples`` marginalises the missing coordinates, ``transform`` gives the
+        posterior mean of the projection and :meth:`impute` the conditional mean of the
+        missing entries. Complete data take the exact solvers, exactly as with ``"raise"``.
 
     Attributes
     ----------
@@ -129,10 +147,14 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         variance is at the level of the rounding of centring and of the eigensolver
         (:func:`latentspace._math.rounding_floor`) count as exactly 0.
     singular_values_ : ndarray of shape (n_components_,)
-        Singular values of the centred data.
+        Singular values of the centred data. After an EM fit (missing entries) they are
+        √((n − 1) λᵢ): those of n complete centred rows whose covariance is the fitted one.
     mean_ : ndarray of shape (n_features,)
     noise_variance_ : float
         PPCA's σ²: the mean of the ``min(n, d) − k`` discarded eigenvalues (0 when none are).
+        After an EM fit: the maximum-likelihood σ², and ``explained_variance_`` are the
+        eigenvalues λᵢ = sᵢ² + σ² of the fitted covariance W Wᵀ + σ² I (sᵢ the singular
+        values of W), ``explained_variance_ratio_`` their share of its trace.
     n_components_ : int
     n_samples_ : int
     fit_svd_solver_ : str
@@ -141,6 +163,15 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
     scatter_ : ndarray of shape (n_features, n_features)
         Only after ``partial_fit``: Σ (x − μ)(x − μ)ᵀ over all samples seen, the exact
         sufficient statistic that makes incremental fitting equal to a full fit.
+    lower_bounds_ : ndarray of shape (n_iter_,)
+        Only after an EM fit (missing entries): the per-sample observed-data log-likelihood,
+        mean over rows of log N(x_o | μ_o, C_oo), after each EM iteration; it never
+        decreases (up to rounding) and its last entry is ``score`` on the training data.
+    n_iter_ : int
+        Only after an EM fit: the number of EM iterations.
+    converged_ : bool
+        Only after an EM fit: whether the log-likelihood changed by less than 1e-7 per
+        observed entry (per row) before 1000 iterations (else a ``ConvergenceWarning``).
 
     Notes
     -----
@@ -160,6 +191,8 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         "noise_variance_": ("float", None), "n_components_": ("int", None),
         "n_samples_": ("int", None), "n_samples_seen_": ("int", None),
         "fit_svd_solver_": ("str", None),
+        "lower_bounds_": ("float", ("*",), "optional"),
+        "n_iter_": ("int", None, "optional"), "converged_": ("bool", None, "optional"),
     }
 
     def __init__(
@@ -172,6 +205,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         n_oversamples=10,
         random_state=None,
         device="cpu",
+        missing="raise",
     ):
         self.n_components = n_components
         self.svd_solver = svd_solver
@@ -180,9 +214,11 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         self.n_oversamples = n_oversamples
         self.random_state = random_state
         self.device = device
+        self.missing = missing
 
     # ------------------------------------------------------------------ parameters
     def _check_params(self, n: int, d: int, solver: str):
+        check_missing(self.missing)
         check_choice("svd_solver", self.svd_solver, _SOLVERS)
         if not isinstance(self.whiten, (bool, np.bool_)):
             raise ValueError(f"whiten must be True or False, got {self.whiten!r}.")
@@ -225,12 +261,21 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         covariance route, one pass of moments per chunk merged exactly (Chan et al.), so only
         one chunk is in memory at a time.
         """
+        missing = check_missing(self.missing)
         if is_dask_array(X) or isinstance(X, ChunkedSource):
             return self._fit_source(X)
         if isinstance(X, np.memmap) and X.ndim == 2 and self._memmap_in_chunks(X):
             return self._fit_source(ChunkedSource.from_array(X, _MEMMAP_ROWS))
-        # NaN and infinity are looked for in the first pass over the data, not in one of its own
-        X, _ = self._check_X(X, reset=True, finite=False)
+        if missing == "marginalize":
+            # NaN kept as missing entries (infinity and rows with nothing observed refused);
+            # complete data take the exact route below
+            X, _ = self._check_X(X, reset=True)
+            if bool(torch.isnan(X).any()):
+                return self._fit_em(X)
+        else:
+            # NaN and infinity are looked for in the first pass over the data, not in one of
+            # its own
+            X, _ = self._check_X(X, reset=True, finite=False)
         n, d = X.shape
         if n < 2:
             check_finite_data(self, X)
@@ -271,8 +316,68 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
                 )
         self._set_fitted(values, vectors, total, mean_s, scale, n, d, k, solver, X.dtype)
         self.n_samples_seen_ = n
-        if hasattr(self, "scatter_"):
-            del self.scatter_
+        self._drop("scatter_", *_EM_ATTRIBUTES)
+        return self
+
+    def _drop(self, *names):
+        """Remove attributes of another kind of fit (a refit replaces every one)."""
+        for name in names:
+            if name in self.__dict__:
+                delattr(self, name)
+
+    def _fit_em(self, X):
+        """Maximum-likelihood PPCA of ``X`` with NaN entries by EM (see :mod:`._missing`)."""
+        n, d = X.shape
+        if n < 2:
+            raise ValueError(
+                f"PCA needs at least 2 samples to estimate a variance; got {n} sample(s)."
+            )
+        solver = self.svd_solver if isinstance(self.svd_solver, str) else None
+        self._check_params(n, d, solver)  # every hyperparameter is checked as on any fit
+        k, limit = self.n_components, min(n, d) - 1
+        if (not isinstance(k, numbers.Integral) or isinstance(k, (bool, np.bool_))
+                or not 1 <= k <= limit):
+            raise ValueError(
+                f"n_components={k!r} with missing entries: PCA(missing='marginalize') fits "
+                "probabilistic PCA by EM and needs an integer number of components in "
+                f"[1, min(n_samples, n_features) - 1] = [1, {limit}] (n_samples={n}, "
+                f"n_features={d}); a float share of the variance or None is only taken on "
+                "complete data."
+            )
+        k = int(k)
+        check_allocation(8.0 * (3 * n * d + d * (k + 1) ** 2),
+                         f"PCA(missing='marginalize') on {n} x {d} data",
+                         "reduce the number of features or of components", device=X.device)
+        fit = fit_em(X, k)
+        W, mu, sigma2 = fit.W, fit.mu, fit.sigma2
+        U, S, _ = torch.linalg.svd(W, full_matrices=False)  # W = U S Rᵀ: C = U S² Uᵀ + σ² I
+        ev = S * S + sigma2
+        V = to_numpy(U).T  # (k, d), orthonormal rows sorted by decreasing variance
+        signs = np.sign(V[np.arange(k), np.abs(V).argmax(axis=1)])
+        V = np.ascontiguousarray(V * np.where(signs == 0, 1.0, signs)[:, None])
+        total = float((S * S).sum()) + d * sigma2
+        ev_np = to_numpy(ev)
+        if not (np.all(np.isfinite(ev_np)) and np.isfinite(total) and np.all(
+                np.isfinite(to_numpy(mu)))):
+            raise ValueError(
+                "the variances of X are outside the float64 range; rescale X, e.g. with "
+                "sklearn.preprocessing.StandardScaler or by dividing by its largest absolute "
+                "value."
+            )
+        self.components_ = V
+        self.explained_variance_ = ev_np
+        self.explained_variance_ratio_ = ev_np / total if total > 0 else np.zeros_like(ev_np)
+        self.singular_values_ = np.sqrt(ev_np) * np.sqrt(n - 1)
+        self.mean_ = to_numpy(mu)
+        self.noise_variance_ = float(sigma2)
+        self.n_components_ = k
+        self.n_samples_ = int(n)
+        self.fit_svd_solver_ = "em"
+        self.n_samples_seen_ = int(n)
+        self.lower_bounds_ = np.asarray(fit.lower_bounds[1:], dtype=np.float64)
+        self.n_iter_ = int(fit.n_iter)
+        self.converged_ = bool(fit.converged)
+        self._drop("scatter_")
         return self
 
     def _memmap_in_chunks(self, X) -> bool:
@@ -315,6 +420,13 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
 
         def nonfinite_input():  # raises the usual error, naming NaN first
             bad = [v for v in source.map_chunks(_chunk_nonfinite) if v is not None]
+            if self.missing == "marginalize" and any(np.isnan(v) for v in bad):
+                raise ValueError(
+                    "PCA(missing='marginalize') fits data with missing entries (NaN) from an "
+                    "in-memory array only; chunked or Dask input is fitted by the exact "
+                    "covariance route, which needs complete data. Load the data first "
+                    "(X.compute() for a Dask array, np.concatenate over the chunks)."
+                )
             if bad:
                 check_finite_data(self, torch.tensor(sorted(bad, key=np.isinf)))
 
@@ -328,8 +440,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         self._set_fitted(values, vectors, total, mean, scale, n, d, k, "covariance_eigh",
                          source.dtype)
         self.n_samples_seen_ = n
-        if hasattr(self, "scatter_"):
-            del self.scatter_
+        self._drop("scatter_", *_EM_ATTRIBUTES)
         return self
 
     def partial_fit(self, X, y=None):
@@ -341,6 +452,12 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         """
         first = not hasattr(self, "scatter_")
         X, _ = self._check_X(X, reset=first)
+        if check_missing(self.missing) == "marginalize" and bool(torch.isnan(X).any()):
+            raise ValueError(
+                "partial_fit needs complete rows: its exact moments have no missing-value "
+                "version. Fit data with missing entries (NaN) in one call, "
+                "PCA(missing='marginalize').fit(X)."
+            )
         d = X.shape[1]
         seen = Moments.of(X)
         if not first:
@@ -357,6 +474,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         self._set_fitted(values, vectors, total, mean, 1.0, n, d, k, "covariance_eigh", X.dtype)
         self.n_samples_seen_ = n
         self.scatter_ = to_numpy(scatter)
+        self._drop(*_EM_ATTRIBUTES)
         return self
 
     def _set_fitted(self, values, vectors, total, mean_s, scale, n, d, k, solver, dtype):
@@ -413,11 +531,18 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
     def transform(self, X):
         """Project ``X`` onto the principal axes: z = V(x − μ), divided by √λ if ``whiten``.
 
+        With ``missing="marginalize"``, a row with missing entries (NaN) gets the posterior
+        mean of its projection given its observed entries, E[V(x − μ) | x_o] = V(x̂ − μ) with
+        x̂ the row completed by :meth:`impute` (eq. (4) of :mod:`._missing`); a complete row
+        gets exactly the ordinary projection. ``whiten`` divides by √λ in both cases.
+
         Returns an array of shape (n_samples, n_components_) in ``X``'s type, device and
         float dtype.
         """
         self._check_fitted()
         X, kind = self._check_X(X, reset=False)
+        if getattr(self, "missing", "raise") == "marginalize" and bool(torch.isnan(X).any()):
+            X = self._completed(X)
         Z = (X - self._fitted("mean_", X)) @ self._fitted("components_", X).T
         if self.whiten:
             Z = Z / self._whiten_scale(Z)
@@ -464,9 +589,42 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         subspace (Σ zᵢ²/λᵢ) and the residual (‖x − μ − Vᵀz‖² / σ²). Rows so far from the
         model that their log-density is below the float64 range raise ``ValueError``
         (:func:`latentspace._math.representable_log_density`).
+
+        With ``missing="marginalize"``, a row with missing entries (NaN) gets the marginal
+        log-density of its observed entries, log N(x_o | μ_o, C_oo), C_oo = W_o W_oᵀ + σ² I
+        with W = Vᵀ(Λ − σ²I)^½ (eqs. (1) and (3) of :mod:`._missing`).
         """
         self._check_fitted()
         X, kind = self._check_X(X, reset=False)
+        if getattr(self, "missing", "raise") == "marginalize":
+            holes = torch.isnan(X).any(1)
+            if bool(holes.any()):
+                ll = torch.empty(X.shape[0], dtype=torch.float64, device=X.device)
+                if not bool(holes.all()):
+                    ll[~holes] = self._log_density(X[~holes])
+                ll[holes] = self._marginal_log_density(X[holes])
+                return self._out(ll, kind)
+        return self._out(self._log_density(X), kind)
+
+    def _marginal_log_density(self, X):
+        """(1) for rows with missing entries, far rows by the scaled route (as below)."""
+        X64 = X.to(torch.float64)
+        V, lam, sigma2 = self._ppca(X64)
+        W = weights_from_fit(V, lam, sigma2)
+        mean = self._fitted("mean_", X64)
+        ll = marginal_log_density(X64, W, mean, sigma2)
+
+        def far(rows):
+            Xr = X64[rows]
+            e = row_exponents(torch.cat([torch.nan_to_num(Xr), mean.expand_as(Xr)], 1))
+            const, Y = scaled_marginal_parts(Xr, W, mean, sigma2, e)
+            half, log2_norm = scaled_half_sq_norm(Y, e)
+            return const - half, log2_norm
+
+        return representable_log_density(ll, far, "PCA", X.dtype)
+
+    def _log_density(self, X):
+        """PPCA log-density of complete rows (float64 tensor)."""
         X64 = X.to(torch.float64)
         V, lam, sigma2 = self._ppca(X64)
         mean = self._fitted("mean_", X64)
@@ -494,8 +652,59 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             half, log2_norm = scaled_half_sq_norm(Y, e)
             return const - half, log2_norm
 
-        ll = representable_log_density(ll, far, "PCA", X.dtype)
-        return self._out(ll, kind)
+        return representable_log_density(ll, far, "PCA", X.dtype)
+
+    def impute(self, X):
+        """``X`` with each missing entry (NaN) replaced by its conditional expectation.
+
+        Under the fitted PPCA model, E[x_m | x_o] = μ_m + W_m E[z | x_o] with
+        E[z | x_o] = M⁻¹ W_oᵀ (x_o − μ_o), M = W_oᵀ W_o + σ² I and W = Vᵀ(Λ − σ²I)^½
+        (eqs. (2) and (4) of :mod:`._missing`), computed in float64. NaN marks a missing
+        entry only with ``missing="marginalize"``; otherwise NaN is refused as in every
+        method.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            A row with no observed entry raises ``ValueError`` naming it.
+
+        Returns
+        -------
+        X_imputed : array of shape (n_samples, n_features)
+            In ``X``'s type, device and float dtype (a DataFrame gives an ndarray, as every
+            transform does; :class:`latentspace.impute.ModelImputer` with
+            ``set_output(transform="pandas")`` gives a DataFrame); observed entries are
+            returned unchanged (bit for bit), and X without NaN comes back as a copy.
+        """
+        self._check_fitted()
+        if getattr(self, "missing", "raise") == "marginalize":
+            X, kind = self._check_X(X, reset=False)
+        else:  # NaN is an error here, with the message that names missing='marginalize'
+            X, kind = self._check_X(X, reset=False, finite=False)
+            check_finite_data(self, X)
+        X = self._completed(X) if bool(torch.isnan(X).any()) else X.clone()
+        return self._out(X, kind)
+
+    def _completed(self, X):
+        """``X`` (tensor) with its NaN entries replaced by (4), in ``X``'s dtype."""
+        nan = torch.isnan(X)
+        rows = nan.any(1)
+        Xr = X[rows]
+        X64 = Xr.to(torch.float64)
+        V, lam, sigma2 = self._ppca(X64)
+        W = weights_from_fit(V, lam, sigma2)
+        mean = self._fitted("mean_", X64)
+        fill = (mean + posterior_mean(X64, W, mean, sigma2) @ W.T).to(X.dtype)
+        hole = nan[rows]
+        if not bool(torch.isfinite(fill[hole]).all()):
+            raise ValueError(
+                "the conditional means of the missing entries are outside the range of "
+                f"{str(X.dtype).replace('torch.', '')}: X lies far beyond the scale of the "
+                "fitted model; pass X in the units the model was fitted in (or as float64)."
+            )
+        out = X.clone()
+        out[rows] = torch.where(hole, fill, Xr)
+        return out
 
     def get_covariance(self):
         """PPCA model covariance C = Vᵀ diag(λ − σ²) V + σ² I, shape (n_features, n_features)."""
@@ -536,4 +745,5 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        tags.input_tags.allow_nan = getattr(self, "missing", "raise") == "marginalize"
         return tags

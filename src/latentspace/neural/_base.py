@@ -222,8 +222,9 @@ class _NeuralModel(LatentModel):
                 )
         elif not callable(opt):
             raise ParameterError(
-                f"optimizer={_shown(opt)} is not supported; pass one of {OPTIMIZERS}, a "
-                "torch.optim.Optimizer subclass or a callable(params) returning an optimizer."
+                f"optimizer={_shown(opt)} is not supported; pass one of {OPTIMIZERS}, an "
+                "optimizer class (an Optimizer subclass such as AdamW) or a callable(params) "
+                "returning an optimizer."
             )
         kw = self.optimizer_kwargs
         if kw is not None and not (isinstance(kw, dict) and all(isinstance(k, str) for k in kw)):

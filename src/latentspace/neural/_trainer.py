@@ -70,7 +70,7 @@ def make_optimizer(params, name, lr: float, momentum: float, weight_decay: float
     lr, momentum, weight_decay = float(lr), float(momentum), float(weight_decay)
     if isinstance(name, str) and name not in OPTIMIZERS:
         raise ValueError(f"optimizer={name!r} is not supported; choose one of {OPTIMIZERS}, "
-                         "a torch.optim.Optimizer subclass or a callable(params).")
+                         "an Optimizer subclass (e.g. AdamW) or a callable(params).")
     try:
         if isinstance(name, str):
             fused = bool(params) and all(

@@ -105,6 +105,22 @@ class LatentModel(BaseEstimator):
     def _out(t: torch.Tensor, kind):
         return restore(t, kind)
 
+    def _remember_fit_output(self, kind, dtype) -> None:
+        """Record the container (numpy or a torch device) and float dtype of the data a fit
+        read, so that :meth:`_drawn_out` hands samples back in them."""
+        self._fit_output = (kind, dtype)
+
+    def _drawn_out(self, X):
+        """Drawn rows ``X`` (ndarray) in the container, device and dtype of the data the model
+        was fitted on: numpy in, numpy out; a torch tensor in, a tensor on its device out.
+        A fit whose input is not known (a model loaded from a file) gives numpy float64."""
+        fit = self.__dict__.get("_fit_output")
+        if fit is None:
+            return X
+        kind, dtype = fit
+        t = torch.as_tensor(X)
+        return self._out(t.to(dtype) if t.is_floating_point() else t, kind)
+
     # --- shared API -------------------------------------------------------------------
     def score(self, X, y=None) -> float:
         """Mean of :meth:`score_samples` over ``X`` (average log-likelihood or its bound)."""

@@ -262,6 +262,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         one chunk is in memory at a time.
         """
         missing = check_missing(self.missing)
+        self.__dict__.pop("_fit_output", None)  # chunked and Dask fits: numpy out
         if is_dask_array(X) or isinstance(X, ChunkedSource):
             return self._fit_source(X)
         if isinstance(X, np.memmap) and X.ndim == 2 and self._memmap_in_chunks(X):
@@ -269,13 +270,15 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         if missing == "marginalize":
             # NaN kept as missing entries (infinity and rows with nothing observed refused);
             # complete data take the exact route below
-            X, _ = self._check_X(X, reset=True)
+            X, kind = self._check_X(X, reset=True)
+            self._remember_fit_output(kind, X.dtype)
             if bool(torch.isnan(X).any()):
                 return self._fit_em(X)
         else:
             # NaN and infinity are looked for in the first pass over the data, not in one of
             # its own
-            X, _ = self._check_X(X, reset=True, finite=False)
+            X, kind = self._check_X(X, reset=True, finite=False)
+            self._remember_fit_output(kind, X.dtype)
         n, d = X.shape
         if n < 2:
             check_finite_data(self, X)
@@ -451,7 +454,9 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         one ``n_features × n_features`` matrix).
         """
         first = not hasattr(self, "scatter_")
-        X, _ = self._check_X(X, reset=first)
+        X, kind = self._check_X(X, reset=first)
+        if first:
+            self._remember_fit_output(kind, X.dtype)
         if check_missing(self.missing) == "marginalize" and bool(torch.isnan(X).any()):
             raise ValueError(
                 "partial_fit needs complete rows: its exact moments have no missing-value "
@@ -730,7 +735,9 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features), float64
+        X : ndarray or tensor of shape (n_samples, n_features)
+            In the container, device and float dtype of the data the model was fitted on
+            (numpy float64 for a model loaded from a file)
         """
         self._check_fitted()
         d, k = self.n_features_in_, self.n_components_
@@ -740,7 +747,9 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         z = rng.standard_normal((n_samples, k))
         eps = rng.standard_normal((n_samples, d))
         scale = np.sqrt(np.clip(self.explained_variance_ - self.noise_variance_, 0, None))
-        return self.mean_ + (z * scale) @ self.components_ + np.sqrt(self.noise_variance_) * eps
+        return self._drawn_out(
+            self.mean_ + (z * scale) @ self.components_ + np.sqrt(self.noise_variance_) * eps
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

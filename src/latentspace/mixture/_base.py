@@ -395,7 +395,8 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         check_learning_params(self)
         warm = bool(self.warm_start) and hasattr(self, "converged_")
         d_prev = getattr(self, "n_features_in_", None)
-        source, _ = self._make_source(X, sample_weight, block_rows=1 << 14)
+        source, kind = self._make_source(X, sample_weight, block_rows=1 << 14)
+        self._remember_fit_output(kind, source.dtype)
         d = source.n_features
         if warm and d != d_prev:
             raise ValueError(
@@ -499,7 +500,8 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         check_learning_params(self)
         if hasattr(self, "weights_"):
             return stepwise_update(self, X, sample_weight)
-        Xt, _ = self._check_X(X, reset=True)
+        Xt, kind = self._check_X(X, reset=True)
+        self._remember_fit_output(kind, Xt.dtype)
         w = None if sample_weight is None else query_weights(sample_weight, Xt.shape[0], Xt.device)
         self._fit_source(InMemorySource(Xt, w, chunk_rows=1 << 14), warm=False)
         self.lower_bounds_ = self.lower_bounds_[-1:].copy()  # one entry per call

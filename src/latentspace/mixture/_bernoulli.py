@@ -310,12 +310,14 @@ class BernoulliMixture(MixtureBase):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features), values 0.0 or 1.0
-        labels : ndarray of shape (n_samples,)
+        X : ndarray or tensor of shape (n_samples, n_features)
+            In the container, device and float dtype of the data the model was fitted on
+            (numpy float64 for a model loaded from a file), values 0.0 or 1.0
+        labels : ndarray or tensor of shape (n_samples,)
         """
         self._check_fitted()  # before the fitted attributes are read
         D = self.means_.shape[1]
         # the label, the uniforms, the comparison and the output per row
         n_samples, labels, rng = self._sample_labels(n_samples, random_state, 8 * (1 + 2 * D) + D)
         u = rng.uniform(size=(n_samples, self.means_.shape[1]))
-        return (u < self.means_[labels]).astype(np.float64), labels
+        return self._drawn_out((u < self.means_[labels]).astype(np.float64)), self._drawn_out(labels)

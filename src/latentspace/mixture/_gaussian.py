@@ -725,8 +725,10 @@ class GaussianMixture(MixtureBase):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
-        labels : ndarray of shape (n_samples,)
+        X : ndarray or tensor of shape (n_samples, n_features)
+            In the container, device and float dtype of the data the model was fitted on
+            (numpy float64 for a model loaded from a file)
+        labels : ndarray or tensor of shape (n_samples,)
             Component of each row.
         """
         self._check_fitted()  # before the fitted attributes are read
@@ -747,4 +749,4 @@ class GaussianMixture(MixtureBase):
             X = self.means_[labels] + eps * np.sqrt(self.covariances_[labels])
         else:
             X = self.means_[labels] + eps * np.sqrt(self.covariances_[labels])[:, None]
-        return X, labels
+        return self._drawn_out(X), self._drawn_out(labels)

@@ -537,8 +537,10 @@ class PPCAMixture(TransformerMixin, MixtureBase):
 
         Returns
         -------
-        X : ndarray of shape (n_samples, n_features)
-        labels : ndarray of shape (n_samples,)
+        X : ndarray or tensor of shape (n_samples, n_features)
+            In the container, device and float dtype of the data the model was fitted on
+            (numpy float64 for a model loaded from a file)
+        labels : ndarray or tensor of shape (n_samples,)
             Component of each row.
         """
         self._check_fitted()
@@ -552,4 +554,4 @@ class PPCAMixture(TransformerMixin, MixtureBase):
         for k in range(K):
             rows = labels == k
             X[rows] += z[rows] @ self.components_[k]
-        return X, labels
+        return self._drawn_out(X), self._drawn_out(labels)

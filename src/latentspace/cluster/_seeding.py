@@ -10,7 +10,7 @@ import torch
 from .._backend import to_numpy
 from ..data import InMemorySource, scaled
 
-__all__ = ["kmeans_plusplus", "random_rows"]
+__all__ = ["kmeans_plusplus", "random_rows", "weighted_rows"]
 
 
 class _InitDistances:
@@ -106,12 +106,20 @@ def random_rows(source, K: int, rng: np.random.RandomState) -> np.ndarray:
     w = source.take_weights(np.arange(n))
     if w is None:
         return rng.permutation(n)[:K]
+    return weighted_rows(w, K, rng, "init='random'", "n_clusters",
+                         "give more rows positive weight or lower n_clusters")
+
+
+def weighted_rows(w, K: int, rng: np.random.RandomState, what: str, count: str,
+                  fix: str) -> np.ndarray:
+    """``K`` distinct row indices drawn with probability ∝ ``w`` (n,) without replacement, so
+    that a row of weight 0 is never drawn; ``ValueError`` when fewer than K rows have positive
+    weight (``what`` names the initialisation, ``count`` the parameter, ``fix`` the remedy)."""
     w = to_numpy(w).astype(np.float64)
     positive = int(np.count_nonzero(w > 0))
     if positive < K:
         raise ValueError(
-            f"init='random' draws n_clusters={K} distinct rows of positive sample_weight, but "
-            f"only {positive} row(s) have one; give more rows positive weight or lower "
-            "n_clusters."
+            f"{what} draws {count}={K} distinct rows of positive sample_weight, but only "
+            f"{positive} row(s) have one; {fix}."
         )
-    return rng.choice(n, size=K, replace=False, p=w / w.sum())
+    return rng.choice(w.shape[0], size=K, replace=False, p=w / w.sum())

@@ -75,7 +75,7 @@ from .._validation import (
     check_seed,
 )
 from ..base import LatentModel
-from ..cluster import KMeans, kmeans_plusplus
+from ..cluster import KMeans, kmeans_plusplus, weighted_rows
 from ..data import Chunk, ChunkedSource, DaskSource, InMemorySource, SourceInput, split_rows
 from ..em import run_em, summarize_source
 from ..exceptions import ConvergenceWarning
@@ -201,15 +201,9 @@ def _rows_from_data(view, K: int, rng) -> np.ndarray:
     w = view.take_weights(np.arange(view.n_samples))
     if w is None:
         return rng.choice(view.n_samples, size=K, replace=False)
-    w = to_numpy(w).astype(np.float64)
-    positive = int(np.count_nonzero(w > 0))
-    if positive < K:
-        raise ValueError(
-            f"init_params='random_from_data' draws n_components={K} distinct rows of positive "
-            f"sample_weight, but only {positive} row(s) have one; give more rows positive "
-            "weight, lower n_components or use init_params='kmeans'."
-        )
-    return rng.choice(view.n_samples, size=K, replace=False, p=w / w.sum())
+    return weighted_rows(w, K, rng, "init_params='random_from_data'", "n_components",
+                         "give more rows positive weight, lower n_components or use "
+                         "init_params='kmeans'")
 
 
 @dataclass(frozen=True)

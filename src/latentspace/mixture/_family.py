@@ -69,6 +69,11 @@ class Family(ABC):
         """Whether the user gave every initial parameter (no initialisation pass is needed)."""
         return False
 
+    def block_context(self, X: torch.Tensor, P):
+        """Work on the block X that both ``log_weighted`` and ``resp_stats`` of one E-step
+        need; when not None it is passed to both as ``ctx=``. None by default."""
+        return None
+
     def lower_bound(self, stats: MixtureStats, P) -> float:
         """The objective EM climbs, per sample: the mean log-likelihood by default."""
         return float(stats.loglik / stats.n) if stats.n > 0 else -math.inf
@@ -88,7 +93,11 @@ class Family(ABC):
 
 def e_step_block(family: Family, hard: bool, X: torch.Tensor, w, P) -> MixtureStats:
     """Responsibilities and statistics of one block in working units (eq. 9.23 of Bishop)."""
-    wlp = family.log_weighted(X, P)  # (n, K)
+    # what both halves of the E-step share for this block (e.g. the factorisations of its
+    # missingness patterns), passed to them only when the family made some
+    ctx = family.block_context(X, P)
+    extra = {} if ctx is None else {"ctx": ctx}
+    wlp = family.log_weighted(X, P, **extra)  # (n, K)
     if hard:
         best, labels = wlp.max(1)
         resp = torch.zeros_like(wlp).scatter_(1, labels[:, None], 1.0)
@@ -104,7 +113,7 @@ def e_step_block(family: Family, hard: bool, X: torch.Tensor, w, P) -> MixtureSt
         resp /= total
         per_row = (m + torch.log(total)).squeeze(1)
     loglik = float(per_row.sum() if w is None else w @ per_row)
-    return family.resp_stats(X, resp, w, P).with_loglik(loglik)
+    return family.resp_stats(X, resp, w, P, **extra).with_loglik(loglik)
 
 
 def check_weights_init(weights_init, n_components: int) -> np.ndarray:

@@ -21,7 +21,6 @@ eqs. 9.24–9.26), with δ_k = S_k/N_k:
 from __future__ import annotations
 
 import math
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,9 +47,6 @@ _COV_TYPES = ("full", "tied", "diag", "spherical")
 # flops per EM iteration beyond which wide data (n < D) are refused full/tied covariances:
 # about a second of one core's dense linear algebra (D ≈ 3100 for one component)
 _WIDE_FLOPS = 2e10
-# the pattern groups of the last block whose log-densities had missing entries, per thread
-# (Dask may run blocks in threads): the E-step's resp_stats on the same block reuses them
-_LAST = threading.local()
 _ILL = (
     "Fitting the mixture model failed because some components have ill-defined empirical "
     "covariance (for instance caused by singleton or collapsed samples). Try to decrease the "
@@ -230,20 +226,27 @@ class _GaussianFamily(Family):
         (over the observed entries of each feature when some are missing)."""
         return GaussParams(None, None, None, None, None, shift0 + summary.sum / summary.counts())
 
-    def log_weighted(self, X: torch.Tensor, P: GaussParams) -> torch.Tensor:
+    def block_context(self, X: torch.Tensor, P: GaussParams):
+        """With missing values in a fit, the pattern factorisations of the block's incomplete
+        rows (full and tied types), which both halves of the E-step use."""
+        if self.fit and self.missing and self.cov_type in ("full", "tied") \
+                and bool(torch.isnan(X).any()):
+            obs, some = _missing.split_complete(X)
+            return _missing.gauss_groups(self, X[some], P, obs[some])
+        return None
+
+    def log_weighted(self, X: torch.Tensor, P: GaussParams, ctx=None) -> torch.Tensor:
         """eq. (1) plus log π_k for X (n, D): (n, K); with missing values, rows with NaN get
-        the marginal log-density of their observed entries (:mod:`._missing`)."""
+        the marginal log-density of their observed entries (:mod:`._missing`); ``ctx``: the
+        block's :meth:`block_context`."""
         if self.missing and bool(torch.isnan(X).any()):
             obs, some = _missing.split_complete(X)
             out = torch.empty(X.shape[0], self.n_components, dtype=X.dtype, device=X.device)
             if not bool(some.all()):
                 out[~some] = self._log_weighted(X[~some], P)
-            groups = None
-            if self.cov_type in ("full", "tied"):
-                # kept for the resp_stats of the same block (the E-step calls both in turn)
+            groups = ctx
+            if groups is None and self.cov_type in ("full", "tied"):
                 groups = _missing.gauss_groups(self, X[some], P, obs[some])
-                if self.fit:
-                    _LAST.entry = (X, P, groups)
             out[some] = _missing.gauss_log_weighted(self, X[some], P, obs[some], groups)
             return out
         return self._log_weighted(X, P)
@@ -253,17 +256,14 @@ class _GaussianFamily(Family):
         D = X.shape[1]
         return (-0.5 * (D * _LOG_2PI + q) + P.log_det) + torch.log(P.weights)
 
-    def resp_stats(self, X, resp, w, P: GaussParams) -> GaussStats:
+    def resp_stats(self, X, resp, w, P: GaussParams, ctx=None) -> GaussStats:
         """N_k (K,), S_k (K, D) and the second moments about the shift (module docstring);
         with missing values, the expected ones given each row's observed entries
         (:mod:`._missing`)."""
         if self.missing and bool(torch.isnan(X).any()):
             obs, some = _missing.split_complete(X)
             Rw = resp if w is None else resp * w[:, None]
-            entry, _LAST.entry = getattr(_LAST, "entry", None), None
-            groups = entry[2] if entry is not None and entry[0] is X and entry[1] is P \
-                else None
-            sums, second = _missing.gauss_stats(self, X[some], Rw[some], P, obs[some], groups)
+            sums, second = _missing.gauss_stats(self, X[some], Rw[some], P, obs[some], ctx)
             nk = Rw.sum(0)
             if not bool(some.all()):  # the complete rows' moments as without missing values
                 rest = self._resp_stats(X[~some], resp[~some],

@@ -21,7 +21,8 @@ functions of explicit parameters ``P`` (any object; a frozen dataclass of tensor
 - ``m_step(stats, P) -> P``: the new parameters (``P`` is also the base parameters of
   :meth:`Family.base_params` for the first M-step, from the initial responsibilities);
 
-and, where needed, ``base_params`` (parameters known before EM, e.g. a centring shift),
+and, where needed, ``block_context`` (work on a block that both halves of the E-step
+share, passed to them as ``ctx=``), ``base_params`` (parameters known before EM, e.g. a centring shift),
 ``with_user_init`` / ``init_given`` (user initial parameters) and ``lower_bound`` (a penalised
 objective). Then subclass :class:`MixtureBase` with the hyperparameters in ``__init__`` and the
 four abstract methods: ``_family(n_features, scale, fit=True)`` (check the hyperparameters — the shared

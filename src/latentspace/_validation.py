@@ -21,6 +21,8 @@ from ._backend import InputKind, input_kind, to_tensor
 __all__ = [
     "ParameterError",
     "check_data",
+    "check_sparse_data",
+    "is_sparse",
     "check_finite_data",
     "check_observed_data",
     "check_missing",
@@ -171,6 +173,78 @@ def check_data(
     elif nan_hint:
         check_finite_data(est, X, name=name)
     return X, kind
+
+
+def is_sparse(X) -> bool:
+    """True for a scipy.sparse matrix or array (what :func:`check_sparse_data` accepts)."""
+    return _sparse.issparse(X)
+
+
+def check_sparse_data(
+    est,
+    X,
+    *,
+    reset: bool,
+    ensure_min_samples: int = 1,
+    name: str = "X",
+    format: str = "csr",
+):
+    """Validate a scipy.sparse ``X`` and return it as a float32/float64 CSR (or CSC) matrix.
+
+    For estimators that accept sparse input: the checks and messages of :func:`check_data`
+    (shape, feature count, ``n_features_in_``), with NaN and infinity refused among the stored
+    values. The result is never densified; integer and boolean data become float64, as
+    scikit-learn does. The caller's object is copied only when its format or dtype differs
+    (or its indices are not canonical); the result shares no mutable state the estimator
+    writes to.
+
+    Parameters
+    ----------
+    est : estimator
+        Receives ``n_features_in_`` when ``reset``.
+    X : scipy.sparse matrix or array of shape (n_samples, n_features)
+    reset : bool
+        True in ``fit``; False afterwards, when the feature count must match.
+    format : {"csr", "csc"}, default "csr"
+        The layout returned.
+
+    Returns
+    -------
+    X : scipy.sparse.csr_matrix or csc_matrix of shape (n_samples, n_features)
+    """
+    if not _sparse.issparse(X):
+        raise TypeError(f"{name} is a {type(X).__name__}, not a scipy.sparse matrix.")
+    if X.dtype.kind == "c":
+        raise ValueError(
+            f"Complex data not supported: {name} has dtype {X.dtype}; pass real values."
+        )
+    if X.dtype.kind not in _NUMERIC_KINDS:
+        raise TypeError(
+            f"{name} is a sparse matrix of dtype {X.dtype}, which is not numeric; pass "
+            "float, integer or boolean values."
+        )
+    X = validate_data(
+        est,
+        X,
+        reset=reset,
+        dtype=[np.float64, np.float32],
+        accept_sparse=["csr", "csc"],
+        ensure_min_samples=ensure_min_samples,
+        ensure_all_finite=False,
+    )
+    X = X.asformat(format)
+    if not isinstance(X, (_sparse.csr_matrix, _sparse.csc_matrix)):
+        X = (_sparse.csr_matrix if format == "csr" else _sparse.csc_matrix)(X)
+    if not X.has_canonical_format:
+        X = X.copy()
+        X.sum_duplicates()
+    if X.nnz and not np.isfinite(X.data).all():
+        what = "NaN" if np.isnan(X.data).any() else "infinity"
+        raise ValueError(
+            f"Input {name} contains {what}; {type(est).__name__} does not accept missing or "
+            "infinite values. Impute or drop them first."
+        )
+    return X
 
 
 def _converted(convert, X, name: str):

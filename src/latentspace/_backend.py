@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
+from typing import Any, Union
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
-__all__ = ["InputKind", "resolve_device", "to_tensor", "restore", "to_numpy"]
+__all__ = ["InputKind", "resolve_device", "to_tensor", "restore", "to_numpy",
+           "ArrayLike", "ArrayOrTensor"]
+
+# What the public methods accept and return, for type hints: any array-like (numpy, pandas,
+# nested lists) or a torch tensor in; a numpy array or a torch tensor (the caller's kind) out.
+ArrayLike = Union[npt.ArrayLike, torch.Tensor]
+ArrayOrTensor = Union[npt.NDArray[Any], torch.Tensor]
 
 _DEVICES = ("cpu", "cuda", "auto")
 

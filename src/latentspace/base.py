@@ -10,12 +10,13 @@ without importing anything a file names.
 from __future__ import annotations
 
 import functools
+import os
 
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
-from ._backend import resolve_device, restore, to_numpy
+from ._backend import ArrayLike, resolve_device, restore, to_numpy
 from ._math import mean_log_density
 from ._validation import check_data
 
@@ -56,9 +57,12 @@ def registered_models() -> dict[str, type]:
 
 
 class LatentModel(BaseEstimator):
-    """Mixin of the shared API; see DESIGN §3 in the docs.
+    """Mixin of the API every latentspace model shares.
 
-    Subclasses define ``fit`` and whichever of ``transform``, ``inverse_transform``,
+    ``fit(X)`` returns the estimator; ``transform`` gives latent codes, ``inverse_transform``
+    reconstructions, ``score_samples`` a per-sample log-likelihood (or its bound) and
+    ``score`` its mean; generative models ``sample(n_samples)``; every model has a
+    ``device`` hyperparameter and :meth:`save`. Subclasses define ``fit`` and whichever of ``transform``, ``inverse_transform``,
     ``score_samples``, ``sample``, ``predict`` make sense for the model.
 
     Fitting is transactional: ``fit``, ``partial_fit``, ``fit_predict`` and ``fit_transform``
@@ -122,13 +126,33 @@ class LatentModel(BaseEstimator):
         return self._out(t.to(dtype) if t.is_floating_point() else t, kind)
 
     # --- shared API -------------------------------------------------------------------
-    def score(self, X, y=None) -> float:
-        """Mean of :meth:`score_samples` over ``X`` (average log-likelihood or its bound)."""
+    def score(self, X: ArrayLike, y: object = None) -> float:
+        """Mean of :meth:`score_samples` over ``X`` (average log-likelihood or its bound).
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+            Data to score.
+        y : ignored
+            Present for scikit-learn's API.
+
+        Returns
+        -------
+        score : float
+            The mean over the rows of ``X``; NaN for zero rows.
+        """
         ll = torch.as_tensor(to_numpy(self.score_samples(X)), dtype=torch.float64)
         return mean_log_density(ll) if ll.numel() else float("nan")
 
-    def save(self, path) -> None:
-        """Write the fitted model to ``path`` atomically (safetensors + JSON manifest)."""
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the fitted model to ``path`` atomically (safetensors + JSON manifest).
+
+        Parameters
+        ----------
+        path : str or path-like
+            The file to write; an existing file is replaced only once the new one is
+            complete. Read it back with :func:`latentspace.load`.
+        """
         from .io import save
 
         save(self, path)

@@ -16,14 +16,21 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from torch.utils.data import DataLoader
 
+from .._backend import ArrayLike, ArrayOrTensor
 from .._validation import check_choice, check_float
 from . import _nets
 from ._base import MAX_WIDTH, _NeuralModel
+
+if TYPE_CHECKING:  # Python 3.10 has no typing.Self
+    from typing_extensions import Self
 
 __all__ = ["Autoencoder", "sparsity_kl"]
 
@@ -171,6 +178,9 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralMode
         Steps skipped because their loss or gradient was non-finite. Ten in a row, or every
         step of a fit however few, raise
         :class:`~latentspace.exceptions.TrainingDivergedError` naming epoch and step.
+    mean_activation_ : ndarray of shape (latent_dim,)
+        Sparse autoencoders only (``sparsity_target`` set, array data): the mean of each code
+        unit over the training data, ρ̂_j.
 
     Notes
     -----
@@ -178,9 +188,19 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralMode
     hold (|x| above 3.4e38, or a largest |x| below 1.2e-38) with a ``ValueError`` that says to
     rescale; a query whose float32 result overflows raises one naming the row; networks too
     large for the memory are refused before they are allocated, with the estimate.
-    mean_activation_ : ndarray of shape (latent_dim,)
-        Sparse autoencoders only (``sparsity_target`` set, array data): the mean of each code
-        unit over the training data, ρ̂_j.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentspace import Autoencoder
+    >>> X = np.random.default_rng(0).normal(size=(64, 5))
+    >>> ae = Autoencoder(latent_dim=2, max_epochs=3, random_state=0).fit(X)
+    >>> ae.transform(X).shape
+    (64, 2)
+    >>> ae.inverse_transform(ae.transform(X)).shape
+    (64, 5)
+    >>> ae.score_samples(X).shape
+    (64,)
     """
 
     # fitted attributes a saved file may hold: kind, symbolic shape (see latentspace._schema)
@@ -409,7 +429,8 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralMode
             self.mean_activation_ = code.mean(0).double().cpu().numpy()
 
     # --- public API -------------------------------------------------------------------
-    def fit(self, X, y=None, *, resume=None):
+    def fit(self, X: ArrayLike | DataLoader, y: object = None, *,
+            resume: str | os.PathLike[str] | None = None) -> Self:
         """Train on ``X``.
 
         Parameters
@@ -417,22 +438,47 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralMode
         X : array-like or tensor of shape (n_samples, n_features), or a DataLoader
             A DataLoader is streamed as it comes (its own batch size and order).
         y : ignored
-        resume : path or None
+            Present for scikit-learn's API.
+        resume : path or None, default=None
             A checkpoint written by an earlier run (``checkpoint_path``) to continue from.
 
         Returns
         -------
-        self
+        self : Autoencoder
+            The fitted estimator.
         """
         return self._fit(X, resume=resume)
 
-    def transform(self, X):
-        """Codes h = f(x) -> (n_samples, latent_dim), in X's type and (float) dtype."""
+    def transform(self, X: ArrayLike) -> ArrayOrTensor:
+        """Encode: the codes h = f(x).
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        Z : ndarray or tensor of shape (n_samples, latent_dim)
+            In ``X``'s kind (numpy in, numpy out; a tensor in, a tensor on its device out)
+            and float dtype.
+        """
         Xt, kind = self._input(X)
         return self._out(self._infer(self.network_.encode, Xt), kind)
 
-    def inverse_transform(self, Z):
-        """Reconstructions g(h) -> (n_samples, n_features); probabilities for ``loss='bce'``."""
+    def inverse_transform(self, Z: ArrayLike) -> ArrayOrTensor:
+        """Decode: the reconstructions g(h) of codes.
+
+        Parameters
+        ----------
+        Z : array-like or tensor of shape (n_samples, latent_dim)
+            Codes, e.g. from :meth:`transform`.
+
+        Returns
+        -------
+        X_rec : ndarray or tensor of shape (n_samples, n_features)
+            Probabilities for ``loss="bce"``; in ``Z``'s kind and float dtype.
+        """
         Zt, kind = self._latent_input(Z)
 
         def decode(z):
@@ -441,8 +487,19 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralMode
 
         return self._out(self._infer(decode, Zt), kind)
 
-    def reconstruct(self, X):
-        """g(f(x)) -> (n_samples, n_features)."""
+    def reconstruct(self, X: ArrayLike) -> ArrayOrTensor:
+        """Encode then decode: g(f(x)).
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+            Data to reconstruct.
+
+        Returns
+        -------
+        X_rec : ndarray or tensor of shape (n_samples, n_features)
+            Probabilities for ``loss="bce"``; in ``X``'s kind and float dtype.
+        """
         Xt, kind = self._input(X)
         net = self.network_
 
@@ -452,13 +509,37 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralMode
 
         return self._out(self._infer(rec, Xt), kind)
 
-    def score_samples(self, X):
-        """Negative reconstruction error of each sample (clean input) -> (n_samples,)."""
+    def score_samples(self, X: ArrayLike) -> ArrayOrTensor:
+        """Negative reconstruction error of each sample (no input noise).
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+            Data to score.
+
+        Returns
+        -------
+        scores : ndarray or tensor of shape (n_samples,)
+            Float64; the training loss of each row with its sign flipped (higher is better).
+        """
         Xt, kind = self._input(X)
         net = self.network_
         err = self._infer(lambda x: self._reconstruction_error(net.decode(net.encode(x)), x), Xt)
         return self._out(-err.double(), kind)
 
-    def score(self, X, y=None) -> float:
-        """Mean negative reconstruction error (higher is better)."""
+    def score(self, X: ArrayLike, y: object = None) -> float:
+        """Mean negative reconstruction error (higher is better).
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+            Data to score.
+        y : ignored
+            Present for scikit-learn's API.
+
+        Returns
+        -------
+        score : float
+            The mean of :meth:`score_samples` over the rows of ``X``.
+        """
         return super().score(X)

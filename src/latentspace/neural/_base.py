@@ -19,6 +19,7 @@ import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -114,13 +115,13 @@ class _NeuralModel(LatentModel):
     """Base of the neural latent-variable models (private: ``load`` never rebuilds it)."""
 
     # fitted attributes every neural model's file may hold (see latentspace._schema)
-    _fitted_schema = {
+    _fitted_schema: dict[str, tuple[Any, ...]] = {
         "history_": ("records", None), "n_iter_": ("int", None),
         "n_skipped_steps_": ("int", None), "stop_reason_": ("str", None),
         "converged_": ("bool", None),
     }
-    _network_kinds = ("mlp", "conv")
-    _schedules = ("plateau", "constant", "cosine")
+    _network_kinds: tuple[str, ...] = ("mlp", "conv")
+    _schedules: tuple[str, ...] = ("plateau", "constant", "cosine")
     _init = "glorot"  # weight initialisation (see _nets.materialize)
 
     def _device(self) -> torch.device:
@@ -282,8 +283,10 @@ class _NeuralModel(LatentModel):
         if name in self._module_params and isinstance(value, torch.nn.Module):
             return {"__module__": type(value).__qualname__}
         if name == "optimizer" and not isinstance(value, str):
-            if isinstance(value, type) and getattr(torch.optim, value.__name__, None) is value:
-                return {"__optimizer__": value.__name__}
+            if isinstance(value, type):
+                cls_name = value.__name__
+                if getattr(torch.optim, cls_name, None) is value:
+                    return {"__optimizer__": cls_name}
             return {"__module__": getattr(value, "__qualname__", type(value).__qualname__)}
         return NotImplemented
 

@@ -21,9 +21,10 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import warnings
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -197,12 +198,17 @@ def _read(path):
     return manifest, table, offset
 
 
-def load_checkpoint(path) -> dict:
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint written by :func:`train` (nothing is unpickled).
+
+    Parameters
+    ----------
+    path : str or path-like
+        The checkpoint file.
 
     Returns
     -------
-    dict
+    state : dict
         ``meta``, ``epoch``, ``step``, ``module`` (a state dict), ``optimizers`` (name ->
         state dict), ``generator`` (its state), ``history``, ``n_skipped``,
         ``stopped_early`` and ``early_stopping`` (the plateau state and best snapshot).

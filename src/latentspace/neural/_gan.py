@@ -16,18 +16,25 @@ log(1 - D) = -softplus(logit).
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.utils.metaestimators import available_if
+from torch.utils.data import DataLoader
 
+from .._backend import ArrayLike, ArrayOrTensor
 from .._validation import ParameterError, check_choice, check_float, check_int, check_param_array
 from ..exceptions import ConvergenceWarning
 from . import _nets
 from ._base import MAX_WIDTH, _NeuralModel
 from ._trainer import make_optimizer
+
+if TYPE_CHECKING:  # Python 3.10 has no typing.Self
+    from typing_extensions import Self
 
 __all__ = ["GAN"]
 
@@ -186,6 +193,18 @@ class GAN(_NeuralModel):
     Progressive growing of GANs. Mescheder, Geiger & Nowozin (2018), Which training methods
     for GANs do actually converge? Karras et al. (2020), Analyzing and improving the image
     quality of StyleGAN.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentspace import GAN
+    >>> X = np.random.default_rng(0).normal(size=(64, 2))
+    >>> gan = GAN(latent_dim=2, generator_sizes=(16,), discriminator_sizes=(16,),
+    ...           max_epochs=3, random_state=0).fit(X)
+    >>> gan.sample(10, random_state=0).shape
+    (10, 2)
+    >>> gan.discriminate(X).shape
+    (64,)
     """
 
     # fitted attributes a saved file may hold: kind, symbolic shape (see latentspace._schema)
@@ -504,16 +523,42 @@ class GAN(_NeuralModel):
             )
 
     # --- public API -------------------------------------------------------------------
-    def fit(self, X, y=None, *, resume=None):
-        """Train G and D on ``X`` (array, tensor or DataLoader) by Algorithm 1."""
+    def fit(self, X: ArrayLike | DataLoader, y: object = None, *,
+            resume: str | os.PathLike[str] | None = None) -> Self:
+        """Train G and D on ``X`` by Algorithm 1 of Goodfellow et al. (2014).
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features), or a DataLoader
+            A DataLoader is streamed as it comes (its own batch size and order).
+        y : ignored
+            Present for scikit-learn's API.
+        resume : path or None, default=None
+            A checkpoint written by an earlier run (``checkpoint_path``) to continue from.
+
+        Returns
+        -------
+        self : GAN
+            The fitted estimator.
+        """
         return self._fit(X, resume=resume)
 
-    def sample(self, n_samples=1, *, random_state=None):
-        """Draw x = G(z), z ~ p(z) -> (n_samples, n_features), in the fit's kind, device and
-        dtype (numpy in, numpy out; a tensor in, a tensor out; float32 numpy after a
-        DataLoader fit or ``latentspace.load``).
+    def sample(self, n_samples: int = 1, *,
+               random_state: int | np.random.RandomState | None = None) -> ArrayOrTensor:
+        """Draw x = G(z), z ~ p(z).
 
-        ``random_state=None`` derives the draw from the estimator's ``random_state``.
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw.
+        random_state : int, RandomState or None, default=None
+            None derives the draw from the estimator's ``random_state`` (repeatable).
+
+        Returns
+        -------
+        X : ndarray or tensor of shape (n_samples, n_features)
+            In the fit's kind, device and dtype (numpy in, numpy out; a tensor in, a tensor
+            out; float32 numpy after a DataLoader fit or ``latentspace.load``).
         """
         self._check_fitted()
         n_samples = self._check_n_samples(n_samples)
@@ -522,13 +567,37 @@ class GAN(_NeuralModel):
         with torch.no_grad():
             return self._sample_out(self.network_.generator(self._noise(n_samples, gen)))
 
-    def discriminate(self, X):
-        """D(x), the discriminator's probability that each row is real -> (n_samples,)."""
+    def discriminate(self, X: ArrayLike) -> ArrayOrTensor:
+        """D(x), the discriminator's probability that each row is real.
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+            Rows to judge.
+
+        Returns
+        -------
+        proba : ndarray or tensor of shape (n_samples,)
+            In (0, 1); in ``X``'s kind and float dtype.
+        """
         Xt, kind = self._input(X)
         D = self.network_.discriminator
         return self._out(self._infer(lambda x: torch.sigmoid(D(x))[:, 0], Xt), kind)
 
     @available_if(lambda self: False)
-    def score(self, X, y=None):  # pragma: no cover - never available
-        """A GAN defines no likelihood; see :func:`latentspace.metrics.parzen_window_score`."""
+    def score(self, X: ArrayLike, y: object = None) -> float:  # pragma: no cover - never available
+        """A GAN defines no likelihood; see :func:`latentspace.metrics.parzen_window_score`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Unused: the method is never available.
+        y : ignored
+            Present for scikit-learn's API.
+
+        Returns
+        -------
+        score : float
+            Never returned; the attribute does not exist on a GAN.
+        """
         raise AttributeError("GAN has no likelihood to score")

@@ -17,6 +17,8 @@ the slow escape from that saddle is what kept the linear autoencoder away from P
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -27,7 +29,8 @@ __all__ = ["ACTIVATIONS", "mlp", "conv_encoder", "conv_decoder", "materialize",
 _F32 = torch.finfo(torch.float32)
 
 # name -> module factory; None and "linear"/"identity" mean no non-linearity
-ACTIVATIONS = {
+# name -> a factory of the activation module (a class, or a lambda for a set slope)
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
@@ -182,8 +185,9 @@ def materialize(module: nn.Module, device: torch.device, generator: torch.Genera
     for b in module.buffers():
         b.zero_()
     for m in module.modules():
-        if hasattr(m, "reset_buffers"):
-            m.reset_buffers()
+        reset = getattr(m, "reset_buffers", None)
+        if callable(reset):
+            reset()
     return module
 
 
@@ -235,6 +239,9 @@ class EncoderDecoder(nn.Module):
     logits of Bernoulli decoders are not rescaled.
     """
 
+    shift: torch.Tensor  # registered buffers, declared for the type checker
+    scale: torch.Tensor
+
     def __init__(self, encoder: nn.Module, decoder: nn.Module, n_log_var: int = 0,
                  n_features: int = 0, rescale_output: bool = False):
         super().__init__()
@@ -266,8 +273,9 @@ class EncoderDecoder(nn.Module):
         self.shift.copy_(mean.to(self.shift.dtype))
         self.scale.fill_(scale)
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """The encoder's output for rows ``x`` in the data's units."""
+    def encode(self, x: torch.Tensor) -> Any:
+        """The encoder's output for rows ``x`` in the data's units: a tensor (n, L) for the
+        built-in networks; whatever a user's encoder returns (a VAE's may give a pair)."""
         return self.encoder((x - self.shift) / self.scale)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -347,8 +355,9 @@ def encoder_decoder_pair(kind, n_features, latent_dim, enc_out, hidden_sizes, ac
     return EncoderDecoder(enc, dec, n_log_var, n_features, rescale_output)
 
 
-def make_mlp(sizes, activation="relu", *, generator: torch.Generator, device="cpu",
-             out_activation=None) -> nn.Sequential:
+def make_mlp(sizes: Sequence[int], activation: str = "relu", *, generator: torch.Generator,
+             device: str | torch.device = "cpu",
+             out_activation: str | None = None) -> nn.Sequential:
     """An MLP ``sizes[0] -> ... -> sizes[-1]`` initialised from ``generator``.
 
     PyTorch's default scale, U(-1/√fan_in, 1/√fan_in), drawn from the given generator rather
@@ -357,12 +366,21 @@ def make_mlp(sizes, activation="relu", *, generator: torch.Generator, device="cp
     Parameters
     ----------
     sizes : sequence of int
-    activation : str
+        Layer widths, input first: ``(n_in, hidden..., n_out)``.
+    activation : str, default="relu"
         Hidden non-linearity (e.g. ``"relu"``, ``"leaky_relu"``, ``"tanh"``).
     generator : torch.Generator
-    device : str or torch.device
-    out_activation : str or None
+        The source of the initial weights.
+    device : str or torch.device, default="cpu"
+        Where the parameters live.
+    out_activation : str or None, default=None
         Non-linearity after the last layer (None: none).
+
+    Returns
+    -------
+    net : torch.nn.Sequential
+        Maps (n, sizes[0]) to (n, sizes[-1]).
     """
-    return build(lambda: mlp(tuple(int(s) for s in sizes), activation, out_activation),
-                 torch.device(device), generator)
+    net = build(lambda: mlp(tuple(int(s) for s in sizes), activation, out_activation),
+                torch.device(device), generator)
+    return cast(nn.Sequential, net)  # build returns the module mlp() made, a Sequential

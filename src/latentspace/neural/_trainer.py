@@ -16,9 +16,11 @@ reproduces the uninterrupted one bit for bit.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from collections.abc import Iterable, Sequence
+from typing import Any, Callable
 
 import torch
 from torch import nn
@@ -138,6 +140,13 @@ class StepContext:
 
     def update(self, loss: torch.Tensor, optimizer: str = "main") -> bool:
         """Back-propagate ``loss`` and step ``optimizer`` unless loss or gradient is non-finite.
+
+        Parameters
+        ----------
+        loss : torch.Tensor of shape ()
+            The batch's loss for this optimizer's parameters.
+        optimizer : str, default="main"
+            Name of the optimizer to step (a key of the ``optimizers`` given to :func:`train`).
 
         Returns
         -------
@@ -270,7 +279,7 @@ class CheckpointCallback(Callback):
 
 def train(
     module: nn.Module,
-    data,
+    data: torch.Tensor | Iterable[Any],
     step: Callable[[torch.Tensor, StepContext], dict],
     optimizers: dict,
     *,
@@ -279,12 +288,12 @@ def train(
     batch_size: int = 128,
     shuffle: bool = True,
     grad_clip: float | None = None,
-    val_data=None,
+    val_data: torch.Tensor | Iterable[Any] | None = None,
     val_fn: Callable[[torch.Tensor], dict] | None = None,
     stopping: Stopping | None = None,
-    checkpoint_path=None,
+    checkpoint_path: str | os.PathLike[str] | None = None,
     checkpoint_every: int = 1,
-    resume=None,
+    resume: str | os.PathLike[str] | None = None,
     meta: str = "",
     on_epoch_end: Callable[[dict], None] | None = None,
     prepare: Callable | None = None,
@@ -292,7 +301,7 @@ def train(
     lr_schedule: Callable[[int], float] | None = None,
     progress: bool = False,
     desc: str = "training",
-    callbacks=(),
+    callbacks: Sequence[Callback] = (),
 ) -> TrainResult:
     """Run ``n_epochs`` epochs of ``step`` over ``data``.
 
@@ -308,10 +317,15 @@ def train(
         optimizer step. The returned metrics are averaged over the epoch (weighted by batch
         size) into ``history``; a batch whose update was skipped contributes nothing.
     optimizers : dict of name -> torch.optim.Optimizer
+        What ``ctx.update(loss, name)`` steps.
     n_epochs : int
         Total epochs, counted from the start of training (also when resuming).
     generator : torch.Generator
         The single source of randomness of the fit.
+    batch_size : int, default=128
+        Rows per batch when ``data`` is a tensor.
+    shuffle : bool, default=True
+        Shuffle a tensor's rows every epoch (with ``generator``).
     grad_clip : float or None
         Clip the global gradient norm of each update to this value.
     val_data, val_fn
@@ -321,7 +335,7 @@ def train(
         Plateau rule on the monitored loss (``val_loss`` if ``val_data`` is given, else
         ``loss``): learning-rate reductions, then the end of training, and optionally the
         best epoch's weights at the end. None runs all ``n_epochs`` at the scheduled rate.
-    checkpoint_path : path or None
+    checkpoint_path, checkpoint_every : path or None, int
         Written atomically every ``checkpoint_every`` epochs and at the end of training;
         never written when any parameter or optimizer state is non-finite.
     resume : path or None
@@ -331,6 +345,8 @@ def train(
     on_epoch_end : callable(record) or None
         Called in eval mode and without gradients after each epoch; may add entries to the
         epoch's ``record`` dict (e.g. active latent units, modes covered).
+    prepare : callable(batch) -> torch.Tensor, or None
+        Turns each batch of an iterable ``data`` into a float tensor on the model's device.
     max_bad_steps : int
         Raise :class:`TrainingDivergedError` after this many consecutive non-finite batches,
         and also at the end of a run in which every batch was refused (fewer than
@@ -343,6 +359,8 @@ def train(
     progress : bool
         Show a ``tqdm.auto`` bar on stderr (a widget in a notebook) that advances with every
         step of an epoch, the epoch counter in its description.
+    desc : str, default="training"
+        The progress bar's label.
     callbacks : sequence of Callback
         Called after early stopping (``stopping``) and before checkpointing, in order; an
         ``on_epoch_end`` that returns True ends training after that epoch
@@ -350,7 +368,8 @@ def train(
 
     Returns
     -------
-    TrainResult
+    result : TrainResult
+        The per-epoch ``history``, skipped steps and why training stopped.
     """
     ctx = StepContext(optimizers, grad_clip, generator)
     stopper = EarlyStopping(stopping if stopping is not None else Stopping(stop=False),

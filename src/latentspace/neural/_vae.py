@@ -11,15 +11,23 @@ bound, which rises with K towards log p(x).
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from torch.utils.data import DataLoader
 
+from .._backend import ArrayLike, ArrayOrTensor
 from .._validation import check_choice, check_float, check_int
 from . import _nets
 from ._base import MAX_WIDTH, _NeuralModel
 from ._vae_module import _MIN_LOG_VAR, VAEModule
+
+if TYPE_CHECKING:  # Python 3.10 has no typing.Self
+    from typing_extensions import Self
 
 __all__ = ["VAE"]
 _IW_ROWS = 16384  # (sample, row) pairs per decoder pass in the importance-weighted bound
@@ -88,6 +96,19 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
     active_units_ : int
         Array data only: latent units with Var_x(E_q[z_u]) > 0.01 (Burda et al.) over up to
         1000 evenly spaced training rows; 0 signals posterior collapse (a warning is raised).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentspace import VAE
+    >>> X = (np.random.default_rng(0).random((64, 6)) > 0.5).astype(float)
+    >>> vae = VAE(latent_dim=2, hidden_sizes=(8,), max_epochs=3, random_state=0).fit(X)
+    >>> vae.transform(X).shape
+    (64, 2)
+    >>> vae.sample(5, random_state=0).shape
+    (5, 6)
+    >>> vae.score_samples(X, n_importance=4).shape
+    (64,)
     """
 
     # fitted attributes a saved file may hold: kind, symbolic shape (see latentspace._schema)
@@ -291,26 +312,68 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
             )
 
     # --- public API -------------------------------------------------------------------
-    def fit(self, X, y=None, *, resume=None):
-        """Maximise the ELBO on ``X`` (array, tensor or DataLoader); see :class:`Autoencoder`."""
+    def fit(self, X: ArrayLike | DataLoader, y: object = None, *,
+            resume: str | os.PathLike[str] | None = None) -> Self:
+        """Maximise the ELBO on ``X``.
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features), or a DataLoader
+            A DataLoader is streamed as it comes (its own batch size and order).
+        y : ignored
+            Present for scikit-learn's API.
+        resume : path or None, default=None
+            A checkpoint written by an earlier run (``checkpoint_path``) to continue from.
+
+        Returns
+        -------
+        self : VAE
+            The fitted estimator.
+        """
         return self._fit(X, resume=resume)
 
-    def transform(self, X):
-        """Posterior means μ(x) -> (n_samples, latent_dim)."""
+    def transform(self, X: ArrayLike) -> ArrayOrTensor:
+        """Encode: the posterior means μ(x).
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+            Data to encode.
+
+        Returns
+        -------
+        Z : ndarray or tensor of shape (n_samples, latent_dim)
+            In ``X``'s kind (numpy in, numpy out; a tensor in, a tensor on its device out)
+            and float dtype.
+        """
         Xt, kind = self._input(X)
         return self._out(self._infer(lambda x: self.network_.encode(x)[0], Xt), kind)
 
-    def inverse_transform(self, Z):
-        """Decoder means E[x|z] -> (n_samples, n_features) (probabilities for Bernoulli)."""
+    def inverse_transform(self, Z: ArrayLike) -> ArrayOrTensor:
+        """Decode: the decoder means E[x|z].
+
+        Parameters
+        ----------
+        Z : array-like or tensor of shape (n_samples, latent_dim)
+            Latent codes, e.g. from :meth:`transform`.
+
+        Returns
+        -------
+        X_mean : ndarray or tensor of shape (n_samples, n_features)
+            Probabilities for the Bernoulli likelihood; in ``Z``'s kind and float dtype.
+        """
         Zt, kind = self._latent_input(Z)
         return self._out(self._infer(self.network_.mean, Zt), kind)
 
-    def sample(self, n_samples=1, *, random_state=None, noise=False):
+    def sample(self, n_samples: int = 1, *,
+               random_state: int | np.random.RandomState | None = None,
+               noise: bool = False) -> ArrayOrTensor:
         """Draw z ~ N(0, I) and decode.
 
         Parameters
         ----------
-        n_samples : int
+        n_samples : int, default=1
+            Number of rows to draw.
         random_state : int, RandomState or None
             None: derived from the estimator's ``random_state``.
         noise : bool, default=False
@@ -318,7 +381,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
 
         Returns
         -------
-        X : (n_samples, n_features) array or tensor
+        X : ndarray or tensor of shape (n_samples, n_features)
             Of the fit's kind, device and dtype: numpy in, numpy out; a tensor in, a tensor
             on its device out (float32 after a DataLoader fit or a ``latentspace.load``).
         """
@@ -336,13 +399,16 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
                 mean = mean + std * torch.randn(mean.shape, generator=gen, device=mean.device)
         return self._sample_out(mean)
 
-    def score_samples(self, X, n_importance=None, *, random_state=None):
+    def score_samples(self, X: ArrayLike, n_importance: int | None = None, *,
+                      random_state: int | np.random.RandomState | None = None
+                      ) -> ArrayOrTensor:
         """ELBO of each sample, or the importance-weighted bound with ``n_importance`` samples.
 
         Parameters
         ----------
         X : array-like or tensor of shape (n_samples, n_features)
-        n_importance : int or None
+            Data to score.
+        n_importance : int or None, default=None
             None: the ELBO, E_q[log p(x|z)] (one reparameterised sample) - KL (closed form).
             K ≥ 1: log (1/K) Σ_k p(x, z_k)/q(z_k|x) (Burda et al., eq. 8), a lower bound of
             log p(x) that does not decrease with K; computed in blocks with logsumexp.
@@ -351,7 +417,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
 
         Returns
         -------
-        scores : (n_samples,) float64 array (or tensor, for tensor input), in nats
+        scores : ndarray or tensor of shape (n_samples,)
+            Float64, in nats; a tensor for tensor input.
         """
         Xt, kind = self._input(X)
         gen = self._rng_for_call(random_state)

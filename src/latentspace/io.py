@@ -28,8 +28,10 @@ import hashlib
 import inspect
 import json
 import re
+import os
 import struct
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -196,7 +198,8 @@ def _assemble(tensors: dict[str, torch.Tensor], manifest: dict, *,
     table, chunks, digests, at = {}, [], {}, 0
     for name in sorted(tensors, key=lambda k: (-tensors[k].element_size(), k)):
         t = tensors[name].detach().cpu().contiguous()
-        raw = t.reshape(-1).view(torch.uint8).numpy()  # a view: the file is the one copy
+        # a view (a memoryview of the tensor's bytes): the file is the one copy
+        raw = t.reshape(-1).view(torch.uint8).numpy().data
         table[name] = {"dtype": _DTYPE_NAMES[t.dtype], "shape": list(t.shape),
                        "data_offsets": [at, at + len(raw)]}
         digests[name] = hashlib.sha256(raw).hexdigest()
@@ -210,7 +213,7 @@ def _assemble(tensors: dict[str, torch.Tensor], manifest: dict, *,
     return b"".join([struct.pack("<Q", len(body)), body, *chunks])
 
 
-def save(est: LatentModel, path) -> None:
+def save(est: LatentModel, path: str | os.PathLike[str]) -> None:
     """Save a fitted (or unfitted) latentspace estimator to ``path``.
 
     Parameters
@@ -276,15 +279,33 @@ def _sniff_unsafe(path: Path, head: bytes) -> None:
         raise UnsafeFormatError(f"{path} looks like a protocol-0/1 pickle. {_PICKLE_HINT}")
 
 
-def read_header(path, *, sealed: bool = False):
-    """Read and check the safetensors header of a latentspace file -> (manifest text,
-    manifest, tensor table, payload offset).
+def read_header(path: str | os.PathLike[str], *, sealed: bool = False
+                ) -> tuple[str, dict[str, Any], dict[str, Any], int]:
+    """Read and check the safetensors header of a latentspace file.
 
     Shared by model files and training checkpoints (whose manifest has ``format``
     ``"latentspace-checkpoint"``): pickles are refused by their first bytes, the length, the
     JSON, the metadata keys, the tensor table against the file's size and the seal are
-    checked; nothing but the header is read. ``sealed`` demands the seal whatever the
-    manifest's version says (checkpoints always carry one).
+    checked; nothing but the header is read.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file.
+    sealed : bool, default=False
+        Demand the header's seal whatever the manifest's version says (checkpoints always
+        carry one).
+
+    Returns
+    -------
+    text : str
+        The manifest's JSON text.
+    manifest : dict
+        The parsed manifest.
+    table : dict
+        Tensor name -> ``{"dtype", "shape", "data_offsets"}``.
+    offset : int
+        Where the tensor payload starts in the file, in bytes.
     """
     path = Path(path)
     size = path.stat().st_size
@@ -349,14 +370,30 @@ def is_checkpoint(manifest) -> bool:
     return isinstance(manifest, dict) and manifest.get("format") == CHECKPOINT_FORMAT
 
 
-def read_manifest(path):
-    """Read and check a model file's header -> (manifest dict, header dict, payload offset).
+def read_manifest(path: str | os.PathLike[str]
+                  ) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """Read and check a model file's header.
 
     Never reads more than the header; raises ``ModelFormatError`` (or a subclass) naming the
     file and the part that is wrong. Checks everything that does not depend on the class:
     the JSON, the manifest's field types, the tensor table against the file's size, and (from
     version 2 on) the header's seal. A training checkpoint is refused with a message that
     says how to continue from it.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The model file.
+
+    Returns
+    -------
+    manifest : dict
+        The parsed, checked manifest.
+    header : dict
+        The tensor table (name -> ``{"dtype", "shape", "data_offsets"}``) and a
+        ``"__metadata__"`` key.
+    offset : int
+        Where the tensor payload starts in the file, in bytes.
     """
     _, manifest, table, offset = read_header(path)
     if is_checkpoint(manifest):
@@ -369,13 +406,18 @@ def read_manifest(path):
     return manifest, {"__metadata__": None, **table}, offset
 
 
-def describe(path) -> dict:
+def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Class, versions, hyperparameters and fitted attributes of a model file, from its
     header alone (nothing is unpickled, imported or loaded).
 
+    Parameters
+    ----------
+    path : str or path-like
+        A model file or a training checkpoint.
+
     Returns
     -------
-    dict
+    info : dict
         ``file``, ``bytes``, ``class``, ``format_version``, ``library_version``, ``params``
         (array-valued ones as ``"<array dtype shape>"``), ``fitted_arrays`` and
         ``state_tensors`` (name -> ``{"dtype", "shape"}``) and ``fitted_scalars``. For a
@@ -521,7 +563,7 @@ def _check_state(est, state: dict, fitted: bool, path: Path) -> None:
                                f"from the file's hyperparameters: {exc}") from None
     extra = sorted(set(state) - set(spec))
     lost = sorted(k for k, (_, _, required) in spec.items() if required and k not in state)
-    given = getattr(est, "_user_modules", dict)()
+    given: dict[str, Any] = getattr(est, "_user_modules", dict)()
     mismatch = [k for k, t in state.items() if k in spec and tuple(t.shape) != spec[k][1]]
     if given and (extra or lost or mismatch):
         raise ModelFormatError(
@@ -594,7 +636,8 @@ def _user_params(manifest: dict, modules, path: Path) -> dict:
     return out
 
 
-def load(path, *, device=None, modules=None) -> LatentModel:
+def load(path: str | os.PathLike[str], *, device: str | None = None,
+         modules: dict[str, Any] | None = None) -> LatentModel:
     """Load a model written by :func:`save` (or ``est.save``).
 
     Parameters
@@ -611,6 +654,11 @@ def load(path, *, device=None, modules=None) -> LatentModel:
         callable): files store their weights, never their code, so they are asked for again,
         built as when the model was saved; the weights are then loaded into copies of them.
         ``callbacks`` are not stored (they are ``None`` after loading).
+
+    Returns
+    -------
+    est : LatentModel
+        The estimator, of the class the file names, fitted as when it was saved.
 
     Raises
     ------

@@ -11,8 +11,15 @@ E[x_m | x_o]. It is imported from this module::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
+
+from ._backend import ArrayLike, ArrayOrTensor
+
+if TYPE_CHECKING:  # Python 3.10 has no typing.Self
+    from typing_extensions import Self
 
 __all__ = ["ModelImputer"]
 
@@ -38,8 +45,9 @@ class ModelImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     Notes
     -----
     ``transform(X)`` returns ``estimator_.impute(X)``: X of shape (n_samples, n_features)
-    with every missing entry x_m replaced by E[x_m | x_o] (for PCA, μ_m + W_m E[z | x_o],
-    eq. (4) of :mod:`latentspace.decomposition._missing`) and the observed entries unchanged.
+    with every missing entry x_m replaced by E[x_m | x_o] (for PCA, μ_m + W_m E[z | x_o], the
+    rows m of the loadings W times the posterior mean of the latent z given the observed
+    entries) and the observed entries unchanged.
     A row with no observed entry raises ``ValueError`` naming it. The output keeps the input's
     array type and float dtype (``set_output(transform="pandas")`` gives a DataFrame).
 
@@ -58,7 +66,7 @@ class ModelImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     False
     """
 
-    def __init__(self, estimator):
+    def __init__(self, estimator: Any):
         self.estimator = estimator
 
     def _check_estimator(self):
@@ -75,7 +83,7 @@ class ModelImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
                 "with missing entries; ModelImputer needs a model with missing='marginalize'."
             )
 
-    def fit(self, X, y=None):
+    def fit(self, X: ArrayLike, y: object = None) -> Self:
         """Fit a clone of ``estimator`` with ``missing="marginalize"`` on ``X``.
 
         Parameters
@@ -83,10 +91,12 @@ class ModelImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
             NaN marks a missing entry.
         y : ignored
+            Present for scikit-learn's API.
 
         Returns
         -------
-        self
+        self : ModelImputer
+            The fitted imputer.
         """
         self._check_estimator()
         est = clone(self.estimator).set_params(missing="marginalize")
@@ -99,16 +109,18 @@ class ModelImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
             del self.feature_names_in_
         return self
 
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> ArrayOrTensor:
         """``X`` with each missing entry replaced by E[x_m | x_o] under ``estimator_``.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features_in_)
+            NaN marks a missing entry.
 
         Returns
         -------
-        X_imputed : array of shape (n_samples, n_features_in_), in ``X``'s type and dtype
+        X_imputed : ndarray or tensor of shape (n_samples, n_features_in_)
+            In ``X``'s type and float dtype.
         """
         check_is_fitted(self)
         return self.estimator_.impute(X)

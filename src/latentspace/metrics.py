@@ -17,11 +17,15 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_array
+
+from ._backend import ArrayLike
 
 __all__ = [
     "class_coverage",
@@ -53,7 +57,8 @@ def _squared_distances(X: torch.Tensor, S: torch.Tensor, batch_size: int):
         yield slice(i, i + xb.shape[0]), d2
 
 
-def parzen_log_likelihood(X, samples, sigmas, *, batch_size=1000) -> np.ndarray:
+def parzen_log_likelihood(X: ArrayLike, samples: ArrayLike, sigmas: float | ArrayLike, *,
+                          batch_size: int = 1000) -> np.ndarray:
     """Log-density of each row of ``X`` under Gaussian Parzen windows centred on ``samples``.
 
     log p̂(x) = logsumexp_i(-‖x - s_i‖² / 2σ²) - log m - (d/2) log(2πσ²)
@@ -90,7 +95,9 @@ def parzen_log_likelihood(X, samples, sigmas, *, batch_size=1000) -> np.ndarray:
     return out[0] if scalar else out
 
 
-def parzen_window_score(samples, X_val, X_test, *, sigmas=None, batch_size=1000) -> dict:
+def parzen_window_score(samples: ArrayLike, X_val: ArrayLike, X_test: ArrayLike, *,
+                        sigmas: Sequence[float] | None = None,
+                        batch_size: int = 1000) -> dict[str, Any]:
     """Goodfellow et al.'s protocol: σ chosen on ``X_val``, mean log-likelihood on ``X_test``.
 
     Parameters
@@ -123,13 +130,28 @@ def parzen_window_score(samples, X_val, X_test, *, sigmas=None, batch_size=1000)
 
 # ----------------------------------------------------------------------------- ring of Gaussians
 def ring_modes(n_modes: int = 8, radius: float = 2.0) -> np.ndarray:
-    """Centres of ``n_modes`` Gaussians evenly spaced on a circle -> (n_modes, 2)."""
+    """Centres of ``n_modes`` Gaussians evenly spaced on a circle.
+
+    Parameters
+    ----------
+    n_modes : int, default=8
+        Number of centres.
+    radius : float, default=2.0
+        Radius of the circle, centred at the origin.
+
+    Returns
+    -------
+    modes : ndarray of shape (n_modes, 2)
+        The centres, the first on the positive x-axis, counter-clockwise.
+    """
     angles = 2 * np.pi * np.arange(n_modes) / n_modes
     return radius * np.column_stack([np.cos(angles), np.sin(angles)])
 
 
-def make_ring_of_gaussians(n_samples=1000, *, n_modes=8, radius=2.0, std=0.02,
-                           random_state=None):
+def make_ring_of_gaussians(n_samples: int = 1000, *, n_modes: int = 8, radius: float = 2.0,
+                           std: float = 0.02,
+                           random_state: int | np.random.RandomState | None = None
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Samples of an equal mixture of isotropic Gaussians on a ring.
 
     Parameters
@@ -154,7 +176,8 @@ def make_ring_of_gaussians(n_samples=1000, *, n_modes=8, radius=2.0, std=0.02,
     return X.astype(np.float32), labels, modes
 
 
-def mode_coverage(samples, modes, std, *, n_std=3.0, min_fraction=0.01) -> dict:
+def mode_coverage(samples: ArrayLike, modes: ArrayLike, std: float, *, n_std: float = 3.0,
+                  min_fraction: float = 0.01) -> dict[str, Any]:
     """How many modes the samples reach, and how many samples are near any mode.
 
     A sample is *high quality* if it lies within ``n_std``·``std`` of its nearest mode; a mode
@@ -214,7 +237,8 @@ def _sym_sqrt(S: np.ndarray) -> np.ndarray:
     return (V * np.sqrt(np.clip(w, 0.0, None))) @ V.T
 
 
-def gaussian_frechet_distance(mean_a, cov_a, mean_b, cov_b) -> float:
+def gaussian_frechet_distance(mean_a: ArrayLike, cov_a: ArrayLike, mean_b: ArrayLike,
+                              cov_b: ArrayLike) -> float:
     """Squared Fréchet (2-Wasserstein) distance between N(μa, Σa) and N(μb, Σb).
 
     d² = ‖μa − μb‖² + tr(Σa + Σb − 2 (Σa Σb)^½)
@@ -253,7 +277,7 @@ def gaussian_frechet_distance(mean_a, cov_a, mean_b, cov_b) -> float:
     return max(d2, 0.0)
 
 
-def frechet_distance(features_a, features_b) -> float:
+def frechet_distance(features_a: ArrayLike, features_b: ArrayLike) -> float:
     """Fréchet distance between Gaussians fitted to two sets of feature vectors.
 
     The sample means and covariances (``ddof=1``) of each set go through
@@ -304,7 +328,8 @@ def _inside_share(centres: np.ndarray, radii: torch.Tensor, queries: np.ndarray,
     return inside / Q.shape[0]
 
 
-def precision_recall(real_features, fake_features, k=3, *, batch_size=1000) -> dict:
+def precision_recall(real_features: ArrayLike, fake_features: ArrayLike, k: int = 3, *,
+                     batch_size: int = 1000) -> dict[str, float]:
     """Improved precision and recall of Kynkäänniemi et al. (2019).
 
     Each set's manifold is the union of balls centred on its points, of radius the distance
@@ -347,7 +372,7 @@ def precision_recall(real_features, fake_features, k=3, *, batch_size=1000) -> d
     }
 
 
-def class_coverage(predicted, n_classes) -> dict:
+def class_coverage(predicted: ArrayLike, n_classes: int) -> dict[str, Any]:
     """How many classes a classifier finds among samples, and the largest class's share.
 
     Parameters
@@ -387,7 +412,7 @@ def class_coverage(predicted, n_classes) -> dict:
 __all__ += ["mean_pairwise_distance", "relative_diversity"]
 
 
-def mean_pairwise_distance(X) -> float:
+def mean_pairwise_distance(X: ArrayLike) -> float:
     """Mean Euclidean distance over the n(n-1)/2 pairs of distinct rows of ``X``.
 
     Parameters
@@ -411,7 +436,7 @@ def mean_pairwise_distance(X) -> float:
     return float(total) / (n * (n - 1))  # the diagonal is 0; each pair counted twice
 
 
-def relative_diversity(samples, reference) -> float:
+def relative_diversity(samples: ArrayLike, reference: ArrayLike) -> float:
     """How spread out generated samples are, relative to real rows.
 
     ``mean_pairwise_distance(samples) / mean_pairwise_distance(reference)``: about 1 when the

@@ -16,17 +16,22 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import KFold, check_cv
 
-from .._backend import to_numpy
+from .._backend import ArrayLike, to_numpy
 from .._validation import check_choice
 from ..exceptions import ConvergenceWarning
 
-__all__ = ["ChooseKResult", "choose_k"]
+if TYPE_CHECKING:
+    from ..plotting import ChooseKDisplay
+
+__all__ = ["ChooseKResult", "choose_k", "reconstruction_error"]
 
 _CRITERIA = ("elbow", "bic", "aic", "heldout")
 
@@ -38,13 +43,16 @@ class ChooseKResult:
     Attributes
     ----------
     ks : ndarray of shape (n_k,)
+        The candidate K, increasing.
     scores : ndarray of shape (n_k,)
         The criterion per K (lower is better for every criterion; E(K) is not minimised but
         its knee is taken).
     scores_std : ndarray of shape (n_k,) or None
         Standard deviation over the folds (``heldout`` only).
     best_k : int
+        The chosen K.
     criterion : str
+        The criterion that chose it.
     estimators : dict
         K -> estimator fitted on all of X (not for ``heldout``).
     """
@@ -57,7 +65,7 @@ class ChooseKResult:
     estimators: dict = field(default_factory=dict)
 
     @property
-    def display(self):
+    def display(self) -> ChooseKDisplay:
         """A :class:`~latentspace.plotting.ChooseKDisplay` of the curve (call ``.plot()``)."""
         from ..plotting import ChooseKDisplay
 
@@ -75,8 +83,21 @@ def _k_param(estimator) -> str:
     )
 
 
-def reconstruction_error(estimator, X) -> float:
-    """E(K) = Σ ‖x − x̂‖² with x̂ the centre or mean of the cluster predicted for x."""
+def reconstruction_error(estimator: Any, X: ArrayLike) -> float:
+    """E(K) = Σ ‖x − x̂‖² with x̂ the centre or mean of the cluster predicted for x.
+
+    Parameters
+    ----------
+    estimator : fitted clustering estimator
+        With ``predict`` and ``cluster_centers_`` (K-means) or ``means_`` (mixtures).
+    X : array-like of shape (n_samples, n_features)
+        The data.
+
+    Returns
+    -------
+    error : float
+        The sum of squared distances of the rows to their predicted centres.
+    """
     X = np.asarray(X, dtype=np.float64)
     labels = to_numpy(estimator.predict(X))
     centres = getattr(estimator, "cluster_centers_", None)
@@ -119,7 +140,9 @@ def _heldout_nll(est, X_val) -> float:
     return -float(np.mean(to_numpy(est.score_samples(X_val))))
 
 
-def choose_k(estimator, X, ks, *, criterion="elbow", cv=5, random_state=None, verbose=0):
+def choose_k(estimator: Any, X: ArrayLike, ks: Iterable[int], *, criterion: str = "elbow",
+             cv: int | Any = 5, random_state: int | None = None,
+             verbose: int = 0) -> ChooseKResult:
     """Fit ``estimator`` for each K in ``ks`` and pick K by ``criterion``.
 
     Parameters
@@ -128,6 +151,7 @@ def choose_k(estimator, X, ks, *, criterion="elbow", cv=5, random_state=None, ve
         Unfitted template (e.g. ``KMeans(random_state=0)``); cloned for every K, with K set
         through its ``n_clusters`` or ``n_components`` parameter.
     X : array-like of shape (n_samples, n_features)
+        The data (a DataFrame is kept as it is for the fits).
     ks : sequence of int
         Candidate values of K, increasing.
     criterion : {"elbow", "bic", "aic", "heldout"}, default="elbow"
@@ -142,7 +166,7 @@ def choose_k(estimator, X, ks, *, criterion="elbow", cv=5, random_state=None, ve
 
     Returns
     -------
-    ChooseKResult
+    result : ChooseKResult
         ``.ks``, ``.scores``, ``.best_k`` and ``.display`` (a Display that draws the curve).
 
     Examples
@@ -155,13 +179,13 @@ def choose_k(estimator, X, ks, *, criterion="elbow", cv=5, random_state=None, ve
     """
     check_choice("criterion", criterion, _CRITERIA)
     ks = np.asarray(list(ks))
-    if ks.size == 0 or not all(isinstance(k, numbers.Integral) and k >= 1 for k in ks.tolist()):
+    if ks.size == 0 or not all(isinstance(k, numbers.Integral) and int(k) >= 1 for k in ks.tolist()):
         raise ValueError(f"ks must be a non-empty sequence of integers >= 1, got {ks.tolist()}.")
     if np.any(np.diff(ks) <= 0):
         raise ValueError("ks must be strictly increasing.")
     name = _k_param(estimator)
-    X = to_numpy(X) if not hasattr(X, "iloc") else X
-    n = len(X)
+    data: Any = to_numpy(X) if not hasattr(X, "iloc") else X  # a DataFrame stays one
+    n = len(data)
     if ks[-1] > n:
         raise ValueError(f"the largest K ({ks[-1]}) exceeds the number of samples ({n}).")
     if criterion in ("bic", "aic") and not hasattr(estimator, criterion):
@@ -178,9 +202,9 @@ def choose_k(estimator, X, ks, *, criterion="elbow", cv=5, random_state=None, ve
     if verbose:
         from .._progress import progress_bar
 
-        n_folds = 1
+        n_folds: int | None = 1
         if criterion == "heldout":
-            n_folds = cv if isinstance(cv, numbers.Integral) else None
+            n_folds = int(cv) if isinstance(cv, numbers.Integral) else None
         bar = progress_bar(None if n_folds is None else len(ks) * n_folds, "choose_k",
                            unit="fit")
 
@@ -190,7 +214,7 @@ def choose_k(estimator, X, ks, *, criterion="elbow", cv=5, random_state=None, ve
             bar.update(1)
 
     try:
-        return _fit_all(estimator, X, ks, name, criterion, cv, random_state, advance)
+        return _fit_all(estimator, data, ks, name, criterion, cv, random_state, advance)
     finally:
         if bar is not None:
             bar.close()

@@ -12,18 +12,29 @@ from __future__ import annotations
 
 import operator
 import sys
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from ._source import Chunk
+from ._source import _MAP_CHUNKS_DOC, _MAP_REDUCE_DOC, _TAKE_DOC, _TAKE_WEIGHTS_DOC, Chunk, _doc
 
 __all__ = ["DaskSource", "is_dask_array"]
 
 
-def is_dask_array(X) -> bool:
-    """True for a ``dask.array.Array`` (without importing Dask when it is not in use)."""
+def is_dask_array(X: Any) -> bool:
+    """Whether ``X`` is a ``dask.array.Array`` (without importing Dask when it is not in use).
+
+    Parameters
+    ----------
+    X : object
+        Anything.
+
+    Returns
+    -------
+    is_dask : bool
+        False whenever Dask has not been imported (then no object can be a Dask array).
+    """
     da = sys.modules.get("dask.array")
     return da is not None and isinstance(X, da.Array)
 
@@ -112,21 +123,33 @@ class DaskSource:
         return [delayed(_apply)(f, self._prepare, b, w, o)
                 for b, w, o in zip(self._blocks, self._weights, self._offsets)]
 
-    def map_reduce(self, f):
-        """Σ f(chunk) over the blocks: one task each, summed pairwise, one ``compute``."""
+    @_doc(_MAP_REDUCE_DOC.replace("over the chunks.", "over the blocks: one task each, summed "
+                                  "pairwise, one ``compute``."))
+    def map_reduce(self, f: Callable[[Chunk], Any]) -> Any:
         import dask
 
         (total,) = dask.compute(_tree_sum(self._tasks(f)))
         return total
 
-    def map_chunks(self, f) -> list:
-        """[f(chunk) for each block], in row order, from one ``compute``."""
+    @_doc(_MAP_CHUNKS_DOC)
+    def map_chunks(self, f: Callable[[Chunk], Any]) -> list:  # one ``compute``
         import dask
 
         return list(dask.compute(*self._tasks(f)))
 
-    def map_blocks(self, fn: Callable[[torch.Tensor], torch.Tensor]):
-        """A dask array of ``fn(prepared block)`` with the same row blocks (lazy)."""
+    def map_blocks(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
+        """A dask array of ``fn(prepared block)`` with the same row blocks (lazy).
+
+        Parameters
+        ----------
+        fn : callable(tensor of shape (n, n_features)) -> tensor of shape (n, ...)
+            Applied to every validated block, inside its task.
+
+        Returns
+        -------
+        out : dask.array.Array
+            The blocks' results, float32 for float32 data, else float64; nothing computed.
+        """
         from .._backend import to_numpy
 
         prepare = self._prepare
@@ -151,11 +174,12 @@ class DaskSource:
         back = torch.as_tensor(np.argsort(order, kind="stable"), device=rows.device)
         return picked[back]
 
-    def take(self, index) -> torch.Tensor:
-        """Rows at the given global indices, in the order asked."""
+    @_doc(_TAKE_DOC)
+    def take(self, index: np.ndarray) -> torch.Tensor:
         return self._gather(index, lambda idx: self._prepare(self._X[idx].compute()))
 
-    def take_weights(self, index) -> torch.Tensor | None:
+    @_doc(_TAKE_WEIGHTS_DOC)
+    def take_weights(self, index: np.ndarray) -> torch.Tensor | None:
         if self._weights[0] is None:
             return None
         import dask

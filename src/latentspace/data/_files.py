@@ -12,6 +12,7 @@ import importlib.util
 import io
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -135,7 +136,9 @@ def _read_parquet(path: Path) -> np.ndarray:
     return _frame_to_array(df, path)
 
 
-def read_data(source, *, data_home=None):
+def read_data(source: str | os.PathLike[str], *,
+              data_home: str | os.PathLike[str] | None = None
+              ) -> tuple[np.ndarray, np.ndarray | None]:
     """Read a data matrix from a file or a dataset name.
 
     Parameters
@@ -151,8 +154,10 @@ def read_data(source, *, data_home=None):
 
     Returns
     -------
-    X : ndarray (n_samples, n_features), float32 if stored as float32, else float64
-    y : ndarray (n_samples,) or None
+    X : ndarray of shape (n_samples, n_features)
+        Float32 if stored as float32, else float64.
+    y : ndarray of shape (n_samples,) or None
+        The labels, when the file or dataset has them.
 
     Raises
     ------
@@ -187,7 +192,7 @@ def read_data(source, *, data_home=None):
     return _as_2d(np.asarray(X), str(path)), y
 
 
-def write_data(path, array) -> None:
+def write_data(path: str | os.PathLike[str], array: Any) -> None:
     """Write a matrix to ``.npy``, ``.npz`` (key ``X``), ``.csv`` or ``.parquet``, atomically.
 
     CSV and Parquet get columns named ``x0``, ``x1``, ...; CSV floats are written with full

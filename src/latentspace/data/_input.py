@@ -9,6 +9,9 @@ around them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 
@@ -19,8 +22,23 @@ from ._source import ChunkedSource, InMemorySource
 __all__ = ["Prepare", "SourceInput", "check_sample_weight", "split_rows"]
 
 
-def split_rows(chunk_X: torch.Tensor, rows: int):
-    """Yield (start, block) for consecutive blocks of at most ``rows`` rows."""
+def split_rows(chunk_X: torch.Tensor, rows: int) -> Iterator[tuple[int, torch.Tensor]]:
+    """Consecutive blocks of at most ``rows`` rows of ``chunk_X``.
+
+    Parameters
+    ----------
+    chunk_X : tensor of shape (n, n_features)
+        The rows to split.
+    rows : int
+        The largest block.
+
+    Yields
+    ------
+    start : int
+        Index of the block's first row in ``chunk_X``.
+    block : tensor of shape (<= rows, n_features)
+        A view of the rows.
+    """
     n = chunk_X.shape[0]
     if n <= rows:
         yield 0, chunk_X
@@ -29,9 +47,21 @@ def split_rows(chunk_X: torch.Tensor, rows: int):
         yield start, chunk_X[start : start + rows]
 
 
-def check_sample_weight(sample_weight, n_samples: int) -> np.ndarray:
-    """``sample_weight`` as a float64 array of shape (n_samples,): finite, non-negative, at
-    least one positive."""
+def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray:
+    """``sample_weight`` checked: finite, non-negative, at least one positive.
+
+    Parameters
+    ----------
+    sample_weight : array-like or tensor of shape (n_samples,), or a scalar
+        The weights; a scalar gives every sample that weight.
+    n_samples : int
+        The number of samples they weigh.
+
+    Returns
+    -------
+    w : ndarray of shape (n_samples,)
+        A float64 copy.
+    """
     from .._validation import check_container, check_tensor_storage
 
     if isinstance(sample_weight, torch.Tensor):
@@ -74,6 +104,10 @@ class Prepare:
 
 class SourceInput:
     """Input handling of estimators that read their data as a source (EM models, PCA)."""
+
+    if TYPE_CHECKING:  # supplied by LatentModel, which every user of this mixin also is
+        def _check_X(self, X: Any, *, reset: bool, **kwargs: Any
+                     ) -> tuple[torch.Tensor, InputKind]: ...
 
     def _make_source(self, X, sample_weight=None, *, block_rows: int):
         """Validate the input and wrap it as a source.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+from typing import Any
 from pathlib import Path
 
 import numpy as np
@@ -142,7 +143,7 @@ def _load_idx_splits(folders) -> dict | None:
         }
         if not all(found.values()):
             continue
-        out = {}
+        out: dict[str, Any] = {}
         for split, tag in (("train", ""), ("t10k", "_test")):
             img_path = found[(split, "images")]
             images = _images(read_idx(img_path), img_path)

@@ -13,7 +13,8 @@ the row (random initial responsibilities, tie-breaking) is the same whatever the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Protocol, runtime_checkable
+from collections.abc import Iterator
+from typing import Any, Callable, Iterable, Protocol, TypeVar, runtime_checkable
 
 import numpy as np
 import torch
@@ -21,6 +22,69 @@ import torch
 from .._backend import to_tensor
 
 __all__ = ["Chunk", "Source", "InMemorySource", "ChunkedSource", "ScaledSource", "scaled"]
+
+T = TypeVar("T")
+
+_MAP_REDUCE_DOC = """``Σ f(chunk)`` over the chunks.
+
+        Parameters
+        ----------
+        f : callable(Chunk) -> value
+            Maps a chunk to an additive value (statistics that support ``+``).
+
+        Returns
+        -------
+        total : value
+            The sum of ``f`` over the chunks, in row order.
+        """
+
+_MAP_CHUNKS_DOC = """``[f(chunk) for chunk in chunks]``, in row order.
+
+        Parameters
+        ----------
+        f : callable(Chunk) -> value
+            Applied to every chunk.
+
+        Returns
+        -------
+        values : list
+            One value per chunk, in row order.
+        """
+
+_TAKE_DOC = """Rows at the given global indices, in the order asked.
+
+        Parameters
+        ----------
+        index : array-like of int of shape (n_index,)
+            Global row indices.
+
+        Returns
+        -------
+        rows : tensor of shape (n_index, n_features)
+            In the source's dtype and device.
+        """
+
+_TAKE_WEIGHTS_DOC = """The sample weights of the rows at the given global indices.
+
+        Parameters
+        ----------
+        index : array-like of int of shape (n_index,)
+            Global row indices.
+
+        Returns
+        -------
+        weights : float64 tensor of shape (n_index,) or None
+            None when the data are unweighted.
+        """
+
+
+def _doc(text: str) -> Callable[[T], T]:
+    """Give a method one of the shared docstrings above (every source documents the same
+    four methods the same way)."""
+    def set_doc(func: T) -> T:
+        func.__doc__ = text
+        return func
+    return set_doc
 
 
 @dataclass(frozen=True)
@@ -66,20 +130,20 @@ class Source(Protocol):
     dtype: torch.dtype
     device: torch.device
 
+    @_doc(_MAP_REDUCE_DOC)
     def map_reduce(self, f: Callable[[Chunk], Any]) -> Any:
-        """``Σ f(chunk)`` over the chunks (``f`` returns an additive value)."""
         ...
 
+    @_doc(_MAP_CHUNKS_DOC)
     def map_chunks(self, f: Callable[[Chunk], Any]) -> list:
-        """``[f(chunk) for chunk in chunks]``, in row order."""
         ...
 
+    @_doc(_TAKE_DOC)
     def take(self, index: np.ndarray) -> torch.Tensor:
-        """Rows at the given global indices, in the order asked: (len(index), n_features)."""
         ...
 
+    @_doc(_TAKE_WEIGHTS_DOC)
     def take_weights(self, index: np.ndarray) -> torch.Tensor | None:
-        """Their sample weights (len(index),), or None when the data are unweighted."""
         ...
 
 
@@ -104,7 +168,8 @@ class InMemorySource:
         to bound their working memory, so this mostly matters for fitting order.
     """
 
-    def __init__(self, X: torch.Tensor, sample_weight: torch.Tensor | None = None, *, chunk_rows=None):
+    def __init__(self, X: torch.Tensor, sample_weight: torch.Tensor | None = None, *,
+                 chunk_rows: int | None = None):
         self.X = X
         self.w = sample_weight
         self.n_samples, self.n_features = X.shape
@@ -112,23 +177,34 @@ class InMemorySource:
         self.device = X.device
         self.chunk_rows = int(chunk_rows) if chunk_rows else max(self.n_samples, 1)
 
-    def chunks(self):
+    def chunks(self) -> Iterator[Chunk]:
+        """The blocks of ``chunk_rows`` rows, in order.
+
+        Yields
+        ------
+        chunk : Chunk
+            Rows ``offset`` to ``offset + chunk_rows`` (fewer in the last).
+        """
         for start in range(0, self.n_samples, self.chunk_rows):
             stop = start + self.chunk_rows
             w = None if self.w is None else self.w[start:stop]
             yield Chunk(self.X[start:stop], w, start)
 
-    def map_reduce(self, f):
+    @_doc(_MAP_REDUCE_DOC)
+    def map_reduce(self, f: Callable[[Chunk], Any]) -> Any:
         return _sum(f(c) for c in self.chunks())
 
-    def map_chunks(self, f) -> list:
+    @_doc(_MAP_CHUNKS_DOC)
+    def map_chunks(self, f: Callable[[Chunk], Any]) -> list:
         return [f(c) for c in self.chunks()]
 
-    def take(self, index) -> torch.Tensor:
+    @_doc(_TAKE_DOC)
+    def take(self, index: np.ndarray) -> torch.Tensor:
         idx = torch.as_tensor(np.asarray(index, dtype=np.int64), device=self.X.device)
         return self.X[idx]
 
-    def take_weights(self, index) -> torch.Tensor | None:
+    @_doc(_TAKE_WEIGHTS_DOC)
+    def take_weights(self, index: np.ndarray) -> torch.Tensor | None:
         if self.w is None:
             return None
         return self.w[torch.as_tensor(np.asarray(index, dtype=np.int64), device=self.w.device)]
@@ -156,7 +232,7 @@ class ChunkedSource:
     >>> src = ChunkedSource.from_array(X, chunk_rows=4)   # three chunks: 4, 4, 2 rows
     """
 
-    def __init__(self, chunks, *, prepare: Callable | None = None):
+    def __init__(self, chunks: Any, *, prepare: Callable | None = None):
         if callable(chunks) and not isinstance(chunks, (list, tuple)):
             self._factory = chunks
         elif isinstance(chunks, (list, tuple)):
@@ -177,15 +253,31 @@ class ChunkedSource:
         self._prepare = prepare
         self._n_samples: int | None = None
         self._n_features: int | None = None
-        self.dtype = None
-        self.device = None
+        self.dtype: torch.dtype | None = None
+        self.device: torch.device | None = None
 
     @classmethod
-    def from_array(cls, X, chunk_rows: int, *, prepare=None) -> "ChunkedSource":
+    def from_array(cls, X: Any, chunk_rows: int, *,
+                   prepare: Callable | None = None) -> ChunkedSource:
         """Chunks of ``chunk_rows`` rows sliced lazily from an array (e.g. a ``np.memmap``).
 
         Only one slice is materialised at a time, so a memory-mapped file larger than memory
         can be fitted.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            Anything with ``shape`` and row slicing: a numpy array or memmap, a tensor, an
+            HDF5 dataset.
+        chunk_rows : int
+            Rows per chunk (at least 1).
+        prepare : callable or None, default=None
+            As in the class: applied to every chunk.
+
+        Returns
+        -------
+        source : ChunkedSource
+            Reads the slices anew on every pass.
         """
         n = X.shape[0]
         chunk_rows = max(1, int(chunk_rows))
@@ -195,8 +287,19 @@ class ChunkedSource:
 
         return cls(factory, prepare=prepare)
 
-    def with_prepare(self, prepare: Callable) -> "ChunkedSource":
-        """The same chunks with ``prepare`` applied to each (a new source)."""
+    def with_prepare(self, prepare: Callable) -> ChunkedSource:
+        """The same chunks with ``prepare`` applied to each (a new source).
+
+        Parameters
+        ----------
+        prepare : callable(raw chunk) -> tensor
+            Replaces this source's ``prepare``.
+
+        Returns
+        -------
+        source : ChunkedSource
+            A new source over the same chunks; this one is unchanged.
+        """
         src = ChunkedSource(self._factory, prepare=prepare)
         return src
 
@@ -233,7 +336,14 @@ class ChunkedSource:
                 )
         return X, w
 
-    def chunks(self):
+    def chunks(self) -> Iterator[Chunk]:
+        """Read the chunks once more, converted and checked.
+
+        Yields
+        ------
+        chunk : Chunk
+            Each non-empty chunk, with its global row offset.
+        """
         offset = 0
         for raw in self._factory():
             X, w = self._convert(raw)
@@ -250,28 +360,40 @@ class ChunkedSource:
             )
 
     def first_chunk(self) -> Chunk:
-        """The first non-empty chunk (reads only that far)."""
+        """The first non-empty chunk (reads only that far).
+
+        Returns
+        -------
+        chunk : Chunk
+            Its ``X`` fixes the source's dtype, device and number of features.
+        """
         for chunk in self.chunks():
             return chunk
         raise ValueError("the data source yielded no rows; it needs at least one chunk")
 
     @property
     def n_samples(self) -> int:
+        """Rows in all chunks (the first call reads them all once)."""
         if self._n_samples is None:
             for _ in self.chunks():
                 pass
+        assert self._n_samples is not None  # set by a complete pass
         return self._n_samples
 
     @property
     def n_features(self) -> int:
+        """Columns of every chunk (the first call reads the first chunk)."""
         if self._n_features is None:
             self.first_chunk()
+        assert self._n_features is not None  # set by the first chunk read
         return self._n_features
 
-    def map_reduce(self, f):
+    @_doc(_MAP_REDUCE_DOC)
+    def map_reduce(self, f: Callable[[Chunk], Any]) -> Any:
         return _sum(f(c) for c in self.chunks())
 
-    def map_chunks(self, f) -> list:
+    @_doc(_MAP_CHUNKS_DOC)
+    def map_chunks(self, f: Callable[[Chunk], Any]) -> list:
         return [f(c) for c in self.chunks()]
 
     def _gather(self, index, what):
@@ -297,11 +419,12 @@ class ChunkedSource:
         inverse = torch.as_tensor(np.argsort(order, kind="stable"), device=out.device)
         return out[inverse]
 
-    def take(self, index) -> torch.Tensor:
-        """Rows at the given global indices (one pass over the chunks), in the order asked."""
-        return self._gather(index, lambda c: c.X)
+    @_doc(_TAKE_DOC)
+    def take(self, index: np.ndarray) -> torch.Tensor:
+        return self._gather(index, lambda c: c.X)  # one pass over the chunks
 
-    def take_weights(self, index) -> torch.Tensor | None:
+    @_doc(_TAKE_WEIGHTS_DOC)
+    def take_weights(self, index: np.ndarray) -> torch.Tensor | None:
         first = self.first_chunk()
         if first.w is None:
             return None
@@ -316,7 +439,7 @@ class ScaledSource:
     source itself for ``scale == 1``.
     """
 
-    def __init__(self, source, scale: float):
+    def __init__(self, source: Source, scale: float):
         self.source, self.scale = source, float(scale)
         self.n_samples, self.n_features = source.n_samples, source.n_features
         self.dtype, self.device = source.dtype, source.device
@@ -324,19 +447,36 @@ class ScaledSource:
     def _scaled(self, chunk: Chunk) -> Chunk:
         return Chunk(chunk.X * self.scale, chunk.w, chunk.offset)
 
-    def map_reduce(self, f):
+    @_doc(_MAP_REDUCE_DOC)
+    def map_reduce(self, f: Callable[[Chunk], Any]) -> Any:
         return self.source.map_reduce(lambda c: f(self._scaled(c)))
 
-    def map_chunks(self, f) -> list:
+    @_doc(_MAP_CHUNKS_DOC)
+    def map_chunks(self, f: Callable[[Chunk], Any]) -> list:
         return self.source.map_chunks(lambda c: f(self._scaled(c)))
 
-    def take(self, index) -> torch.Tensor:
+    @_doc(_TAKE_DOC)
+    def take(self, index: np.ndarray) -> torch.Tensor:
         return self.source.take(index) * self.scale
 
-    def take_weights(self, index) -> torch.Tensor | None:
+    @_doc(_TAKE_WEIGHTS_DOC)
+    def take_weights(self, index: np.ndarray) -> torch.Tensor | None:
         return self.source.take_weights(index)
 
 
-def scaled(source, scale: float):
-    """``source`` read in units of ``scale`` × its own (the source itself when scale is 1)."""
+def scaled(source: Source, scale: float) -> Source:
+    """``source`` read in units of ``scale`` × its own.
+
+    Parameters
+    ----------
+    source : Source
+        Any source.
+    scale : float
+        The factor every row is multiplied by as it is read.
+
+    Returns
+    -------
+    source : Source
+        ``source`` itself when ``scale == 1``, else a :class:`ScaledSource` over it.
+    """
     return source if scale == 1.0 else ScaledSource(source, scale)

@@ -7,25 +7,34 @@ classmethods and is plain numpy; only ``plot`` imports matplotlib.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ._mpl import frame_tile, gutter_color, pyplot
+
+if TYPE_CHECKING:  # Python 3.10 has no typing.Self
+    from typing_extensions import Self
 
 __all__ = ["ImageGridDisplay", "as_images"]
 
 
-def as_images(X, image_shape) -> np.ndarray:
+def as_images(X: npt.ArrayLike, image_shape: Sequence[int]) -> np.ndarray:
     """Reshape rows of ``X`` into images.
 
     Parameters
     ----------
     X : array-like of shape (n_images, height * width) or (n_images, height, width)
+        One image per row.
     image_shape : tuple (height, width)
+        Shape of one image.
 
     Returns
     -------
     images : ndarray of shape (n_images, height, width)
+        A view of ``X`` where it can be.
     """
     X = np.asarray(X)
     h, w = (int(s) for s in image_shape)
@@ -81,8 +90,10 @@ class ImageGridDisplay:
         ``cmap`` takes, so that tiles never merge with the background between them.
     """
 
-    def __init__(self, images, *, titles=None, n_cols=8, cmap="gray", symmetric=False,
-                 vmin=None, vmax=None, title=None):
+    def __init__(self, images: npt.ArrayLike, *, titles: Sequence[str] | None = None,
+                 n_cols: int = 8, cmap: str = "gray", symmetric: bool = False,
+                 vmin: float | None = None, vmax: float | None = None,
+                 title: str | None = None):
         images = np.asarray(images, dtype=np.float64)
         if images.ndim != 3 or len(images) == 0:
             raise ValueError(
@@ -109,12 +120,38 @@ class ImageGridDisplay:
             self.limits = np.stack([lo, hi], axis=1)
 
     @classmethod
-    def from_data(cls, X, image_shape, *, n_images=None, titles=None, n_cols=8, cmap="gray",
-                  vmin=None, vmax=None, title=None):
-        """Show the first ``n_images`` rows of ``X`` (n_samples, height*width) as images.
+    def from_data(cls, X: npt.ArrayLike, image_shape: Sequence[int], *,
+                  n_images: int | None = None, titles: Sequence[str] | None = None,
+                  n_cols: int = 8, cmap: str = "gray", vmin: float | None = None,
+                  vmax: float | None = None, title: str | None = None) -> Self:
+        """Show the first ``n_images`` rows of ``X`` as images.
 
         Data images share the limits ``vmin``/``vmax`` (by default those of the shown rows), so
         that grey levels compare across the grid.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, height * width)
+            One image per row.
+        image_shape : tuple (height, width)
+            Shape of one image.
+        n_images : int or None, default=None
+            Show only the first ``n_images`` rows; None shows them all.
+        titles : sequence of str or None, default=None
+            One title per image.
+        n_cols : int, default=8
+            Images per row of the grid.
+        cmap : str, default="gray"
+            Colour map.
+        vmin, vmax : float or None, default=None
+            The shared grey scale; None takes the shown rows' minimum and maximum.
+        title : str or None, default=None
+            The figure's title.
+
+        Returns
+        -------
+        display : ImageGridDisplay
+            Ready to :meth:`plot`.
         """
         images = as_images(X, image_shape)
         if n_images is not None:
@@ -128,24 +165,37 @@ class ImageGridDisplay:
                    title=title)
 
     @classmethod
-    def from_estimator(cls, estimator, image_shape, *, attribute="components_", n_images=24,
-                       n_cols=8, cmap="RdBu_r", titles="auto", title=None):
+    def from_estimator(cls, estimator: Any, image_shape: Sequence[int], *,
+                       attribute: str = "components_", n_images: int = 24, n_cols: int = 8,
+                       cmap: str = "RdBu_r", titles: str | Sequence[str] | None = "auto",
+                       title: str | None = None) -> Self:
         """Show rows of a fitted parameter (``components_``, ``cluster_centers_``, ``means_``).
 
         Parameters
         ----------
         estimator : fitted estimator
+            The model whose parameter is shown.
         image_shape : tuple (height, width)
+            Shape of one image.
         attribute : str, default="components_"
             Attribute of shape (n_rows, height*width).
         n_images : int, default=24
             Show the first ``n_images`` rows (fewer if the attribute has fewer).
+        n_cols : int, default=8
+            Images per row of the grid.
         cmap : str, default="RdBu_r"
             Diverging colours with symmetric limits: a component's pixels are signed weights.
             Pass "gray" for non-negative parameters such as cluster means.
         titles : "auto", list of str or None
             "auto": "PC i (r%)" from ``explained_variance_ratio_`` when the estimator has it,
             else "i".
+        title : str or None, default=None
+            The figure's title.
+
+        Returns
+        -------
+        display : ImageGridDisplay
+            Ready to :meth:`plot`.
         """
         rows = np.asarray(getattr(estimator, attribute))[: int(n_images)]
         if titles == "auto":
@@ -161,7 +211,7 @@ class ImageGridDisplay:
         return cls.from_data(rows, image_shape, titles=titles, n_cols=n_cols, cmap=cmap,
                              title=title)
 
-    def plot(self, *, axes=None, figsize=None):
+    def plot(self, *, axes: Any = None, figsize: tuple[float, float] | None = None) -> Self:
         """Draw the grid.
 
         Parameters
@@ -173,7 +223,8 @@ class ImageGridDisplay:
 
         Returns
         -------
-        self
+        display : ImageGridDisplay
+            ``self``, with ``figure_``, ``axes_`` and ``gutter_color_`` set.
         """
         n_rows, n_cols = self.grid_shape
         h, w = self.images.shape[1:]

@@ -6,10 +6,18 @@ is the one scatter of latent codes the whole library uses.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from ._images import as_images
 from ._mpl import frame_tile, gutter_color, new_axes, place_legend, pyplot
+
+if TYPE_CHECKING:  # matplotlib is imported lazily, when a plot is drawn
+    from matplotlib.axes import Axes
+    from typing_extensions import Self
 
 __all__ = [
     "ExplainedVarianceDisplay",
@@ -35,8 +43,11 @@ class ExplainedVarianceDisplay:
     Parameters
     ----------
     explained_variance_ratio : array-like of shape (n_components,)
+        The fraction of the variance each component explains.
     threshold : float in (0, 1], default=0.9
+        The cumulative ratio to mark.
     estimator_name : str, optional
+        Shown in the title.
 
     Attributes
     ----------
@@ -48,7 +59,8 @@ class ExplainedVarianceDisplay:
     figure_, ax_ : set by :meth:`plot`.
     """
 
-    def __init__(self, explained_variance_ratio, *, threshold=0.9, estimator_name=None):
+    def __init__(self, explained_variance_ratio: npt.ArrayLike, *, threshold: float = 0.9,
+                 estimator_name: str | None = None):
         ratio = np.asarray(explained_variance_ratio, dtype=np.float64).ravel()
         if ratio.size == 0:
             raise ValueError("explained_variance_ratio is empty; fit at least one component.")
@@ -62,19 +74,59 @@ class ExplainedVarianceDisplay:
         self.n_components_threshold = int(reached[0]) + 1 if reached.size else None
 
     @classmethod
-    def from_estimator(cls, estimator, *, threshold=0.9):
-        """Read ``explained_variance_ratio_`` from a fitted estimator."""
+    def from_estimator(cls, estimator: Any, *, threshold: float = 0.9) -> Self:
+        """Read ``explained_variance_ratio_`` from a fitted estimator.
+
+        Parameters
+        ----------
+        estimator : fitted estimator
+            With ``explained_variance_ratio_`` (e.g. :class:`latentspace.PCA`).
+        threshold : float in (0, 1], default=0.9
+            The cumulative ratio to mark.
+
+        Returns
+        -------
+        display : ExplainedVarianceDisplay
+            Ready to :meth:`plot`.
+        """
         _require(estimator, "explained_variance_ratio_")
         return cls(estimator.explained_variance_ratio_, threshold=threshold,
                    estimator_name=type(estimator).__name__)
 
     @classmethod
-    def from_data(cls, explained_variance_ratio, *, threshold=0.9):
-        """Use a given ratio vector."""
+    def from_data(cls, explained_variance_ratio: npt.ArrayLike, *,
+                  threshold: float = 0.9) -> Self:
+        """Use a given ratio vector.
+
+        Parameters
+        ----------
+        explained_variance_ratio : array-like of shape (n_components,)
+            The fraction of the variance each component explains.
+        threshold : float in (0, 1], default=0.9
+            The cumulative ratio to mark.
+
+        Returns
+        -------
+        display : ExplainedVarianceDisplay
+            Ready to :meth:`plot`.
+        """
         return cls(explained_variance_ratio, threshold=threshold)
 
-    def plot(self, ax=None, *, figsize=(7, 4)):
-        """Draw bars (or a line, for many components) of the ratio and the cumulative curve."""
+    def plot(self, ax: Axes | None = None, *, figsize: tuple[float, float] = (7, 4)) -> Self:
+        """Draw bars (or a line, for many components) of the ratio and the cumulative curve.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or None, default=None
+            Where to draw; None makes a new figure of size ``figsize``.
+        figsize : tuple of float, default=(7, 4)
+            Size in inches of a new figure.
+
+        Returns
+        -------
+        display : ExplainedVarianceDisplay
+            ``self``, with ``figure_`` and ``ax_`` set.
+        """
         fig, ax = new_axes(ax, figsize=figsize)
         k = np.arange(1, self.ratio.size + 1)
         if self.ratio.size <= 60:
@@ -103,7 +155,7 @@ class ExplainedVarianceDisplay:
 
 
 # ----------------------------------------------------------------------------- reconstruction
-def truncated_reconstruction(estimator, Z, k: int):
+def truncated_reconstruction(estimator: Any, Z: npt.ArrayLike, k: int) -> np.ndarray:
     """Rebuild data from the first ``k`` latent codes with the estimator's own inverse map.
 
     The codes beyond ``k`` are set to 0 and ``estimator.inverse_transform`` is applied, which
@@ -115,13 +167,16 @@ def truncated_reconstruction(estimator, Z, k: int):
     Parameters
     ----------
     estimator : fitted estimator with ``inverse_transform``
+        The model whose inverse map rebuilds the data.
     Z : ndarray of shape (n_samples, n_components)
         Codes from ``estimator.transform``.
     k : int
+        How many leading codes to keep.
 
     Returns
     -------
     X_hat : ndarray of shape (n_samples, n_features)
+        The reconstruction from the first ``k`` codes.
     """
     Zk = np.array(Z, copy=True)
     Zk[:, k:] = 0
@@ -152,8 +207,9 @@ class ReconstructionDisplay:
     figure_, axes_, gutter_color_ : set by :meth:`plot`.
     """
 
-    def __init__(self, originals, reconstructions, ks, *, mse=None, mse_n_samples=None,
-                 cmap="gray"):
+    def __init__(self, originals: npt.ArrayLike, reconstructions: npt.ArrayLike,
+                 ks: Sequence[int], *, mse: npt.ArrayLike | None = None,
+                 mse_n_samples: int | None = None, cmap: str = "gray"):
         originals = np.asarray(originals, dtype=np.float64)
         reconstructions = np.asarray(reconstructions, dtype=np.float64)
         ks = [int(k) for k in ks]
@@ -173,9 +229,12 @@ class ReconstructionDisplay:
         self.limits = (lo, hi) if hi > lo else (lo - 0.5, hi + 0.5)  # constant images
 
     @classmethod
-    def from_estimator(cls, estimator, X, *, image_shape, ks=(5, 10, 20, 50, 150),
-                       indices=None, n_images=8, mse_max_samples=None, random_state=None,
-                       batch_size=4096, cmap="gray"):
+    def from_estimator(cls, estimator: Any, X: npt.ArrayLike, *, image_shape: tuple[int, int],
+                       ks: Sequence[int] = (5, 10, 20, 50, 150),
+                       indices: Sequence[int] | None = None, n_images: int = 8,
+                       mse_max_samples: int | None = None,
+                       random_state: int | np.random.RandomState | None = None,
+                       batch_size: int = 4096, cmap: str = "gray") -> Self:
         """Reconstruct with the first k components of one fitted estimator, for each k.
 
         Parameters
@@ -186,25 +245,36 @@ class ReconstructionDisplay:
             The MSE is averaged over ``X`` (or a subset, see ``mse_max_samples``); the images
             shown are ``X[indices]``.
         image_shape : tuple (height, width)
-        ks : sequence of int
+            Shape of one image; ``n_features == height * width``.
+        ks : sequence of int, default=(5, 10, 20, 50, 150)
             Sizes to show, clipped to ``n_components_``; when some requested k exceed it,
             ``n_components_`` itself is shown instead.
         indices : sequence of int, optional
             Rows to show; the first ``n_images`` when None.
+        n_images : int, default=8
+            How many rows to show when ``indices`` is None.
         mse_max_samples : int, optional
             Average the MSE over a random subset of this many rows (seeded by
             ``random_state``) when ``X`` is larger; every k costs a full ``inverse_transform``.
-        batch_size : int
+        random_state : int, RandomState or None, default=None
+            Seeds that subset.
+        batch_size : int, default=4096
             Rows per pass when computing the MSE, to bound memory.
+        cmap : str, default="gray"
+            Colour map of the images.
+
+        Returns
+        -------
+        display : ReconstructionDisplay
+            Ready to :meth:`plot`.
         """
         _require(estimator, "n_components_")
         X = np.asarray(X)
         ks = cls.available_ks(ks, estimator.n_components_)
-        if indices is None:
-            indices = np.arange(min(int(n_images), len(X)))
-        indices = np.asarray(indices, dtype=np.intp)
-        originals = as_images(X[indices], image_shape)
-        Z = np.asarray(estimator.transform(X[indices]))
+        shown = (np.arange(min(int(n_images), len(X))) if indices is None
+                 else np.asarray(indices, dtype=np.intp))
+        originals = as_images(X[shown], image_shape)
+        Z = np.asarray(estimator.transform(X[shown]))
         recon = np.stack([as_images(truncated_reconstruction(estimator, Z, k), image_shape)
                           for k in ks])
         rows = _subset(len(X), mse_max_samples, random_state)
@@ -219,16 +289,42 @@ class ReconstructionDisplay:
         return cls(originals, recon, ks, mse=mse, mse_n_samples=len(rows), cmap=cmap)
 
     @staticmethod
-    def available_ks(ks, n_components: int) -> list[int]:
-        """Requested sizes that exist, plus ``n_components`` if some were too large."""
+    def available_ks(ks: Sequence[int], n_components: int) -> list[int]:
+        """Requested sizes that exist, plus ``n_components`` if some were too large.
+
+        Parameters
+        ----------
+        ks : sequence of int
+            Requested sizes; those below 1 are dropped.
+        n_components : int
+            The largest size the model has.
+
+        Returns
+        -------
+        ks : list of int
+            Increasing, each at most ``n_components``.
+        """
         req = sorted({int(k) for k in ks if int(k) >= 1})
         out = [k for k in req if k <= n_components]
         if (not out or req[-1] > n_components) and n_components not in out:
             out.append(int(n_components))
         return out
 
-    def plot(self, *, axes=None, figsize=None):
-        """Draw the grid; each row is labelled with its k (and MSE)."""
+    def plot(self, *, axes: Any = None, figsize: tuple[float, float] | None = None) -> Self:
+        """Draw the grid; each row is labelled with its k (and MSE).
+
+        Parameters
+        ----------
+        axes : array of matplotlib Axes of shape grid_shape, or None, default=None
+            Where to draw; None makes a new figure.
+        figsize : tuple of float or None, default=None
+            Size in inches of a new figure; None sizes it from the grid.
+
+        Returns
+        -------
+        display : ReconstructionDisplay
+            ``self``, with ``figure_``, ``axes_`` and ``gutter_color_`` set.
+        """
         n_rows, n_cols = self.grid_shape
         h, w = self.originals.shape[1:]
         if axes is None:
@@ -264,10 +360,13 @@ class ProjectionDisplay:
     Parameters
     ----------
     Z : ndarray of shape (n_samples, 2)
+        The codes to draw.
     labels : array-like of shape (n_samples,), optional
+        Colours the points.
     label_names : sequence of str, optional
         Names for integer labels 0..n_classes-1 (e.g. a dataset's ``target_names``).
     xlabel, ylabel, title : str, optional
+        Axis labels and title.
 
     Attributes
     ----------
@@ -277,8 +376,9 @@ class ProjectionDisplay:
     figure_, ax_ : set by :meth:`plot`.
     """
 
-    def __init__(self, Z, *, labels=None, label_names=None, xlabel="latent 1",
-                 ylabel="latent 2", title=None):
+    def __init__(self, Z: npt.ArrayLike, *, labels: npt.ArrayLike | None = None,
+                 label_names: Sequence[str] | None = None, xlabel: str = "latent 1",
+                 ylabel: str = "latent 2", title: str | None = None):
         Z = np.asarray(Z, dtype=np.float64)
         if Z.ndim != 2 or Z.shape[1] != 2:
             raise ValueError(f"Z must have shape (n_samples, 2), got {Z.shape}.")
@@ -295,11 +395,36 @@ class ProjectionDisplay:
         )
 
     @classmethod
-    def from_estimator(cls, estimator, X, y=None, *, target_names=None, dims=(0, 1),
-                       max_points=None, random_state=None, title=None):
+    def from_estimator(cls, estimator: Any, X: npt.ArrayLike, y: npt.ArrayLike | None = None, *,
+                       target_names: Sequence[str] | None = None,
+                       dims: Sequence[int] = (0, 1), max_points: int | None = None,
+                       random_state: int | np.random.RandomState | None = None,
+                       title: str | None = None) -> Self:
         """Project ``X`` with ``estimator.transform`` and keep latent dimensions ``dims``.
 
-        ``max_points`` draws a seeded random subset of that many points (for large data).
+        Parameters
+        ----------
+        estimator : fitted estimator with ``transform``
+            PCA, an autoencoder, a VAE, ...
+        X : array-like of shape (n_samples, n_features)
+            The data to project.
+        y : array-like of shape (n_samples,) or None, default=None
+            Labels that colour the points.
+        target_names : sequence of str or None, default=None
+            Names of integer labels 0..n_classes-1.
+        dims : pair of int, default=(0, 1)
+            The latent dimensions to draw.
+        max_points : int or None, default=None
+            Draw a seeded random subset of that many points (for large data).
+        random_state : int, RandomState or None, default=None
+            Seeds that subset.
+        title : str or None, default=None
+            The plot's title.
+
+        Returns
+        -------
+        display : ProjectionDisplay
+            Ready to :meth:`plot`.
         """
         X = np.asarray(X)
         keep = _subset(len(X), max_points, random_state)
@@ -316,14 +441,50 @@ class ProjectionDisplay:
                    ylabel=f"{name} {dims[1] + 1}", title=title)
 
     @classmethod
-    def from_data(cls, Z, y=None, *, target_names=None, xlabel="latent 1", ylabel="latent 2",
-                  title=None):
-        """Use given 2-D codes."""
+    def from_data(cls, Z: npt.ArrayLike, y: npt.ArrayLike | None = None, *,
+                  target_names: Sequence[str] | None = None, xlabel: str = "latent 1",
+                  ylabel: str = "latent 2", title: str | None = None) -> Self:
+        """Use given 2-D codes.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, 2)
+            The codes to draw.
+        y : array-like of shape (n_samples,) or None, default=None
+            Labels that colour the points.
+        target_names : sequence of str or None, default=None
+            Names of integer labels 0..n_classes-1.
+        xlabel, ylabel, title : str
+            Axis labels and title.
+
+        Returns
+        -------
+        display : ProjectionDisplay
+            Ready to :meth:`plot`.
+        """
         return cls(Z, labels=y, label_names=target_names, xlabel=xlabel, ylabel=ylabel,
                    title=title)
 
-    def plot(self, ax=None, *, figsize=(6.5, 5), s=None, alpha=0.7):
-        """Draw the scatter with a legend (classes) or a colour bar (continuous labels)."""
+    def plot(self, ax: Axes | None = None, *, figsize: tuple[float, float] = (6.5, 5),
+             s: float | None = None, alpha: float = 0.7) -> Self:
+        """Draw the scatter with a legend (classes) or a colour bar (continuous labels).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or None, default=None
+            Where to draw; None makes a new figure of size ``figsize``.
+        figsize : tuple of float, default=(6.5, 5)
+            Size in inches of a new figure.
+        s : float or None, default=None
+            Marker area; None scales it down with the number of points.
+        alpha : float, default=0.7
+            Marker opacity.
+
+        Returns
+        -------
+        display : ProjectionDisplay
+            ``self``, with ``figure_`` and ``ax_`` set.
+        """
         fig, ax = new_axes(ax, figsize=figsize)
         s = s if s is not None else float(np.clip(15000.0 / max(len(self.Z), 1), 3.0, 30.0))
         if self.labels is None:
@@ -348,7 +509,7 @@ class ProjectionDisplay:
             ax.set_title(self.title)
         if self.categorical:
             place_legend(ax, markerscale=max(1.0, 20 / s) ** 0.5, fontsize=8,
-                         ncols=2 if np.unique(self.labels).size > 10 else 1)
+                         ncols=2 if np.unique(np.asarray(self.labels)).size > 10 else 1)
         self.figure_, self.ax_ = fig, ax
         return self
 

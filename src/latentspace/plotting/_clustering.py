@@ -7,9 +7,19 @@ Constructors and classmethods only prepare numbers (plain numpy, testable withou
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from ._mpl import new_axes, place_legend
+
+if TYPE_CHECKING:  # matplotlib is imported lazily, when a plot is drawn
+    from matplotlib.axes import Axes
+    from typing_extensions import Self
+
+    from ..selection import ChooseKResult
 
 __all__ = [
     "AnnealingDisplay",
@@ -26,8 +36,11 @@ class ChooseKDisplay:
     Parameters
     ----------
     ks : array-like of shape (n_k,)
+        The candidate K.
     scores : array-like of shape (n_k,)
+        The criterion at each K.
     best_k : int
+        The chosen K, one of ``ks``.
     criterion : str
         "elbow", "bic", "aic" or "heldout" (sets the axis label).
     scores_std : array-like of shape (n_k,) or None
@@ -53,7 +66,8 @@ class ChooseKDisplay:
         "heldout": "held-out NLL per sample",
     }
 
-    def __init__(self, ks, scores, best_k, criterion, *, scores_std=None):
+    def __init__(self, ks: npt.ArrayLike, scores: npt.ArrayLike, best_k: int, criterion: str, *,
+                 scores_std: npt.ArrayLike | None = None):
         self.ks = np.asarray(ks, dtype=np.float64)
         self.scores = np.asarray(scores, dtype=np.float64)
         if self.ks.shape != self.scores.shape or self.ks.ndim != 1:
@@ -65,7 +79,7 @@ class ChooseKDisplay:
         self.scores_std = None if scores_std is None else np.asarray(scores_std, dtype=np.float64)
         self.ylabel = self._LABELS.get(criterion, str(criterion))
         self.best_score = float(self.scores[np.flatnonzero(self.ks == self.best_k)[0]])
-        self.best_at_edge = None
+        self.best_at_edge: str | None = None
         if criterion in self._MINIMISED and self.ks.size > 1:
             if self.best_k == self.ks.min():
                 self.best_at_edge = "smallest"
@@ -82,12 +96,37 @@ class ChooseKDisplay:
                 f"true minimum may lie at a {beyond} K, outside the range")
 
     @classmethod
-    def from_result(cls, result):
-        """From a :class:`~latentspace.selection.ChooseKResult`."""
+    def from_result(cls, result: ChooseKResult) -> Self:
+        """From the result of :func:`latentspace.choose_k`.
+
+        Parameters
+        ----------
+        result : ChooseKResult
+            Its ``ks``, ``scores``, ``best_k``, ``criterion`` and ``scores_std``.
+
+        Returns
+        -------
+        display : ChooseKDisplay
+            Ready to :meth:`plot`.
+        """
         return cls(result.ks, result.scores, result.best_k, result.criterion,
                    scores_std=result.scores_std)
 
-    def plot(self, ax=None, *, color="C0"):
+    def plot(self, ax: Axes | None = None, *, color: str = "C0") -> Self:
+        """Draw the curve, the chosen K as a dashed line and a note when it is at an edge.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or None, default=None
+            Where to draw; None makes a new figure.
+        color : str, default="C0"
+            The curve's colour.
+
+        Returns
+        -------
+        display : ChooseKDisplay
+            ``self``, with ``figure_`` and ``ax_`` set.
+        """
         fig, ax = new_axes(ax)
         ax.plot(self.ks, self.scores, "o-", color=color, ms=3)
         if self.scores_std is not None:
@@ -117,9 +156,10 @@ class EMTraceDisplay:
     traces : list of array-like
         One ``lower_bounds_`` array per model.
     labels : list of str
+        One legend entry per trace.
     """
 
-    def __init__(self, traces, labels):
+    def __init__(self, traces: Sequence[npt.ArrayLike], labels: Sequence[str]):
         self.traces = [np.asarray(t, dtype=np.float64) for t in traces]
         if len(labels) != len(self.traces):
             raise ValueError(f"got {len(labels)} labels for {len(self.traces)} traces.")
@@ -128,13 +168,41 @@ class EMTraceDisplay:
                          for t in self.traces]
 
     @classmethod
-    def from_estimators(cls, estimators, labels=None):
-        """From fitted EM models (their ``lower_bounds_``)."""
+    def from_estimators(cls, estimators: Iterable[Any],
+                        labels: Sequence[str] | None = None) -> Self:
+        """From fitted EM models (their ``lower_bounds_``).
+
+        Parameters
+        ----------
+        estimators : iterable of fitted EM models
+            Each with ``lower_bounds_``.
+        labels : sequence of str or None, default=None
+            Legend entries; None uses the class names.
+
+        Returns
+        -------
+        display : EMTraceDisplay
+            Ready to :meth:`plot`.
+        """
         estimators = list(estimators)
         labels = labels or [type(e).__name__ for e in estimators]
         return cls([e.lower_bounds_ for e in estimators], labels)
 
-    def plot(self, ax=None, *, ylabel="lower bound per sample"):
+    def plot(self, ax: Axes | None = None, *, ylabel: str = "lower bound per sample") -> Self:
+        """Draw each trace against the iteration.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or None, default=None
+            Where to draw; None makes a new figure.
+        ylabel : str, default="lower bound per sample"
+            The y axis label.
+
+        Returns
+        -------
+        display : EMTraceDisplay
+            ``self``, with ``figure_`` and ``ax_`` set.
+        """
         fig, ax = new_axes(ax)
         for i, (t, lab) in enumerate(zip(self.traces, self.labels)):
             ax.plot(np.arange(len(t)), t, "o-", ms=2, color=f"C{i}", label=lab)
@@ -148,15 +216,20 @@ class EMTraceDisplay:
         return self
 
 
-def covariance_ellipses(means, covariances, covariance_type="full", n_std=2.0):
+def covariance_ellipses(means: npt.ArrayLike, covariances: npt.ArrayLike,
+                        covariance_type: str = "full", n_std: float = 2.0) -> np.ndarray:
     """Ellipses of constant Mahalanobis distance ``n_std`` for 2-D Gaussian components.
 
     Parameters
     ----------
-    means : (K, 2)
-    covariances : shape by type: full (K, 2, 2), tied (2, 2), diag (K, 2), spherical (K,)
-    covariance_type : {"full", "tied", "diag", "spherical"}
-    n_std : float
+    means : array-like of shape (K, 2)
+        The components' means.
+    covariances : array-like
+        Shape by type: full (K, 2, 2), tied (2, 2), diag (K, 2), spherical (K,).
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+        How ``covariances`` is laid out.
+    n_std : float, default=2.0
+        The Mahalanobis radius of the ellipses.
 
     Returns
     -------
@@ -189,21 +262,44 @@ class EllipsesDisplay:
 
     Parameters
     ----------
-    X : (n_samples, 2)
-    labels : (n_samples,)
-    ellipses : (K, 5) from :func:`covariance_ellipses`
-    title : str
+    X : array-like of shape (n_samples, 2)
+        The points.
+    labels : array-like of int of shape (n_samples,)
+        Their clusters (colours).
+    ellipses : array-like of shape (K, 5)
+        From :func:`covariance_ellipses`.
+    title : str, default=""
+        The plot's title.
     """
 
-    def __init__(self, X, labels, ellipses, *, title=""):
+    def __init__(self, X: npt.ArrayLike, labels: npt.ArrayLike, ellipses: npt.ArrayLike, *,
+                 title: str = ""):
         self.X = np.asarray(X, dtype=np.float64)
         self.labels = np.asarray(labels)
         self.ellipses = np.asarray(ellipses, dtype=np.float64)
         self.title = title
 
     @classmethod
-    def from_estimator(cls, estimator, X, *, n_std=2.0, title=None):
-        """From a fitted 2-D GaussianMixture, or a KMeans (drawn as its equivalent mixture)."""
+    def from_estimator(cls, estimator: Any, X: npt.ArrayLike, *, n_std: float = 2.0,
+                       title: str | None = None) -> Self:
+        """From a fitted 2-D GaussianMixture, or a KMeans (drawn as its equivalent mixture).
+
+        Parameters
+        ----------
+        estimator : fitted GaussianMixture or KMeans
+            On 2 features.
+        X : array-like of shape (n_samples, 2)
+            The points to draw, coloured by ``estimator.predict``.
+        n_std : float, default=2.0
+            The Mahalanobis radius of the ellipses.
+        title : str or None, default=None
+            The plot's title; None uses the class name.
+
+        Returns
+        -------
+        display : EllipsesDisplay
+            Ready to :meth:`plot`.
+        """
         from ..cluster import KMeans
         from ..mixture import GaussianMixture
 
@@ -211,7 +307,19 @@ class EllipsesDisplay:
         ell = covariance_ellipses(model.means_, model.covariances_, model.covariance_type, n_std)
         return cls(X, estimator.predict(X), ell, title=title or type(estimator).__name__)
 
-    def plot(self, ax=None):
+    def plot(self, ax: Axes | None = None) -> Self:
+        """Draw the points and one ellipse and centre per component.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or None, default=None
+            Where to draw; None makes a new figure.
+
+        Returns
+        -------
+        display : EllipsesDisplay
+            ``self``, with ``figure_`` and ``ax_`` set.
+        """
         from matplotlib.patches import Ellipse
 
         fig, ax = new_axes(ax, figsize=(5, 4.5))
@@ -231,20 +339,47 @@ class AnnealingDisplay:
 
     Parameters
     ----------
-    variances : (n_steps,)
-    agreement : (n_steps,) fraction of equal labels
+    variances : array-like of shape (n_steps,)
+        σ² at each step of the path.
+    agreement : array-like of shape (n_steps,)
+        The fraction of labels equal to K-means' at each step.
     """
 
-    def __init__(self, variances, agreement):
+    def __init__(self, variances: npt.ArrayLike, agreement: npt.ArrayLike):
         self.variances = np.asarray(variances, dtype=np.float64)
         self.agreement = np.asarray(agreement, dtype=np.float64)
 
     @classmethod
-    def from_path(cls, path, kmeans_labels):
-        """From an :class:`~latentspace.mixture.AnnealingPath` and K-means' labels."""
+    def from_path(cls, path: Any, kmeans_labels: npt.ArrayLike) -> Self:
+        """From an annealing path and K-means' labels.
+
+        Parameters
+        ----------
+        path : AnnealingPath
+            From :mod:`latentspace.mixture`: ``variances`` and ``agreement(labels)``.
+        kmeans_labels : array-like of int of shape (n_samples,)
+            The labels to compare with.
+
+        Returns
+        -------
+        display : AnnealingDisplay
+            Ready to :meth:`plot`.
+        """
         return cls(path.variances, path.agreement(kmeans_labels))
 
-    def plot(self, ax=None):
+    def plot(self, ax: Axes | None = None) -> Self:
+        """Draw the agreement against σ², decreasing to the right.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or None, default=None
+            Where to draw; None makes a new figure.
+
+        Returns
+        -------
+        display : AnnealingDisplay
+            ``self``, with ``figure_`` and ``ax_`` set.
+        """
         fig, ax = new_axes(ax)
         ax.semilogx(self.variances, self.agreement, "o-")
         ax.invert_xaxis()

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+from typing import TYPE_CHECKING
+
 import numpy as np
 
+if TYPE_CHECKING:  # matplotlib is imported lazily, when a plot is drawn
+    from matplotlib.figure import Figure
 
-def pyplot():
-    """Import matplotlib.pyplot lazily, on the Agg backend unless one was chosen."""
+
+def pyplot() -> ModuleType:
+    """Import matplotlib.pyplot lazily, on the Agg backend unless one was chosen.
+
+    Returns
+    -------
+    plt : module
+        ``matplotlib.pyplot``.
+    """
     import os
 
     import matplotlib
@@ -124,16 +136,24 @@ def place_legend(ax, **kwargs):
     return ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0, **kwargs)
 
 
-def settle_legends(fig, max_rounds: int = 4) -> None:
+def settle_legends(fig: Figure, max_rounds: int = 4) -> None:
     """Place again the legends of :func:`place_legend` that the final layout moved onto data.
 
     A legend is placed when its panel is drawn; panels drawn later into the same figure (and
     their legends outside the axes) change every panel's size, so a corner that was clear may
     no longer be. Call this once all panels of a figure are drawn.
+
+    Parameters
+    ----------
+    fig : matplotlib Figure
+        The figure, all its panels drawn.
+    max_rounds : int, default=4
+        Draw-and-move rounds at most (a moved legend can shift the layout again).
     """
     for _ in range(max_rounds):
         fig.canvas.draw()
-        renderer = fig.canvas.get_renderer()
+        # the canvases the displays draw on (Agg and its kin) have it; the base class does not
+        renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
         moved = False
         for ax in fig.axes:
             kwargs = getattr(ax, "_legend_clear_of_data", None)

@@ -6,10 +6,18 @@ for every display here is prepared in numpy by the classmethods, only ``plot`` d
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+import numpy.typing as npt
 
 from ._images import ImageGridDisplay, _hide_frame, as_images
 from ._mpl import gutter_color, place_legend, pyplot
+
+if TYPE_CHECKING:  # matplotlib is imported lazily, when a plot is drawn
+    from matplotlib.axes import Axes
+    from typing_extensions import Self
 
 __all__ = ["LossCurveDisplay", "LatentGridDisplay", "MeanActivationDisplay", "SampleGridDisplay"]
 
@@ -46,9 +54,11 @@ class LossCurveDisplay:
     Parameters
     ----------
     epochs : ndarray of shape (n_epochs,)
+        The x values (epoch numbers).
     curves : dict of name -> ndarray of shape (n_epochs,)
         NaN where an epoch did not record the quantity.
     title : str, optional
+        The figure's title.
 
     Attributes
     ----------
@@ -60,7 +70,8 @@ class LossCurveDisplay:
     figure_, axes_ : set by :meth:`plot`; one axes per panel.
     """
 
-    def __init__(self, epochs, curves, *, title=None):
+    def __init__(self, epochs: npt.ArrayLike, curves: Mapping[str, npt.ArrayLike], *,
+                 title: str | None = None):
         self.epochs = np.asarray(epochs, dtype=np.float64)
         self.curves = {str(k): np.asarray(v, dtype=np.float64) for k, v in curves.items()}
         if not self.curves:
@@ -85,38 +96,77 @@ class LossCurveDisplay:
         ]
 
     @classmethod
-    def from_history(cls, history, *, keys=None, title=None):
+    def from_history(cls, history: Sequence[Mapping[str, Any]], *,
+                     keys: Sequence[str] | None = None, title: str | None = None) -> Self:
         """Build from a list of per-epoch dicts.
 
         Parameters
         ----------
         history : list of dict
+            One dict per epoch, e.g. a neural model's ``history_``.
         keys : sequence of str, optional
             Quantities to draw; by default every numeric key except bookkeeping
             (``epoch``, ``n_skipped``, ``seconds``), in first-seen order.
+        title : str, optional
+            The figure's title.
+
+        Returns
+        -------
+        display : LossCurveDisplay
+            Ready to :meth:`plot`.
         """
         if not history:
             raise ValueError("history is empty; fit the model first.")
         if keys is None:
-            keys = []
+            found: list[str] = []
             for rec in history:
                 for k, v in rec.items():
-                    if k not in _NOT_CURVES and k not in keys and isinstance(v, (int, float)):
-                        keys.append(k)
+                    if k not in _NOT_CURVES and k not in found and isinstance(v, (int, float)):
+                        found.append(k)
+            keys = found
         epochs = [rec.get("epoch", i + 1) for i, rec in enumerate(history)]
         curves = {k: [float(rec.get(k, np.nan)) for rec in history] for k in keys}
         return cls(epochs, curves, title=title)
 
     @classmethod
-    def from_estimator(cls, estimator, *, keys=None, title=None):
-        """Use ``estimator.history_``."""
+    def from_estimator(cls, estimator: Any, *, keys: Sequence[str] | None = None,
+                       title: str | None = None) -> Self:
+        """Use ``estimator.history_``.
+
+        Parameters
+        ----------
+        estimator : fitted neural model
+            With ``history_`` (Autoencoder, VAE, GAN).
+        keys : sequence of str, optional
+            Quantities to draw (see :meth:`from_history`).
+        title : str, optional
+            The figure's title.
+
+        Returns
+        -------
+        display : LossCurveDisplay
+            Ready to :meth:`plot`.
+        """
         history = getattr(estimator, "history_", None)
         if history is None:
             raise ValueError(f"{type(estimator).__name__} has no history_; fit it first.")
         return cls.from_history(history, keys=keys, title=title)
 
-    def plot(self, *, axes=None, figsize=None):
-        """Draw one line plot per distinct curve against the epoch; returns self."""
+    def plot(self, *, axes: Any = None, figsize: tuple[float, float] | None = None) -> Self:
+        """Draw one line plot per distinct curve against the epoch.
+
+        Parameters
+        ----------
+        axes : array of matplotlib Axes or None, default=None
+            At least one axes per panel; None makes a new figure (up to 3 panels a row).
+        figsize : tuple of float or None, default=None
+            Size in inches of a new figure; None sizes it from the panels.
+
+        Returns
+        -------
+        display : LossCurveDisplay
+            ``self``, with ``figure_`` and ``axes_`` set.
+        """
         n = len(self.panels)
         if axes is None:
             plt = pyplot()
@@ -149,7 +199,8 @@ class LatentGridDisplay:
         ``images[i, j]`` decodes latent point (z1[j], z2[i]).
     z1, z2 : ndarray of shape (n,)
         Grid coordinates along the two latent axes.
-
+    title : str, optional
+        The plot's title.
     gutter : int, optional
         Pixels of gutter around every tile; by default ``max(1, round(min(h, w) / 8))``.
         Without gutters, neighbouring decoded images fuse into stripes.
@@ -164,7 +215,9 @@ class LatentGridDisplay:
     figure_, ax_, gutter_color_ : set by :meth:`plot`.
     """
 
-    def __init__(self, images, z1, z2, *, title=None, gutter=None):
+    def __init__(self, images: npt.ArrayLike, z1: Sequence[float] | np.ndarray,
+                 z2: Sequence[float] | np.ndarray, *,
+                 title: str | None = None, gutter: int | None = None):
         images = np.asarray(images, dtype=np.float64)
         if images.ndim != 4 or images.shape[0] != len(z2) or images.shape[1] != len(z1):
             raise ValueError(f"images must have shape (len(z2), len(z1), h, w), got {images.shape}.")
@@ -185,19 +238,33 @@ class LatentGridDisplay:
         self.padded_mosaic = padded
 
     @classmethod
-    def from_estimator(cls, estimator, image_shape, *, n=15, X=None, quantiles=(0.05, 0.95),
-                       title=None):
+    def from_estimator(cls, estimator: Any, image_shape: tuple[int, int], *, n: int = 15,
+                       X: npt.ArrayLike | None = None,
+                       quantiles: tuple[float, float] = (0.05, 0.95),
+                       title: str | None = None) -> Self:
         """Decode an ``n``×``n`` grid with ``estimator.inverse_transform``.
 
         Parameters
         ----------
         estimator : fitted model with ``latent_dim == 2`` and ``inverse_transform``
+            The decoder to draw.
         image_shape : tuple (height, width)
+            Shape of one decoded image.
         n : int, default=15
+            Grid points per latent axis.
         X : array-like, optional
             Without it the grid spans the ``quantiles`` of a standard normal (the VAE prior,
             as in Kingma & Welling); with it, the same quantiles of the codes of ``X`` (for
             autoencoders, whose codes have no prior).
+        quantiles : tuple of two float, default=(0.05, 0.95)
+            The grid's range on each axis, as quantiles.
+        title : str, optional
+            The plot's title.
+
+        Returns
+        -------
+        display : LatentGridDisplay
+            Ready to :meth:`plot`.
         """
         L = getattr(estimator, "latent_dim", None)
         if L != 2:
@@ -217,8 +284,24 @@ class LatentGridDisplay:
         h, w = image_shape
         return cls(as_images(decoded, image_shape).reshape(n, n, h, w), z1, z2, title=title)
 
-    def plot(self, ax=None, *, figsize=(6, 6), cmap="gray"):
-        """Draw the mosaic with latent coordinates on the axes; returns self."""
+    def plot(self, ax: Axes | None = None, *, figsize: tuple[float, float] = (6, 6),
+             cmap: str = "gray") -> Self:
+        """Draw the mosaic with latent coordinates on the axes.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or None, default=None
+            Where to draw; None makes a new figure of size ``figsize``.
+        figsize : tuple of float, default=(6, 6)
+            Size in inches of a new figure.
+        cmap : str, default="gray"
+            Colour map of the images.
+
+        Returns
+        -------
+        display : LatentGridDisplay
+            ``self``, with ``figure_``, ``ax_`` and ``gutter_color_`` set.
+        """
         if ax is None:
             plt = pyplot()
             fig, ax = plt.subplots(figsize=figsize, layout="constrained")
@@ -250,9 +333,34 @@ class SampleGridDisplay(ImageGridDisplay):
     """A grid of samples drawn from a generative model (VAE or GAN)."""
 
     @classmethod
-    def from_estimator(cls, estimator, image_shape, *, n_samples=32, n_cols=8,
-                       random_state=None, title=None):
-        """Draw ``n_samples`` with ``estimator.sample`` and show them on a shared grey scale."""
+    # samples replace the parameter rows of ImageGridDisplay.from_estimator: other options
+    def from_estimator(  # type: ignore[override]
+        cls, estimator: Any, image_shape: Sequence[int], *, n_samples: int = 32,
+        n_cols: int = 8, random_state: int | np.random.RandomState | None = None,
+        title: str | None = None,
+    ) -> Self:
+        """Draw ``n_samples`` with ``estimator.sample`` and show them on a shared grey scale.
+
+        Parameters
+        ----------
+        estimator : fitted generative model
+            With ``sample(n, random_state=...)`` (VAE, GAN, mixtures).
+        image_shape : tuple (height, width)
+            Shape of one sample as an image.
+        n_samples : int, default=32
+            How many to draw.
+        n_cols : int, default=8
+            Images per row of the grid.
+        random_state : int, RandomState or None, default=None
+            Passed to ``sample``.
+        title : str, optional
+            The figure's title.
+
+        Returns
+        -------
+        display : SampleGridDisplay
+            Ready to :meth:`plot`.
+        """
         S = np.asarray(estimator.sample(int(n_samples), random_state=random_state))
         return cls.from_data(S, image_shape, n_cols=n_cols, title=title)
 
@@ -263,8 +371,11 @@ class MeanActivationDisplay:
     Parameters
     ----------
     mean_activation : array-like of shape (n_units,)
+        ρ̂_j, the mean activation of each code unit.
     target : float or None
         ρ, drawn as a horizontal line.
+    title : str, optional
+        The plot's title.
 
     Attributes
     ----------
@@ -273,25 +384,53 @@ class MeanActivationDisplay:
     figure_, ax_ : set by :meth:`plot`.
     """
 
-    def __init__(self, mean_activation, *, target=None, title=None):
+    def __init__(self, mean_activation: npt.ArrayLike, *, target: float | None = None,
+                 title: str | None = None):
         self.mean_activation = np.asarray(mean_activation, dtype=np.float64).ravel()
         if self.mean_activation.size == 0:
             raise ValueError("mean_activation is empty.")
         self.target = None if target is None else float(target)
         self.max_deviation = (None if target is None
-                              else float(np.abs(self.mean_activation - self.target).max()))
+                              else float(np.abs(self.mean_activation - float(target)).max()))
         self.title = title
 
     @classmethod
-    def from_estimator(cls, estimator, *, title=None):
-        """Use ``mean_activation_`` and ``sparsity_target`` of a fitted autoencoder."""
+    def from_estimator(cls, estimator: Any, *, title: str | None = None) -> Self:
+        """Use ``mean_activation_`` and ``sparsity_target`` of a fitted autoencoder.
+
+        Parameters
+        ----------
+        estimator : fitted sparse Autoencoder
+            With ``mean_activation_``.
+        title : str, optional
+            The plot's title.
+
+        Returns
+        -------
+        display : MeanActivationDisplay
+            Ready to :meth:`plot`.
+        """
         if not hasattr(estimator, "mean_activation_"):
             raise ValueError(f"{type(estimator).__name__} has no mean_activation_; fit it first.")
         return cls(estimator.mean_activation_, target=getattr(estimator, "sparsity_target", None),
                    title=title)
 
-    def plot(self, ax=None, *, figsize=(6.5, 3)):
-        """Bars per unit, the target as a dashed line; returns self."""
+    def plot(self, ax: Axes | None = None, *,
+             figsize: tuple[float, float] = (6.5, 3)) -> Self:
+        """Bars per unit, the target as a dashed line.
+
+        Parameters
+        ----------
+        ax : matplotlib Axes or None, default=None
+            Where to draw; None makes a new figure of size ``figsize``.
+        figsize : tuple of float, default=(6.5, 3)
+            Size in inches of a new figure.
+
+        Returns
+        -------
+        display : MeanActivationDisplay
+            ``self``, with ``figure_`` and ``ax_`` set.
+        """
         if ax is None:
             plt = pyplot()
             fig, ax = plt.subplots(figsize=figsize, layout="constrained")

@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TOUR_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv browser tour test test-portable test-slow campaign bench clean
+.PHONY: venv browser tour test test-portable test-slow typecheck campaign bench clean
 
 # The second numeric configuration: one thread everywhere, and another code path in every
 # numeric library the suite reaches -- MKL's conditional-numerical-reproducibility path
@@ -51,6 +51,10 @@ test-portable: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# the type checker over src/latentspace (its configuration: pyproject.toml [tool.mypy])
+typecheck: $(STAMP)
+	$(BIN)/python -m mypy
 
 # the adversarial reliability campaign (every estimator x method x bad input, every
 # hyperparameter, model-file faults, CLI exit codes): totals on stdout, the failures in

@@ -10,6 +10,7 @@ something other than ``None``.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import inspect
 import re
@@ -40,6 +41,8 @@ PUBLIC_MODULES = [
     "latentspace.impute",
     "latentspace.metrics",
     "latentspace.neural",
+    "latentspace.report",
+    "latentspace.report.tour",
 ]
 
 _SECTION = re.compile(r"^\s*([A-Z][A-Za-z ]+)\n\s*-{3,}\s*$", re.MULTILINE)
@@ -73,8 +76,10 @@ def _public_objects():
 def _own_methods(cls):
     """(name, function) for every public method of ``cls`` that latentspace defines."""
     out = []
+    # a dataclass field holding a function (a callback) is data, not a method
+    fields = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
     for name in sorted(dir(cls)):
-        if name.startswith("_"):
+        if name.startswith("_") or name in fields:
             continue
         for klass in cls.__mro__:
             if name in vars(klass):

@@ -11,9 +11,12 @@ leaves the next call with a core less. On a GPU, torch does everything.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 __all__ = ["Frame", "abs_max", "tcrossprod", "gram_upper", "col_sums", "centring_offset",
@@ -22,7 +25,7 @@ __all__ = ["Frame", "abs_max", "tcrossprod", "gram_upper", "col_sums", "centring
            "scaled_half_sq_norm", "total_log_density", "working_scale"]
 
 
-def _blas(name: str, dtype) -> object:
+def _blas(name: str, dtype: npt.DTypeLike) -> Callable[..., Any]:
     from scipy.linalg import blas
 
     return getattr(blas, ("d" if np.dtype(dtype) == np.float64 else "s") + name)
@@ -102,8 +105,8 @@ def abs_max(X: torch.Tensor) -> float:
     empty (one fused min/max reduction: half the time of numpy's max and min)."""
     if X.numel() == 0:
         return 0.0
-    lo, hi = torch.aminmax(X.detach())
-    lo, hi = float(lo), float(hi)
+    t_lo, t_hi = torch.aminmax(X.detach())
+    lo, hi = float(t_lo), float(t_hi)
     if lo != lo or hi != hi:
         return float("nan")
     return max(abs(lo), abs(hi))

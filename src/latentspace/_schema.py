@@ -262,7 +262,7 @@ def _resolve(dim, env: dict, name: str, path):
     if _is_int(dim) or dim == "*":
         return dim
     value = env.get(dim)
-    if not _is_int(value) or value < 0:
+    if value is None or not _is_int(value) or value < 0:
         _fail(path, f"cannot check the shape of {name!r}: {dim} is {value!r}, not a size.")
     return value
 

@@ -450,7 +450,7 @@ def check_int(name: str, value, *, low: int | None = None, high: int | None = No
         raise ParameterError(
             f"{name} must be an integer, got {_shown(value)} ({type(value).__name__})."
         )
-    if (low is not None and value < low) or (high is not None and value > high):
+    if (low is not None and int(value) < low) or (high is not None and int(value) > high):
         rng = f"[{low if low is not None else '-inf'}, {high if high is not None else 'inf'}]"
         raise ParameterError(f"{name}={value} is out of range; it must be in {rng}.")
     return int(value)
@@ -487,7 +487,7 @@ def check_seed(name: str, value):
     if value is None or isinstance(value, (np.random.RandomState, np.random.Generator)):
         return value
     if isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_)):
-        if 0 <= value <= _SEED_MAX:
+        if 0 <= int(value) <= _SEED_MAX:
             return int(value)
     raise ParameterError(
         f"{name}={_shown(value)} is invalid; use None, an int in [0, {_SEED_MAX}], a "

@@ -231,7 +231,7 @@ class ReconstructionDisplay:
     @classmethod
     def from_estimator(cls, estimator: Any, X: npt.ArrayLike, *, image_shape: tuple[int, int],
                        ks: Sequence[int] = (5, 10, 20, 50, 150),
-                       indices: Sequence[int] | None = None, n_images: int = 8,
+                       indices: npt.ArrayLike | None = None, n_images: int = 8,
                        mse_max_samples: int | None = None,
                        random_state: int | np.random.RandomState | None = None,
                        batch_size: int = 4096, cmap: str = "gray") -> Self:

@@ -140,6 +140,11 @@ class TourContext:
         ``val``, ``test`` and ``reference`` each take ``HOLDOUT_SHARE`` of the rows (at least
         one, at most ``HOLDOUT_MAX``); ``train`` is a seeded subset of the rest of at most
         ``TRAIN_MAX`` rows, small enough for CPU training.
+
+        Returns
+        -------
+        split : Holdout
+            The same object on every call.
         """
         if self._holdout is None:
             col = 1 if self.quick else 0

@@ -15,8 +15,10 @@ import html
 import io
 import json
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,11 +81,22 @@ def encode_png(fig, *, dpi: int = 100, close: bool = True) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def json_safe(value):
+def json_safe(value: Any) -> Any:
     """Numbers and containers as plain JSON: numpy scalars/arrays -> Python; non-finite -> str.
 
     ``float('inf')`` becomes ``"inf"`` (strict JSON has no infinities), so the page and the
     JSON file show the same thing.
+
+    Parameters
+    ----------
+    value : object
+        Numbers, strings, None, numpy scalars and arrays, and dicts, lists and tuples of them.
+
+    Returns
+    -------
+    plain : object
+        Of JSON's types only: dicts with string keys, lists, str, int, float, bool, None;
+        anything else as its ``str``.
     """
     if isinstance(value, dict):
         return {str(k): json_safe(v) for k, v in value.items()}
@@ -374,7 +387,8 @@ def render_html(meta: dict, chapters: list[RenderedChapter], reproduction=None) 
     sections = [_chapter_html(i, c) for i, c in enumerate(chapters, 1)]
     if reproduction:
         toc += '<li><a href="#reproduction">Reproduction of published figures</a></li>'
-        sections.append(_reproduction_html(len(sections) + 1, reproduction, meta.get("quick")))
+        sections.append(_reproduction_html(len(sections) + 1, reproduction,
+                                           bool(meta.get("quick"))))
     toc += '<li><a href="#about">About this run</a></li>'
     sections.append(_closing_html(len(sections) + 1, meta, chapters))
     body = "\n".join(sections)
@@ -410,13 +424,32 @@ same numbers are in <code>summary.json</code> beside this file.</footer>
 """
 
 
-def write_text_atomic(path, text: str) -> None:
-    """Write UTF-8 text to ``path`` via a temporary file and ``os.replace``."""
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
+    """Write UTF-8 text to ``path`` via a temporary file and ``os.replace``.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The file; replaced only once the new text is complete.
+    text : str
+        What to write.
+    """
     from .._atomic import atomic_write_bytes
 
     atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
-def dumps_json(obj) -> str:
-    """Strict JSON (no NaN/inf literals), indented for reading."""
+def dumps_json(obj: Any) -> str:
+    """Strict JSON (no NaN/inf literals), indented for reading.
+
+    Parameters
+    ----------
+    obj : object
+        Anything :func:`json_safe` takes.
+
+    Returns
+    -------
+    text : str
+        The JSON, indented by 2, with a final newline.
+    """
     return json.dumps(json_safe(obj), indent=2, allow_nan=False, ensure_ascii=False) + "\n"

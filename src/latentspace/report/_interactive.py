@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -235,7 +236,7 @@ def decoder_layers(vae) -> dict:
     net = vae.network_
     simple = {nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.ELU: "elu",
               nn.Softplus: "softplus", nn.Identity: "identity"}
-    layers = []
+    layers: list[dict[str, Any]] = []
     for m in net.decoder.children():
         if isinstance(m, nn.Linear):
             layers.append({"op": "linear",

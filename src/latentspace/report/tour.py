@@ -15,11 +15,13 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import IO, Any
 
 import numpy as np
 
-from ._chapter import TourContext
+from ._chapter import Chapter, TourContext
 from ._html import (
     RenderedChapter,
     dumps_json,
@@ -36,13 +38,19 @@ QUICK_MAX_SAMPLES = 2000  # a quick run keeps a seeded random subset of at most 
 
 
 
-def select_chapters(chapters=None) -> list[tuple[str, object]]:
+def select_chapters(chapters: str | Sequence[str] | None = None
+                    ) -> list[tuple[str, Callable[[TourContext], Chapter]]]:
     """The (key, run) pairs to run, in the lecture's order.
 
     Parameters
     ----------
     chapters : None, str or sequence of str
         None for all available chapters; a comma-separated string or a list of keys otherwise.
+
+    Returns
+    -------
+    selected : list of (str, callable)
+        Each chapter's key and its ``run(ctx) -> Chapter``.
 
     Raises
     ------
@@ -67,7 +75,8 @@ def select_chapters(chapters=None) -> list[tuple[str, object]]:
 
 
 # ----------------------------------------------------------------------------- progress
-def estimate_remaining(expected, done_seconds, current=None, current_elapsed=0.0) -> float:
+def estimate_remaining(expected: Sequence[float], done_seconds: Sequence[float],
+                       current: int | None = None, current_elapsed: float = 0.0) -> float:
     """Seconds left in the run.
 
     Parameters
@@ -83,7 +92,7 @@ def estimate_remaining(expected, done_seconds, current=None, current_elapsed=0.0
 
     Returns
     -------
-    float
+    seconds : float
         ``rate · Σ expected of the chapters not finished − current_elapsed`` (at least 0, and
         the current chapter never counts as less than done), where ``rate`` = measured / prior
         seconds of the finished chapters (1 before any chapter finished): the priors give the
@@ -122,15 +131,18 @@ class TourProgress:
     quick : bool
         Which of each chapter's ``EXPECTED_SECONDS`` (full, quick) gives the priors.
     enabled : bool
+        False writes nothing.
     stream : file-like, default sys.stderr
+        Where the display goes.
     interval : float
         Redraw period on a terminal, in seconds.
     clock : callable
         Monotonic time in seconds (injectable for tests).
     """
 
-    def __init__(self, keys, *, quick=False, enabled=True, stream=None, interval=1.0,
-                 clock=time.perf_counter):
+    def __init__(self, keys: Sequence[str], *, quick: bool = False, enabled: bool = True,
+                 stream: IO[str] | None = None, interval: float = 1.0,
+                 clock: Callable[[], float] = time.perf_counter):
         self.keys = list(keys)
         from .chapters import expected_seconds
 
@@ -155,23 +167,50 @@ class TourProgress:
 
     # state changes
     def start_chapter(self, key: str) -> None:
+        """The next chapter of the run starts.
+
+        Parameters
+        ----------
+        key : str
+            Its key (the run's chapters are counted in order; the key is for the caller).
+        """
         self.current = len(self.done)
         self._t_chapter = self._clock()
         self.step_text = "starting"
         self._emit()
 
     def step(self, text: str) -> None:
-        """What the chapter does now (``TourContext.progress``)."""
+        """What the chapter does now (``TourContext.progress``).
+
+        Parameters
+        ----------
+        text : str
+            The step, in a few words.
+        """
         self.step_text = str(text)
         self._emit()
 
     def end_chapter(self) -> float:
+        """The current chapter has finished.
+
+        Returns
+        -------
+        seconds : float
+            How long it ran.
+        """
         seconds = self._clock() - self._t_chapter
         self.done.append(seconds)
         self.current = None
         return seconds
 
     def close(self, ok: bool = True) -> None:
+        """Stop the display and write its last line.
+
+        Parameters
+        ----------
+        ok : bool, default=True
+            Whether the run completed (the last line says how many chapters ran) or stopped.
+        """
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
@@ -189,13 +228,34 @@ class TourProgress:
 
     # text
     def elapsed(self) -> float:
+        """Seconds since the run started.
+
+        Returns
+        -------
+        seconds : float
+            On the display's clock.
+        """
         return self._clock() - self._t0
 
     def remaining(self) -> float:
+        """Estimated seconds left (see :func:`estimate_remaining`).
+
+        Returns
+        -------
+        seconds : float
+            At least 0.
+        """
         cur_elapsed = self._clock() - self._t_chapter if self.current is not None else 0.0
         return estimate_remaining(self.expected, self.done, self.current, cur_elapsed)
 
     def line(self) -> str:
+        """The display's current text.
+
+        Returns
+        -------
+        text : str
+            Chapter i/n, its step, the time elapsed and the time left.
+        """
         n = len(self.keys)
         i = self.current if self.current is not None else len(self.done)
         where = (f"{i + 1}/{n} {self.keys[i]}" if i < n else f"{n}/{n} done")
@@ -248,6 +308,18 @@ class FitWarnings:
 
     @staticmethod
     def is_fit_failure(message: Warning) -> bool:
+        """Whether a warning reports a failed fit.
+
+        Parameters
+        ----------
+        message : Warning
+            The warning object (``warnings.WarningMessage.message``).
+
+        Returns
+        -------
+        failed : bool
+            For a ``ConvergenceWarning`` and for collapse warnings.
+        """
         from ..exceptions import ConvergenceWarning
 
         text = str(message).lstrip().lower()
@@ -286,8 +358,11 @@ def _machine() -> str:
             f"({torch.get_num_threads()} threads)")
 
 
-def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapters=None,
-             random_state=0, data_home=None, progress=True, threads=1, results=None) -> dict:
+def run_tour(dataset: str = "digits", out: str | os.PathLike[str] = "tour_out",
+             quick: bool = False, device: str = "cpu",
+             chapters: str | Sequence[str] | None = None, random_state: int = 0,
+             data_home: str | os.PathLike[str] | None = None, progress: bool = True,
+             threads: int | None = 1, results: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run the tour and write the report.
 
     Parameters
@@ -299,7 +374,8 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
     quick : bool, default=False
         Smoke run: chapters use fewer epochs and smaller sizes, and datasets larger than
         ``QUICK_MAX_SAMPLES`` rows are subsampled (seeded by ``random_state``).
-    device : {"cpu", "cuda", "auto"}
+    device : {"cpu", "cuda", "auto"}, default="cpu"
+        Where the models compute.
     chapters : None, str or list of str
         Chapter keys to run (see :func:`latentspace.report.chapters.available_chapters`).
     random_state : int, default=0
@@ -365,7 +441,7 @@ def run_tour(dataset="digits", out="tour_out", quick=False, device="cpu", chapte
 
         rendered: list[RenderedChapter] = []
         ctx = TourContext(
-            name=str(ds.name), X=X, y=y, image_shape=tuple(int(s) for s in ds.image_shape),
+            name=str(ds.name), X=X, y=y, image_shape=(int(ds.image_shape[0]), int(ds.image_shape[1])),
             target_names=ds.target_names, quick=bool(quick), device=device,
             random_state=random_state, progress=bar.step,
         )

@@ -8,6 +8,7 @@ estimators.
 
 from __future__ import annotations
 
+from typing import Any
 
 from ...cluster import KMeans
 from ...plotting import ImageGridDisplay
@@ -42,7 +43,8 @@ def run(ctx: TourContext) -> Chapter:
     ctx.progress("K-means for each K")
     template = KMeans(n_init=n_init, random_state=ctx.random_state, device=ctx.device)
     elbow = choose_k(template, X, ks, criterion="elbow")
-    figures, numbers = [], {}
+    figures: list[Figure] = []
+    numbers: dict[str, Any] = {}
     disp = elbow.display.plot()
     figures.append(Figure(
         disp.figure_,
@@ -63,7 +65,7 @@ def run(ctx: TourContext) -> Chapter:
         km = KMeans(k_true, n_init=class_n_init, random_state=ctx.random_state,
                     device=ctx.device).fit(X)
     ctx.results["kmeans"] = km
-    measures = {}
+    measures: dict[str, float] = {}
     numbers[f"K-means starts for K={k_true} (best kept)"] = int(km.n_init)
     numbers[f"reconstruction error E({k_true})"] = float(km.inertia_)
     numbers[f"Lloyd iterations (K={k_true})"] = int(km.n_iter_)

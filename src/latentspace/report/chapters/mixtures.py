@@ -12,6 +12,8 @@ space with the full and the diagonal Gaussian mixtures, with each model's parame
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from sklearn.metrics import adjusted_rand_score
 
@@ -154,7 +156,9 @@ def run(ctx: TourContext) -> Chapter:
     """Ellipses, EM trace, K selection curves, the Handbook's AIC curve and sampled images."""
     X, y = chapter_rows(ctx, n_max=5000, n_quick=1500)
     k = n_classes(y)
-    figures, numbers, measures = [], {}, {}
+    figures: list[Figure] = []
+    numbers: dict[str, Any] = {}
+    measures: dict[str, float] = {}
     ctx.progress("mixture vs K-means in 2-D")
     fig, nums = _ellipses_figure(ctx, X, k)
     figures.append(fig)
@@ -230,7 +234,7 @@ def run(ctx: TourContext) -> Chapter:
     sampler = bic.estimators[bic.best_k]
     if ctx.name == "digits":
         hk = _HANDBOOK_QUICK if ctx.quick else _HANDBOOK_KS
-        hk = [q for q in hk if q <= len(Z)]
+        hk = tuple(q for q in hk if q <= len(Z))
         ctx.progress("the Handbook's AIC over 50–200 components")
         handbook = choose_k(GaussianMixture(covariance_type="full", random_state=0,
                                             device=ctx.device), Z, hk, criterion="aic")

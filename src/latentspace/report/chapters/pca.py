@@ -84,7 +84,7 @@ def run(ctx: TourContext) -> Chapter:
         if k <= pca.n_components_:
             numbers[f"variance explained by {k} components"] = float(ev.cumulative[k - 1])
     k90 = ev.n_components_threshold
-    measures = {"components_90": k90} if k90 is not None else {}
+    measures: dict[str, float] = {"components_90": k90} if k90 is not None else {}
     if 150 <= pca.n_components_:
         measures["variance_150"] = float(ev.cumulative[149])
     numbers[f"components for {100 * _THRESHOLD:g}% variance"] = (
@@ -122,6 +122,7 @@ def run(ctx: TourContext) -> Chapter:
         pca, ctx.X, image_shape=ctx.image_shape, ks=_KS, indices=_examples(ctx.y),
         mse_max_samples=_MSE_MAX_SAMPLES, random_state=ctx.random_state,
     )
+    assert rec.mse is not None and rec.mse_n_samples is not None  # from_estimator sets both
     for k, mse in zip(rec.ks, rec.mse):
         numbers[f"reconstruction MSE (k={k})"] = float(mse)
     numbers["samples the reconstruction MSE is averaged over (count)"] = int(rec.mse_n_samples)

@@ -142,6 +142,7 @@ def fit_feature_space(ctx: TourContext):
                                      "rows, whitened"}
     ctx.progress("feature classifier")
     rest = split.rest_index
+    assert rest is not None  # TourContext.holdout() always records the rest
     if len(rest) > CLASSIFIER_ROWS:
         rest = np.sort(np.random.RandomState(ctx.random_state).choice(
             rest, CLASSIFIER_ROWS, replace=False))

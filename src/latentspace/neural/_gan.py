@@ -199,8 +199,8 @@ class GAN(_NeuralModel):
     >>> import numpy as np
     >>> from latentspace import GAN
     >>> X = np.random.default_rng(0).normal(size=(64, 2))
-    >>> gan = GAN(latent_dim=2, generator_sizes=(16,), discriminator_sizes=(16,),
-    ...           max_epochs=3, random_state=0).fit(X)
+    >>> gan = GAN(latent_dim=2, generator_sizes=(64,), discriminator_sizes=(64,),
+    ...           max_epochs=300, random_state=0).fit(X)  # 300 steps: about a second
     >>> gan.sample(10, random_state=0).shape
     (10, 2)
     >>> gan.discriminate(X).shape

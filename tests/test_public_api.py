@@ -196,3 +196,24 @@ def test_no_internal_document_references():
         if name not in PENDING and obj.__doc__ and pattern.search(obj.__doc__):
             offenders.append(name)
     assert not offenders, offenders
+
+
+@pytest.mark.parametrize("name", ["Autoencoder", "VAE", "GAN", "ModelImputer", "choose_k"])
+def test_examples_run(name, tmp_path, monkeypatch):
+    # the Examples sections are doctests: each must run and print what it shows
+    import doctest
+    import warnings
+
+    from latentspace.impute import ModelImputer
+
+    obj = ModelImputer if name == "ModelImputer" else getattr(latentspace, name)
+    tests = [t for t in doctest.DocTestFinder(recurse=False).find(obj) if t.examples]
+    assert tests, f"{name} has no Examples section"
+    monkeypatch.chdir(tmp_path)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a short example fit may warn; its output is checked
+        for t in tests:
+            runner.run(t)
+    result = runner.summarize(verbose=False)
+    assert result.failed == 0, f"{result.failed} of {result.attempted} examples of {name} failed"

@@ -152,6 +152,25 @@ def test_public_callable_is_typed_and_documented(owner, qualname, func):
     assert not problems, f"{qualname}: " + "; ".join(problems)
 
 
+CLASSES = [(name, obj) for name, obj in _public_objects() if inspect.isclass(obj)]
+
+
+@pytest.mark.parametrize("name, cls", CLASSES, ids=[c[0] for c in CLASSES])
+def test_constructor_parameters_are_annotated(name, cls):
+    # the constructor is a public signature too (scikit-learn reads only its names)
+    init = cls.__init__
+    if not inspect.isfunction(init) or not init.__module__.startswith("latentspace"):
+        return  # object's, a Protocol's or a dataclass's generated one from sklearn
+    params, _ = _params(init)
+    missing = [p.name for p in params if p.annotation is inspect.Parameter.empty
+               and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    if name in PENDING:
+        if missing:
+            pytest.xfail(f"{name} is pending: constructor parameters without annotations")
+        return
+    assert not missing, f"{name}.__init__: parameters without annotations: {missing}"
+
+
 def test_pending_entries_are_public_names():
     names = {name for name, _ in _public_objects()}
     assert PENDING <= names, f"PENDING lists unknown names: {sorted(PENDING - names)}"

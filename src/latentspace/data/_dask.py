@@ -81,7 +81,7 @@ class DaskSource:
         and ``device`` (an estimator sets ``n_features_in_`` with it).
     """
 
-    def __init__(self, X, sample_weight=None, *, prepare: Callable,
+    def __init__(self, X: Any, sample_weight: Any = None, *, prepare: Callable,
                  prepare_first: Callable | None = None):
         from dask import delayed
 

@@ -95,7 +95,7 @@ class Prepare:
     """Validation of one block against the fitted input (a picklable callable for workers);
     ``finite=False`` leaves NaN/inf to a pass that finds them anyway."""
 
-    def __init__(self, est, finite: bool = True):
+    def __init__(self, est: Any, finite: bool = True):
         self.est, self.finite = est, finite
 
     def __call__(self, raw) -> torch.Tensor:

@@ -17,8 +17,10 @@ from __future__ import annotations
 import math
 import numbers
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
@@ -209,39 +211,39 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralMode
 
     def __init__(
         self,
-        latent_dim=2,
+        latent_dim: int = 2,
         *,
-        hidden_sizes=(),
-        activation="relu",
-        code_activation="auto",
-        loss="mse",
-        noise=None,
-        sparsity_target=None,
-        sparsity_weight=1.0,
-        network="mlp",
-        encoder=None,
-        decoder=None,
-        max_epochs=1000,
-        batch_size="auto",
-        optimizer="adam",
-        optimizer_kwargs=None,
-        learning_rate=1e-3,
-        learning_rate_schedule="plateau",
-        momentum=0.9,
-        weight_decay=0.0,
-        grad_clip=None,
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=20,
-        tol=1e-4,
-        checkpoint_path=None,
-        checkpoint_every=1,
-        callbacks=None,
-        warm_start=False,
-        device="cpu",
-        random_state=None,
-        verbose=0,
-    ):
+        hidden_sizes: Sequence[int] = (),
+        activation: str = "relu",
+        code_activation: str | None = "auto",
+        loss: str = "mse",
+        noise: tuple[str, float] | None = None,
+        sparsity_target: float | None = None,
+        sparsity_weight: float = 1.0,
+        network: str = "mlp",
+        encoder: torch.nn.Module | None = None,
+        decoder: torch.nn.Module | None = None,
+        max_epochs: int = 1000,
+        batch_size: int | str = "auto",
+        optimizer: str | type[torch.optim.Optimizer] | Callable[..., torch.optim.Optimizer] = "adam",
+        optimizer_kwargs: dict[str, Any] | None = None,
+        learning_rate: float = 1e-3,
+        learning_rate_schedule: str = "plateau",
+        momentum: float = 0.9,
+        weight_decay: float = 0.0,
+        grad_clip: float | None = None,
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 20,
+        tol: float = 1e-4,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+        callbacks: Sequence[Any] | None = None,
+        warm_start: bool = False,
+        device: str = "cpu",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ) -> None:
         self.latent_dim = latent_dim
         self.hidden_sizes = hidden_sizes
         self.activation = activation

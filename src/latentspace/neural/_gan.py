@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -216,40 +217,40 @@ class GAN(_NeuralModel):
 
     def __init__(
         self,
-        latent_dim=2,
+        latent_dim: int = 2,
         *,
-        generator_sizes=(256, 512),
-        discriminator_sizes=(512, 256),
-        activation="leaky_relu",
-        discriminator_activation="leaky_relu",
-        output_activation="auto",
-        minibatch_std=True,
-        r1_penalty="auto",
-        k_steps=1,
-        loss="non_saturating",
-        noise="gaussian",
-        reference_modes=None,
-        reference_std=None,
-        discriminator_learning_rate=None,
-        generator=None,
-        discriminator=None,
-        max_epochs="auto",
-        batch_size=64,
-        optimizer="adam",
-        optimizer_kwargs=None,
-        learning_rate=2e-4,
-        learning_rate_schedule="constant",
-        momentum=0.5,
-        weight_decay=0.0,
-        grad_clip=None,
-        checkpoint_path=None,
-        checkpoint_every=1,
-        callbacks=None,
-        warm_start=False,
-        device="cpu",
-        random_state=None,
-        verbose=0,
-    ):
+        generator_sizes: Sequence[int] = (256, 512),
+        discriminator_sizes: Sequence[int] = (512, 256),
+        activation: str = "leaky_relu",
+        discriminator_activation: str = "leaky_relu",
+        output_activation: str | None = "auto",
+        minibatch_std: bool = True,
+        r1_penalty: str | float = "auto",
+        k_steps: int = 1,
+        loss: str = "non_saturating",
+        noise: str = "gaussian",
+        reference_modes: ArrayLike | None = None,
+        reference_std: float | None = None,
+        discriminator_learning_rate: float | None = None,
+        generator: torch.nn.Module | None = None,
+        discriminator: torch.nn.Module | None = None,
+        max_epochs: int | str = "auto",
+        batch_size: int | str = 64,
+        optimizer: str | type[torch.optim.Optimizer] | Callable[..., torch.optim.Optimizer] = "adam",
+        optimizer_kwargs: dict[str, Any] | None = None,
+        learning_rate: float = 2e-4,
+        learning_rate_schedule: str = "constant",
+        momentum: float = 0.5,
+        weight_decay: float = 0.0,
+        grad_clip: float | None = None,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        checkpoint_every: int = 1,
+        callbacks: Sequence[Any] | None = None,
+        warm_start: bool = False,
+        device: str = "cpu",
+        random_state: int | np.random.RandomState | None = None,
+        verbose: int = 0,
+    ) -> None:
         self.latent_dim = latent_dim
         self.generator_sizes = generator_sizes
         self.discriminator_sizes = discriminator_sizes

@@ -8,6 +8,8 @@ the KL penalty. Every number is read from the fitted estimators.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from ...neural import Autoencoder
@@ -45,8 +47,9 @@ def run(ctx: TourContext) -> Chapter:
     d = X.shape[1]
     hidden, latent = (min(256, 2 * d),), min(16, d)
     epochs = 10 if ctx.quick else 60
-    common = dict(hidden_sizes=hidden, max_epochs=epochs, batch_size=64, learning_rate=3e-3,
-                  device=ctx.device, random_state=ctx.random_state)
+    common: dict[str, Any] = dict(hidden_sizes=hidden, max_epochs=epochs, batch_size=64,
+                                  learning_rate=3e-3, device=ctx.device,
+                                  random_state=ctx.random_state)
 
     ctx.progress("train plain autoencoder")
     plain = Autoencoder(latent, **common).fit(train)

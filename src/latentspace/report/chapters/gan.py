@@ -9,6 +9,7 @@ estimate of the paper (σ chosen on the validation rows, scored on the test rows
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
@@ -72,8 +73,8 @@ def run(ctx: TourContext) -> Chapter:
     d = train.shape[1]
     latent = min(16, d)
     # the library's defaults; a quick run only trains for fewer epochs
-    gan = GAN(latent, device=ctx.device, random_state=ctx.random_state,
-              **({"max_epochs": _QUICK_EPOCHS} if ctx.quick else {}))
+    quick: dict[str, Any] = {"max_epochs": _QUICK_EPOCHS} if ctx.quick else {}
+    gan = GAN(latent, device=ctx.device, random_state=ctx.random_state, **quick)
     t0 = time.perf_counter()
     gan.fit(train)
     fit_s = time.perf_counter() - t0

@@ -199,7 +199,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     names = set(args.model_spec.all_params)
     params = _common_params(args, cls, names)
     if args.verbose and "verbose" in names:
-        default = inspect.signature(cls.__init__).parameters["verbose"].default
+        default = inspect.signature(getattr(cls, "__init__")).parameters["verbose"].default
         params["verbose"] = True if isinstance(default, bool) else int(args.verbose)
     check_device(args.device)
     out = check_output_path(args.out, suffixes=None)

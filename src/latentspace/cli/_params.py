@@ -40,6 +40,13 @@ def _key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
+def _closest(word: str, options: list[str]) -> list[str]:
+    """The close matches of ``word`` that are as close as the closest one (within 0.05)."""
+    close = difflib.get_close_matches(word, options, n=3, cutoff=0.6)
+    ratio = {c: difflib.SequenceMatcher(None, word, c).ratio() for c in close}
+    return [c for c in close if ratio[c] >= max(ratio.values()) - 0.05]
+
+
 def did_you_mean(word: str, options: Collection[str]) -> str:
     """``" (did you mean 'fit'?)"`` for the closest of ``options``, or ``""``.
 
@@ -55,11 +62,10 @@ def did_you_mean(word: str, options: Collection[str]) -> str:
     hint : str
         Starts with a space, to follow the word it corrects; empty when nothing is close.
     """
-    close = difflib.get_close_matches(word, list(options), n=3, cutoff=0.6)
+    close = _closest(word, list(options))
     if not close:  # also try ignoring case and separators (GMM, Gaussian-Mixture)
         keyed = {_key(o): o for o in options}
-        close = [keyed[k] for k in difflib.get_close_matches(_key(word), list(keyed), n=3,
-                                                             cutoff=0.6)]
+        close = [keyed[k] for k in _closest(_key(word), list(keyed))]
     if not close:
         return ""
     return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

@@ -3,6 +3,8 @@
 Do not edit; regenerate after changing a model's signature or docstring (a test fails
 until then, and the command reads the classes themselves meanwhile)."""
 
+from typing import Any
+
 FILES = ['base.py',
  'cli/_params.py',
  'cli/_spec.py',
@@ -19,9 +21,9 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = '735b7de74a457eb665d90035695271c4ffa5f6a74a6a70ab8946854207f691da'
+DIGEST = '8ff3fa6a4cab2aaa402f5f8202c09d5a520935cee24e1bb4803350bf168bcad6'
 
-MODELS = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
+MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',
                                 'hidden_sizes',
                                 'activation',

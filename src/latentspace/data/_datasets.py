@@ -212,16 +212,17 @@ def _mnist_like(folder: Path, npz_files, idx_folders, names) -> dict | None:
             for tag, p in zip(("", "_test"), paths):
                 z = _read_npz(p, ("images", "labels"))
                 parts[tag] = (z["images"], z["labels"])
-        out = {}
+        out: dict = {}
         for tag, (x, y) in parts.items():
             where = paths[-1] if tag else paths[0]
             out["images" + tag] = _scale(_images(x, where, (28, 28)))
             out["target" + tag] = _labels(y, len(x), where)
         out["source"] = ", ".join(str(p) for p in paths)
     else:
-        out = _load_idx_splits(idx_folders)
-        if out is None:
+        idx = _load_idx_splits(idx_folders)
+        if idx is None:
             return None
+        out = idx
     out["target_names"] = np.array(names)
     return out
 

@@ -21,6 +21,11 @@ The exception's type decides the code, and so does the stage it escaped from: a
 while reading the data is a data error (3). A hyperparameter check raises
 :class:`latentspace._validation.ParameterError`, so a rejected value counts as usage (2)
 wherever in ``fit`` it is found, even after the data has been looked at.
+
+Messages raised by the library's own code are shown in full (they say how to fix the
+problem); only messages from third-party code, which may hold huge reprs, are shortened
+(:func:`shorten`, the whole text with ``--debug``). A missing optional package adds the pip
+command that installs it (``pip install "latentspace[dask]"``).
 """
 
 from __future__ import annotations

@@ -305,7 +305,9 @@ def test_missing_dask_outside_data_is_a_usage_error(data, tmp_path, capsys, monk
     d, _ = data
 
     def fit_with_dask(self, X, y=None):
-        import dask.array  # noqa: F401  (absent here)
+        import importlib
+
+        importlib.import_module("dask.array")  # absent here: sys.modules["dask"] is None
 
     monkeypatch.setitem(sys.modules, "dask", None)
     monkeypatch.setattr(PCA, "fit", fit_with_dask)

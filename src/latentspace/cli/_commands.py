@@ -1,23 +1,43 @@
-"""What each ``latentspace`` subcommand does, once its arguments are parsed."""
+"""What each ``latentspace`` subcommand does, once its arguments are parsed.
+
+Importing this module stays cheap (the parser refers to its handlers): numpy, torch and the
+models are imported inside the handlers.
+"""
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import json
 import sys
 import time
+from collections.abc import Collection
 from pathlib import Path
+from typing import Any
 
-import numpy as np
+from ._errors import EXIT_DATA, CLIError, UsageError, check_finite, stage
+from ._params import ArrayFile, collect_params, did_you_mean
 
-from ..data import SUPPORTED_SUFFIXES as OUTPUT_SUFFIXES
-from ._errors import UsageError, check_finite, stage
-from ._params import collect_params, estimator_params
+# the suffixes latentspace.data.write_data knows (a test checks them against it)
+OUTPUT_SUFFIXES = (".npy", ".npz", ".csv", ".parquet")
 
 
 # ----------------------------------------------------------------------------- helpers
-def check_output_path(path, suffixes=OUTPUT_SUFFIXES) -> Path:
-    """Refuse an output path before any work is done, rather than after a long fit."""
+def check_output_path(path: str | Path, suffixes: Collection[str] | None = OUTPUT_SUFFIXES
+                      ) -> Path:
+    """Refuse an output path before any work is done, rather than after a long fit.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    suffixes : collection of str or None
+        The allowed file name endings (None: any).
+
+    Returns
+    -------
+    path : pathlib.Path
+        With ``~`` expanded.
+    """
     path = Path(path).expanduser()
     if suffixes is not None and path.suffix.lower() not in suffixes:
         raise UsageError(f"--out {str(path)!r}: the file name must end in {', '.join(suffixes)}.")
@@ -29,8 +49,13 @@ def check_output_path(path, suffixes=OUTPUT_SUFFIXES) -> Path:
     return path
 
 
-def check_device(device) -> None:
-    """A ``--device`` that cannot be used is a usage error, found before any work."""
+def check_device(device: str | None) -> None:
+    """A ``--device`` that cannot be used is a usage error, found before any work.
+
+    Parameters
+    ----------
+    device : str or None
+    """
     if device is None:
         return
     from .._backend import resolve_device
@@ -41,17 +66,40 @@ def check_device(device) -> None:
         raise UsageError(f"--device: {exc}") from None
 
 
-def _read(args):
+def _read(args: argparse.Namespace) -> Any:
     from ..data import read_data
 
+    _check_dataset_name(args.data)
     with stage("data", "cannot read data", path=args.data):
         X, _ = read_data(args.data, data_home=getattr(args, "data_home", None))
     return X
 
 
-def check_model_path(path) -> None:
+def _check_dataset_name(data: str) -> None:
+    """A DATA that is neither a file nor a dataset name but close to one: a data error
+    (3, as for any missing data) that says which name was meant."""
+    from . import DATASETS
+
+    if Path(data).suffix or Path(data).exists():
+        return
+    key = data.strip().lower().replace("-", "_")
+    aliases = ("fashion", "lfw", "frey", "olivetti")
+    if key in DATASETS or key in aliases:
+        return
+    hint = did_you_mean(key, DATASETS + aliases)
+    if hint:
+        raise CLIError(EXIT_DATA, f"cannot read data {data!r}: no such file, and no dataset of "
+                       f"that name{hint}; 'latentspace datasets' lists them.")
+
+
+def check_model_path(path: str | Path) -> None:
     """Raise ``OSError`` (a model-file error, 4, in the "model" stage) with a plain message
-    when the model file is missing or a folder."""
+    when the model file is missing or a folder.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+    """
     p = Path(path).expanduser()
     if p.is_dir():
         raise IsADirectoryError(f"{str(path)!r} is a folder, not a model file; give the file "
@@ -61,7 +109,7 @@ def check_model_path(path) -> None:
                                 "'latentspace fit'.")
 
 
-def _load(args):
+def _load(args: argparse.Namespace) -> Any:
     from ..io import load
 
     check_device(getattr(args, "device", None))
@@ -73,38 +121,89 @@ def _load(args):
     return est
 
 
-def _need(est, method: str, hint: str = ""):
+def _need(est: Any, method: str, hint: str = "") -> None:
     if not callable(getattr(est, method, None)):
         raise UsageError(
             f"{type(est).__name__} models have no {method}(){'; ' + hint if hint else ''}."
         )
 
 
-def _write(path, array, what: str) -> None:
+def _write(path: str | Path, array: Any, what: str) -> None:
     from ..data import write_data
 
     with stage("output", f"cannot write {what} to", path=path):
         write_data(path, array)
 
 
-def _shape(a) -> str:
+def _shape(a: Any) -> str:
+    import numpy as np
+
     return "×".join(str(s) for s in np.shape(a))
 
 
 # ----------------------------------------------------------------------------- fit
-def cmd_fit(args) -> int:
-    cls = args.model_cls
-    names = {p.name for p in estimator_params(cls)}
+def _model_class(args: argparse.Namespace) -> type:
+    """The estimator class of the parsed ``fit`` / ``select-k`` command (imported now)."""
+    spec = args.model_spec
+    with stage("fit", f"cannot load the model {spec.name!r}"):
+        return spec.load_class()
+
+
+def _read_arrays(params: dict) -> dict:
+    """Replace each ``.npy`` file given for an array parameter by its array.
+
+    The file is read with ``allow_pickle=False``; a missing or unreadable file is a data
+    error (3) naming the flag and the file.
+    """
+    import numpy as np
+
+    out = dict(params)
+    for name, value in params.items():
+        if not isinstance(value, ArrayFile):
+            continue
+        flag = "--" + name.replace("_", "-")
+        path = Path(value.path).expanduser()
+        if not path.is_file():
+            raise CLIError(EXIT_DATA, f"{flag}: no .npy file at {value.path!r}"
+                           + ("; it is a folder" if path.is_dir() else "") + ".")
+        try:
+            out[name] = np.load(path, allow_pickle=False)
+        except Exception as exc:  # numpy raises ValueError, OSError, EOFError... for bad files
+            raise CLIError(EXIT_DATA, f"{flag}: cannot read {value.path!r} as a .npy array "
+                           f"({type(exc).__name__}: {' '.join(str(exc).split())}); write it "
+                           "with numpy.save (object arrays are refused).") from exc
+    return out
+
+
+def _common_params(args: argparse.Namespace, cls: type, names: Collection[str]) -> dict:
     params = collect_params(args)
     if args.device is not None and "device" in names:
         params["device"] = args.device
     if args.seed is not None and "random_state" in names:
         params["random_state"] = args.seed
+    return params
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    """``latentspace fit``.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+
+    Returns
+    -------
+    code : int
+    """
+    cls = _model_class(args)
+    names = set(args.model_spec.all_params)
+    params = _common_params(args, cls, names)
     if args.verbose and "verbose" in names:
-        default = inspect.signature(cls.__init__).parameters["verbose"].default
+        default = inspect.signature(getattr(cls, "__init__")).parameters["verbose"].default
         params["verbose"] = True if isinstance(default, bool) else int(args.verbose)
     check_device(args.device)
     out = check_output_path(args.out, suffixes=None)
+    params = _read_arrays(params)
     X = _read(args)
     with stage("fit", f"invalid hyperparameters for {cls.__name__}", names):
         est = cls(**params)
@@ -119,7 +218,7 @@ def cmd_fit(args) -> int:
 
 
 # ----------------------------------------------------------------------------- apply
-def _apply(args, method: str, what: str, hint: str = "") -> int:
+def _apply(args: argparse.Namespace, method: str, what: str, hint: str = "") -> int:
     out = check_output_path(args.out)
     est = _load(args)
     _need(est, method, hint)
@@ -132,21 +231,25 @@ def _apply(args, method: str, what: str, hint: str = "") -> int:
     return 0
 
 
-def cmd_transform(args) -> int:
+def cmd_transform(args: argparse.Namespace) -> int:
+    """``latentspace transform``; returns the exit code."""
     return _apply(args, "transform", "latent codes")
 
 
-def cmd_inverse_transform(args) -> int:
+def cmd_inverse_transform(args: argparse.Namespace) -> int:
+    """``latentspace inverse-transform``; returns the exit code."""
     return _apply(args, "inverse_transform", "reconstructions")
 
 
-def cmd_predict(args) -> int:
+def cmd_predict(args: argparse.Namespace) -> int:
+    """``latentspace predict``; returns the exit code."""
     if args.proba:
         return _apply(args, "predict_proba", "probabilities", "it is not a clustering model")
     return _apply(args, "predict", "labels", "it is not a clustering model")
 
 
-def cmd_score(args) -> int:
+def cmd_score(args: argparse.Namespace) -> int:
+    """``latentspace score``; returns the exit code."""
     if args.out is not None and not args.per_sample:
         raise UsageError("--out is only used with --per-sample.")
     k = args.n_importance
@@ -161,6 +264,8 @@ def cmd_score(args) -> int:
         raise UsageError(f"--n-importance: {type(est).__name__} has no importance-weighted "
                          "bound (only VAE models do).")
     X = _read(args)
+    import numpy as np
+
     with stage("compute", f"{type(est).__name__}.score failed on {args.data!r}"):
         per = None
         if k is not None:  # the mean of the per-sample bound is the score with K samples
@@ -184,7 +289,8 @@ def cmd_score(args) -> int:
     return 0
 
 
-def cmd_sample(args) -> int:
+def cmd_sample(args: argparse.Namespace) -> int:
+    """``latentspace sample``; returns the exit code."""
     out = check_output_path(args.out)
     if args.n_samples < 1:
         raise UsageError(f"-n/--n-samples must be at least 1, got {args.n_samples}.")
@@ -206,7 +312,7 @@ def cmd_sample(args) -> int:
     return 0
 
 
-def _check_sample_memory(est, n: int, device) -> None:
+def _check_sample_memory(est: Any, n: int, device: str | None) -> None:
     """Refuse ``-n`` draws whose result cannot fit in memory, before drawing any: each row
     takes ``n_features_in_`` values of 8 bytes (float64 at most) for the result, and as
     much again for the draw's working arrays (noise, component labels, a float32 copy)."""
@@ -223,20 +329,30 @@ def _check_sample_memory(est, n: int, device) -> None:
 
 
 # ----------------------------------------------------------------------------- info
-def model_info(path) -> dict:
-    """What ``latentspace info`` shows: :func:`latentspace.io.describe` of the file."""
+def model_info(path: str | Path) -> dict:
+    """What ``latentspace info`` shows: :func:`latentspace.io.describe` of the file.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+
+    Returns
+    -------
+    info : dict
+    """
     from ..io import describe
 
     return describe(path)
 
 
-def _jsonable(value):
+def _jsonable(value: Any) -> Any:
     from ..report import json_safe
 
     return json_safe(value)
 
 
-def cmd_info(args) -> int:
+def cmd_info(args: argparse.Namespace) -> int:
+    """``latentspace info``; returns the exit code."""
     with stage("model", "cannot read model file", path=args.model_file):
         check_model_path(args.model_file)
         info = model_info(args.model_file)
@@ -294,10 +410,20 @@ _CRITERION_LABELS = {"elbow": "E(K)", "bic": "BIC", "aic": "AIC", "heldout": "he
 def parse_ks(text: str) -> list[int]:
     """``"2,3,5"``, ``"2-12"`` (inclusive) or ``"50-200:10"``, or a mix of them -> sorted K.
 
-    Raises ``argparse.ArgumentTypeError`` (a usage error) for anything else, for K < 1, and
-    for a value given twice.
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    ks : list of int
+        Increasing.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        A usage error: anything else, K < 1, or a value given twice.
     """
-    import argparse
     import re
 
     ks: list[int] = []
@@ -320,7 +446,7 @@ def parse_ks(text: str) -> list[int]:
     return sorted(ks)
 
 
-def _save_figure(fig, path: Path) -> None:
+def _save_figure(fig: Any, path: Path) -> None:
     """Render ``fig`` in memory, then write it atomically (and close it)."""
     import io as _io
 
@@ -336,13 +462,14 @@ def _save_figure(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def cmd_select_k(args) -> int:
+def cmd_select_k(args: argparse.Namespace) -> int:
+    """``latentspace select-k``; returns the exit code."""
     from ..cluster import KMeans
     from ..report import dumps_json, write_text_atomic
     from ..selection import choose_k
 
-    cls = args.model_cls
-    names = {p.name for p in estimator_params(cls)}
+    cls = _model_class(args)
+    names = set(args.model_spec.all_params)
     k_param = next((k for k in K_PARAMS if k in names), None)
     if k_param is None:
         raise UsageError(f"{cls.__name__} has no number of clusters or components to choose "
@@ -360,14 +487,10 @@ def cmd_select_k(args) -> int:
                          f"{cls.__name__} has none.")
     if args.cv < 2:
         raise UsageError(f"--cv must be at least 2, got {args.cv}.")
-    out = check_output_path(args.out, suffixes=FIGURE_SUFFIXES)
+    out = check_output_path(args.out, suffixes=FIGURE_SUFFIXES) if args.out else None
     json_out = check_output_path(args.json_out, suffixes=(".json",)) if args.json_out else None
     check_device(args.device)
-    params = collect_params(args)
-    if args.device is not None and "device" in names:
-        params["device"] = args.device
-    if args.seed is not None and "random_state" in names:
-        params["random_state"] = args.seed
+    params = _read_arrays(_common_params(args, cls, names))
     X = _read(args)
     # KFold's smallest training part leaves out ceil(n / cv) rows
     n_fit = len(X) - -(-len(X) // args.cv) if crit == "heldout" else len(X)
@@ -384,8 +507,18 @@ def cmd_select_k(args) -> int:
                           verbose=int(args.verbose or sys.stderr.isatty()))
         check_finite(f"{crit} scores", result.scores)
     seconds = time.perf_counter() - t0
-    with stage("output", "cannot draw the curve to", path=out):
-        _save_figure(result.display.plot().figure_, out)
+    # the answer first, on stdout; files only when asked for
+    width = max(len(str(k)) for k in result.ks)
+    std = result.scores_std
+    for i, (k, v) in enumerate(zip(result.ks, result.scores)):
+        extra = f" ± {std[i]:.6g}" if std is not None else ""
+        mark = "  <- chosen" if int(k) == result.best_k else ""
+        print(f"K={int(k):<{width}}  {_CRITERION_LABELS[crit]} {float(v):.10g}{extra}{mark}")
+    print(f"chosen K ({crit}): {result.best_k}")
+    if out is not None:
+        with stage("output", "cannot draw the curve to", path=out):
+            _save_figure(result.display.plot().figure_, out)
+        print(f"curve written to {out} ({seconds:.1f} s)")
     if json_out is not None:
         doc = {
             "model": cls.__name__, "k_parameter": k_param, "criterion": crit,
@@ -397,26 +530,42 @@ def cmd_select_k(args) -> int:
         }
         with stage("output", "cannot write the scores to", path=json_out):
             write_text_atomic(json_out, dumps_json(doc))
-    width = max(len(str(k)) for k in result.ks)
-    std = result.scores_std
-    for i, (k, v) in enumerate(zip(result.ks, result.scores)):
-        extra = f" ± {std[i]:.6g}" if std is not None else ""
-        mark = "  <- chosen" if int(k) == result.best_k else ""
-        print(f"K={int(k):<{width}}  {_CRITERION_LABELS[crit]} {float(v):.10g}{extra}{mark}")
-    print(f"chosen K ({crit}): {result.best_k}")
-    print(f"curve written to {out} ({seconds:.1f} s)")
+        print(f"scores written to {json_out}")
     return 0
 
 
 # ----------------------------------------------------------------------------- datasets, tour
-def cmd_datasets(args) -> int:
-    from ..data import list_datasets
+def cmd_datasets(args: argparse.Namespace) -> int:
+    """``latentspace datasets``; returns the exit code."""
+    from ..data._datasets import dataset_status, list_datasets
 
-    print("\n".join(list_datasets()))
+    with stage("data", "cannot look at the data folder"):
+        rows = [dataset_status(n, data_home=args.data_home) for n in list_datasets()]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        if r["folder"] is None:
+            where = r["folder_from"]
+        elif r["present"]:
+            where = ", ".join(r["files"])
+        else:
+            size = f", {r['download_size']}" if r["download_size"] else ""
+            how = "downloaded on first use" if r["downloadable"] else "not downloadable"
+            where = f"not in {r['folder']} ({how}{size})"
+        print(f"{r['name']:<{width}}  {'present' if r['present'] else 'absent '}  {where}")
+        if not r["present"] and r["expected"]:
+            print(f"{'':<{width}}  expected there: {' '.join(r['expected'])}")
+    folders = {r["folder"] for r in rows if r["folder"] is not None}
+    for folder in sorted(folders):
+        origin = next(r["folder_from"] for r in rows if r["folder"] == folder)
+        print(f"data folder: {folder} (from {origin})")
     return 0
 
 
-def cmd_tour(args) -> int:
+def cmd_tour(args: argparse.Namespace) -> int:
+    """``latentspace tour``; returns the exit code."""
     from ..report.tour import run_tour, select_chapters
 
     check_device(args.device)

@@ -43,9 +43,17 @@ from ._downloads import (
     _fetch_mnist,
     _fetch_olivetti_faces,
 )
-from ._readers import _images, _labels, _load_idx_splits, _loadmat, _read_npz, _scale
+from ._readers import (
+    _find_idx,
+    _images,
+    _labels,
+    _load_idx_splits,
+    _loadmat,
+    _read_npz,
+    _scale,
+)
 
-__all__ = ["load_dataset", "list_datasets", "get_data_home"]
+__all__ = ["load_dataset", "list_datasets", "get_data_home", "dataset_status"]
 
 ENV_VAR = "LATENTSPACE_DATA"
 _DEFAULT_HOME = "~/latentspace_data"
@@ -63,6 +71,11 @@ class _Spec:
     local: Callable[[Path], dict | None]
     fetch: Callable[[Path, bool], dict | None] | None = None
     aliases: tuple[str, ...] = ()  # other names load_dataset accepts
+    # files whose presence means the dataset is there, without reading them: each entry is
+    # one layout, a tuple of paths relative to the folder that must all exist ("IDX:sub"
+    # stands for the four MNIST-style IDX files, gzipped or not, in folder/sub)
+    present: tuple[tuple[str, ...], ...] = ()
+    download_size: str | None = None  # what a download fetches, where known
 
 
 def list_datasets() -> list[str]:
@@ -75,7 +88,7 @@ def list_datasets() -> list[str]:
     return list(_SPECS)
 
 
-def get_data_home(data_home=None) -> Path:
+def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
     """The data folder: ``data_home``, else ``$LATENTSPACE_DATA``, else ``~/latentspace_data``.
 
     The folder is neither created nor checked here.
@@ -93,14 +106,84 @@ def get_data_home(data_home=None) -> Path:
     return Path(os.fspath(data_home)).expanduser()
 
 
-def _canonical(name) -> str:
+def _data_home_origin(data_home: str | os.PathLike | None) -> str:
+    """Where :func:`get_data_home` took the folder from, in words."""
+    if data_home is not None:
+        return "data_home / --data-home"
+    if os.environ.get(ENV_VAR):
+        return f"${ENV_VAR}"
+    return f"default ({_DEFAULT_HOME}; set ${ENV_VAR} or --data-home to change it)"
+
+
+def _canonical(name: object) -> str:
     key = name.strip().lower().replace("-", "_") if isinstance(name, str) else None
     key = next((k for k, spec in _SPECS.items() if key in spec.aliases), key)
-    if key not in _SPECS:
+    if key is None or key not in _SPECS:
+        import difflib
+
+        spellings = [*_SPECS, *(a for spec in _SPECS.values() for a in spec.aliases)]
+        close = difflib.get_close_matches(str(key), spellings, n=1, cutoff=0.6)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
         raise ValueError(
-            f"unknown dataset {name!r}; choose one of {list_datasets()}."
+            f"unknown dataset {name!r}{hint}; choose one of {list_datasets()}."
         )
     return key
+
+
+def _present_files(folder: Path, layout: tuple[str, ...]) -> list[Path] | None:
+    """The files of one layout when all of them are in ``folder``, else None."""
+    found: list[Path] = []
+    for rel in layout:
+        if rel.startswith("IDX:"):
+            sub = folder / rel[4:] if rel[4:] else folder
+            files = [_find_idx(sub, s, w) for s in ("train", "t10k") for w in ("images", "labels")]
+            if not all(files):
+                return None
+            found += [Path(f) for f in files if f is not None]
+        else:
+            path = folder / rel
+            if not path.exists():
+                return None
+            found.append(path)
+    return found
+
+
+def dataset_status(name: str, data_home: str | os.PathLike | None = None) -> dict:
+    """Whether a dataset is in the local data folder, without reading or downloading it.
+
+    Parameters
+    ----------
+    name : str
+        A name of :func:`list_datasets` (or an alias such as ``'fashion'``).
+    data_home : str, os.PathLike or None
+        The data folder, as for :func:`load_dataset`.
+
+    Returns
+    -------
+    status : dict
+        ``name`` (str); ``present`` (bool: its files are there, or it ships with
+        scikit-learn); ``files`` (list of str, the files found); ``folder`` (str, the folder
+        searched, or None for ``digits``); ``folder_from`` (str: the argument, the
+        environment variable or the default); ``expected`` (list of str, the layouts looked
+        for); ``downloadable`` (bool) and ``download_size`` (str or None, where known).
+    """
+    key = _canonical(name)
+    spec = _SPECS[key]
+    if key == "digits":
+        return {"name": key, "present": True, "files": [], "folder": None,
+                "folder_from": "bundled with scikit-learn", "expected": [],
+                "downloadable": False, "download_size": None}
+    folder = get_data_home(data_home)
+    files: list[Path] = []
+    for layout in spec.present:
+        got = _present_files(folder, layout)
+        if got is not None:
+            files = got
+            break
+    return {"name": key, "present": bool(files), "files": [str(f) for f in files],
+            "folder": str(folder), "folder_from": _data_home_origin(data_home),
+            "expected": list(spec.expected), "downloadable": spec.fetch is not None,
+            "download_size": spec.download_size}
 
 
 # ----------------------------------------------------------------------------- local loaders
@@ -129,16 +212,17 @@ def _mnist_like(folder: Path, npz_files, idx_folders, names) -> dict | None:
             for tag, p in zip(("", "_test"), paths):
                 z = _read_npz(p, ("images", "labels"))
                 parts[tag] = (z["images"], z["labels"])
-        out = {}
+        out: dict = {}
         for tag, (x, y) in parts.items():
             where = paths[-1] if tag else paths[0]
             out["images" + tag] = _scale(_images(x, where, (28, 28)))
             out["target" + tag] = _labels(y, len(x), where)
         out["source"] = ", ".join(str(p) for p in paths)
     else:
-        out = _load_idx_splits(idx_folders)
-        if out is None:
+        idx = _load_idx_splits(idx_folders)
+        if idx is None:
             return None
+        out = idx
     out["target_names"] = np.array(names)
     return out
 
@@ -243,6 +327,8 @@ _SPECS: dict[str, _Spec] = {  # one entry per dataset, in list_datasets() order
         ),
         local=_local_mnist,
         fetch=_fetch_mnist,
+        present=(("mnist.npz",), ("IDX:mnist",), ("IDX:",)),
+        download_size="about 11 MB as the original IDX .gz files",
     ),
     "fashion_mnist": _Spec(
         descr=(
@@ -266,6 +352,9 @@ _SPECS: dict[str, _Spec] = {  # one entry per dataset, in list_datasets() order
         local=_local_fashion_mnist,
         fetch=_fetch_fashion_mnist,
         aliases=("fashion",),
+        present=(("fashion_mnist_train.npz", "fashion_mnist_test.npz"), ("IDX:fashion_mnist",),
+                 ("IDX:fashion",)),
+        download_size="about 30 MB as the original IDX .gz files",
     ),
     "lfw_people": _Spec(
         descr=(
@@ -287,6 +376,8 @@ _SPECS: dict[str, _Spec] = {  # one entry per dataset, in list_datasets() order
         local=_local_lfw_people,
         fetch=_fetch_lfw_people,
         aliases=("lfw",),
+        present=(("lfw_people_min60.npz",), ("lfw_home",)),
+        download_size="about 230 MB (scikit-learn's LFW archive)",
     ),
     "frey_faces": _Spec(
         descr=(
@@ -303,6 +394,8 @@ _SPECS: dict[str, _Spec] = {  # one entry per dataset, in list_datasets() order
         local=_local_frey_faces,
         fetch=_fetch_frey_faces,
         aliases=("frey",),
+        present=(("frey_faces.npz",), ("frey_rawface.mat",)),
+        download_size="about 1 MB",
     ),
     "olivetti_faces": _Spec(
         descr=(
@@ -322,6 +415,7 @@ _SPECS: dict[str, _Spec] = {  # one entry per dataset, in list_datasets() order
         local=_local_olivetti_faces,
         fetch=_fetch_olivetti_faces,
         aliases=("olivetti",),
+        present=(("olivetti_faces.npz",), ("olivettifaces.mat",)),
     ),
 }
 

@@ -35,8 +35,6 @@ import pytest
 import latentspace
 from latentspace.data import list_datasets
 
-from conftest import shared_data_path
-
 README = Path(__file__).resolve().parents[1] / "README.md"
 SRC = Path(latentspace.__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -96,14 +94,11 @@ PYTHON_BLOCKS = [b for b in BLOCKS if b.lang in PYTHON_TAGS]
 SHELL_BLOCKS = [b for b in BLOCKS if b.lang in SHELL_TAGS and not is_build_block(b)]
 
 
-def _data_env(text: str) -> dict[str, str]:
+def _data_env(text: str, request: pytest.FixtureRequest) -> dict[str, str]:
     """LATENTSPACE_DATA for a block that needs the real datasets; skips without them."""
     if not needs_real_data(text):
         return {}
-    folder = shared_data_path()
-    if not folder.is_dir():
-        pytest.skip(f"the block names a real dataset and {folder} is absent; "
-                    "set LATENTSPACE_TEST_DATA")
+    folder = request.getfixturevalue("shared_data")  # skips when the folder is absent
     return {"LATENTSPACE_DATA": str(folder)}
 
 
@@ -145,8 +140,8 @@ def _python_session_marks():
 
 @pytest.mark.parametrize("blocks", [pytest.param(PYTHON_BLOCKS, id="python",
                                                  marks=_python_session_marks())])
-def test_python_blocks_run_in_order(blocks, tmp_path, monkeypatch):
-    env = _data_env("".join(b.text for b in blocks))
+def test_python_blocks_run_in_order(blocks, tmp_path, monkeypatch, request):
+    env = _data_env("".join(b.text for b in blocks), request)
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("MPLBACKEND", "Agg")
@@ -167,9 +162,9 @@ def test_python_blocks_run_in_order(blocks, tmp_path, monkeypatch):
 @pytest.mark.parametrize("block", [
     pytest.param(b, id=f"line{b.line}", marks=[pytest.mark.slow] if b.slow else [])
     for b in SHELL_BLOCKS])
-def test_shell_block_runs(block, tmp_path):
+def test_shell_block_runs(block, tmp_path, request):
     env = dict(os.environ)
-    env.update(_data_env(block.text))
+    env.update(_data_env(block.text, request))
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(SRC), env.get("PYTHONPATH")) if p)
     env["MPLBACKEND"] = "Agg"

@@ -2,7 +2,7 @@
 
 The rules a block must follow to pass (README.md is read from the top down):
 
-- ``python`` blocks run in order in one namespace, as one interpreter session would run them
+- ``python`` blocks run in order in one namespace, as one interpreter would run them
   (a block may use the names of the blocks above it), with a fresh temporary folder as the
   working directory: files a block reads, it writes first.
 - ``bash`` (or ``sh``, ``shell``) blocks run one by one, each as a ``bash -e -o pipefail``
@@ -134,12 +134,12 @@ def test_every_block_has_a_known_language():
     assert PYTHON_BLOCKS and SHELL_BLOCKS
 
 
-def _python_session_marks():
+def _python_block_marks():
     return [pytest.mark.slow] if any(b.slow for b in PYTHON_BLOCKS) else []
 
 
 @pytest.mark.parametrize("blocks", [pytest.param(PYTHON_BLOCKS, id="python",
-                                                 marks=_python_session_marks())])
+                                                 marks=_python_block_marks())])
 def test_python_blocks_run_in_order(blocks, tmp_path, monkeypatch, request):
     env = _data_env("".join(b.text for b in blocks), request)
     for key, value in env.items():

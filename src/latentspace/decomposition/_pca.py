@@ -236,6 +236,22 @@ default="auto"
     All accumulation runs in float64; float32 input is projected in float32. Data are scaled
     internally by a power of two, so values near 1e±300 give the same components as ordinary
     data; when their variances cannot be represented in float64 a ``ValueError`` asks to rescale.
+    ``copy=False`` never lets a route overwrite ``X`` (scikit-learn may centre it in place).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentspace import PCA
+    >>> X = np.array([[-1.0, -1.0], [-2.0, -1.0], [-3.0, -2.0], [1.0, 1.0], [2.0, 1.0],
+    ...               [3.0, 2.0]])
+    >>> pca = PCA(n_components=2).fit(X)
+    >>> pca.explained_variance_ratio_.round(4)
+    array([0.9924, 0.0076])
+    >>> pca.transform(X).shape
+    (6, 2)
+    >>> import scipy.sparse as sp
+    >>> PCA(n_components=1, svd_solver="arpack", random_state=0).fit(sp.csr_matrix(X)).n_components_
+    1
     """
 
     # fitted attributes a saved file may hold: kind, symbolic shape (see latentspace._schema)
@@ -345,14 +361,28 @@ default="auto"
     _choose_solver = staticmethod(choose_solver)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None):
-        """Fit the principal axes on ``X`` of shape (n_samples, n_features).
+    def fit(self, X, y: object = None) -> "PCA":
+        """Fit the principal axes on ``X``.
 
         ``X`` may also be read in chunks: a Dask array (one task per block of rows, on
         whatever scheduler is active), a :class:`~latentspace.data.ChunkedSource`, or a
         ``np.memmap`` whose solver resolves to the covariance route; these are fitted by the
         covariance route, one pass of moments per chunk merged exactly (Chan et al.), so only
-        one chunk is in memory at a time.
+        one chunk is in memory at a time. A scipy.sparse matrix or array is never densified
+        (``covariance_eigh``, ``arpack`` or ``randomized``; see :mod:`._sparse`).
+
+        Parameters
+        ----------
+        X : array-like, tensor, DataFrame, scipy.sparse matrix, Dask array or chunked \
+source of shape (n_samples, n_features)
+            Training data.
+        y : ignored
+            Present for scikit-learn's API.
+
+        Returns
+        -------
+        self : PCA
+            The fitted estimator.
         """
         missing = check_missing(self.missing)
         self.__dict__.pop("_fit_output", None)  # chunked and Dask fits: numpy out
@@ -459,7 +489,7 @@ default="auto"
             else:
                 values, vectors = randomized(
                     None, n, k, self.iterated_power, self.n_oversamples, rng,
-                    self.power_iteration_normalizer, mul=op.mul, rmul=op.rmul,
+                    self.power_iteration_normalizer, op=op,
                 )
         self._set_fitted(values, vectors, total, torch.from_numpy(mean), scale, n, d, k,
                          solver, dtype)
@@ -591,12 +621,25 @@ default="auto"
         self._drop("scatter_", *_EM_ATTRIBUTES)
         return self
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y: object = None) -> "PCA":
         """Update the fit with one more batch; equal to a full fit on all batches seen.
 
         The exact scatter matrix is merged with Chan et al.'s pairwise update
         M₂ = M₂ᵃ + M₂ᵇ + δδᵀ nᵃnᵇ / n, δ = μᵇ − μᵃ, so no approximation accumulates (memory:
-        one ``n_features × n_features`` matrix).
+        one ``n_features × n_features`` matrix). Sparse batches contribute their moments
+        from the sparse product XᵀX, without densifying; dense and sparse batches mix.
+
+        Parameters
+        ----------
+        X : array-like, tensor or scipy.sparse matrix of shape (n_samples, n_features)
+            One batch of complete rows.
+        y : ignored
+            Present for scikit-learn's API.
+
+        Returns
+        -------
+        self : PCA
+            The estimator, refitted on every batch seen so far.
         """
         first = not hasattr(self, "scatter_")
         if is_sparse(X):  # the moments of a sparse block, from its sparse product XᵀX
@@ -699,9 +742,16 @@ default="auto"
         mean of its projection given its observed entries, E[V(x − μ) | x_o] = V(x̂ − μ) with
         x̂ the row completed by :meth:`impute` (eq. (4) of :mod:`._missing`); a complete row
         gets exactly the ordinary projection. ``whiten`` divides by √λ in both cases.
+        Sparse ``X`` is projected as X Vᵀ − μVᵀ, without densifying.
 
-        Returns an array of shape (n_samples, n_components_) in ``X``'s type, device and
-        float dtype.
+        Parameters
+        ----------
+        X : array-like, tensor or scipy.sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Z : ndarray or tensor of shape (n_samples, n_components_)
+            In ``X``'s type, device and float dtype (a dense ndarray for sparse ``X``).
         """
         self._check_fitted()
         if is_sparse(X):
@@ -731,7 +781,17 @@ default="auto"
             yield torch.from_numpy(X[start : start + rows].toarray())
 
     def inverse_transform(self, Z):
-        """Map latent codes back to data space: x̂ = μ + Vᵀ z (× √λ if ``whiten``)."""
+        """Map latent codes back to data space: x̂ = μ + Vᵀ z (× √λ if ``whiten``).
+
+        Parameters
+        ----------
+        Z : array-like or tensor of shape (n_samples, n_components_)
+
+        Returns
+        -------
+        X : ndarray or tensor of shape (n_samples, n_features)
+            Dense, in ``Z``'s type, device and float dtype.
+        """
         self._check_fitted()
         Z, kind = check_array_like(
             Z, device=self._device(), n_features=self.n_components_, name="Z",
@@ -774,7 +834,17 @@ default="auto"
 
         With ``missing="marginalize"``, a row with missing entries (NaN) gets the marginal
         log-density of its observed entries, log N(x_o | μ_o, C_oo), C_oo = W_o W_oᵀ + σ² I
-        with W = Vᵀ(Λ − σ²I)^½ (eqs. (1) and (3) of :mod:`._missing`).
+        with W = Vᵀ(Λ − σ²I)^½ (eqs. (1) and (3) of :mod:`._missing`). Sparse ``X`` is
+        read in dense blocks of rows (about 2²⁰ entries each).
+
+        Parameters
+        ----------
+        X : array-like, tensor or scipy.sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_density : ndarray or tensor of shape (n_samples,)
+            float64, in ``X``'s type and device (an ndarray for sparse ``X``).
         """
         self._check_fitted()
         if is_sparse(X):  # dense blocks of rows: the same arithmetic, bounded memory
@@ -891,8 +961,45 @@ default="auto"
         out[rows] = torch.where(hole, fill, Xr)
         return out
 
-    def get_covariance(self):
-        """PPCA model covariance C = Vᵀ diag(λ − σ²) V + σ² I, shape (n_features, n_features)."""
+    def score(self, X, y: object = None) -> float:
+        """Mean PPCA log-likelihood of the rows of ``X`` (the mean of :meth:`score_samples`).
+
+        Parameters
+        ----------
+        X : array-like, tensor or scipy.sparse matrix of shape (n_samples, n_features)
+        y : ignored
+            Present for scikit-learn's API.
+
+        Returns
+        -------
+        score : float
+        """
+        return super().score(X, y)
+
+    def fit_transform(self, X, y: object = None):
+        """Fit on ``X`` and return its projection; equal to ``fit(X).transform(X)``.
+
+        Parameters
+        ----------
+        X : array-like, tensor or scipy.sparse matrix of shape (n_samples, n_features)
+        y : ignored
+            Present for scikit-learn's API.
+
+        Returns
+        -------
+        Z : ndarray or tensor of shape (n_samples, n_components_)
+            As :meth:`transform` gives it (scikit-learn's randomized and ARPACK routes return
+            U Σ here instead, which differs from its own ``transform`` by the solver's error).
+        """
+        return self.fit(X, y).transform(X)
+
+    def get_covariance(self) -> np.ndarray:
+        """PPCA model covariance C = Vᵀ diag(λ − σ²) V + σ² I.
+
+        Returns
+        -------
+        cov : ndarray of shape (n_features, n_features)
+        """
         self._check_fitted()
         V = torch.as_tensor(self.components_, dtype=torch.float64)
         ev = torch.as_tensor(self.explained_variance_, dtype=torch.float64)
@@ -901,8 +1008,13 @@ default="auto"
         C += s2 * torch.eye(V.shape[1], dtype=torch.float64)
         return to_numpy(C)
 
-    def get_precision(self):
-        """Inverse of :meth:`get_covariance` by the matrix inversion lemma (no explicit inverse)."""
+    def get_precision(self) -> np.ndarray:
+        """Inverse of :meth:`get_covariance` by the matrix inversion lemma (no explicit inverse).
+
+        Returns
+        -------
+        precision : ndarray of shape (n_features, n_features)
+        """
         self._check_fitted()
         like = torch.zeros((), dtype=torch.float64)
         V, lam, sigma2 = self._ppca(like)
@@ -910,8 +1022,14 @@ default="auto"
         P = torch.eye(d, dtype=torch.float64) / sigma2 - (V.T * (1 / sigma2 - 1 / lam)) @ V
         return to_numpy(P)
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples: int = 1, random_state=None):
         """Draw ``n_samples`` from the PPCA model: x = μ + Vᵀ (λ − σ²)^½ z + σ ε.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState, Generator or None, default=None
+            None uses the estimator's ``random_state``.
 
         Returns
         -------

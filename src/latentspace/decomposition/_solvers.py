@@ -7,6 +7,8 @@ columns; :func:`choose_solver` picks a route by shape.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -17,7 +19,7 @@ __all__ = ["arpack", "choose_solver", "choose_sparse_solver", "from_scatter", "g
            "minka_dimension", "randomized", "svd"]
 
 
-def choose_solver(n: int, d: int, k) -> str:
+def choose_solver(n: int, d: int, k: object) -> str:
     """The route for ``svd_solver="auto"``: covariance for tall data (d ≤ 2048), Gram for wide
     data (n ≤ 2048), randomized for few components of large data, else the full SVD."""
     small = min(n, d)
@@ -30,7 +32,7 @@ def choose_solver(n: int, d: int, k) -> str:
     return "full"
 
 
-def choose_sparse_solver(n: int, d: int, k) -> str:
+def choose_sparse_solver(n: int, d: int, k: object) -> str:
     """The route for ``svd_solver="auto"`` on sparse data: the covariance for d ≤ 2048 (an
     exact one-pass route whose d×d result is small), else ARPACK on the implicitly centred
     matrix for an integer number of components below min(n, d), else the covariance."""
@@ -41,7 +43,8 @@ def choose_sparse_solver(n: int, d: int, k) -> str:
     return "covariance_eigh"
 
 
-def from_scatter(scatter: torch.Tensor, n: int, k):
+def from_scatter(scatter: torch.Tensor, n: int,
+                 k: int | float | str) -> tuple[torch.Tensor, torch.Tensor, float]:
     C = scatter / (n - 1)
     if not all_finite(C):
         raise ValueError(
@@ -53,13 +56,14 @@ def from_scatter(scatter: torch.Tensor, n: int, k):
     return values, vectors, total
 
 
-def svd(Xc: torch.Tensor, n: int):
+def svd(Xc: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     _, S, Vh = torch.linalg.svd(Xc, full_matrices=False)
     S = S.to(torch.float64)
     return S * S / (n - 1), Vh.T.to(torch.float64)
 
 
-def gram(Xc: torch.Tensor, n: int, k):
+def gram(Xc: torch.Tensor, n: int,
+         k: int | float | str) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Eigenpairs of the covariance from the n×n Gram matrix Xc Xcᵀ (wide data).
 
     Xc Xcᵀ U = U Σ², so its eigenvectors are the left singular vectors U and the principal
@@ -82,6 +86,7 @@ def gram(Xc: torch.Tensor, n: int, k):
     total = float(torch.sum(torch.diagonal(G), dtype=torch.float64)) / (n - 1)
     want = k if isinstance(k, int) and k > 0 else None
     if cpu and Xc.dtype == torch.float32 and want is not None:
+        assert isinstance(k, int)
         want = min(n, k + _RITZ_EXTRA)  # a few more for the float64 refinement below
     values, U = eigh_desc(G, want, upper_only=cpu)
     values = torch.clamp(values, min=0.0)
@@ -139,27 +144,32 @@ def _normalize(Y: torch.Tensor, how: str) -> torch.Tensor:
     return Y
 
 
-def randomized(Xc, n, k, iterated_power, n_oversamples, rng, normalizer="auto", *,
-               mul=None, rmul=None):
+def randomized(Xc: torch.Tensor | None, n: int, k: int, iterated_power: int | str,
+               n_oversamples: int, rng: np.random.RandomState, normalizer: str = "auto", *,
+               op=None) -> tuple[torch.Tensor, torch.Tensor]:
     """Randomized range finder (Halko et al. 2011, Alg. 4.3/4.4) -> (values (k,), axes (d, k)).
 
-    ``Xc`` is the centred data (m, d) as a tensor, or None when ``mul`` (M ↦ Xc M) and
-    ``rmul`` (M ↦ Xcᵀ M) give the products (an implicitly centred sparse matrix, whose shape
-    and dtype are then ``mul.__self__``'s). The power steps are normalised by ``normalizer``:
-    ``"QR"`` (Alg. 4.4, the most accurate; what ``"auto"`` means), ``"LU"`` or ``"none"``
-    (Alg. 4.3: plain powers, which lose the small directions to rounding after a few
-    steps); the final basis is always orthonormalised by QR.
+    ``Xc`` is the centred data (m, d) as a tensor, or None when ``op`` gives the products
+    (``op.mul(M)`` = Xc M, ``op.rmul(M)`` = Xcᵀ M, with ``op.shape`` and ``op.torch_dtype``:
+    an implicitly centred sparse matrix, :class:`._sparse.CentredOperator`). The power
+    steps are normalised by ``normalizer``: ``"QR"`` (Alg. 4.4, the most accurate; what
+    ``"auto"`` means), ``"LU"`` or ``"none"`` (Alg. 4.3: plain powers, which lose the small
+    directions to rounding after a few steps); the final basis is always orthonormalised by
+    QR.
     """
+    mul: Callable[[torch.Tensor], torch.Tensor]
+    rmul: Callable[[torch.Tensor], torch.Tensor]
     if Xc is not None:
-        shape, dtype, device = Xc.shape, Xc.dtype, Xc.device
+        shape, dtype, device = tuple(Xc.shape), Xc.dtype, Xc.device
+        data = Xc
 
         def mul(M):
-            return Xc @ M
+            return data @ M
 
         def rmul(M):
-            return Xc.T @ M
+            return data.T @ M
     else:
-        op = mul.__self__
+        mul, rmul = op.mul, op.rmul
         shape, dtype, device = op.shape, op.torch_dtype, torch.device("cpu")
     how = "QR" if normalizer == "auto" else normalizer
     small = min(shape)
@@ -178,7 +188,8 @@ def randomized(Xc, n, k, iterated_power, n_oversamples, rng, normalizer="auto", 
     return (S * S / (n - 1))[:k], Vh[:k].T.to(torch.float64)
 
 
-def arpack(A, n: int, k: int, tol: float, rng):
+def arpack(A, n: int, k: int, tol: float,
+           rng: np.random.RandomState) -> tuple[torch.Tensor, torch.Tensor]:
     """Leading k singular triplets of the centred data by ARPACK (``scipy.sparse.linalg.svds``).
 
     ``A`` is the centred data (ndarray) or a ``LinearOperator`` for it; ``tol`` is ARPACK's

@@ -95,6 +95,15 @@ def test_dense_only_solvers_refuse_sparse(solver):
     assert not hasattr(est, "n_features_in_")
 
 
+def test_marginalize_refuses_sparse_input():
+    est = PCA(2, missing="marginalize")
+    with pytest.raises(TypeError, match="missing='raise'"):
+        est.fit(_sparse_data())
+    with pytest.raises(TypeError, match="missing='raise'"):
+        est.partial_fit(_sparse_data())
+    assert not hasattr(est, "n_features_in_")
+
+
 def test_sparse_nonfinite_and_feature_count():
     X = _sparse_data().tolil()
     X[3, 4] = np.nan

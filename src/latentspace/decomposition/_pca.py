@@ -453,6 +453,12 @@ source of shape (n_samples, n_features)
     def _fit_sparse(self, X):
         """Fit on a scipy.sparse matrix without densifying it (see :mod:`._sparse`)."""
         solver = check_choice("svd_solver", self.svd_solver, _SOLVERS)
+        if check_missing(self.missing) == "marginalize":
+            raise TypeError(
+                "PCA(missing='marginalize') takes dense input: a sparse matrix has no missing "
+                "entries to marginalise (its implicit zeros are observed values). Fit sparse "
+                "data with missing='raise', or pass a dense array with NaN for missing entries."
+            )
         if solver not in _SPARSE_SOLVERS + ("auto",):
             raise TypeError(
                 f'PCA accepts sparse input with the "arpack", "covariance_eigh" and '
@@ -643,6 +649,9 @@ source of shape (n_samples, n_features)
         """
         first = not hasattr(self, "scatter_")
         if is_sparse(X):  # the moments of a sparse block, from its sparse product XᵀX
+            if check_missing(self.missing) == "marginalize":
+                raise TypeError("PCA(missing='marginalize') takes dense input; fit sparse "
+                                "data with missing='raise'.")
             X = check_sparse_data(self, X, reset=first)
             dtype = torch.float64 if X.dtype == np.float64 else torch.float32
             if first:
@@ -1053,5 +1062,6 @@ source of shape (n_samples, n_features)
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.allow_nan = getattr(self, "missing", "raise") == "marginalize"
-        tags.input_tags.sparse = getattr(self, "svd_solver", "auto") in _SPARSE_SOLVERS + ("auto",)
+        tags.input_tags.sparse = (getattr(self, "svd_solver", "auto") in _SPARSE_SOLVERS + ("auto",)
+                                  and getattr(self, "missing", "raise") == "raise")
         return tags

@@ -417,8 +417,10 @@ def _use(est_name, est, X):
             checks.check_result(est_name, m, X, est.impute(X), est=est, d=X.shape[1])
         else:
             out = getattr(est, m)(X)
-            width = getattr(est, "n_components_", None) or getattr(est, "latent_dim", None) \
-                or getattr(est, "n_latent", None) or getattr(est, "n_clusters", K)
+            width = getattr(est, "n_components_", None)  # PCA may keep 0 components
+            if width is None:
+                width = getattr(est, "latent_dim", None) or getattr(est, "n_latent", None) \
+                    or getattr(est, "n_clusters", K)
             checks.check_result(est_name, m, X, out, est=est, d=width)
 
 

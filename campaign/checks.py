@@ -20,10 +20,14 @@ def as_array(value) -> np.ndarray:
                                        else torch.float32).numpy()
     if hasattr(value, "to_numpy"):
         return value.to_numpy()
+    if type(value).__module__.startswith("scipy.sparse"):  # np.asarray gives a 0-d object
+        return value.toarray()
     return np.asarray(value)
 
 
 def n_rows(X):
+    if type(X).__module__.startswith("scipy.sparse"):  # len() of a sparse matrix raises
+        return X.shape[0]
     try:
         return len(X)
     except TypeError:

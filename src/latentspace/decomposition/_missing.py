@@ -121,21 +121,24 @@ def _blocks(n: int, k: int, d: int):
         yield slice(start, min(n, start + step))
 
 
-def posterior_mean(X, W, mu, sigma2):
+def posterior_mean(X: torch.Tensor, W: torch.Tensor, mu: torch.Tensor,
+                   sigma2: float) -> torch.Tensor:
     """E[z | x_o] (2) for every row of ``X`` (n, d) float64 with NaN at missing entries."""
     d, k = W.shape
     out = [_posterior(X[s], W, mu, sigma2)[2] for s in _blocks(X.shape[0], k, d)]
     return torch.cat(out) if out else X.new_zeros((0, k))
 
 
-def marginal_log_density(X, W, mu, sigma2):
+def marginal_log_density(X: torch.Tensor, W: torch.Tensor, mu: torch.Tensor,
+                         sigma2: float) -> torch.Tensor:
     """log N(x_o | μ_o, W_o W_oᵀ + σ² I) (1, 3) for every row of ``X`` (n, d) float64."""
     d, k = W.shape
     out = [_posterior(X[s], W, mu, sigma2)[4] for s in _blocks(X.shape[0], k, d)]
     return torch.cat(out) if out else X.new_zeros((0,))
 
 
-def scaled_marginal_parts(X, W, mu, sigma2, e):
+def scaled_marginal_parts(X: torch.Tensor, W: torch.Tensor, mu: torch.Tensor, sigma2: float,
+                          e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The pieces of (1) for rows far from the model, without overflow.
 
     ``e`` (m,) int64 are row exponents: (x_o − μ_o) is formed as x_o·2^−e − μ_o·2^−e
@@ -160,7 +163,7 @@ def scaled_marginal_parts(X, W, mu, sigma2, e):
     return -0.5 * (d_o * _LOG2PI + logdet), torch.cat([res / math.sqrt(sigma2), Ez], 1)
 
 
-def weights_from_fit(V, lam, sigma2):
+def weights_from_fit(V: torch.Tensor, lam: torch.Tensor, sigma2: float) -> torch.Tensor:
     """W = Vᵀ (Λ − σ² I)^½ (d, k) from the principal axes V (k, d) and variances λ ≥ σ²."""
     return V.T * torch.sqrt(torch.clamp(lam - sigma2, min=0.0))
 
@@ -200,7 +203,7 @@ class _EMModel:
         return self.init
 
     def _e_step_stats(self, chunk, p: _Params) -> _Stats:
-        total = None
+        total: Stats | None = None
         n, d = chunk.X.shape
         k = p.W.shape[1]
         for s in _blocks(n, k, d):
@@ -225,6 +228,7 @@ class _EMModel:
                         B=X0.T @ Zt, Q=(X0 * X0).sum(0), n_obs=float(O.sum()),
                         z1=S_all[:k, k], z2=S_all[:k, :k])
             total = st if total is None else total + st
+        assert isinstance(total, _Stats)  # at least one block; a sum of _Stats is one
         return total
 
     def _m_step(self, st: _Stats, p: _Params) -> _Params:

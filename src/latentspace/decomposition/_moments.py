@@ -7,6 +7,8 @@ rescaling that keeps the squares of extreme data representable.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -60,7 +62,9 @@ def all_finite(t: torch.Tensor) -> bool:
     return bool(np.isfinite(t.numpy()).all()) if t.device.type == "cpu" else bool(torch.isfinite(t).all())
 
 
-def scaled_moments(moments_at, check_input, amax, dtype):
+def scaled_moments(moments_at: Callable[[float], tuple[torch.Tensor, torch.Tensor]],
+                   check_input: Callable[[], None], amax: Callable[[], float],
+                   dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, float]:
     """(mean, scatter, scale) of the covariance route, rescaled only for extreme data.
 
     ``moments_at(scale)`` is one pass of sufficient statistics. Ordinary data need no
@@ -83,7 +87,7 @@ def scaled_moments(moments_at, check_input, amax, dtype):
     return mean, scatter, scale
 
 
-def centred(X: torch.Tensor, scale: float):
+def centred(X: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(scaled mean in float64 (d,), scaled and centred copy of X in its own precision)."""
     n = X.shape[0]
     if X.device.type == "cpu":  # numpy alone on the CPU (see _math on thread pools)
@@ -96,7 +100,7 @@ def centred(X: torch.Tensor, scale: float):
     return mean, X * scale - mean.to(X.dtype)
 
 
-def moments(X: torch.Tensor, scale: float):
+def moments(X: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass of sufficient statistics -> (mean (d,), scatter Σ(x − μ)(x − μ)ᵀ (d, d)), float64.
 
     Data on the CPU take the shortest route when it is safe: BLAS ``syrk`` for XᵀX straight
@@ -162,15 +166,15 @@ def _moments_shifted(X: torch.Tensor, scale: float):
     rows = min(n, max(256, 4 * d, 2**20 // (X.element_size() * d)))
     if X.device.type != "cpu":
         f64 = torch.float64
-        shift = (X[:rows].to(f64).mean(0) * scale).to(X.dtype)
-        S = torch.zeros((d, d), dtype=f64, device=X.device)
-        s1 = torch.zeros(d, dtype=f64, device=X.device)
+        tshift = (X[:rows].to(f64).mean(0) * scale).to(X.dtype)
+        tS = torch.zeros((d, d), dtype=f64, device=X.device)
+        ts1 = torch.zeros(d, dtype=f64, device=X.device)
         for start in range(0, n, rows):
-            c = X[start : start + rows] * scale - shift
-            S += (c.T @ c).to(f64)
-            s1 += torch.sum(c, 0, dtype=f64)
-        delta = s1 / n  # μ − c
-        return shift.to(f64) + delta, S - n * torch.outer(delta, delta)
+            tc = X[start : start + rows] * scale - tshift
+            tS += (tc.T @ tc).to(f64)
+            ts1 += torch.sum(tc, 0, dtype=f64)
+        tdelta = ts1 / n  # μ − c
+        return tshift.to(f64) + tdelta, tS - n * torch.outer(tdelta, tdelta)
     A = X.numpy()
     shift = (A[:rows].mean(0, dtype=np.float64) * scale).astype(A.dtype)
     buf = np.empty((rows, d), dtype=A.dtype)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from .._backend import to_numpy
+from .._backend import InputKind, to_numpy
 from .._math import (
     abs_max,
     ldexp_exact,
@@ -40,11 +40,14 @@ from .._validation import (
     check_array_like,
     check_choice,
     check_finite_data,
+    check_float,
     check_int,
     check_missing,
     check_n_samples_to_draw,
     check_random_state,
     check_seed,
+    check_sparse_data,
+    is_sparse,
 )
 from ..base import LatentModel
 from ..data import ChunkedSource, DaskSource, Prepare, is_dask_array
@@ -56,11 +59,24 @@ from ._missing import (
     weights_from_fit,
 )
 from ._moments import BlockMoments, Moments, centred, moments, scaled_moments
-from ._solvers import choose_solver, from_scatter, gram, randomized, svd
+from ._solvers import (
+    arpack,
+    choose_solver,
+    choose_sparse_solver,
+    from_scatter,
+    gram,
+    minka_dimension,
+    randomized,
+    svd,
+)
+from ._sparse import CentredOperator, column_scatter, sparse_mean, sparse_scatter
 
 __all__ = ["PCA"]
 
-_SOLVERS = ("auto", "full", "covariance_eigh", "gram", "randomized")
+_SOLVERS = ("auto", "full", "covariance_eigh", "gram", "arpack", "randomized")
+_EXACT = ("full", "covariance_eigh", "gram")  # routes that see the whole spectrum
+_SPARSE_SOLVERS = ("arpack", "covariance_eigh", "randomized")  # and "auto"
+_NORMALIZERS = ("auto", "QR", "LU", "none")
 _EM_ATTRIBUTES = ("lower_bounds_", "n_iter_", "converged_")  # only fits with missing entries
 _MEMMAP_ROWS = 1 << 14  # rows of a memory-mapped array read at a time
 
@@ -90,7 +106,7 @@ def _check_memory(solver: str, n: int, d: int, itemsize: int, device) -> None:
     elif solver == "full":
         need, what = 3.0 * n * d * itemsize, "the copies of the full SVD"
         alt = "use svd_solver='randomized' or 'covariance_eigh', or fit in chunks (partial_fit)"
-    elif solver == "randomized":
+    elif solver in ("randomized", "arpack"):
         need, what = 2.0 * n * d * itemsize, "a centred copy of X"
         alt = "use svd_solver='covariance_eigh', or fit in chunks (partial_fit)"
     else:
@@ -100,31 +116,73 @@ def _check_memory(solver: str, n: int, d: int, itemsize: int, device) -> None:
                      device=device)
 
 
+def _check_sparse_memory(solver: str, n: int, d: int, nnz: int, k: int, itemsize: int) -> None:
+    """Up-front ``ValueError`` for the sparse routes, which never allocate n × d.
+
+    Counted: the covariance route's float64 copy of the stored values, the sparse product
+    XᵀX (at most d² stored entries of 16 bytes) and four dense d × d float64 matrices; the
+    products-only routes' transposed copy of X (nnz values and indices) and their n × l and
+    d × l blocks (l = ARPACK's Lanczos basis max(2k + 1, 20), or k + oversampling for the
+    randomized finder, a few of each).
+    """
+    if solver == "covariance_eigh":
+        need = 12.0 * nnz + 16.0 * d * d + 4.0 * d * d * 8
+        what, alt = f"its {d} x {d} covariance", "use svd_solver='arpack' or 'randomized'"
+    else:
+        ell = max(2 * k + 1, 20) if solver == "arpack" else k + 10
+        need = (itemsize + 4.0) * nnz + 4.0 * (n + d) * ell * 8
+        what, alt = "its Krylov or range basis", "reduce n_components"
+    check_allocation(need, f"PCA(svd_solver={solver!r}) on sparse {n} x {d} data: {what}",
+                     alt, device=torch.device("cpu"))
+
+
 class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
     """Principal component analysis with probabilistic-PCA likelihood and sampling.
 
     Parameters
     ----------
-    n_components : int, float in (0, 1), or None, default=None
-        Number of components to keep. A float keeps the fewest components whose explained
-        variance ratio exceeds it; None keeps ``min(n_samples, n_features)``.
-    svd_solver : {"auto", "full", "covariance_eigh", "gram", "randomized"}, default="auto"
+    n_components : int, float in (0, 1), "mle" or None, default=None
+        Number of components to keep. An int in [0, min(n_samples, n_features)] (0 keeps
+        none: the model is then all noise; ``arpack`` needs 1 ≤ k < min(n, d) and
+        ``randomized`` 1 ≤ k). A float keeps the fewest components whose explained variance
+        ratio exceeds it. ``"mle"`` picks the number by Minka's (2000) Bayesian evidence
+        (needs ``n_samples >= n_features`` and an exact solver). None keeps
+        ``min(n_samples, n_features)`` (``min(n_samples, n_features) - 1`` for ``arpack``).
+    copy : bool, default=True
+        Kept for compatibility with scikit-learn. latentspace never writes into ``X``:
+        every route centres a copy or centres implicitly, whatever this value.
+    whiten : bool, default=False
+        Scale the projections to unit variance in ``transform`` (undone by ``inverse_transform``).
+    svd_solver : {"auto", "full", "covariance_eigh", "gram", "arpack", "randomized"}, \
+default="auto"
         Route to the eigenvectors (module docstring). ``auto`` picks ``covariance_eigh`` when
         ``n_samples >= n_features <= 2048``, ``gram`` when ``n_samples < n_features`` and
         ``n_samples <= 2048``, else ``randomized`` for ``n_components < 0.8 min(n, d)`` and
-        ``full`` otherwise. The route taken is stored in ``fit_svd_solver_``.
-    whiten : bool, default=False
-        Scale the projections to unit variance in ``transform`` (undone by ``inverse_transform``).
+        ``full`` otherwise. The route taken is stored in ``fit_svd_solver_``. Sparse
+        input (scipy.sparse) is taken by ``covariance_eigh``, ``arpack`` and
+        ``randomized``, never densified; there ``auto`` picks ``covariance_eigh`` for
+        ``n_features <= 2048``, else ``arpack`` for an integer ``n_components`` below
+        ``min(n, d)``. ``arpack`` runs on the CPU.
+    tol : float, default=0.0
+        Relative accuracy of ARPACK's singular values (``svd_solver="arpack"``); 0 means
+        machine precision.
     iterated_power : int or "auto", default="auto"
         Power iterations of the randomized solver: 7 when ``n_components < 0.1 min(n, d)``, else 4.
     n_oversamples : int, default=10
         Extra random directions of the randomized solver. Its documented accuracy: explained
         variances within 1e-4 relative and components within 1e-4 in cosine of the exact
         solvers for components separated by an eigenvalue gap (measured in the tests).
+    power_iteration_normalizer : {"auto", "QR", "LU", "none"}, default="auto"
+        Normalisation between the randomized solver's power iterations: ``"QR"`` (an
+        orthonormal basis each step; what ``"auto"`` means), ``"LU"`` (cheaper, nearly as
+        accurate) or ``"none"`` (fastest, but few iterations only: plain powers lose the
+        small components to rounding).
     random_state : int, RandomState or None, default=None
-        Seeds the randomized solver and is the default seed of ``sample``.
+        Seeds the randomized solver and ARPACK's start vector, and is the default seed of
+        ``sample``.
     device : {"cpu", "cuda", "auto"}, default="cpu"
-        Where the computation runs; fitted attributes are numpy arrays either way.
+        Where the computation runs; fitted attributes are numpy arrays either way. Sparse
+        input is always computed on the CPU with scipy (its results are numpy arrays).
     missing : {"raise", "marginalize"}, default="raise"
         What NaN means. ``"raise"``: an error, as for any non-finite value. ``"marginalize"``:
         a missing entry. Data with missing entries are then fitted as probabilistic PCA by
@@ -178,6 +236,22 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
     All accumulation runs in float64; float32 input is projected in float32. Data are scaled
     internally by a power of two, so values near 1e±300 give the same components as ordinary
     data; when their variances cannot be represented in float64 a ``ValueError`` asks to rescale.
+    ``copy=False`` never lets a route overwrite ``X`` (scikit-learn may centre it in place).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from latentspace import PCA
+    >>> X = np.array([[-1.0, -1.0], [-2.0, -1.0], [-3.0, -2.0], [1.0, 1.0], [2.0, 1.0],
+    ...               [3.0, 2.0]])
+    >>> pca = PCA(n_components=2).fit(X)
+    >>> pca.explained_variance_ratio_.round(4)
+    array([0.9924, 0.0076])
+    >>> pca.transform(X).shape
+    (6, 2)
+    >>> import scipy.sparse as sp
+    >>> PCA(n_components=1, svd_solver="arpack", random_state=0).fit(sp.csr_matrix(X)).n_components_
+    1
     """
 
     # fitted attributes a saved file may hold: kind, symbolic shape (see latentspace._schema)
@@ -197,72 +271,123 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
 
     def __init__(
         self,
-        n_components=None,
+        n_components: int | float | str | None = None,
         *,
-        svd_solver="auto",
-        whiten=False,
-        iterated_power="auto",
-        n_oversamples=10,
+        copy: bool = True,
+        whiten: bool = False,
+        svd_solver: str = "auto",
+        tol: float = 0.0,
+        iterated_power: int | str = "auto",
+        n_oversamples: int = 10,
+        power_iteration_normalizer: str = "auto",
         random_state=None,
-        device="cpu",
-        missing="raise",
-    ):
+        device: str = "cpu",
+        missing: str = "raise",
+    ) -> None:
         self.n_components = n_components
-        self.svd_solver = svd_solver
+        self.copy = copy
         self.whiten = whiten
+        self.svd_solver = svd_solver
+        self.tol = tol
         self.iterated_power = iterated_power
         self.n_oversamples = n_oversamples
+        self.power_iteration_normalizer = power_iteration_normalizer
         self.random_state = random_state
         self.device = device
         self.missing = missing
 
     # ------------------------------------------------------------------ parameters
-    def _check_params(self, n: int, d: int, solver: str):
+    def _check_params(self, n: int, d: int, solver: str | None):
+        """Check every hyperparameter; return the number of components for ``solver``.
+
+        ``solver`` is the route the fit takes (``"auto"`` where it is not resolved yet);
+        the result is an int, a float share of the variance or ``"mle"``.
+        """
         check_missing(self.missing)
         check_choice("svd_solver", self.svd_solver, _SOLVERS)
-        if not isinstance(self.whiten, (bool, np.bool_)):
-            raise ValueError(f"whiten must be True or False, got {self.whiten!r}.")
+        for name in ("whiten", "copy"):
+            if not isinstance(getattr(self, name), (bool, np.bool_)):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        check_float("tol", self.tol, low=0.0)
         if self.iterated_power != "auto":
             check_int("iterated_power", self.iterated_power, low=0)
         check_int("n_oversamples", self.n_oversamples, low=1)
+        check_choice("power_iteration_normalizer", self.power_iteration_normalizer, _NORMALIZERS)
         check_seed("random_state", self.random_state)
         k = self.n_components
         limit = min(n, d)
+        shape = f"(n_samples={n}, n_features={d})"
         if k is None:
-            return limit
-        if isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)):
-            if not 1 <= k <= limit:
+            return limit - 1 if solver == "arpack" else limit
+        if isinstance(k, str) and k == "mle":
+            if solver in ("arpack", "randomized"):
                 raise ValueError(
-                    f"n_components={k} must be between 1 and min(n_samples, n_features)="
-                    f"{limit} (n_samples={n}, n_features={d})."
+                    f"n_components='mle' cannot be a string with svd_solver='{solver}': "
+                    "Minka's choice needs the whole spectrum; use svd_solver='full' or "
+                    "'covariance_eigh'."
+                )
+            if n < d:
+                raise ValueError(
+                    "n_components='mle' is only supported if n_samples >= n_features "
+                    f"{shape}; pass an int or a float share of the variance instead."
+                )
+            return "mle"
+        if isinstance(k, numbers.Integral) and not isinstance(k, (bool, np.bool_)):
+            low = 1 if solver in ("arpack", "randomized") else 0
+            if not low <= k <= limit:
+                raise ValueError(
+                    f"n_components={k} must be between {low} and min(n_samples, n_features)="
+                    f"{limit} with svd_solver={solver!r} {shape}."
+                )
+            if solver == "arpack" and k == limit:
+                raise ValueError(
+                    f"n_components={k} must be strictly less than min(n_samples, n_features)="
+                    f"{limit} with svd_solver='arpack' {shape}; use svd_solver='full' or "
+                    "'covariance_eigh' for all components."
                 )
             return int(k)
         if isinstance(k, numbers.Real) and not isinstance(k, (bool, np.bool_)) and 0 < k < 1:
-            if solver == "randomized":
+            if solver in ("arpack", "randomized"):
                 raise ValueError(
                     f"n_components={k} (a variance fraction) needs an exact solver; "
-                    "svd_solver='randomized' takes an integer number of components."
+                    f"svd_solver={solver!r} takes an integer number of components."
                 )
             return float(k)
         raise ValueError(
-            f"n_components={k!r} is invalid: use an int in [1, {limit}], a float in (0, 1) "
-            "for a share of the variance, or None."
+            f"n_components={k!r} is invalid: use an int in [0, {limit}], a float in (0, 1) "
+            "for a share of the variance, 'mle', or None."
         )
 
     _choose_solver = staticmethod(choose_solver)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y=None):
-        """Fit the principal axes on ``X`` of shape (n_samples, n_features).
+    def fit(self, X, y: object = None) -> "PCA":
+        """Fit the principal axes on ``X``.
 
         ``X`` may also be read in chunks: a Dask array (one task per block of rows, on
         whatever scheduler is active), a :class:`~latentspace.data.ChunkedSource`, or a
         ``np.memmap`` whose solver resolves to the covariance route; these are fitted by the
         covariance route, one pass of moments per chunk merged exactly (Chan et al.), so only
-        one chunk is in memory at a time.
+        one chunk is in memory at a time. A scipy.sparse matrix or array is never densified
+        (``covariance_eigh``, ``arpack`` or ``randomized``; see :mod:`._sparse`).
+
+        Parameters
+        ----------
+        X : array-like, tensor, DataFrame, scipy.sparse matrix, Dask array or chunked \
+source of shape (n_samples, n_features)
+            Training data.
+        y : ignored
+            Present for scikit-learn's API.
+
+        Returns
+        -------
+        self : PCA
+            The fitted estimator.
         """
         missing = check_missing(self.missing)
         self.__dict__.pop("_fit_output", None)  # chunked and Dask fits: numpy out
+        if is_sparse(X):
+            return self._fit_sparse(X)
         if is_dask_array(X) or isinstance(X, ChunkedSource):
             return self._fit_source(X)
         if isinstance(X, np.memmap) and X.ndim == 2 and self._memmap_in_chunks(X):
@@ -285,10 +410,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             raise ValueError(
                 f"PCA needs at least 2 samples to estimate a variance; got {n} sample(s)."
             )
-        solver = self.svd_solver if isinstance(self.svd_solver, str) else None
-        k = self._check_params(n, d, solver)
+        solver = check_choice("svd_solver", self.svd_solver, _SOLVERS)
         if solver == "auto":
-            solver = self._choose_solver(n, d, k)
+            solver = self._choose_solver(n, d, self.n_components)
+        k = self._check_params(n, d, solver)
         _check_memory(solver, n, d, X.element_size(), X.device)
 
         # exact power-of-two scaling keeps squares of huge/tiny data representable
@@ -315,9 +440,65 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             elif solver == "randomized":
                 values, vectors = randomized(
                     Xc, n, k, self.iterated_power, self.n_oversamples,
-                    check_random_state(self.random_state),
+                    check_random_state(self.random_state), self.power_iteration_normalizer,
                 )
+            elif solver == "arpack":  # scipy on the CPU, whatever the device
+                values, vectors = arpack(to_numpy(Xc), n, k, self.tol,
+                                         check_random_state(self.random_state))
         self._set_fitted(values, vectors, total, mean_s, scale, n, d, k, solver, X.dtype)
+        self.n_samples_seen_ = n
+        self._drop("scatter_", *_EM_ATTRIBUTES)
+        return self
+
+    def _fit_sparse(self, X):
+        """Fit on a scipy.sparse matrix without densifying it (see :mod:`._sparse`)."""
+        solver = check_choice("svd_solver", self.svd_solver, _SOLVERS)
+        if check_missing(self.missing) == "marginalize":
+            raise TypeError(
+                "PCA(missing='marginalize') takes dense input: a sparse matrix has no missing "
+                "entries to marginalise (its implicit zeros are observed values). Fit sparse "
+                "data with missing='raise', or pass a dense array with NaN for missing entries."
+            )
+        if solver not in _SPARSE_SOLVERS + ("auto",):
+            raise TypeError(
+                f'PCA accepts sparse input with the "arpack", "covariance_eigh" and '
+                f'"randomized" solvers (and "auto"), while "{solver}" was passed: '
+                f"{solver!r} needs the dense centred matrix. Choose one of those solvers, "
+                "or pass X.toarray() if it fits in memory."
+            )
+        X = check_sparse_data(self, X, reset=True)
+        dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+        self._remember_fit_output(InputKind("numpy"), dtype)
+        n, d = X.shape
+        if n < 2:
+            raise ValueError(
+                f"PCA needs at least 2 samples to estimate a variance; got {n} sample(s)."
+            )
+        if solver == "auto":
+            solver = choose_sparse_solver(n, d, self.n_components)
+        k = self._check_params(n, d, solver)
+        _check_sparse_memory(solver, n, d, X.nnz, k if isinstance(k, int) else min(n, d),
+                             X.dtype.itemsize)
+        # exact power-of-two scaling of the stored values for huge or tiny data
+        scale = working_scale(float(np.abs(X.data).max()) if X.nnz else 0.0, dtype)
+        if scale != 1.0:
+            X = X * scale
+        mean = sparse_mean(X)
+        if solver == "covariance_eigh":
+            values, vectors, total = from_scatter(torch.from_numpy(sparse_scatter(X, mean)), n, k)
+        else:
+            total = float(column_scatter(X, mean).sum()) / (n - 1)
+            op = CentredOperator(X, mean)
+            rng = check_random_state(self.random_state)
+            if solver == "arpack":
+                values, vectors = arpack(op.linear_operator(), n, k, self.tol, rng)
+            else:
+                values, vectors = randomized(
+                    None, n, k, self.iterated_power, self.n_oversamples, rng,
+                    self.power_iteration_normalizer, op=op,
+                )
+        self._set_fitted(values, vectors, total, torch.from_numpy(mean), scale, n, d, k,
+                         solver, dtype)
         self.n_samples_seen_ = n
         self._drop("scatter_", *_EM_ATTRIBUTES)
         return self
@@ -446,14 +627,39 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         self._drop("scatter_", *_EM_ATTRIBUTES)
         return self
 
-    def partial_fit(self, X, y=None):
+    def partial_fit(self, X, y: object = None) -> "PCA":
         """Update the fit with one more batch; equal to a full fit on all batches seen.
 
         The exact scatter matrix is merged with Chan et al.'s pairwise update
         M₂ = M₂ᵃ + M₂ᵇ + δδᵀ nᵃnᵇ / n, δ = μᵇ − μᵃ, so no approximation accumulates (memory:
-        one ``n_features × n_features`` matrix).
+        one ``n_features × n_features`` matrix). Sparse batches contribute their moments
+        from the sparse product XᵀX, without densifying; dense and sparse batches mix.
+
+        Parameters
+        ----------
+        X : array-like, tensor or scipy.sparse matrix of shape (n_samples, n_features)
+            One batch of complete rows.
+        y : ignored
+            Present for scikit-learn's API.
+
+        Returns
+        -------
+        self : PCA
+            The estimator, refitted on every batch seen so far.
         """
         first = not hasattr(self, "scatter_")
+        if is_sparse(X):  # the moments of a sparse block, from its sparse product XᵀX
+            if check_missing(self.missing) == "marginalize":
+                raise TypeError("PCA(missing='marginalize') takes dense input; fit sparse "
+                                "data with missing='raise'.")
+            X = check_sparse_data(self, X, reset=first)
+            dtype = torch.float64 if X.dtype == np.float64 else torch.float32
+            if first:
+                self._remember_fit_output(InputKind("numpy"), dtype)
+            mean = sparse_mean(X)
+            seen = Moments(X.shape[0], torch.from_numpy(mean),
+                           torch.from_numpy(sparse_scatter(X, mean)))
+            return self._update_moments(seen, X.shape[1], dtype, torch.device("cpu"))
         X, kind = self._check_X(X, reset=first)
         if first:
             self._remember_fit_output(kind, X.dtype)
@@ -463,10 +669,12 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
                 "version. Fit data with missing entries (NaN) in one call, "
                 "PCA(missing='marginalize').fit(X)."
             )
-        d = X.shape[1]
-        seen = Moments.of(X)
-        if not first:
-            f64 = {"dtype": torch.float64, "device": X.device}
+        return self._update_moments(Moments.of(X), X.shape[1], X.dtype, X.device)
+
+    def _update_moments(self, seen, d, dtype, device):
+        """Merge a batch's moments into those seen so far and refit from them."""
+        if hasattr(self, "scatter_"):
+            f64 = {"dtype": torch.float64, "device": device}
             seen = Moments(self.n_samples_seen_, torch.as_tensor(self.mean_, **f64),
                            torch.as_tensor(self.scatter_, **f64)) + seen
         n, mean, scatter = seen.n, seen.mean, seen.scatter
@@ -476,7 +684,7 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             )
         k = self._check_params(n, d, "covariance_eigh")
         values, vectors, total = from_scatter(scatter, n, k)
-        self._set_fitted(values, vectors, total, mean, 1.0, n, d, k, "covariance_eigh", X.dtype)
+        self._set_fitted(values, vectors, total, mean, 1.0, n, d, k, "covariance_eigh", dtype)
         self.n_samples_seen_ = n
         self.scatter_ = to_numpy(scatter)
         self._drop(*_EM_ATTRIBUTES)
@@ -495,7 +703,10 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         if total <= floor * min(n, d):
             total = 0.0
         ratio = values / total if total > 0 else torch.zeros_like(values)
-        if isinstance(k, float):
+        if isinstance(k, str):  # "mle": Minka's choice from the whole spectrum, in X's units
+            with np.errstate(over="ignore", under="ignore"):
+                k = minka_dimension(to_numpy(values) / scale / scale, n)
+        elif isinstance(k, float):
             cum = torch.cumsum(ratio, 0)
             k = int(torch.searchsorted(cum, torch.tensor([k], dtype=cum.dtype, device=cum.device), right=True)) + 1
             k = min(k, values.shape[0])
@@ -540,11 +751,20 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         mean of its projection given its observed entries, E[V(x − μ) | x_o] = V(x̂ − μ) with
         x̂ the row completed by :meth:`impute` (eq. (4) of :mod:`._missing`); a complete row
         gets exactly the ordinary projection. ``whiten`` divides by √λ in both cases.
+        Sparse ``X`` is projected as X Vᵀ − μVᵀ, without densifying.
 
-        Returns an array of shape (n_samples, n_components_) in ``X``'s type, device and
-        float dtype.
+        Parameters
+        ----------
+        X : array-like, tensor or scipy.sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        Z : ndarray or tensor of shape (n_samples, n_components_)
+            In ``X``'s type, device and float dtype (a dense ndarray for sparse ``X``).
         """
         self._check_fitted()
+        if is_sparse(X):
+            return self._transform_sparse(X)
         X, kind = self._check_X(X, reset=False)
         if getattr(self, "missing", "raise") == "marginalize" and bool(torch.isnan(X).any()):
             X = self._completed(X)
@@ -553,8 +773,34 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
             Z = Z / self._whiten_scale(Z)
         return self._out(Z, kind)
 
+    def _transform_sparse(self, X) -> np.ndarray:
+        """V(x − μ) of sparse rows as X Vᵀ − μVᵀ (dense (n, k) in X's float dtype)."""
+        X = check_sparse_data(self, X, reset=False)
+        V = self.components_.astype(X.dtype)
+        Z = np.asarray(X @ V.T) - (self.mean_.astype(X.dtype) @ V.T)[None, :]
+        if self.whiten:
+            Z = Z / to_numpy(self._whiten_scale(torch.from_numpy(Z)))
+        return np.ascontiguousarray(Z)
+
+    def _dense_blocks(self, X):
+        """Rows of a sparse ``X`` as dense tensors of at most about 2²⁰ entries each."""
+        X = check_sparse_data(self, X, reset=False)
+        rows = max(1, (1 << 20) // max(X.shape[1], 1))
+        for start in range(0, X.shape[0], rows):
+            yield torch.from_numpy(X[start : start + rows].toarray())
+
     def inverse_transform(self, Z):
-        """Map latent codes back to data space: x̂ = μ + Vᵀ z (× √λ if ``whiten``)."""
+        """Map latent codes back to data space: x̂ = μ + Vᵀ z (× √λ if ``whiten``).
+
+        Parameters
+        ----------
+        Z : array-like or tensor of shape (n_samples, n_components_)
+
+        Returns
+        -------
+        X : ndarray or tensor of shape (n_samples, n_features)
+            Dense, in ``Z``'s type, device and float dtype.
+        """
         self._check_fitted()
         Z, kind = check_array_like(
             Z, device=self._device(), n_features=self.n_components_, name="Z",
@@ -597,9 +843,22 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
 
         With ``missing="marginalize"``, a row with missing entries (NaN) gets the marginal
         log-density of its observed entries, log N(x_o | μ_o, C_oo), C_oo = W_o W_oᵀ + σ² I
-        with W = Vᵀ(Λ − σ²I)^½ (eqs. (1) and (3) of :mod:`._missing`).
+        with W = Vᵀ(Λ − σ²I)^½ (eqs. (1) and (3) of :mod:`._missing`). Sparse ``X`` is
+        read in dense blocks of rows (about 2²⁰ entries each).
+
+        Parameters
+        ----------
+        X : array-like, tensor or scipy.sparse matrix of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_density : ndarray or tensor of shape (n_samples,)
+            float64, in ``X``'s type and device (an ndarray for sparse ``X``).
         """
         self._check_fitted()
+        if is_sparse(X):  # dense blocks of rows: the same arithmetic, bounded memory
+            blocks = [self._log_density(B) for B in self._dense_blocks(X)]
+            return to_numpy(torch.cat(blocks)) if blocks else np.zeros(0)
         X, kind = self._check_X(X, reset=False)
         if getattr(self, "missing", "raise") == "marginalize":
             holes = torch.isnan(X).any(1)
@@ -711,8 +970,45 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         out[rows] = torch.where(hole, fill, Xr)
         return out
 
-    def get_covariance(self):
-        """PPCA model covariance C = Vᵀ diag(λ − σ²) V + σ² I, shape (n_features, n_features)."""
+    def score(self, X, y: object = None) -> float:
+        """Mean PPCA log-likelihood of the rows of ``X`` (the mean of :meth:`score_samples`).
+
+        Parameters
+        ----------
+        X : array-like, tensor or scipy.sparse matrix of shape (n_samples, n_features)
+        y : ignored
+            Present for scikit-learn's API.
+
+        Returns
+        -------
+        score : float
+        """
+        return super().score(X, y)
+
+    def fit_transform(self, X, y: object = None):
+        """Fit on ``X`` and return its projection; equal to ``fit(X).transform(X)``.
+
+        Parameters
+        ----------
+        X : array-like, tensor or scipy.sparse matrix of shape (n_samples, n_features)
+        y : ignored
+            Present for scikit-learn's API.
+
+        Returns
+        -------
+        Z : ndarray or tensor of shape (n_samples, n_components_)
+            As :meth:`transform` gives it (scikit-learn's randomized and ARPACK routes return
+            U Σ here instead, which differs from its own ``transform`` by the solver's error).
+        """
+        return self.fit(X, y).transform(X)
+
+    def get_covariance(self) -> np.ndarray:
+        """PPCA model covariance C = Vᵀ diag(λ − σ²) V + σ² I.
+
+        Returns
+        -------
+        cov : ndarray of shape (n_features, n_features)
+        """
         self._check_fitted()
         V = torch.as_tensor(self.components_, dtype=torch.float64)
         ev = torch.as_tensor(self.explained_variance_, dtype=torch.float64)
@@ -721,8 +1017,13 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         C += s2 * torch.eye(V.shape[1], dtype=torch.float64)
         return to_numpy(C)
 
-    def get_precision(self):
-        """Inverse of :meth:`get_covariance` by the matrix inversion lemma (no explicit inverse)."""
+    def get_precision(self) -> np.ndarray:
+        """Inverse of :meth:`get_covariance` by the matrix inversion lemma (no explicit inverse).
+
+        Returns
+        -------
+        precision : ndarray of shape (n_features, n_features)
+        """
         self._check_fitted()
         like = torch.zeros((), dtype=torch.float64)
         V, lam, sigma2 = self._ppca(like)
@@ -730,8 +1031,14 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         P = torch.eye(d, dtype=torch.float64) / sigma2 - (V.T * (1 / sigma2 - 1 / lam)) @ V
         return to_numpy(P)
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples: int = 1, random_state=None):
         """Draw ``n_samples`` from the PPCA model: x = μ + Vᵀ (λ − σ²)^½ z + σ ε.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState, Generator or None, default=None
+            None uses the estimator's ``random_state``.
 
         Returns
         -------
@@ -755,4 +1062,6 @@ class PCA(ClassNamePrefixFeaturesOutMixin, TransformerMixin, LatentModel):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         tags.input_tags.allow_nan = getattr(self, "missing", "raise") == "marginalize"
+        tags.input_tags.sparse = (getattr(self, "svd_solver", "auto") in _SPARSE_SOLVERS + ("auto",)
+                                  and getattr(self, "missing", "raise") == "raise")
         return tags

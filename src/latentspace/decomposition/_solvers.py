@@ -7,16 +7,19 @@ columns; :func:`choose_solver` picks a route by shape.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
 from .._math import eigh_desc, gram_upper, symmetrize, tcrossprod
 from ._moments import all_finite
 
-__all__ = ["choose_solver", "from_scatter", "gram", "randomized", "svd"]
+__all__ = ["arpack", "choose_solver", "choose_sparse_solver", "from_scatter", "gram",
+           "minka_dimension", "randomized", "svd"]
 
 
-def choose_solver(n: int, d: int, k) -> str:
+def choose_solver(n: int, d: int, k: object) -> str:
     """The route for ``svd_solver="auto"``: covariance for tall data (d ≤ 2048), Gram for wide
     data (n ≤ 2048), randomized for few components of large data, else the full SVD."""
     small = min(n, d)
@@ -24,12 +27,24 @@ def choose_solver(n: int, d: int, k) -> str:
         return "covariance_eigh"
     if n < d and n <= 2048:
         return "gram"
-    if isinstance(k, int) and k < 0.8 * small:
+    if isinstance(k, int) and not isinstance(k, bool) and 1 <= k < 0.8 * small:
         return "randomized"
     return "full"
 
 
-def from_scatter(scatter: torch.Tensor, n: int, k):
+def choose_sparse_solver(n: int, d: int, k: object) -> str:
+    """The route for ``svd_solver="auto"`` on sparse data: the covariance for d ≤ 2048 (an
+    exact one-pass route whose d×d result is small), else ARPACK on the implicitly centred
+    matrix for an integer number of components below min(n, d), else the covariance."""
+    if d <= 2048:
+        return "covariance_eigh"
+    if isinstance(k, int) and not isinstance(k, bool) and 1 <= k < min(n, d):
+        return "arpack"
+    return "covariance_eigh"
+
+
+def from_scatter(scatter: torch.Tensor, n: int,
+                 k: int | float | str) -> tuple[torch.Tensor, torch.Tensor, float]:
     C = scatter / (n - 1)
     if not all_finite(C):
         raise ValueError(
@@ -37,17 +52,18 @@ def from_scatter(scatter: torch.Tensor, n: int, k):
             "sklearn.preprocessing.StandardScaler or by dividing by its largest absolute value."
         )
     total = float(torch.diagonal(C).sum())
-    values, vectors = eigh_desc(C, k if isinstance(k, int) else None)
+    values, vectors = eigh_desc(C, k if isinstance(k, int) and k > 0 else None)
     return values, vectors, total
 
 
-def svd(Xc: torch.Tensor, n: int):
+def svd(Xc: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
     _, S, Vh = torch.linalg.svd(Xc, full_matrices=False)
     S = S.to(torch.float64)
     return S * S / (n - 1), Vh.T.to(torch.float64)
 
 
-def gram(Xc: torch.Tensor, n: int, k):
+def gram(Xc: torch.Tensor, n: int,
+         k: int | float | str) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Eigenpairs of the covariance from the n×n Gram matrix Xc Xcᵀ (wide data).
 
     Xc Xcᵀ U = U Σ², so its eigenvectors are the left singular vectors U and the principal
@@ -68,8 +84,9 @@ def gram(Xc: torch.Tensor, n: int, k):
     # on the CPU only the upper triangle is formed, and only it is read
     G = torch.from_numpy(gram_upper(Xc.numpy(), transpose=False)) if cpu else tcrossprod(Xc)
     total = float(torch.sum(torch.diagonal(G), dtype=torch.float64)) / (n - 1)
-    want = k if isinstance(k, int) else None
+    want = k if isinstance(k, int) and k > 0 else None
     if cpu and Xc.dtype == torch.float32 and want is not None:
+        assert isinstance(k, int)
         want = min(n, k + _RITZ_EXTRA)  # a few more for the float64 refinement below
     values, U = eigh_desc(G, want, upper_only=cpu)
     values = torch.clamp(values, min=0.0)
@@ -77,7 +94,7 @@ def gram(Xc: torch.Tensor, n: int, k):
     # fall back to the SVD, which gives them an orthonormal completion
     m = values.shape[0] if not isinstance(k, int) else k
     cutoff = float(values[0]) * 16 * torch.finfo(Xc.dtype).eps if values.numel() else 0.0
-    if not isinstance(k, int) or float(values[m - 1]) <= cutoff:
+    if not isinstance(k, int) or k == 0 or float(values[m - 1]) <= cutoff:
         return (*svd(Xc, n), total)
     if cpu and Xc.dtype == torch.float32:
         return (*_rayleigh_ritz(Xc.numpy(), U.numpy(), k, n), total)
@@ -116,19 +133,121 @@ def _rayleigh_ritz(Xc: np.ndarray, U32: np.ndarray, k: int, n: int):
     return torch.from_numpy(theta / (n - 1)), torch.from_numpy(np.ascontiguousarray(V))
 
 
-def randomized(Xc, n, k, iterated_power, n_oversamples, rng):
-    """Randomized range finder (Halko et al. 2011, Alg. 4.4) with QR-normalised power steps."""
-    small = min(Xc.shape)
+def _normalize(Y: torch.Tensor, how: str) -> torch.Tensor:
+    """One power step's normalisation of the basis Y (m, l): QR, LU (the permuted unit-lower
+    factor P L, cheaper than QR and stable enough between products) or none."""
+    if how == "QR":
+        return torch.linalg.qr(Y)[0]
+    if how == "LU":
+        P, L, _ = torch.linalg.lu(Y)
+        return P @ L
+    return Y
+
+
+def randomized(Xc: torch.Tensor | None, n: int, k: int, iterated_power: int | str,
+               n_oversamples: int, rng: np.random.RandomState, normalizer: str = "auto", *,
+               op=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Randomized range finder (Halko et al. 2011, Alg. 4.3/4.4) -> (values (k,), axes (d, k)).
+
+    ``Xc`` is the centred data (m, d) as a tensor, or None when ``op`` gives the products
+    (``op.mul(M)`` = Xc M, ``op.rmul(M)`` = Xcᵀ M, with ``op.shape`` and ``op.torch_dtype``:
+    an implicitly centred sparse matrix, :class:`._sparse.CentredOperator`). The power
+    steps are normalised by ``normalizer``: ``"QR"`` (Alg. 4.4, the most accurate; what
+    ``"auto"`` means), ``"LU"`` or ``"none"`` (Alg. 4.3: plain powers, which lose the small
+    directions to rounding after a few steps); the final basis is always orthonormalised by
+    QR.
+    """
+    mul: Callable[[torch.Tensor], torch.Tensor]
+    rmul: Callable[[torch.Tensor], torch.Tensor]
+    if Xc is not None:
+        shape, dtype, device = tuple(Xc.shape), Xc.dtype, Xc.device
+        data = Xc
+
+        def mul(M):
+            return data @ M
+
+        def rmul(M):
+            return data.T @ M
+    else:
+        mul, rmul = op.mul, op.rmul
+        shape, dtype, device = op.shape, op.torch_dtype, torch.device("cpu")
+    how = "QR" if normalizer == "auto" else normalizer
+    small = min(shape)
     q = (7 if k < 0.1 * small else 4) if iterated_power == "auto" else int(iterated_power)
     ell = min(k + n_oversamples, small)
-    gen = torch.Generator(device=Xc.device)
+    gen = torch.Generator(device=device)
     gen.manual_seed(int(rng.randint(0, 2**31 - 1)))
-    Omega = torch.randn((Xc.shape[1], ell), generator=gen, dtype=Xc.dtype, device=Xc.device)
-    Q, _ = torch.linalg.qr(Xc @ Omega)
+    Omega = torch.randn((shape[1], ell), generator=gen, dtype=dtype, device=device)
+    Y = mul(Omega)  # (m, ell)
     for _ in range(q):
-        Q, _ = torch.linalg.qr(Xc.T @ Q)
-        Q, _ = torch.linalg.qr(Xc @ Q)
-    B = Q.T @ Xc  # (ell, d)
+        Y = mul(_normalize(rmul(_normalize(Y, how)), how))
+    Q, _ = torch.linalg.qr(Y)
+    B = rmul(Q).T  # (ell, d) = Qᵀ Xc
     _, S, Vh = torch.linalg.svd(B, full_matrices=False)
     S = S.to(torch.float64)
     return (S * S / (n - 1))[:k], Vh[:k].T.to(torch.float64)
+
+
+def arpack(A, n: int, k: int, tol: float,
+           rng: np.random.RandomState) -> tuple[torch.Tensor, torch.Tensor]:
+    """Leading k singular triplets of the centred data by ARPACK (``scipy.sparse.linalg.svds``).
+
+    ``A`` is the centred data (ndarray) or a ``LinearOperator`` for it; ``tol`` is ARPACK's
+    relative accuracy of the Ritz values (0: machine precision). The start vector is drawn
+    from ``rng`` (uniform in [−1, 1]), so a fixed ``random_state`` gives a fixed result.
+    Returns (eigenvalues of the covariance (k,), axes (d, k)), float64, descending.
+    """
+    from scipy.sparse.linalg import svds
+
+    v0 = rng.uniform(-1.0, 1.0, min(A.shape))
+    _, S, Vt = svds(A, k=k, tol=tol, v0=v0)
+    order = np.argsort(S)[::-1]
+    S = S[order].astype(np.float64)
+    V = np.ascontiguousarray(Vt[order].T, dtype=np.float64)
+    return torch.from_numpy(S * S / (n - 1)), torch.from_numpy(V)
+
+
+def minka_dimension(spectrum: np.ndarray, n: int) -> int:
+    """Minka's (2000) Laplace-approximated evidence for each rank -> the most probable one.
+
+    ``spectrum`` holds all d covariance eigenvalues, descending, of n ≥ d samples. For a
+    rank k in [1, d − 1], with v the mean of the d − k discarded eigenvalues (at least 1e-15),
+    m = dk − k(k + 1)/2 and λ̃ the spectrum with its tail replaced by v, the log evidence is
+    (up to terms that do not depend on k)
+
+        log p(U) − (n/2) Σᵢ≤ₖ log λᵢ − (n(d − k)/2) log v + ((m + k)/2) log 2π
+        − ½ Σᵢ≤ₖ Σⱼ>ᵢ log(n (λᵢ − λⱼ)(1/λ̃ⱼ − 1/λ̃ᵢ)) − (k/2) log n,
+
+    log p(U) = −k log 2 + Σᵢ≤ₖ [log Γ((d − i + 1)/2) − ((d − i + 1)/2) log π] (eq. 30 of the
+    paper). A rank whose k-th eigenvalue is below 1e-15 is not a candidate. Returns the
+    argmax in [1, d − 1] (0 only if no rank is a candidate, i.e. d = 1 or all-zero data).
+    """
+    from scipy.special import gammaln
+
+    lam = np.asarray(spectrum, dtype=np.float64)
+    d = lam.shape[0]
+    eps = 1e-15
+    i = np.arange(1, d + 1, dtype=np.float64)
+    log_pu = np.cumsum(gammaln((d - i + 1) / 2.0) - np.log(np.pi) * (d - i + 1) / 2.0)
+    log_l = np.cumsum(np.log(np.where(lam > 0, lam, 1.0)))
+    tail = np.cumsum(lam[::-1])[::-1]  # tail[k] = Σⱼ≥k λⱼ
+    best, best_ll = 0, -np.inf
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for k in range(1, d):
+            if lam[k - 1] < eps:
+                continue
+            v = max(eps, tail[k] / (d - k))
+            m = d * k - k * (k + 1) / 2.0
+            tilde = lam.copy()
+            tilde[k:] = v
+            rows = np.arange(k)[:, None]
+            cols = np.arange(d)[None, :]
+            terms = (lam[:k, None] - lam[None, :]) * (1.0 / tilde[None, :] - 1.0 / tilde[:k, None])
+            upper = cols > rows
+            pa = float(np.sum(np.log(terms[upper]))) + upper.sum() * np.log(n)
+            ll = (-k * np.log(2.0) + log_pu[k - 1] - n / 2.0 * log_l[k - 1]
+                  - n * (d - k) / 2.0 * np.log(v) + np.log(2.0 * np.pi) * (m + k) / 2.0
+                  - pa / 2.0 - k * np.log(n) / 2.0)
+            if ll > best_ll:
+                best, best_ll = k, ll
+    return best

@@ -76,7 +76,9 @@ def test_pca_far_row_with_representable_log_density_is_finite_and_exact():
     assert np.all(np.isfinite(got))
     assert np.isfinite(want) and want < -9e307
     np.testing.assert_allclose(got[3], want, rtol=RTOL)
-    np.testing.assert_allclose(got[:3], pca.score_samples(X[:3]), rtol=0, atol=0)
+    # the near rows are unaffected by the far one: scoring 3 or 4 rows takes other BLAS blocks,
+    # so the two agree to the rounding of the same quadratic forms, not bit for bit
+    np.testing.assert_allclose(got[:3], pca.score_samples(X[:3]), rtol=RTOL)
 
 
 @pytest.mark.parametrize("cov_type", COV_TYPES)

@@ -47,6 +47,7 @@ templates_path = ["_templates"]
 # ---------------------------------------------------------------- offline build
 # No inventories are fetched (no intersphinx) and no math renderer that loads scripts from a
 # network: formulas stay as TeX source in the pages.
+html_math_renderer = "tex_source"
 html_theme = "pydata_sphinx_theme"
 html_theme_options = {
     "navigation_with_keys": False,
@@ -118,6 +119,17 @@ class _TemporaryFilter(logging.Filter):
         return True
 
 
+def _math_as_tex(self, node):
+    # formulas as their TeX source, in a span/div the theme styles; nothing is loaded
+    from docutils import nodes
+    from html import escape
+
+    tag = "div" if isinstance(node, nodes.math_block) else "span"
+    self.body.append(f'<{tag} class="math notranslate">{escape(node.astext())}</{tag}>')
+    raise nodes.SkipNode
+
+
 def setup(app):
+    app.add_html_math_renderer("tex_source", (_math_as_tex, None), (_math_as_tex, None))
     for handler in logging.getLogger("sphinx").handlers:
         handler.filters.insert(0, _TemporaryFilter())

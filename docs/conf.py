@@ -99,8 +99,6 @@ TEMPORARY_DOCSTRING_WARNINGS = [
     ("", "Unexpected indentation"),
     ("", "Inline literal start-string without end-string"),
 ]
-# sklearn's inherited docstrings point at pages of sklearn's own documentation
-TEMPORARY_INHERITED_WARNINGS = ["undefined label", "term not in glossary"]
 
 
 class _TemporaryFilter(logging.Filter):
@@ -112,9 +110,6 @@ class _TemporaryFilter(logging.Filter):
                      or "<autosummary>" in location)
         if in_source and any(f in location and message.startswith(text)
                              for f, text in TEMPORARY_DOCSTRING_WARNINGS):
-            return False
-        if any(message.startswith(text) for text in TEMPORARY_INHERITED_WARNINGS) and \
-                "docstring of" in location:
             return False
         return True
 
@@ -129,7 +124,17 @@ def _math_as_tex(self, node):
     raise nodes.SkipNode
 
 
+def _skip_sklearn_plumbing(app, what, name, obj, skip, options):
+    # scikit-learn's metadata-routing and output-container methods, inherited by every
+    # estimator, are documented by scikit-learn, not here
+    if name in ("get_metadata_routing", "set_output") or (
+            name.startswith("set_") and name.endswith("_request")):
+        return True
+    return None
+
+
 def setup(app):
+    app.connect("autodoc-skip-member", _skip_sklearn_plumbing)
     app.add_html_math_renderer("tex_source", (_math_as_tex, None), (_math_as_tex, None))
     for handler in logging.getLogger("sphinx").handlers:
         handler.filters.insert(0, _TemporaryFilter())

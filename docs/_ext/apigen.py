@@ -45,7 +45,7 @@ def _page(modname: str, blurb: str) -> str:
     if modname == "latentspace":
         return "\n".join(lines + _top_level_table(names))
     if names:
-        lines += [".. autosummary::", "   :toctree: generated", "   :template: entry.rst", ""]
+        lines += [".. autosummary::", "   :toctree: generated", "   :template: autosummary/entry.rst", ""]
         lines += [f"   {name}" for name in names]
         lines.append("")
     return "\n".join(lines)

@@ -66,10 +66,11 @@ docs: $(STAMP)
 	  $(BIN)/python -m pip install --quiet -e ".[dev,docs]"
 	MPLBACKEND=Agg $(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
 
-# every example in the docstrings
+# every example in the docstrings, run in a throwaway folder (some examples write files)
 doctest: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/python -m pytest --doctest-modules src/latentspace -p no:cacheprovider -q \
-	  -o addopts="" $(PYTEST_ARGS)
+	@d=$$(mktemp -d) && cd $$d && MPLBACKEND=Agg $(abspath $(BIN))/python -m pytest \
+	  -c $(CURDIR)/pyproject.toml --rootdir $(CURDIR) --doctest-modules $(CURDIR)/src/latentspace \
+	  -p no:cacheprovider -q -o addopts="" $(PYTEST_ARGS); rc=$$?; rm -rf $$d; exit $$rc
 
 clean:
 	rm -rf $(VENV) tour_out .pytest_cache docs/_build docs/api

@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TOUR_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv browser tour test test-portable test-slow typecheck campaign bench clean
+.PHONY: venv browser tour test test-portable test-slow typecheck peer campaign bench docs doctest clean
 
 # The second numeric configuration: one thread everywhere, and another code path in every
 # numeric library the suite reaches -- MKL's conditional-numerical-reproducibility path
@@ -63,5 +63,18 @@ CAMPAIGN_ARGS ?=
 campaign: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m campaign $(CAMPAIGN_ARGS)
 
+# the documentation site, built offline with every warning an error, into docs/_build/html;
+# the docs extra is installed on first use
+docs: $(STAMP)
+	@$(BIN)/python -c "import sphinx, numpydoc, pydata_sphinx_theme, myst_parser" 2>/dev/null || \
+	  $(BIN)/python -m pip install --quiet -e ".[dev,docs]"
+	MPLBACKEND=Agg $(BIN)/python -m sphinx -W --keep-going -b html docs docs/_build/html
+
+# every example in the docstrings, run in a throwaway folder (some examples write files)
+doctest: $(STAMP)
+	@d=$$(mktemp -d) && cd $$d && MPLBACKEND=Agg $(abspath $(BIN))/python -m pytest \
+	  -c $(CURDIR)/pyproject.toml --rootdir $(CURDIR) --doctest-modules $(CURDIR)/src/latentspace \
+	  -p no:cacheprovider -q -o addopts="" $(PYTEST_ARGS); rc=$$?; rm -rf $$d; exit $$rc
+
 clean:
-	rm -rf $(VENV) tour_out .pytest_cache
+	rm -rf $(VENV) tour_out .pytest_cache docs/_build docs/api

@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TOUR_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv browser tour test test-portable test-slow campaign bench clean
+.PHONY: venv browser tour test test-portable test-slow peer campaign bench clean
 
 # The second numeric configuration: one thread everywhere, and another code path in every
 # numeric library the suite reaches -- MKL's conditional-numerical-reproducibility path
@@ -51,6 +51,11 @@ test-portable: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# scikit-learn's own test files for PCA, KMeans and GaussianMixture, run against ours and
+# compared with tests/peer/expected_failures.toml (build/peer/ holds the rewritten copies)
+peer: $(STAMP)
+	$(BIN)/python tests/peer/run.py
 
 # the adversarial reliability campaign (every estimator x method x bad input, every
 # hyperparameter, model-file faults, CLI exit codes): totals on stdout, the failures in

@@ -273,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"note: the expected list is for scikit-learn {SKLEARN_VERSION}, this is "
                   f"{version}; the tests ran, but differences may come from the version")  # fmt: skip
         start = time.perf_counter()
-        build = prepare(args.build, specs)
+        build = prepare(args.build.resolve(), specs)
         data = run_pytest(build, specs, args.timeout, args.pytest_args)
         elapsed = time.perf_counter() - start
         expected = load_expected()

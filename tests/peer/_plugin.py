@@ -33,6 +33,7 @@ _OURS: dict[str, type] = {
 _exercises: dict[str, bool] = {}
 _outcomes: dict[str, str] = {}
 _messages: dict[str, str] = {}
+_collect_errors: dict[str, str] = {}
 
 
 def _refers_to(code: types.CodeType, name: str) -> bool:
@@ -83,6 +84,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         _exercises[item.nodeid] = name is not None and _exercises_ours(item, name)
 
 
+def pytest_collectreport(report: pytest.CollectReport) -> None:
+    if report.failed:
+        lines = str(report.longrepr).strip().splitlines()
+        errors = [line for line in lines if line.startswith("E ")]
+        _collect_errors[report.nodeid] = (errors[-1] if errors else lines[-1] if lines else "")[:300]
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     nodeid = report.nodeid
     if hasattr(report, "wasxfail"):
@@ -114,4 +122,5 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         for nodeid, ours in _exercises.items()
     }
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump({"latentspace": latentspace.__file__, "tests": tests}, fh, indent=1)
+        json.dump({"latentspace": latentspace.__file__, "tests": tests,
+                   "collect_errors": _collect_errors}, fh, indent=1)

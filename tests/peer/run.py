@@ -242,7 +242,10 @@ def compare(tests: dict, expected: dict[str, dict[str, str]], specs: tuple[PeerF
                 row["skipped"] += 1
         rows.append(row)
     ran = {Path(s.source).name for s in specs}
-    stale = [t for t in expected if t.split("::")[0] in ran and not tests.get(t, {}).get("ours")]
+    stale = [
+        t for t in expected
+        if "::" in t and t.split("::")[0] in ran and not tests.get(t, {}).get("ours")
+    ]  # fmt: skip
     unexpected_pass.extend(f"{t} (no longer a test of our class)" for t in sorted(stale))
     return rows, unexpected_fail, unexpected_pass
 

@@ -56,6 +56,11 @@ test-slow: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/python -m mypy
 
+# scikit-learn's own test files for PCA, KMeans and GaussianMixture, run against ours and
+# compared with tests/peer/expected_failures.toml (build/peer/ holds the rewritten copies)
+peer: $(STAMP)
+	$(BIN)/python tests/peer/run.py
+
 # the adversarial reliability campaign (every estimator x method x bad input, every
 # hyperparameter, model-file faults, CLI exit codes): totals on stdout, the failures in
 # campaign_out/failures.md; CAMPAIGN_ARGS=--fast for the ~5% sample

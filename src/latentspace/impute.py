@@ -39,7 +39,7 @@ class ModelImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     estimator_ : estimator
         The fitted clone.
     n_features_in_ : int
-    feature_names_in_ : ndarray of str of shape (n_features_in_,)
+    feature_names_in_ : ndarray of str of shape (``n_features_in_``,)
         Only when ``X`` in ``fit`` was a DataFrame with string column names.
 
     Notes
@@ -114,12 +114,12 @@ class ModelImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features_in_)
+        X : array-like of shape (n_samples, ``n_features_in_``)
             NaN marks a missing entry.
 
         Returns
         -------
-        X_imputed : ndarray or tensor of shape (n_samples, n_features_in_)
+        X_imputed : ndarray or tensor of shape (n_samples, ``n_features_in_``)
             In ``X``'s type and float dtype.
         """
         check_is_fitted(self)

@@ -442,7 +442,7 @@ def relative_diversity(samples: ArrayLike, reference: ArrayLike) -> float:
     ``mean_pairwise_distance(samples) / mean_pairwise_distance(reference)``: about 1 when the
     samples are as varied as the data (for samples drawn from the data's own distribution, 1
     up to sampling error), 0 when every sample is the same point (mode collapse). It is exactly
-    |a| for samples ``a * reference + b``. A generator that reaches only some modes of a
+    ``|a|`` for samples ``a * reference + b``. A generator that reaches only some modes of a
     multimodal distribution scores between the within-mode and the overall spread: on image
     data whose classes are modes, the mean distance between two images of one class is 0.57 to
     0.99 of that between two images of any class (digits, MNIST and Fashion-MNIST, the most

@@ -195,16 +195,16 @@ default="auto"
 
     Attributes
     ----------
-    components_ : ndarray of shape (n_components_, n_features)
+    components_ : ndarray of shape (``n_components_``, n_features)
         Principal axes, rows of unit norm, sorted by decreasing variance; each row's
         largest-magnitude entry is positive (a deterministic sign).
-    explained_variance_ : ndarray of shape (n_components_,)
+    explained_variance_ : ndarray of shape (``n_components_``,)
         Eigenvalues of the covariance (ddof=1).
-    explained_variance_ratio_ : ndarray of shape (n_components_,)
+    explained_variance_ratio_ : ndarray of shape (``n_components_``,)
         Share of the total variance (0 for constant data, never NaN). Directions whose
         variance is at the level of the rounding of centring and of the eigensolver
         (:func:`latentspace._math.rounding_floor`) count as exactly 0.
-    singular_values_ : ndarray of shape (n_components_,)
+    singular_values_ : ndarray of shape (``n_components_``,)
         Singular values of the centred data. After an EM fit (missing entries) they are
         √((n − 1) λᵢ): those of n complete centred rows whose covariance is the fitted one.
     mean_ : ndarray of shape (n_features,)
@@ -221,7 +221,7 @@ default="auto"
     scatter_ : ndarray of shape (n_features, n_features)
         Only after ``partial_fit``: Σ (x − μ)(x − μ)ᵀ over all samples seen, the exact
         sufficient statistic that makes incremental fitting equal to a full fit.
-    lower_bounds_ : ndarray of shape (n_iter_,)
+    lower_bounds_ : ndarray of shape (``n_iter_``,)
         Only after an EM fit (missing entries): the per-sample observed-data log-likelihood,
         mean over rows of log N(x_o | μ_o, C_oo), after each EM iteration; it never
         decreases (up to rounding) and its last entry is ``score`` on the training data.
@@ -759,7 +759,7 @@ source of shape (n_samples, n_features)
 
         Returns
         -------
-        Z : ndarray or tensor of shape (n_samples, n_components_)
+        Z : ndarray or tensor of shape (n_samples, ``n_components_``)
             In ``X``'s type, device and float dtype (a dense ndarray for sparse ``X``).
         """
         self._check_fitted()
@@ -794,7 +794,7 @@ source of shape (n_samples, n_features)
 
         Parameters
         ----------
-        Z : array-like or tensor of shape (n_samples, n_components_)
+        Z : array-like or tensor of shape (n_samples, ``n_components_``)
 
         Returns
         -------
@@ -996,7 +996,7 @@ source of shape (n_samples, n_features)
 
         Returns
         -------
-        Z : ndarray or tensor of shape (n_samples, n_components_)
+        Z : ndarray or tensor of shape (n_samples, ``n_components_``)
             As :meth:`transform` gives it (scikit-learn's randomized and ARPACK routes return
             U Σ here instead, which differs from its own ``transform`` by the solver's error).
         """

@@ -187,7 +187,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralMode
     Notes
     -----
     The networks compute in float32. ``fit`` and every query refuse data that float32 cannot
-    hold (|x| above 3.4e38, or a largest |x| below 1.2e-38) with a ``ValueError`` that says to
+    hold (magnitudes above 3.4e38, or a largest magnitude below 1.2e-38) with a ``ValueError`` that says to
     rescale; a query whose float32 result overflows raises one naming the row; networks too
     large for the memory are refused before they are allocated, with the estimate.
 

@@ -358,7 +358,7 @@ def encoder_decoder_pair(kind, n_features, latent_dim, enc_out, hidden_sizes, ac
 def make_mlp(sizes: Sequence[int], activation: str = "relu", *, generator: torch.Generator,
              device: str | torch.device = "cpu",
              out_activation: str | None = None) -> nn.Sequential:
-    """An MLP ``sizes[0] -> ... -> sizes[-1]`` initialised from ``generator``.
+    """A multilayer perceptron through the layer widths ``sizes``, initialised from ``generator``.
 
     PyTorch's default scale, U(-1/√fan_in, 1/√fan_in), drawn from the given generator rather
     than the global one, so that building it neither reads nor moves the global random state.

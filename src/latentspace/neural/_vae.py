@@ -77,7 +77,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
     checkpoint_every, callbacks, warm_start, device, random_state, verbose
         Training options, as in :class:`Autoencoder`: by default training halves the rate on
         each plateau of the loss (-ELBO) and stops, converged, at the seventh plateau, or
-        warns at ``max_epochs=1000``. ``tol`` is relative to max(|loss|, 0.1 nats per
+        warns at ``max_epochs=1000``. ``tol`` is relative to max(``|loss|``, 0.1 nats per
         feature): a log-density's offset depends on the data's units, so the loss may sit
         near 0.
 

@@ -177,7 +177,7 @@ class ImageGridDisplay:
             The model whose parameter is shown.
         image_shape : tuple (height, width)
             Shape of one image.
-        attribute : str, default="components_"
+        attribute : str, default ``"components_"``
             Attribute of shape (n_rows, height*width).
         n_images : int, default=24
             Show the first ``n_images`` rows (fewer if the attribute has fewer).

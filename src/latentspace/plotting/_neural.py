@@ -380,7 +380,7 @@ class MeanActivationDisplay:
     Attributes
     ----------
     max_deviation : float or None
-        max_j |ρ̂_j − ρ|.
+        ``max_j |ρ̂_j − ρ|``.
     figure_, ax_ : set by :meth:`plot`.
     """
 

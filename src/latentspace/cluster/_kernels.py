@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 import torch
 
+from .._validation import is_sparse
 from ..data import Chunk, split_rows
 from ..em import FarthestPoints, Stats
 from . import _lloyd
+from ._sparse import sparse_labels, sparse_sums
 
 __all__ = ["Centers", "KMeansStats", "block_rows", "chunk_rows", "exact_d2", "farthest",
            "kmeans_stats", "label_chunk", "nearest", "relocate_empty", "sq_distances"]
@@ -115,6 +117,13 @@ def _compiled_step(chunk: Chunk, P: Centers, labels: bool):
 def kmeans_stats(chunk: Chunk, P: Centers, rows: int) -> KMeansStats:
     """Counts and weighted sums per cluster of one chunk under the centres ``P``."""
     K, D = P.work.shape
+    if is_sparse(chunk.X):
+        w = None if chunk.w is None else chunk.w.numpy()
+        lab, _ = sparse_labels(chunk.X, P.centers.numpy())
+        counts_np, sums_np = sparse_sums(chunk.X, lab, w, K)
+        counts = torch.from_numpy(counts_np)
+        return KMeansStats(n=float(counts.sum()), loglik=0.0, counts=counts,
+                           sums=torch.from_numpy(sums_np))
     out = _compiled_step(chunk, P, labels=False)
     if out is not None:
         counts = torch.from_numpy(out[1])
@@ -145,7 +154,10 @@ def exact_d2(X: torch.Tensor, C: torch.Tensor, labels: torch.Tensor) -> torch.Te
 
 def label_chunk(chunk: Chunk, P: Centers, rows: int, distances: bool = True):
     """Labels (n,) and exact squared distances (n,) of one chunk (the distances None unless
-    asked for)."""
+    asked for). Sparse rows give their distances from the expansion, in float64."""
+    if is_sparse(chunk.X):
+        lab_np, d2_np = sparse_labels(chunk.X, P.centers.numpy())
+        return torch.from_numpy(lab_np), (torch.from_numpy(d2_np) if distances else None)
     out = _compiled_step(chunk, P, labels=True)
     if out is not None:
         lab = torch.from_numpy(out[0])
@@ -166,6 +178,8 @@ def label_chunk(chunk: Chunk, P: Centers, rows: int, distances: bool = True):
 def farthest(chunk: Chunk, P: Centers, rows: int) -> FarthestPoints:
     """The K rows of a chunk farthest from their nearest centre (for empty-cluster moves)."""
     K = P.work.shape[0]
+    if is_sparse(chunk.X):
+        return _farthest_sparse(chunk, P)
     total = None
     for Xb, wb, offset in _blocks(chunk, rows):
         labels = nearest(Xb, P)
@@ -178,6 +192,17 @@ def farthest(chunk: Chunk, P: Centers, rows: int) -> FarthestPoints:
         )
         total = far if total is None else total + far
     return total
+
+
+def _farthest_sparse(chunk: Chunk, P: Centers) -> FarthestPoints:
+    """:func:`farthest` for a chunk of CSR rows."""
+    K = P.work.shape[0]
+    lab_np, d2_np = sparse_labels(chunk.X, P.centers.numpy())
+    d2, labels = torch.from_numpy(d2_np), torch.from_numpy(lab_np)
+    w = torch.ones_like(d2) if chunk.w is None else chunk.w
+    top = torch.topk(d2 * (w > 0), min(K, d2.shape[0])).indices
+    rows = torch.from_numpy(chunk.X[top.numpy()].toarray().astype("float64"))
+    return FarthestPoints.select(d2[top], top + chunk.offset, rows, w[top], labels[top], K)
 
 
 def relocate_empty(counts: torch.Tensor, sums: torch.Tensor, far: FarthestPoints):

@@ -17,10 +17,10 @@ from .._validation import is_sparse
 from ..data import Chunk, split_rows
 from ..em import FarthestPoints, Stats
 from . import _lloyd
-from ._sparse import sparse_labels, sparse_sums
+from ._sparse import row_sq_norms, sparse_labels, sparse_sums
 
 __all__ = ["Centers", "KMeansStats", "block_rows", "chunk_rows", "exact_d2", "farthest",
-           "kmeans_stats", "label_chunk", "nearest", "relocate_empty", "sq_distances"]
+           "kmeans_stats", "label_chunk", "nearest", "refine_small", "relocate_empty", "sq_distances"]
 
 _BLOCK_ELEMS = 1 << 16  # rows × clusters per block: the (rows, K) products stay in cache
 _GPU_BLOCK_ELEMS = 1 << 24
@@ -31,6 +31,35 @@ def sq_distances(X: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
     d2 = torch.addmm((C * C).sum(1)[None, :], X, C.T, alpha=-2.0)
     d2 += (X * X).sum(1, keepdim=True)
     return d2.clamp_min_(0)
+
+
+def refine_small(X, C: torch.Tensor, d2: torch.Tensor) -> torch.Tensor:
+    """``d2`` (n, K) from the expansion, with its small entries recomputed from differences.
+
+    The expansion ‖x‖² − 2 xᵀc + ‖c‖² loses about eps·(‖x‖² + ‖c‖²) to cancellation, which
+    is all of a distance near 0 (a point on its centre would be at √eps, not 0). Entries below
+    ``t·(‖x‖² + ‖c‖²)`` (t = 1e-4 in float64, 1e-2 in float32, so that the expansion's relative
+    error elsewhere stays below ~1e-12 and ~1e-5) are recomputed exactly; they are few except
+    for data much tighter than their distance to the origin. ``X`` (n, d) is a tensor or CSR
+    rows; written into ``d2`` in place and returned.
+    """
+    sparse_rows = is_sparse(X)
+    if sparse_rows:
+        xsq = torch.from_numpy(row_sq_norms(X))
+    else:
+        xsq = (X.to(torch.float64) ** 2).sum(1)
+    C64 = C.to(torch.float64)
+    csq = (C64 * C64).sum(1)
+    t = 1e-4 if d2.dtype == torch.float64 else 1e-2
+    r, k = torch.nonzero(d2.to(torch.float64) <= t * (xsq[:, None] + csq[None, :]), as_tuple=True)
+    step = max(1, (1 << 20) // max(C.shape[1], 1))  # bounded (m, d) differences
+    for i in range(0, r.numel(), step):
+        ri, ki = r[i : i + step], k[i : i + step]
+        rows = (torch.from_numpy(X[ri.numpy()].toarray()).to(torch.float64) if sparse_rows
+                else X[ri].to(torch.float64))
+        diff = rows - C64[ki]
+        d2[ri, ki] = (diff * diff).sum(1).to(d2.dtype)
+    return d2
 
 
 def block_rows(n_clusters: int, device: torch.device | None = None) -> int:

@@ -68,6 +68,7 @@ from ._kernels import (
     farthest,
     kmeans_stats,
     label_chunk,
+    refine_small,
     relocate_empty,
     sq_distances,
 )
@@ -293,6 +294,13 @@ default="k-means++"
             n_init = 10 if isinstance(self.init, str) and self.init == "random" else 1
         else:
             n_init = check_int("n_init", self.n_init, low=1)
+        if self.algorithm == "elkan" and K == 1:
+            warnings.warn(
+                "algorithm='elkan' doesn't make sense for a single cluster (there are no "
+                "bounds to keep); using 'lloyd' instead.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
         if self._init_is_array() and n_init != 1:
             warnings.warn(
                 f"Explicit initial center position passed: performing only one init in "
@@ -315,8 +323,9 @@ default="k-means++"
         if C.shape != (K, d):
             raise ValueError(
                 f"The shape of the initial centers {C.shape} from {what} does not match "
-                f"(n_clusters, n_features) = {(K, d)}; give one row per cluster and one "
-                "column per feature of X."
+                + (f"the number of clusters {K}" if C.ndim != 2 or C.shape[0] != K else
+                   f"the number of features of the data {d}")
+                + f": it must be (n_clusters, n_features) = {(K, d)}."
             )
         if not np.all(np.isfinite(C)):
             raise ValueError(f"{what} contains NaN or infinity; give finite initial centres.")
@@ -416,7 +425,7 @@ default="k-means++"
         return _Lloyd(
             n_clusters=K, rows=rows, init=init,
             init_centers=None if init_centers is None else frame.points_to_work(init_centers),
-            init_call=call, elkan=ElkanState() if self.algorithm == "elkan" else None,
+            init_call=call, elkan=ElkanState() if self.algorithm == "elkan" and K > 1 else None,
             **fields,
         )
 
@@ -715,8 +724,10 @@ default="k-means++"
             Xs = check_sparse_data(self, X, reset=False)
             scale, Xw, C = self._sparse_frame(Xs, self.cluster_centers_)
             rows = max(1, (1 << 20) // max(C.shape[0], 1))
-            out = [np.sqrt(sparse_sq_distances(Xw[i:i + rows], C)) / scale
-                   for i in range(0, Xw.shape[0], rows)]
+            Ct = torch.from_numpy(C)
+            out = [np.sqrt(refine_small(Xw[i:i + rows], Ct, torch.from_numpy(
+                sparse_sq_distances(Xw[i:i + rows], C))).numpy()) / scale
+                for i in range(0, Xw.shape[0], rows)]
             return np.concatenate(out).astype(Xs.dtype, copy=False)
         Xt, kind = self._check_X(X, reset=False)
         frame = self._query_frame(abs_max(Xt), Xt.dtype)
@@ -724,7 +735,8 @@ default="k-means++"
                                  .to(torch.float64)).to(Xt.dtype)
         out = []
         for _, Xb in split_rows(Xt, block_rows(C.shape[0], Xt.device)):
-            out.append(sq_distances(frame.to_work(Xb), C).sqrt_() / frame.scale)
+            Xw = frame.to_work(Xb)
+            out.append(refine_small(Xw, C, sq_distances(Xw, C)).sqrt_() / frame.scale)
         return self._out(torch.cat(out), kind)
 
     def fit_transform(self, X, y=None, sample_weight=None) -> np.ndarray | torch.Tensor:

@@ -14,6 +14,7 @@ array operations.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 import warnings
 
@@ -66,7 +67,7 @@ def one_blas_thread():
     with _lock:
         if _depth == 0:
             if _controller is None:
-                import scipy.linalg.cython_blas  # noqa: F401  (the kernel's BLAS, loaded first)
+                importlib.import_module("scipy.linalg.cython_blas")  # the kernel's BLAS, first
                 from threadpoolctl import ThreadpoolController
 
                 _controller = ThreadpoolController()

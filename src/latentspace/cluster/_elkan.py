@@ -94,8 +94,8 @@ class ElkanState:
     with the centres they were last valid for. One state per fit: the estimator creates it
     and the engine model carries it."""
 
-    def __init__(self):
-        self._chunks: dict[int, tuple] = {}
+    def __init__(self) -> None:
+        self._chunks: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = {}
 
     def stats(self, X: torch.Tensor, C: torch.Tensor, w: torch.Tensor | None, offset: int,
               n_threads: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +107,7 @@ class ElkanState:
         K = Cn.shape[0]
         state = self._chunks.get(offset)
         fresh = state is None or state[0].shape != (n,) or state[2].shape != (n, K)
-        if fresh:
+        if state is None or fresh:
             labels = np.zeros(n, dtype=np.int64)
             upper = np.zeros(n)
             lower = np.zeros((n, K))

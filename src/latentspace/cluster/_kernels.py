@@ -10,6 +10,7 @@ whole chunk in one parallel pass where numba is available.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -117,8 +118,8 @@ class KMeansStats(Stats):
     ``loglik`` is unused (0): the objective follows from the sums, see ``KMeans._lower_bound``.
     """
 
-    counts: torch.Tensor = None  # (K,) float64
-    sums: torch.Tensor = None  # (K, D) float64
+    counts: torch.Tensor = None  # type: ignore[assignment]  # (K,) float64
+    sums: torch.Tensor = None  # type: ignore[assignment]  # (K, D) float64
 
 
 def _blocks(chunk: Chunk, rows: int):
@@ -158,7 +159,7 @@ def kmeans_stats(chunk: Chunk, P: Centers, rows: int) -> KMeansStats:
         counts = torch.from_numpy(out[1])
         return KMeansStats(n=float(counts.sum()), loglik=0.0, counts=counts,
                            sums=torch.from_numpy(out[2]))
-    total = None
+    total: Any = None
     for Xb, wb, _ in _blocks(chunk, rows):
         labels = nearest(Xb, P)
         X64 = Xb.to(torch.float64)
@@ -209,7 +210,7 @@ def farthest(chunk: Chunk, P: Centers, rows: int) -> FarthestPoints:
     K = P.work.shape[0]
     if is_sparse(chunk.X):
         return _farthest_sparse(chunk, P)
-    total = None
+    total: Any = None
     for Xb, wb, offset in _blocks(chunk, rows):
         labels = nearest(Xb, P)
         d2 = exact_d2(Xb, P.centers, labels)
@@ -230,7 +231,8 @@ def _farthest_sparse(chunk: Chunk, P: Centers) -> FarthestPoints:
     d2, labels = torch.from_numpy(d2_np), torch.from_numpy(lab_np)
     w = torch.ones_like(d2) if chunk.w is None else chunk.w
     top = torch.topk(d2 * (w > 0), min(K, d2.shape[0])).indices
-    rows = torch.from_numpy(chunk.X[top.numpy()].toarray().astype("float64"))
+    Xs: Any = chunk.X  # a CSR block here
+    rows = torch.from_numpy(Xs[top.numpy()].toarray().astype("float64"))
     return FarthestPoints.select(d2[top], top + chunk.offset, rows, w[top], labels[top], K)
 
 

@@ -93,7 +93,7 @@ class _Lloyd:
     init_centers: torch.Tensor | None  # (K, D) float64, working units, for init="array"
     tol: float  # on Σ_k ‖Δμ_k‖², in working units
     sum_x_sq: float  # Σ w ‖x‖², working units
-    source: object
+    source: Any
     # init="callable": a function of the generator giving (K, D) float64 centres, working units
     init_call: Callable[[Any], torch.Tensor] | None = None
     elkan: ElkanState | None = None  # algorithm="elkan": the bounds of this fit's rows
@@ -101,8 +101,10 @@ class _Lloyd:
     def _init_params(self, source, rng) -> Centers:
         K = self.n_clusters
         if self.init == "array":
+            assert self.init_centers is not None
             centers = self.init_centers
         elif self.init == "callable":
+            assert self.init_call is not None
             centers = self.init_call(rng)
         elif self.init == "random":
             centers = source.take(random_rows(source, K, rng)).to(torch.float64)
@@ -532,7 +534,7 @@ default="k-means++"
         w = None if sample_weight is None else torch.as_tensor(
             check_sample_weight(sample_weight, n_rows), device=dev
         )
-        f64 = {"dtype": torch.float64, "device": dev}
+        f64: dict[str, Any] = {"dtype": torch.float64, "device": dev}
         if first:
             if n_rows < K:
                 raise ValueError(

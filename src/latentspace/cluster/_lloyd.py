@@ -24,9 +24,9 @@ try:  # an optional accelerator: everything works without it, only slower
     import numba
     from numba.core.errors import NumbaError as CompileError
 except ImportError:  # pragma: no cover - exercised where numba is absent
-    numba = None
+    numba = None  # type: ignore[assignment]
 
-    class CompileError(Exception):
+    class CompileError(Exception):  # type: ignore[no-redef]
         """Stands in for numba's error class where numba is absent."""
 
 __all__ = ["CompileError", "available", "disable", "lloyd_stats", "one_blas_thread"]

@@ -55,7 +55,7 @@ class SparseSource:
         for start in range(0, self.n_samples, self.chunk_rows):
             stop = start + self.chunk_rows
             w = None if self.w is None else self.w[start:stop]
-            yield Chunk(self.X[start:stop], w, start)  # type: ignore[arg-type]
+            yield Chunk(self.X[start:stop], w, start)
 
     def map_reduce(self, f: Callable[[Chunk], Any]) -> Any:
         total = None

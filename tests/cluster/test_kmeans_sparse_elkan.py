@@ -231,3 +231,34 @@ def test_numba_kernels_load_from_the_on_disk_cache(tmp_path):
     assert first["misses"] >= 1 and first["hits"] == 0
     assert second["hits"] >= 1 and second["misses"] == 0
     assert any((tmp_path / "cache").rglob("*.nbi"))
+
+
+@pytest.mark.skipif(not _elkan.available, reason="the compiled kernels need numba")
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_compiled_sparse_stats_against_numpy(dtype, weighted):
+    from latentspace.cluster._sparse import compiled_sparse_stats
+
+    rng = np.random.default_rng(7)
+    X = sp.random(3000, 40, density=0.1, format="csr", random_state=rng, dtype=dtype)
+    C = rng.standard_normal((6, 40)) * 0.1
+    w = rng.uniform(0.0, 2.0, 3000) if weighted else None
+    counts, sums = compiled_sparse_stats(X, C, w, 2)
+    Xd = X.toarray().astype(np.float64)
+    labels = ((Xd[:, None, :] - C[None]) ** 2).sum(2).argmin(1)
+    ww = np.ones(3000) if w is None else w
+    np.testing.assert_allclose(counts, np.bincount(labels, weights=ww, minlength=6), rtol=1e-12)
+    expected = np.stack([(ww[labels == k, None] * Xd[labels == k]).sum(0) for k in range(6)])
+    np.testing.assert_allclose(sums, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_sparse_fit_without_the_compiled_kernels(monkeypatch):
+    from latentspace.cluster import _lloyd
+
+    X = _data()
+    ref = KMeans(5, random_state=0).fit(sp.csr_matrix(X))
+    monkeypatch.setattr(_lloyd, "available", False)
+    km = KMeans(5, random_state=0).fit(sp.csr_matrix(X))
+    np.testing.assert_array_equal(km.labels_, ref.labels_)
+    np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=RTOL,
+                               atol=RTOL * np.abs(X).max())

@@ -18,7 +18,7 @@ from .._validation import is_sparse
 from ..data import Chunk, split_rows
 from ..em import FarthestPoints, Stats
 from . import _lloyd
-from ._sparse import row_sq_norms, sparse_labels, sparse_sums
+from ._sparse import compiled_sparse_stats, row_sq_norms, sparse_labels, sparse_sums
 
 __all__ = ["Centers", "KMeansStats", "block_rows", "chunk_rows", "exact_d2", "farthest",
            "kmeans_stats", "label_chunk", "nearest", "refine_small", "relocate_empty", "sq_distances"]
@@ -149,8 +149,11 @@ def kmeans_stats(chunk: Chunk, P: Centers, rows: int) -> KMeansStats:
     K, D = P.work.shape
     if is_sparse(chunk.X):
         w = None if chunk.w is None else chunk.w.numpy()
-        lab, _ = sparse_labels(chunk.X, P.centers.numpy())
-        counts_np, sums_np = sparse_sums(chunk.X, lab, w, K)
+        out = compiled_sparse_stats(chunk.X, P.centers.numpy(), w, torch.get_num_threads())
+        if out is None:
+            lab, _ = sparse_labels(chunk.X, P.centers.numpy())
+            out = sparse_sums(chunk.X, lab, w, K)
+        counts_np, sums_np = out
         counts = torch.from_numpy(counts_np)
         return KMeansStats(n=float(counts.sum()), loglik=0.0, counts=counts,
                            sums=torch.from_numpy(sums_np))

@@ -11,7 +11,13 @@ training subsample).
 A second table times whole fits (k-means++ seeding, n_init=3, Lloyd to convergence, final
 labelling) on 20000 MNIST images and ``predict`` on 1000000×16 rows.
 
+``--part sparse-elkan`` times instead whole fits from the same explicit initial centres on
+CSR data (50000×5000 at 1% density, K=16; lloyd) and Elkan's algorithm on one dense shape,
+each against scikit-learn's fit of the same data from the same centres (interleaved medians
+in one process; ratio = scikit-learn time / ours; inertia agreement as a relative difference).
+
 Usage: python bench/kmeans.py [--repeats 3] [--iters 5] [--quick] [--threads N] [--no-whole]
+       python bench/kmeans.py --part sparse-elkan [--repeats 3]
 """
 
 from __future__ import annotations
@@ -83,6 +89,9 @@ def main():
     ap.add_argument("--quick", action="store_true", help="smaller shapes (smoke run)")
     ap.add_argument("--no-whole", action="store_true",
                     help="skip the whole-fit and predict timings")
+    ap.add_argument("--part", choices=["lloyd", "sparse-elkan"], default="lloyd",
+                    help="lloyd: per-iteration and whole-fit tables; sparse-elkan: sparse "
+                         "and Elkan fits")
     ap.add_argument("--threads", type=int, default=None,
                     help="limit every library (torch, BLAS, OpenMP) to this many threads")
     args = ap.parse_args()
@@ -99,6 +108,9 @@ def main():
             faiss.omp_set_num_threads(args.threads)
         except ImportError:
             pass
+    if args.part == "sparse-elkan":
+        sparse_elkan(args)
+        return
     print(f"# K-means per Lloyd iteration, {machine()}")
     print("| shape (n×d, K) | dtype | library | ms / iteration | ratio vs ours | inertia rel. diff vs scikit-learn |")
     print("|---|---|---|---|---|---|")
@@ -159,6 +171,44 @@ def whole(args):
     t_o, p_o = res["predict/latentspace"]
     print(f"| predict, {n_big}×16 float64, K=16 | {t_s:.3f} | {t_o:.3f} | {t_s / t_o:.2f} | "
           f"labels equal on {np.mean(p_o == p_s):.6f} of rows |", flush=True)
+
+
+def sparse_elkan(args):
+    """Whole fits from the same initial centres: sparse lloyd, and dense elkan."""
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(0)
+    n, d, k = (10_000, 2_000, 16) if args.quick else (50_000, 5_000, 16)
+    Xs = sp.random(n, d, density=0.01, format="csr", random_state=rng, dtype=np.float64)
+    # a cluster structure in the sparse pattern: each row's values grow on one block of columns
+    group = rng.integers(k, size=n)
+    cols = Xs.indices // (d // k)
+    Xs.data *= 1.0 + 4.0 * (cols == np.repeat(group, np.diff(Xs.indptr)))
+    Cs = Xs[rng.choice(n, k, replace=False)].toarray()
+    Xd = data(*((20_000, 32, 32) if args.quick else (100_000, 32, 32)), seed=1)
+    Cd = Xd[np.random.default_rng(2).choice(len(Xd), 32, replace=False)].copy()
+    cases = {
+        f"sparse CSR {n}×{d}, 1% density, K={k}, lloyd": (Xs, Cs, "lloyd"),
+        f"dense {len(Xd)}×32 float64, K=32, elkan": (Xd, Cd, "elkan"),
+    }
+    fns = {}
+    for label, (X, C0, algo) in cases.items():
+        fns[f"{label}/latentspace"] = (lambda X=X, C0=C0, a=algo: KMeans(
+            len(C0), init=C0, n_init=1, max_iter=100, algorithm=a).fit(X))
+        fns[f"{label}/scikit-learn"] = (lambda X=X, C0=C0, a=algo: SkKMeans(
+            len(C0), init=C0, n_init=1, max_iter=100, algorithm=a).fit(X))
+    res = interleaved_medians(fns, repeats=args.repeats, warmup=1, settle=SETTLE)
+    print(f"# K-means on sparse data and Elkan's algorithm, whole fits from the same init, "
+          f"{machine()}")
+    print("| case | scikit-learn s | latentspace s | scikit-learn / ours | iterations ours / "
+          "scikit-learn | inertia rel. diff |")
+    print("|---|---|---|---|---|---|")
+    for label in cases:
+        t_s, sk = res[f"{label}/scikit-learn"]
+        t_o, ours = res[f"{label}/latentspace"]
+        diff = abs(ours.inertia_ - sk.inertia_) / sk.inertia_
+        print(f"| {label} | {t_s:.3f} | {t_o:.3f} | {t_s / t_o:.2f} | {ours.n_iter_} / "
+              f"{sk.n_iter_} | {diff:.1e} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,18 @@ whole chunk in one parallel pass where numba is available.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
+from .._validation import is_sparse
 from ..data import Chunk, split_rows
 from ..em import FarthestPoints, Stats
 from . import _lloyd
+from ._sparse import compiled_sparse_stats, row_sq_norms, sparse_labels, sparse_sums
 
 __all__ = ["Centers", "KMeansStats", "block_rows", "chunk_rows", "exact_d2", "farthest",
-           "kmeans_stats", "label_chunk", "nearest", "relocate_empty", "sq_distances"]
+           "kmeans_stats", "label_chunk", "nearest", "refine_small", "relocate_empty", "sq_distances"]
 
 _BLOCK_ELEMS = 1 << 16  # rows × clusters per block: the (rows, K) products stay in cache
 _GPU_BLOCK_ELEMS = 1 << 24
@@ -29,6 +32,35 @@ def sq_distances(X: torch.Tensor, C: torch.Tensor) -> torch.Tensor:
     d2 = torch.addmm((C * C).sum(1)[None, :], X, C.T, alpha=-2.0)
     d2 += (X * X).sum(1, keepdim=True)
     return d2.clamp_min_(0)
+
+
+def refine_small(X, C: torch.Tensor, d2: torch.Tensor) -> torch.Tensor:
+    """``d2`` (n, K) from the expansion, with its small entries recomputed from differences.
+
+    The expansion ‖x‖² − 2 xᵀc + ‖c‖² loses about eps·(‖x‖² + ‖c‖²) to cancellation, which
+    is all of a distance near 0 (a point on its centre would be at √eps, not 0). Entries below
+    ``t·(‖x‖² + ‖c‖²)`` (t = 1e-4 in float64, 1e-2 in float32, so that the expansion's relative
+    error elsewhere stays below ~1e-12 and ~1e-5) are recomputed exactly; they are few except
+    for data much tighter than their distance to the origin. ``X`` (n, d) is a tensor or CSR
+    rows; written into ``d2`` in place and returned.
+    """
+    sparse_rows = is_sparse(X)
+    if sparse_rows:
+        xsq = torch.from_numpy(row_sq_norms(X))
+    else:
+        xsq = (X.to(torch.float64) ** 2).sum(1)
+    C64 = C.to(torch.float64)
+    csq = (C64 * C64).sum(1)
+    t = 1e-4 if d2.dtype == torch.float64 else 1e-2
+    r, k = torch.nonzero(d2.to(torch.float64) <= t * (xsq[:, None] + csq[None, :]), as_tuple=True)
+    step = max(1, (1 << 20) // max(C.shape[1], 1))  # bounded (m, d) differences
+    for i in range(0, r.numel(), step):
+        ri, ki = r[i : i + step], k[i : i + step]
+        rows = (torch.from_numpy(X[ri.numpy()].toarray()).to(torch.float64) if sparse_rows
+                else X[ri].to(torch.float64))
+        diff = rows - C64[ki]
+        d2[ri, ki] = (diff * diff).sum(1).to(d2.dtype)
+    return d2
 
 
 def block_rows(n_clusters: int, device: torch.device | None = None) -> int:
@@ -86,8 +118,8 @@ class KMeansStats(Stats):
     ``loglik`` is unused (0): the objective follows from the sums, see ``KMeans._lower_bound``.
     """
 
-    counts: torch.Tensor = None  # (K,) float64
-    sums: torch.Tensor = None  # (K, D) float64
+    counts: torch.Tensor = None  # type: ignore[assignment]  # (K,) float64
+    sums: torch.Tensor = None  # type: ignore[assignment]  # (K, D) float64
 
 
 def _blocks(chunk: Chunk, rows: int):
@@ -115,12 +147,22 @@ def _compiled_step(chunk: Chunk, P: Centers, labels: bool):
 def kmeans_stats(chunk: Chunk, P: Centers, rows: int) -> KMeansStats:
     """Counts and weighted sums per cluster of one chunk under the centres ``P``."""
     K, D = P.work.shape
+    if is_sparse(chunk.X):
+        w = None if chunk.w is None else chunk.w.numpy()
+        out = compiled_sparse_stats(chunk.X, P.centers.numpy(), w, torch.get_num_threads())
+        if out is None:
+            lab, _ = sparse_labels(chunk.X, P.centers.numpy())
+            out = sparse_sums(chunk.X, lab, w, K)
+        counts_np, sums_np = out
+        counts = torch.from_numpy(counts_np)
+        return KMeansStats(n=float(counts.sum()), loglik=0.0, counts=counts,
+                           sums=torch.from_numpy(sums_np))
     out = _compiled_step(chunk, P, labels=False)
     if out is not None:
         counts = torch.from_numpy(out[1])
         return KMeansStats(n=float(counts.sum()), loglik=0.0, counts=counts,
                            sums=torch.from_numpy(out[2]))
-    total = None
+    total: Any = None
     for Xb, wb, _ in _blocks(chunk, rows):
         labels = nearest(Xb, P)
         X64 = Xb.to(torch.float64)
@@ -145,7 +187,10 @@ def exact_d2(X: torch.Tensor, C: torch.Tensor, labels: torch.Tensor) -> torch.Te
 
 def label_chunk(chunk: Chunk, P: Centers, rows: int, distances: bool = True):
     """Labels (n,) and exact squared distances (n,) of one chunk (the distances None unless
-    asked for)."""
+    asked for). Sparse rows give their distances from the expansion, in float64."""
+    if is_sparse(chunk.X):
+        lab_np, d2_np = sparse_labels(chunk.X, P.centers.numpy())
+        return torch.from_numpy(lab_np), (torch.from_numpy(d2_np) if distances else None)
     out = _compiled_step(chunk, P, labels=True)
     if out is not None:
         lab = torch.from_numpy(out[0])
@@ -166,7 +211,9 @@ def label_chunk(chunk: Chunk, P: Centers, rows: int, distances: bool = True):
 def farthest(chunk: Chunk, P: Centers, rows: int) -> FarthestPoints:
     """The K rows of a chunk farthest from their nearest centre (for empty-cluster moves)."""
     K = P.work.shape[0]
-    total = None
+    if is_sparse(chunk.X):
+        return _farthest_sparse(chunk, P)
+    total: Any = None
     for Xb, wb, offset in _blocks(chunk, rows):
         labels = nearest(Xb, P)
         d2 = exact_d2(Xb, P.centers, labels)
@@ -178,6 +225,18 @@ def farthest(chunk: Chunk, P: Centers, rows: int) -> FarthestPoints:
         )
         total = far if total is None else total + far
     return total
+
+
+def _farthest_sparse(chunk: Chunk, P: Centers) -> FarthestPoints:
+    """:func:`farthest` for a chunk of CSR rows."""
+    K = P.work.shape[0]
+    lab_np, d2_np = sparse_labels(chunk.X, P.centers.numpy())
+    d2, labels = torch.from_numpy(d2_np), torch.from_numpy(lab_np)
+    w = torch.ones_like(d2) if chunk.w is None else chunk.w
+    top = torch.topk(d2 * (w > 0), min(K, d2.shape[0])).indices
+    Xs: Any = chunk.X  # a CSR block here
+    rows = torch.from_numpy(Xs[top.numpy()].toarray().astype("float64"))
+    return FarthestPoints.select(d2[top], top + chunk.offset, rows, w[top], labels[top], K)
 
 
 def relocate_empty(counts: torch.Tensor, sums: torch.Tensor, far: FarthestPoints):

@@ -14,6 +14,7 @@ array operations.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 import warnings
 
@@ -23,9 +24,9 @@ try:  # an optional accelerator: everything works without it, only slower
     import numba
     from numba.core.errors import NumbaError as CompileError
 except ImportError:  # pragma: no cover - exercised where numba is absent
-    numba = None
+    numba = None  # type: ignore[assignment]
 
-    class CompileError(Exception):
+    class CompileError(Exception):  # type: ignore[no-redef]
         """Stands in for numba's error class where numba is absent."""
 
 __all__ = ["CompileError", "available", "disable", "lloyd_stats", "one_blas_thread"]
@@ -66,7 +67,7 @@ def one_blas_thread():
     with _lock:
         if _depth == 0:
             if _controller is None:
-                import scipy.linalg.cython_blas  # noqa: F401  (the kernel's BLAS, loaded first)
+                importlib.import_module("scipy.linalg.cython_blas")  # the kernel's BLAS, first
                 from threadpoolctl import ThreadpoolController
 
                 _controller = ThreadpoolController()

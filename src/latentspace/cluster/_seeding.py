@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
 
 from .._backend import to_numpy
+from .._validation import is_sparse
 from ..data import InMemorySource, scaled
+from ._sparse import row_sq_norms, sq_distances
 
 __all__ = ["kmeans_plusplus", "random_rows", "weighted_rows"]
 
@@ -24,10 +27,16 @@ class _InitDistances:
 
     def __init__(self, source):
         self.source = source
-        self._norms: dict[int, torch.Tensor] = {}
+        self._norms: dict[int, Any] = {}
 
     def __call__(self, C: torch.Tensor) -> torch.Tensor:
         def f(chunk):
+            if is_sparse(chunk.X):  # CSR rows: the distances in float64 (see _sparse)
+                xsq = self._norms.get(chunk.offset)
+                if xsq is None:
+                    xsq = row_sq_norms(chunk.X)
+                    self._norms[chunk.offset] = xsq
+                return torch.from_numpy(sq_distances(chunk.X, C.numpy(), xsq))
             xsq = self._norms.get(chunk.offset)
             if xsq is None:
                 X64 = chunk.X.to(torch.float64)

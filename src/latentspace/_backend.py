@@ -10,19 +10,26 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import numpy as np
 import numpy.typing as npt
 import torch
 
+if TYPE_CHECKING:
+    import scipy.sparse
+
 __all__ = ["InputKind", "resolve_device", "to_tensor", "restore", "to_numpy",
-           "ArrayLike", "ArrayOrTensor"]
+           "ArrayLike", "ArrayOrTensor", "SparseMatrix", "RandomStateLike"]
 
 # What the public methods accept and return, for type hints: any array-like (numpy, pandas,
 # nested lists) or a torch tensor in; a numpy array or a torch tensor (the caller's kind) out.
 ArrayLike = Union[npt.ArrayLike, torch.Tensor]
 ArrayOrTensor = Union[npt.NDArray[Any], torch.Tensor]
+# scipy.sparse input (matrices and arrays), for the estimators that take it
+SparseMatrix = Union["scipy.sparse.spmatrix", "scipy.sparse.sparray"]
+# a seed: None, an int or a numpy RandomState, as scikit-learn takes them
+RandomStateLike = Union[None, int, np.random.RandomState]
 
 _DEVICES = ("cpu", "cuda", "auto")
 

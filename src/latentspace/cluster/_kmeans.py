@@ -39,7 +39,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, ClusterMixin, TransformerMixin
 
-from .._backend import input_kind, to_numpy
+from .._backend import ArrayLike, SparseMatrix, input_kind, to_numpy
 from .._math import Frame, abs_max, centring_offset, working_scale
 from .._validation import (
     check_array_like,
@@ -358,7 +358,7 @@ default="k-means++"
         return call
 
     # --- fitting ----------------------------------------------------------------------
-    def fit(self, X, y=None, sample_weight=None) -> KMeans:
+    def fit(self, X: ArrayLike | SparseMatrix, y: object = None, sample_weight: ArrayLike | None = None) -> KMeans:
         """Compute the K-means clustering.
 
         Parameters
@@ -378,7 +378,8 @@ default="k-means++"
         if is_sparse(X):
             return self._fit_sparse(X, sample_weight, K, n_init)
         rows = block_rows(K, self._device())
-        n_features = X.shape[1] if getattr(X, "ndim", 0) == 2 else 1
+        shape: tuple[int, ...] = getattr(X, "shape", ())
+        n_features = shape[1] if getattr(X, "ndim", 0) == 2 else 1
         source, _ = self._make_source(X, sample_weight,
                                       block_rows=chunk_rows(K, n_features, self._device()))
         if isinstance(source, InMemorySource) and not source.X.is_contiguous():
@@ -497,7 +498,7 @@ default="k-means++"
                 stacklevel=3,
             )
 
-    def partial_fit(self, X, y=None, sample_weight=None) -> KMeans:
+    def partial_fit(self, X: ArrayLike | SparseMatrix, y: object = None, sample_weight: ArrayLike | None = None) -> KMeans:
         """Update the centres with one mini-batch (online K-means, MacQueen 1967).
 
         Each centre moves to the running weighted mean of every point ever assigned to it:
@@ -674,7 +675,7 @@ default="k-means++"
         labels, d2, _ = self._label_source(source, amax, centers, distances=distances)
         return labels, d2
 
-    def predict(self, X) -> np.ndarray | torch.Tensor:
+    def predict(self, X: ArrayLike | SparseMatrix) -> np.ndarray | torch.Tensor:
         """Index of the nearest centre for each row.
 
         Parameters
@@ -692,7 +693,7 @@ default="k-means++"
         Xt, kind = self._check_X(X, reset=False, finite=False)
         return self._out(self._labels_d2(Xt, distances=False)[0], kind)
 
-    def fit_predict(self, X, y=None, sample_weight=None) -> np.ndarray | torch.Tensor:
+    def fit_predict(self, X: ArrayLike | SparseMatrix, y: object = None, sample_weight: ArrayLike | None = None) -> np.ndarray | torch.Tensor:
         """``fit(X)`` then the training labels (equal to ``predict(X)``).
 
         Parameters
@@ -709,7 +710,7 @@ default="k-means++"
         labels = self.fit(X, sample_weight=sample_weight).labels_
         return self._out(torch.from_numpy(labels), input_kind(X))
 
-    def transform(self, X) -> np.ndarray | torch.Tensor:
+    def transform(self, X: ArrayLike | SparseMatrix) -> np.ndarray | torch.Tensor:
         """Euclidean distance of each row to each centre.
 
         Parameters
@@ -741,7 +742,7 @@ default="k-means++"
             out.append(refine_small(Xw, C, sq_distances(Xw, C)).sqrt_() / frame.scale)
         return self._out(torch.cat(out), kind)
 
-    def fit_transform(self, X, y=None, sample_weight=None) -> np.ndarray | torch.Tensor:
+    def fit_transform(self, X: ArrayLike | SparseMatrix, y: object = None, sample_weight: ArrayLike | None = None) -> np.ndarray | torch.Tensor:
         """``fit(X)`` then ``transform(X)``.
 
         Parameters
@@ -756,7 +757,7 @@ default="k-means++"
         """
         return self.fit(X, sample_weight=sample_weight).transform(X)
 
-    def inverse_transform(self, Z) -> np.ndarray | torch.Tensor:
+    def inverse_transform(self, Z: ArrayLike) -> np.ndarray | torch.Tensor:
         """Centres of the given labels (n,) or of the nearest centres for distances (n, K).
 
         Parameters
@@ -785,7 +786,7 @@ default="k-means++"
         centers = torch.as_tensor(self.cluster_centers_, device=Zt.device).to(Zt.dtype)
         return self._out(centers[Zt.argmin(1)], kind)
 
-    def score(self, X, y=None, sample_weight=None) -> float:
+    def score(self, X: ArrayLike | SparseMatrix, y: object = None, sample_weight: ArrayLike | None = None) -> float:
         """Minus the inertia of ``X`` under the fitted centres (higher is better).
 
         Parameters

@@ -431,7 +431,8 @@ def _not_found(name: str, folder: Path, why: str) -> DatasetNotFoundError:
 
 
 # ----------------------------------------------------------------------------- public
-def load_dataset(name, *, data_home=None, download_if_missing=True, return_images=True) -> Bunch:
+def load_dataset(name: str, *, data_home: str | os.PathLike[str] | None = None,
+                 download_if_missing: bool = True, return_images: bool = True) -> Bunch:
     """Load one of the image datasets of :func:`list_datasets` as float32 pixels in [0, 1].
 
     Parameters

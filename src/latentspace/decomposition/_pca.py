@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassNamePrefixFeaturesOutMixin, TransformerMixin
 
-from .._backend import InputKind, to_numpy
+from .._backend import ArrayLike, ArrayOrTensor, InputKind, RandomStateLike, SparseMatrix, to_numpy
 from .._math import (
     abs_max,
     ldexp_exact,
@@ -280,7 +280,7 @@ default="auto"
         iterated_power: int | str = "auto",
         n_oversamples: int = 10,
         power_iteration_normalizer: str = "auto",
-        random_state=None,
+        random_state: RandomStateLike = None,
         device: str = "cpu",
         missing: str = "raise",
     ) -> None:
@@ -361,7 +361,7 @@ default="auto"
     _choose_solver = staticmethod(choose_solver)
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, X, y: object = None) -> "PCA":
+    def fit(self, X: ArrayLike | SparseMatrix, y: object = None) -> "PCA":
         """Fit the principal axes on ``X``.
 
         ``X`` may also be read in chunks: a Dask array (one task per block of rows, on
@@ -627,7 +627,7 @@ source of shape (n_samples, n_features)
         self._drop("scatter_", *_EM_ATTRIBUTES)
         return self
 
-    def partial_fit(self, X, y: object = None) -> "PCA":
+    def partial_fit(self, X: ArrayLike | SparseMatrix, y: object = None) -> "PCA":
         """Update the fit with one more batch; equal to a full fit on all batches seen.
 
         The exact scatter matrix is merged with Chan et al.'s pairwise update
@@ -744,7 +744,7 @@ source of shape (n_samples, n_features)
         return self.n_components_
 
     # ------------------------------------------------------------------ latent maps
-    def transform(self, X):
+    def transform(self, X: ArrayLike | SparseMatrix) -> ArrayOrTensor:
         """Project ``X`` onto the principal axes: z = V(x − μ), divided by √λ if ``whiten``.
 
         With ``missing="marginalize"``, a row with missing entries (NaN) gets the posterior
@@ -789,7 +789,7 @@ source of shape (n_samples, n_features)
         for start in range(0, X.shape[0], rows):
             yield torch.from_numpy(X[start : start + rows].toarray())
 
-    def inverse_transform(self, Z):
+    def inverse_transform(self, Z: ArrayLike) -> ArrayOrTensor:
         """Map latent codes back to data space: x̂ = μ + Vᵀ z (× √λ if ``whiten``).
 
         Parameters
@@ -802,13 +802,13 @@ source of shape (n_samples, n_features)
             Dense, in ``Z``'s type, device and float dtype.
         """
         self._check_fitted()
-        Z, kind = check_array_like(
+        Zt, kind = check_array_like(
             Z, device=self._device(), n_features=self.n_components_, name="Z",
             owner=type(self).__name__,
         )
         if self.whiten:
-            Z = Z * self._whiten_scale(Z)
-        X = Z @ self._fitted("components_", Z) + self._fitted("mean_", Z)
+            Zt = Zt * self._whiten_scale(Zt)
+        X = Zt @ self._fitted("components_", Zt) + self._fitted("mean_", Zt)
         return self._out(X, kind)
 
     def _whiten_scale(self, like):
@@ -832,7 +832,7 @@ source of shape (n_samples, n_features)
         lam = torch.clamp(ev, min=sigma2)
         return V, lam, sigma2
 
-    def score_samples(self, X):
+    def score_samples(self, X: ArrayLike | SparseMatrix) -> ArrayOrTensor:
         """PPCA log-likelihood of each sample (Tipping & Bishop 1999), shape (n_samples,).
 
         log p(x) = −½ [d log 2π + log|C| + (x−μ)ᵀ C⁻¹ (x−μ)], C = Vᵀ(Λ − σ²I)V + σ²I, with
@@ -918,7 +918,7 @@ source of shape (n_samples, n_features)
 
         return representable_log_density(ll, far, "PCA", X.dtype)
 
-    def impute(self, X):
+    def impute(self, X: ArrayLike) -> ArrayOrTensor:
         """``X`` with each missing entry (NaN) replaced by its conditional expectation.
 
         Under the fitted PPCA model, E[x_m | x_o] = μ_m + W_m E[z | x_o] with
@@ -942,12 +942,12 @@ source of shape (n_samples, n_features)
         """
         self._check_fitted()
         if getattr(self, "missing", "raise") == "marginalize":
-            X, kind = self._check_X(X, reset=False)
+            Xt, kind = self._check_X(X, reset=False)
         else:  # NaN is an error here, with the message that names missing='marginalize'
-            X, kind = self._check_X(X, reset=False, finite=False)
-            check_finite_data(self, X)
-        X = self._completed(X) if bool(torch.isnan(X).any()) else X.clone()
-        return self._out(X, kind)
+            Xt, kind = self._check_X(X, reset=False, finite=False)
+            check_finite_data(self, Xt)
+        Xt = self._completed(Xt) if bool(torch.isnan(Xt).any()) else Xt.clone()
+        return self._out(Xt, kind)
 
     def _completed(self, X):
         """``X`` (tensor) with its NaN entries replaced by (4), in ``X``'s dtype."""
@@ -970,7 +970,7 @@ source of shape (n_samples, n_features)
         out[rows] = torch.where(hole, fill, Xr)
         return out
 
-    def score(self, X, y: object = None) -> float:
+    def score(self, X: ArrayLike | SparseMatrix, y: object = None) -> float:
         """Mean PPCA log-likelihood of the rows of ``X`` (the mean of :meth:`score_samples`).
 
         Parameters
@@ -985,7 +985,7 @@ source of shape (n_samples, n_features)
         """
         return super().score(X, y)
 
-    def fit_transform(self, X, y: object = None):
+    def fit_transform(self, X: ArrayLike | SparseMatrix, y: object = None) -> ArrayOrTensor:
         """Fit on ``X`` and return its projection; equal to ``fit(X).transform(X)``.
 
         Parameters
@@ -1031,7 +1031,7 @@ source of shape (n_samples, n_features)
         P = torch.eye(d, dtype=torch.float64) / sigma2 - (V.T * (1 / sigma2 - 1 / lam)) @ V
         return to_numpy(P)
 
-    def sample(self, n_samples: int = 1, random_state=None):
+    def sample(self, n_samples: int = 1, random_state: RandomStateLike = None) -> ArrayOrTensor:
         """Draw ``n_samples`` from the PPCA model: x = μ + Vᵀ (λ − σ²)^½ z + σ ε.
 
         Parameters

@@ -21,7 +21,7 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = '0c86af634a158dc6cd51eb8ed11b998c776a7dd465ca650453855ea03897b720'
+DIGEST = '914fb6603952bc57d3901aac4d06a573f1243967ce15312660be979c5aeaf5f6'
 
 MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',

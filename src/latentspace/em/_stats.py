@@ -117,7 +117,7 @@ class DataSummary(Stats):
     ``shift`` is a fixed row (the first one), subtracted before summing so that the variance
     ``E[(x-s)²] - E[x-s]²`` does not cancel catastrophically for data far from the origin.
     Sums are taken on ``x * scale`` (a power of two chosen from a previous ``amax`` pass, so
-    that squares of huge or tiny data stay representable); ``amax`` is the largest |x|
+    that squares of huge or tiny data stay representable); ``amax`` is the largest abs(x)
     of the unscaled data.
 
     Attributes
@@ -129,7 +129,7 @@ class DataSummary(Stats):
     rows : int
         Number of rows (ignores weights).
     amax : float
-        max |x| over all entries; kept by ``max`` via :class:`_Max`.
+        max abs(x) over all entries; kept by ``max`` via :class:`_Max`.
     sum : (d,) float64 tensor
         Σ w (x·scale − shift).
     sumsq : (d,) float64 tensor
@@ -215,7 +215,7 @@ def summarize_chunk(
 
 
 def summarize_source(source, *, scaled: bool = True):
-    """Two passes over a source: largest |x| (for the working scale), then the moments of
+    """Two passes over a source: largest abs(x) (for the working scale), then the moments of
     the scaled data (every initialiser needs them).
 
     Parameters
@@ -229,7 +229,7 @@ def summarize_source(source, *, scaled: bool = True):
     -------
     summary : DataSummary
         Counts, shifted sums and squares of ``x * scale`` (see ``DataSummary``), and the
-        largest |x| of the unscaled data.
+        largest abs(x) of the unscaled data.
     scale : float
         The working scale (1.0 for ordinary data).
     shift : (d,) float64 tensor

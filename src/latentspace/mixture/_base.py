@@ -559,7 +559,7 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         """Validated query -> (log π_k + log p(x|θ_k) in data units (n, K) float64, kind, dtype).
 
         A row so far from every component that all its log-densities fall below −1e308 (they
-        are −inf: the true values, of order −|x|²/σ², have no float64) gets, with ``limit``,
+        are −inf: the true values, of order −abs(x)²/σ², have no float64) gets, with ``limit``,
         the log-densities of the same row brought down by a power of two to 2^20 times the
         model's magnitude instead: the component ranking of a far point is that of its
         direction, so its responsibilities are the limit of those along the ray (one-hot

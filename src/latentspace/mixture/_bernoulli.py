@@ -177,7 +177,7 @@ class BernoulliMixture(MixtureBase):
         Probability of a 1 in each feature, per component.
     converged_ : bool
     n_iter_ : int
-    lower_bounds_ : ndarray of shape (n_iter_ + 1,)
+    lower_bounds_ : ndarray of shape (``n_iter_`` + 1,)
         Per-sample penalised log-likelihood at the initial parameters and after each step;
         each ``partial_fit`` call appends one entry (its chunk's, before the update, with the
         prior weighed for the total weight seen), the first call on an unfitted model one.

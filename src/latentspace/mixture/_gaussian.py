@@ -419,7 +419,7 @@ class GaussianMixture(MixtureBase):
         Upper-triangular factors L with precision = L Lᵀ.
     converged_ : bool
     n_iter_ : int
-    lower_bounds_ : ndarray of shape (n_iter_ + 1,)
+    lower_bounds_ : ndarray of shape (``n_iter_`` + 1,)
         Mean log-likelihood of the initial parameters and after each EM step (classification
         log-likelihood when ``hard=True``). Exact EM (``reg_covar=0``) never decreases it; a
         positive ``reg_covar`` moves each M-step slightly off the maximiser, which can lower it

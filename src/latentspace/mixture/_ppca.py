@@ -247,7 +247,7 @@ class PPCAMixture(TransformerMixin, MixtureBase):
         σ²_k, reg_covar included.
     converged_ : bool
     n_iter_ : int
-    lower_bounds_ : ndarray of shape (n_iter_ + 1,)
+    lower_bounds_ : ndarray of shape (``n_iter_`` + 1,)
         Mean log-likelihood of the initial parameters and after each EM step (classification
         log-likelihood when ``hard=True``); non-decreasing up to rounding when
         ``reg_covar=0`` (a positive one moves each M-step slightly off the maximiser).

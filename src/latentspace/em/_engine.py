@@ -157,6 +157,7 @@ def run_em(
             math.isnan(best.lower_bound) and not math.isnan(result.lower_bound)
         ):
             best = result
+    assert best is not None  # runs >= 1: at least one run was made
     if warn and max_iter > 0 and not best.converged:
         lb = best.lower_bounds
         change = abs(lb[-1] - lb[-2]) if len(lb) > 1 else float("nan")

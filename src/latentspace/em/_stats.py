@@ -143,10 +143,10 @@ class DataSummary(Stats):
     """
 
     rows: int = 0
-    amax: "_Max" = None
-    sum: torch.Tensor = None
-    sumsq: torch.Tensor = None
-    observed: torch.Tensor = None
+    amax: "_Max" = None  # type: ignore[assignment]  # always given; the default only orders the fields
+    sum: torch.Tensor = None  # type: ignore[assignment]  # always given; the default only orders the fields
+    sumsq: torch.Tensor = None  # type: ignore[assignment]  # always given; the default only orders the fields
+    observed: torch.Tensor = None  # type: ignore[assignment]  # always given; the default only orders the fields
     n_missing: int = 0
 
     def counts(self):
@@ -198,6 +198,7 @@ def summarize_chunk(
     if w is None:
         s, ss, n = Xs.sum(0), (Xs * Xs).sum(0), float(X.shape[0])
     else:
+        assert w64 is not None
         s, ss, n = w64 @ Xs, w64 @ (Xs * Xs), float(w64.sum())
     n_missing, observed = 0, torch.full_like(s, n)
     if bool(torch.isnan(s).any()):  # missing entries: moments over the observed ones
@@ -208,6 +209,7 @@ def summarize_chunk(
         if w is None:
             s, ss, observed = Xs.sum(0), (Xs * Xs).sum(0), seen.sum(0)
         else:
+            assert w64 is not None
             s, ss, observed = w64 @ Xs, w64 @ (Xs * Xs), w64 @ seen
     # the second pass leaves amax to the first
     return DataSummary(n=n, loglik=0.0, rows=X.shape[0], amax=_Max(0.0), sum=s, sumsq=ss,

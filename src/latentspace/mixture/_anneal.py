@@ -27,7 +27,7 @@ __all__ = ["AnnealingPath", "anneal_variance"]
 
 @dataclass(frozen=True)
 class _MeanStats(MixtureStats):
-    sums: torch.Tensor = None  # (K, D) Σ r x
+    sums: torch.Tensor = None  # type: ignore[assignment]  # always given; (K, D) Σ r x
 
 
 class _FixedVarianceMixture:

@@ -282,7 +282,7 @@ class _MixtureEM:
             return resp
         seed = int(rng.randint(np.iinfo(np.int32).max))
 
-        def resp(chunk):
+        def resp(chunk):  # type: ignore[no-redef]  # the random start's responsibilities
             u = _uniform_rows(seed, chunk.offset, len(chunk), K)
             u /= u.sum(1, keepdims=True)
             return torch.as_tensor(u, device=chunk.X.device)

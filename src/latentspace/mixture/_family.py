@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -26,7 +27,7 @@ _BLOCK_ELEMS = 1 << 20  # rows × components × features handled at once
 class MixtureStats(Stats):
     """Statistics shared by the mixtures: Σ_n w_n r_nk (float64, (K,))."""
 
-    nk: torch.Tensor = None
+    nk: torch.Tensor = None  # type: ignore[assignment]  # always given; the default only orders the fields
 
 
 class Family(ABC):
@@ -113,7 +114,7 @@ def e_step_block(family: Family, hard: bool, X: torch.Tensor, w, P) -> MixtureSt
         resp /= total
         per_row = (m + torch.log(total)).squeeze(1)
     loglik = float(per_row.sum() if w is None else w @ per_row)
-    return family.resp_stats(X, resp, w, P, **extra).with_loglik(loglik)
+    return cast(MixtureStats, family.resp_stats(X, resp, w, P, **extra).with_loglik(loglik))
 
 
 def check_weights_init(weights_init, n_components: int) -> np.ndarray:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -75,8 +76,8 @@ class GaussParams:
 class GaussStats(MixtureStats):
     """N_k, S_k = Σ w r (x − s) and the second moments by covariance type."""
 
-    sums: torch.Tensor = None  # (K, D)
-    second: torch.Tensor = None  # full (K, D, D); tied (D, D); diag/spherical (K, D)
+    sums: torch.Tensor = None  # type: ignore[assignment]  # always given; (K, D)
+    second: torch.Tensor = None  # type: ignore[assignment]  # always given; full (K, D, D); tied (D, D); diag/spherical (K, D)
 
 
 # ----------------------------------------------------------------------------- numerics
@@ -109,6 +110,7 @@ def _log_det(prec_chol: torch.Tensor, cov_type: str, K: int, D: int) -> torch.Te
 
 def _quadratic(Xc: torch.Tensor, P: GaussParams, cov_type: str) -> torch.Tensor:
     """‖L_kᵀ(x − μ_k)‖² for a block of centred rows Xc = X − shift: (n, K)."""
+    assert P.means is not None and P.prec_chol is not None  # complete parameters here
     mc = P.means - P.shift  # (K, D)
     L = P.prec_chol
     if cov_type == "full":
@@ -254,6 +256,7 @@ class _GaussianFamily(Family):
     def _log_weighted(self, X: torch.Tensor, P: GaussParams) -> torch.Tensor:
         q = _quadratic(X - P.shift, P, self.cov_type)
         D = X.shape[1]
+        assert P.log_det is not None and P.weights is not None  # complete parameters here
         return (-0.5 * (D * _LOG_2PI + q) + P.log_det) + torch.log(P.weights)
 
     def resp_stats(self, X, resp, w, P: GaussParams, ctx=None) -> GaussStats:
@@ -293,7 +296,9 @@ class _GaussianFamily(Family):
         n = float(nk.sum()) if w is None else float(w.sum())
         return GaussStats(n=n, loglik=0.0, nk=nk, sums=sums, second=second)
 
-    def m_step(self, S: GaussStats, P: GaussParams) -> GaussParams:
+    def m_step(  # type: ignore[override]  # each family receives its own statistics
+        self, S: GaussStats, P: GaussParams
+    ) -> GaussParams:
         """Bishop (2006) eqs. 9.24–9.26 about the shift, with ``reg`` on the diagonal."""
         t, reg = self.cov_type, self.reg
         nk = S.nk + _EPS10
@@ -318,13 +323,18 @@ class _GaussianFamily(Family):
     def init_given(self) -> bool:
         return len(self.user) == 3
 
-    def with_user_init(self, P: GaussParams | None, base: GaussParams) -> GaussParams:
+    def with_user_init(self, P: GaussParams | None, base: GaussParams) -> GaussParams | None:
         u = self.user
         if not u:
             return P
+        # P is None only when every parameter is given, and then none of its fields is read
+        start = P if P is not None else base
         K, t = self.n_components, self.cov_type
-        weights = u["weights"] if "weights" in u else P.weights
-        means = u["means"] if "means" in u else P.means
+        L: torch.Tensor | None
+        cov: torch.Tensor | None
+        weights = u["weights"] if "weights" in u else start.weights
+        means = u["means"] if "means" in u else start.means
+        assert means is not None
         D = means.shape[1]
         if "precisions" in u:
             prec = u["precisions"]
@@ -338,7 +348,8 @@ class _GaussianFamily(Family):
                 L = torch.sqrt(prec)
                 cov = 1.0 / prec
         else:
-            L, cov = P.prec_chol, P.covariances
+            L, cov = start.prec_chol, start.covariances
+        assert L is not None
         return GaussParams(weights, means, cov, L, _log_det(L, t, K, D), base.shift)
 
     def conditional_means(self, X: torch.Tensor, P: GaussParams) -> torch.Tensor:
@@ -550,6 +561,7 @@ class GaussianMixture(MixtureBase):
 
     def _attributes(self, P: GaussParams, scale: float) -> dict:
         t = self.covariance_type
+        assert P.prec_chol is not None and P.means is not None and P.covariances is not None
         L = P.prec_chol * scale
         return {
             "weights_": P.weights,
@@ -562,7 +574,7 @@ class GaussianMixture(MixtureBase):
     def _parameters(self, scale: float) -> GaussParams:
         dev = self._device()
         t = self.covariance_type
-        f64 = {"device": dev, "dtype": torch.float64}
+        f64: dict[str, Any] = {"device": dev, "dtype": torch.float64}
         weights = torch.as_tensor(self.weights_, **f64)
         means = torch.as_tensor(self.means_, **f64) * scale
         cov = torch.as_tensor(self.covariances_, **f64) * scale * scale
@@ -616,7 +628,7 @@ class GaussianMixture(MixtureBase):
         each row's exponent, and log₂ of the Mahalanobis distances (m, K). Rows with missing
         entries (NaN) are evaluated on their observed ones, with the marginal N(μ_o, Σ_oo)."""
         t = self.covariance_type
-        f64 = {"device": rows.device, "dtype": torch.float64}
+        f64: dict[str, Any] = {"device": rows.device, "dtype": torch.float64}
         means = torch.as_tensor(self.means_, **f64)  # (K, D)
         L = torch.as_tensor(self.precisions_cholesky_, **f64)
         weights = torch.as_tensor(self.weights_, **f64)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -172,7 +173,9 @@ def running_state(stats, P, scale: float, n_steps: int, n_seen: float | None = N
     """The fitted attributes of the running statistics: s̄ = stats / stats.n per field (numpy,
     working units), the shift of ``P`` where it has one, the scale, N (``n_seen``, default
     ``stats.n``) and t."""
-    state = {f"{_PREFIX}{f}_": to_numpy(getattr(stats, f) / stats.n).copy() for f in _fields(stats)}
+    state: dict[str, Any] = {
+        f"{_PREFIX}{f}_": to_numpy(getattr(stats, f) / stats.n).copy() for f in _fields(stats)
+    }
     shift = _shift(P)
     if shift is not None:
         state[f"{_PREFIX}shift_"] = to_numpy(shift).copy()

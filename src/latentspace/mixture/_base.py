@@ -51,12 +51,13 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from sklearn.base import DensityMixin
 
-from .._backend import to_numpy
+from .._backend import ArrayLike, ArrayOrTensor, to_numpy
 from .._math import (
     abs_max,
     mean_log_density,
@@ -84,6 +85,9 @@ from ._family import Family, MixtureStats, check_means_init, check_weights_init,
 from ._stream import (check_learning_params, query_weights, running_state, stepwise_update,
                       weight_summary, weight_unit, weighted_mean, weighted_total)
 from ._missing import check_observed_columns, fill_values
+
+if TYPE_CHECKING:  # Python 3.10 has no typing.Self
+    from typing_extensions import Self
 
 __all__ = ["Family", "MixtureBase", "MixtureStats", "check_means_init", "check_weights_init"]
 
@@ -363,7 +367,8 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
             setattr(self, name, value)
 
     # --- fit --------------------------------------------------------------------------
-    def fit(self, X, y=None, sample_weight=None):
+    def fit(self, X: ArrayLike | ChunkedSource, y: object = None,
+            sample_weight: ArrayLike | None = None) -> Self:
         """Estimate the mixture's parameters by EM (exact batch EM, also on chunked input).
 
         Parameters
@@ -449,7 +454,8 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
             setattr(self, key, value)
         return self
 
-    def partial_fit(self, X, y=None, sample_weight=None):
+    def partial_fit(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> Self:
         """Update the mixture with one chunk of a stream (stepwise online EM).
 
         Stepwise EM (Cappé & Moulines 2009; Liang & Klein 2009; module
@@ -606,26 +612,55 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
 
         return representable_log_density(ll, far, type(self).__name__, Xt.dtype), kind, Xt.dtype
 
-    def score_samples(self, X):
-        """Log-likelihood log p(x) of each row: (n_samples,), X's float dtype.
+    def score_samples(self, X: ArrayLike) -> ArrayOrTensor:
+        """Log-likelihood log p(x) of each row.
 
         A row so far from every component that log p(x) is below the range of X's dtype (some
-        1e154 standard deviations away in float64) raises ``ValueError`` naming it."""
+        1e154 standard deviations away in float64) raises ``ValueError`` naming it.
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        log_prob : ndarray or tensor of shape (n_samples,)
+            In X's kind (a tensor for a tensor, else an ndarray) and float dtype.
+        """
         ll, kind, dtype = self._log_density(X)
         return self._out(ll.to(dtype), kind)
 
-    def predict_proba(self, X):
-        """Responsibilities p(z = k | x): (n_samples, n_components), rows sum to 1."""
+    def predict_proba(self, X: ArrayLike) -> ArrayOrTensor:
+        """Responsibilities p(z = k | x) of each row.
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        resp : ndarray or tensor of shape (n_samples, n_components)
+            Rows sum to 1; X's kind and float dtype.
+        """
         wlp, kind, dtype = self._weighted_log_prob(X, limit=True)
         resp = torch.exp(wlp - torch.logsumexp(wlp, dim=1, keepdim=True))
         return self._out(resp.to(dtype), kind)
 
-    def predict(self, X):
-        """Most probable component of each row (hard clustering): (n_samples,) int64."""
+    def predict(self, X: ArrayLike) -> ArrayOrTensor:
+        """Most probable component of each row (hard clustering).
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray or tensor of shape (n_samples,), int64
+        """
         wlp, kind, _ = self._weighted_log_prob(X, limit=True)
         return self._out(wlp.argmax(1), kind)
 
-    def impute(self, X):
+    def impute(self, X: ArrayLike) -> ArrayOrTensor:
         """X with each missing (NaN) entry replaced by its conditional expectation.
 
         E[x_m | x_o] = Σ_k p(k | x_o) E[x_m | x_o, k] (eq. 1 of
@@ -678,14 +713,40 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
             out[rows] = block
         return self._out(out, kind)
 
-    def fit_predict(self, X, y=None, sample_weight=None):
+    def fit_predict(self, X: ArrayLike, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> ArrayOrTensor:
         """``fit(X, sample_weight=sample_weight)`` then ``predict(X)`` (labels under the final
-        parameters)."""
+        parameters).
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights with at least one positive; None weighs every row 1.
+
+        Returns
+        -------
+        labels : ndarray or tensor of shape (n_samples,), int64
+        """
         return self.fit(X, sample_weight=sample_weight).predict(X)
 
-    def score(self, X, y=None, sample_weight=None):
-        """Mean log-likelihood of ``X`` (float): Σ w log p(x) / Σ w with ``sample_weight``
-        (array-like of shape (n_samples,), non-negative, one positive), else the plain mean."""
+    def score(self, X: ArrayLike, y: object = None,
+              sample_weight: ArrayLike | None = None) -> float:
+        """Mean log-likelihood of ``X``: Σ w log p(x) / Σ w with ``sample_weight``, else the
+        plain mean.
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights with at least one positive; None weighs every row 1.
+
+        Returns
+        -------
+        score : float
+        """
         ll, _, _ = self._log_density(X)
         if sample_weight is None:
             return mean_log_density(ll)
@@ -700,19 +761,41 @@ class MixtureBase(SourceInput, DensityMixin, LatentModel, ABC):
         w = query_weights(sample_weight, ll.shape[0], ll.device)
         return weighted_total(ll, w, what, type(self).__name__)
 
-    def bic(self, X, sample_weight=None):
+    def bic(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Bayesian information criterion −2 log L + p log n (lower is better).
 
         With ``sample_weight`` (array-like of shape (n_samples,)), log L = Σ w log p(x) and
         n = Σ w: integer weights give the criterion of the data with rows repeated, and
         weights that are not counts should be scaled so that Σ w is the effective sample
-        size."""
+        size.
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights with at least one positive; None weighs every row 1.
+
+        Returns
+        -------
+        bic : float
+        """
         log_l, n = self._total_log_likelihood(X, "BIC", sample_weight)
         return -2 * log_l + self._n_parameters() * math.log(n)
 
-    def aic(self, X, sample_weight=None):
+    def aic(self, X: ArrayLike, sample_weight: ArrayLike | None = None) -> float:
         """Akaike information criterion −2 log L + 2p (lower is better); with
-        ``sample_weight``, log L = Σ w log p(x)."""
+        ``sample_weight``, log L = Σ w log p(x).
+
+        Parameters
+        ----------
+        X : array-like or tensor of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights with at least one positive; None weighs every row 1.
+
+        Returns
+        -------
+        aic : float
+        """
         log_l, _ = self._total_log_likelihood(X, "AIC", sample_weight)
         return -2 * log_l + 2 * self._n_parameters()
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -36,9 +36,13 @@ from .._validation import (
     check_missing,
     check_param_array,
 )
+from .._backend import ArrayLike, ArrayOrTensor, RandomStateLike
 from . import _missing
 from ._stream import DEFAULT_LEARNING_DECAY, DEFAULT_LEARNING_OFFSET
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
+
+if TYPE_CHECKING:
+    from ..cluster import KMeans
 
 __all__ = ["GaussianMixture", "check_precisions_init"]
 
@@ -493,26 +497,26 @@ class GaussianMixture(MixtureBase):
 
     def __init__(
         self,
-        n_components=1,
+        n_components: int = 1,
         *,
-        covariance_type="full",
-        tol=1e-3,
-        reg_covar=1e-6,
-        max_iter=100,
-        n_init=1,
-        init_params="kmeans",
-        weights_init=None,
-        means_init=None,
-        precisions_init=None,
-        hard=False,
-        random_state=None,
-        warm_start=False,
-        verbose=0,
-        device="cpu",
-        learning_decay=DEFAULT_LEARNING_DECAY,
-        learning_offset=DEFAULT_LEARNING_OFFSET,
-        missing="raise",
-    ):
+        covariance_type: Literal["full", "tied", "diag", "spherical"] = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: Literal["kmeans", "k-means++", "random", "random_from_data"] = "kmeans",
+        weights_init: ArrayLike | None = None,
+        means_init: ArrayLike | None = None,
+        precisions_init: ArrayLike | None = None,
+        hard: bool = False,
+        random_state: RandomStateLike = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        device: str | torch.device = "cpu",
+        learning_decay: float = DEFAULT_LEARNING_DECAY,
+        learning_offset: float = DEFAULT_LEARNING_OFFSET,
+        missing: Literal["raise", "marginalize"] = "raise",
+    ) -> None:
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -681,7 +685,7 @@ class GaussianMixture(MixtureBase):
         return int(cov[self.covariance_type] + K * D + K - 1)
 
     @classmethod
-    def from_kmeans(cls, kmeans) -> "GaussianMixture":
+    def from_kmeans(cls, kmeans: KMeans) -> "GaussianMixture":
         """The Gaussian mixture that K-means is the σ → 0 limit of, at the fitted σ.
 
         Equal weights 1/K, means at the centres and one shared spherical variance
@@ -724,7 +728,8 @@ class GaussianMixture(MixtureBase):
         return gm
 
     # --- generative side ----------------------------------------------------------------
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples: int = 1,
+               random_state: RandomStateLike = None) -> tuple[ArrayOrTensor, ArrayOrTensor]:
         """Draw new points from the fitted mixture.
 
         Components are drawn per sample, so rows come in random order (not grouped).

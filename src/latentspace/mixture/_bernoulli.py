@@ -53,7 +53,7 @@ class BernoulliParams:
 
 @dataclass(frozen=True)
 class BernoulliStats(MixtureStats):
-    sums: torch.Tensor = None  # (K, D) Σ w r x
+    sums: torch.Tensor = None  # type: ignore[assignment]  # always given; (K, D) Σ w r x
 
 
 class _BernoulliFamily(Family):
@@ -97,7 +97,9 @@ class _BernoulliFamily(Family):
         """E[x | x_o, k] (n, K, D): μ_kd where x_d is missing."""
         return _missing.bernoulli_conditional(X, P, ~torch.isnan(X))
 
-    def m_step(self, S: BernoulliStats, P) -> BernoulliParams:
+    def m_step(  # type: ignore[override]  # each family receives its own statistics
+        self, S: BernoulliStats, P: BernoulliParams | None
+    ) -> BernoulliParams:
         """The MAP update, eq. (2)."""
         a = self.alpha
         nk = S.nk + _EPS10
@@ -297,9 +299,9 @@ class BernoulliMixture(MixtureBase):
         return {"weights_": P.weights, "means_": P.probs}
 
     def _parameters(self, scale: float) -> BernoulliParams:
-        f64 = {"device": self._device(), "dtype": torch.float64}
-        return BernoulliParams.of(torch.as_tensor(self.weights_, **f64),
-                                  torch.as_tensor(self.means_, **f64))
+        dev = self._device()
+        return BernoulliParams.of(torch.as_tensor(self.weights_, device=dev, dtype=torch.float64),
+                                  torch.as_tensor(self.means_, device=dev, dtype=torch.float64))
 
     def _n_parameters(self) -> int:
         K, D = self.means_.shape

@@ -7,12 +7,12 @@ Neural Computation 11(2), eqs. 2–4 and §3).
 
 Log-density. With M_k = W_kᵀ W_k + σ²_k I (q × q) the Woodbury identity gives
 
-    C⁻¹ = (I − W M⁻¹ Wᵀ) / σ²,   log|C| = (D − q) log σ² + log|M|,                     (1)
+    C⁻¹ = (I − W M⁻¹ Wᵀ) / σ²,   log det C = (D − q) log σ² + log det M,             (1)
 
 and with the thin SVD W = V S Rᵀ (V orthonormal D × q, kept with the parameters) the
 quadratic form, for u = x − μ, y = Vᵀu and the residual r = u − V y, is
 
-    uᵀ C⁻¹ u = ‖r‖² / σ² + Σ_j y_j² / (s_j² + σ²),   log|C| = (D − q) log σ² + Σ_j log(s_j² + σ²)   (2)
+    uᵀ C⁻¹ u = ‖r‖² / σ² + Σ_j y_j² / (s_j² + σ²),  log det C = (D − q) log σ² + Σ_j log(s_j² + σ²) (2)
 
 (the same as (1): Wᵀ W + σ²I = R (S² + σ²) Rᵀ). It costs O(D q) per row and component — a
 block of n rows against K components is two batched products (K, n, D) @ (K, D, q) and back,
@@ -23,7 +23,7 @@ loses no more than ε‖u‖/‖r‖ relative.
 M-step. The statistics are those of the full-covariance Gaussian mixture (N_k, the sums and
 the second moments about the data mean, :class:`~latentspace.mixture._gaussian.GaussStats`,
 computed by its own code). Given the responsibilities, the expected complete log-likelihood
-of component k is −N_k/2 (log|C_k| + tr(C_k⁻¹ S_k)) + const with S_k its weighted
+of component k is −N_k/2 (log det C_k + tr(C_k⁻¹ S_k)) + const with S_k its weighted
 covariance, maximised by the PPCA solution applied to S_k (Tipping & Bishop 1999,
 Appendix C, and Tipping & Bishop 1999b, JRSS-B 61(3), eqs. 7–8):
 
@@ -51,7 +51,7 @@ from .._memory import check_allocation
 from .._validation import ParameterError, check_array_like, check_float, check_int, check_labels
 from ._stream import DEFAULT_LEARNING_DECAY, DEFAULT_LEARNING_OFFSET
 from ._base import Family, MixtureBase
-from ._gaussian import _WIDE_FLOPS, GaussianMixture, GaussStats, _GaussianFamily
+from ._gaussian import _WIDE_FLOPS, GaussianMixture, GaussParams, GaussStats, _GaussianFamily
 
 __all__ = ["PPCAMixture"]
 
@@ -72,7 +72,7 @@ class PPCAParams:
     ``W`` (K, D, q) are the loadings, ``sigma2`` (K,) the noise variances; with the thin SVD
     W = V S Rᵀ, ``V`` (K, D, q) is orthonormal, ``inv_sub`` (K, q) is 1/(s² + σ²)^½ and
     ``inv_sd`` (K,) is 1/σ (eq. 2); ``B`` (K, q, D) is M⁻¹Wᵀ, the posterior mean map, and
-    ``log_det`` (K,) is log|C_k|; ``shift`` (D,) is the data mean, about which the moments
+    ``log_det`` (K,) is log det C_k; ``shift`` (D,) is the data mean, about which the moments
     are taken.
     """
 
@@ -93,14 +93,19 @@ class PPCAParams:
         model's own values are representable."""
         if r == 1.0:
             return self
+        assert (self.weights is not None and self.means is not None and self.W is not None
+                and self.sigma2 is not None and self.inv_sub is not None
+                and self.inv_sd is not None and self.B is not None
+                and self.log_det is not None)  # complete parameters (from _complete)
         D = self.means.shape[1]
         return PPCAParams(self.weights, self.means * r, self.W * r, self.sigma2 * (r * r),
                           self.V, self.inv_sub / r, self.inv_sd / r, self.B / r,
                           self.log_det + 2 * D * math.log(r), self.shift * r)
 
 
-def _complete(weights, means, W, sigma2, shift, reg_covar) -> PPCAParams:
-    """The parameters with V, 1/(s² + σ²)^½, 1/σ, M⁻¹Wᵀ and log|C| of eq. (2);
+def _complete(weights: torch.Tensor, means: torch.Tensor, W: torch.Tensor,
+              sigma2: torch.Tensor, shift: torch.Tensor, reg_covar: float) -> PPCAParams:
+    """The parameters with V, 1/(s² + σ²)^½, 1/σ, M⁻¹Wᵀ and log det C of eq. (2);
     ``ValueError`` for a σ² that is not positive (the density would be degenerate)."""
     bad = ~(torch.isfinite(sigma2) & (sigma2 > 0))
     if bool(bad.any()):
@@ -116,7 +121,7 @@ def _complete(weights, means, W, sigma2, shift, reg_covar) -> PPCAParams:
                       1.0 / torch.sqrt(sigma2), B, log_det, shift)
 
 
-def _ppca_solution(S: torch.Tensor, q: int):
+def _ppca_solution(S: torch.Tensor, q: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Eq. (3) for a batch of covariances S (K, D, D): (W (K, D, q), σ²_ML (K,)).
 
     Each loading column's largest-magnitude entry is made positive (a deterministic sign).
@@ -160,6 +165,9 @@ class _PPCAFamily(Family):
 
     def log_weighted(self, X: torch.Tensor, P: PPCAParams) -> torch.Tensor:
         """log π_k + log N(x | μ_k, C_k) by eq. (2) for X (n, D): (n, K)."""
+        assert (P.weights is not None and P.means is not None and P.V is not None
+                and P.inv_sd is not None and P.inv_sub is not None
+                and P.log_det is not None)  # complete parameters here
         D = X.shape[1]
         diff = (X - P.shift)[None] - (P.means - P.shift)[:, None, :]  # (K, n, D)
         Y = torch.bmm(diff, P.V)  # (K, n, q)
@@ -172,10 +180,13 @@ class _PPCAFamily(Family):
 
     def resp_stats(self, X, resp, w, P: PPCAParams) -> GaussStats:
         """N_k, Σ r (x − s) and Σ r (x − s)(x − s)ᵀ about the shift s (the full Gaussian
-        mixture's statistics)."""
-        return self._stats.resp_stats(X, resp, w, P)
+        mixture's statistics, which read only the shift)."""
+        only_shift = GaussParams(None, None, None, None, None, P.shift)
+        return self._stats.resp_stats(X, resp, w, only_shift)
 
-    def m_step(self, S: GaussStats, P: PPCAParams) -> PPCAParams:
+    def m_step(  # type: ignore[override]  # each family receives its own statistics
+        self, S: GaussStats, P: PPCAParams
+    ) -> PPCAParams:
         """Eq. (3) on each component's weighted covariance, then σ²_k + reg."""
         nk = S.nk + _EPS10
         delta = S.sums / nk[:, None]  # (K, D): new mean − shift
@@ -358,6 +369,7 @@ class PPCAMixture(TransformerMixin, MixtureBase):
     def _attributes(self, P: PPCAParams, scale: float) -> dict:
         """The fitted attributes in data units; ``ValueError`` when σ² has no normal float64
         there (data near 1e-300: their variances are below 1e-308)."""
+        assert P.sigma2 is not None and P.means is not None and P.W is not None  # fitted
         sigma2 = P.sigma2 / scale / scale
         if bool((sigma2 < np.finfo(np.float64).tiny).any()):
             raise ValueError(
@@ -374,12 +386,12 @@ class PPCAMixture(TransformerMixin, MixtureBase):
     def _parameters(self, scale: float) -> PPCAParams:
         """Computed at the model's own working scale, where its values are representable,
         then brought to ``scale`` exactly (:meth:`PPCAParams.rescaled`)."""
-        f64 = {"device": self._device(), "dtype": torch.float64}
+        dev, f64 = self._device(), torch.float64
         own = working_scale(self._magnitude(), torch.float64)
-        weights = torch.as_tensor(self.weights_, **f64)
-        means = torch.as_tensor(self.means_, **f64) * own
-        W = torch.as_tensor(self.components_, **f64).transpose(1, 2) * own
-        sigma2 = torch.as_tensor(self.noise_variance_, **f64) * own * own
+        weights = torch.as_tensor(self.weights_, device=dev, dtype=f64)
+        means = torch.as_tensor(self.means_, device=dev, dtype=f64) * own
+        W = torch.as_tensor(self.components_, device=dev, dtype=f64).transpose(1, 2) * own
+        sigma2 = torch.as_tensor(self.noise_variance_, device=dev, dtype=f64) * own * own
         shift = weights @ means  # the mixture's mean, the best stand-in for the data mean
         P = _complete(weights, means, W.contiguous(), sigma2, shift, self.reg_covar)
         return P.rescaled(scale / own)
@@ -404,8 +416,8 @@ class PPCAMixture(TransformerMixin, MixtureBase):
         GaussianMixture._check_summary(self, summary, scale)
 
     def _magnitude(self) -> float:
-        """The largest of |μ| and of the components' standard deviations (data units;
-        bounded by σ and √q max |W| without squaring, which could overflow)."""
+        """The largest of abs(μ) and of the components' standard deviations (data units;
+        bounded by σ and √q max abs(W) without squaring, which could overflow)."""
         q = self.components_.shape[1]
         sd = max(float(np.sqrt(np.max(self.noise_variance_))),
                  float(np.max(np.abs(self.components_))) * math.sqrt(q))
@@ -416,11 +428,11 @@ class PPCAMixture(TransformerMixin, MixtureBase):
         y = [Vᵀu / (s² + σ²)^½, (u − V Vᵀu)/σ] with W = V S Rᵀ (thin SVD) and
         u = (x − μ_k)·2^−e, e each row's exponent (‖y‖² is the quadratic form of eq. 2);
         and log₂ of the Mahalanobis distances (m, K)."""
-        f64 = {"device": rows.device, "dtype": torch.float64}
-        means = torch.as_tensor(self.means_, **f64)  # (K, D)
-        W = torch.as_tensor(self.components_, **f64).transpose(1, 2)  # (K, D, q)
-        s2 = torch.as_tensor(self.noise_variance_, **f64)
-        weights = torch.as_tensor(self.weights_, **f64)
+        dev, f64 = rows.device, torch.float64
+        means = torch.as_tensor(self.means_, device=dev, dtype=f64)  # (K, D)
+        W = torch.as_tensor(self.components_, device=dev, dtype=f64).transpose(1, 2)  # (K, D, q)
+        s2 = torch.as_tensor(self.noise_variance_, device=dev, dtype=f64)
+        weights = torch.as_tensor(self.weights_, device=dev, dtype=f64)
         K, D = means.shape
         V, s, _ = torch.linalg.svd(W, full_matrices=False)  # (K, D, q), (K, q)
         e = row_exponents(torch.cat([rows, means.abs().amax(0).expand_as(rows)], 1))[:, None]
@@ -509,10 +521,10 @@ class PPCAMixture(TransformerMixin, MixtureBase):
                     f"labels has {lab.shape[0]} entries, but Z has {n} rows; give one "
                     "component per row (or one int for all)."
                 )
-        f64 = {"device": Zt.device, "dtype": torch.float64}
+        dev, f64 = Zt.device, torch.float64
         lab_t = torch.as_tensor(lab, device=Zt.device)
-        comps = torch.as_tensor(self.components_, **f64)
-        X = torch.as_tensor(self.means_, **f64)[lab_t]  # (n, D)
+        comps = torch.as_tensor(self.components_, device=dev, dtype=f64)
+        X = torch.as_tensor(self.means_, device=dev, dtype=f64)[lab_t]  # (n, D)
         Z64 = Zt.to(torch.float64)
         for k in torch.unique(lab_t).tolist():
             rows = lab_t == k

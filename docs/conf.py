@@ -6,7 +6,6 @@ pages are written at build time from the ``__all__`` of each public module (see
 every user-guide figure is drawn while building, by the library's own Display objects.
 """
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -88,32 +87,6 @@ plot_pre_code = (
 myst_enable_extensions = ["dollarmath", "colon_fence"]
 myst_heading_anchors = 3
 
-# ---------------------------------------------------------------- temporary
-# Warnings that come from the current source docstrings, to be fixed there; this list is
-# meant to shrink to nothing (see docs/decisions.md, "Documentation site").
-# Each entry: (source file under src/latentspace, text the warning starts with). Only
-# warnings located in the package's docstrings are dropped; the pages' own never are.
-TEMPORARY_DOCSTRING_WARNINGS = [
-    ("", "Unknown target name"),           # `name_` read as a hyperlink target
-    ("", "Undefined substitution referenced"),  # |x| read as a substitution
-    ("", "Unexpected indentation"),
-    ("", "Inline literal start-string without end-string"),
-]
-
-
-class _TemporaryFilter(logging.Filter):
-    def filter(self, record):
-        location = str(getattr(record, "location", "") or "")
-        message = record.getMessage()
-        # the one-line summaries that autosummary quotes from the docstrings
-        in_source = ("src/latentspace" in location or "docstring of" in location
-                     or "<autosummary>" in location)
-        if in_source and any(f in location and message.startswith(text)
-                             for f, text in TEMPORARY_DOCSTRING_WARNINGS):
-            return False
-        return True
-
-
 def _math_as_tex(self, node):
     # formulas as their TeX source, in a span/div the theme styles; nothing is loaded
     from docutils import nodes
@@ -136,6 +109,4 @@ def _skip_sklearn_plumbing(app, what, name, obj, skip, options):
 def setup(app):
     app.connect("autodoc-skip-member", _skip_sklearn_plumbing)
     app.add_html_math_renderer("tex_source", (_math_as_tex, None), (_math_as_tex, None))
-    if not os.environ.get("DOCS_SHOW_FILTERED"):  # set it to see what the filter drops
-        for handler in logging.getLogger("sphinx").handlers:
-            handler.filters.insert(0, _TemporaryFilter())
+

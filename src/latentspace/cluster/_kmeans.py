@@ -207,7 +207,7 @@ default="k-means++"
     n_iter_ : int
         Iterations of the best run.
     converged_ : bool
-    lower_bounds_ : ndarray of shape (n_iter_ + 1,)
+    lower_bounds_ : ndarray of shape (``n_iter_`` + 1,)
         Minus the inertia of the initial centres and after each iteration (the hard-EM
         objective; non-decreasing).
     n_samples_seen_ : float

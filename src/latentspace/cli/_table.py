@@ -21,7 +21,7 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = '914fb6603952bc57d3901aac4d06a573f1243967ce15312660be979c5aeaf5f6'
+DIGEST = '4b57cb3363d84a90b427a2e58bb487c86ddf4dd6c0b6b217da8bd0b0c5152ac5'
 
 MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',

@@ -20,10 +20,12 @@ which is what ``lower_bounds_`` reports per sample.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
+from .._backend import ArrayLike, ArrayOrTensor, RandomStateLike
 from .._validation import check_float, check_missing
 from . import _missing
 from ._stream import DEFAULT_LEARNING_DECAY, DEFAULT_LEARNING_OFFSET
@@ -224,25 +226,25 @@ class BernoulliMixture(MixtureBase):
 
     def __init__(
         self,
-        n_components=1,
+        n_components: int = 1,
         *,
-        binarize=None,
-        alpha=1.0,
-        tol=1e-3,
-        max_iter=100,
-        n_init=1,
-        init_params="kmeans",
-        weights_init=None,
-        means_init=None,
-        hard=False,
-        random_state=None,
-        warm_start=False,
-        verbose=0,
-        device="cpu",
-        learning_decay=DEFAULT_LEARNING_DECAY,
-        learning_offset=DEFAULT_LEARNING_OFFSET,
-        missing="raise",
-    ):
+        binarize: float | None = None,
+        alpha: float = 1.0,
+        tol: float = 1e-3,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: Literal["kmeans", "k-means++", "random", "random_from_data"] = "kmeans",
+        weights_init: ArrayLike | None = None,
+        means_init: ArrayLike | None = None,
+        hard: bool = False,
+        random_state: RandomStateLike = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        device: str | torch.device = "cpu",
+        learning_decay: float = DEFAULT_LEARNING_DECAY,
+        learning_offset: float = DEFAULT_LEARNING_OFFSET,
+        missing: Literal["raise", "marginalize"] = "raise",
+    ) -> None:
         self.n_components = n_components
         self.binarize = binarize
         self.alpha = alpha
@@ -307,8 +309,17 @@ class BernoulliMixture(MixtureBase):
         K, D = self.means_.shape
         return int(K * D + K - 1)
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples: int = 1,
+               random_state: RandomStateLike = None) -> tuple[ArrayOrTensor, ArrayOrTensor]:
         """Draw binary vectors from the fitted mixture.
+
+        Components are drawn per sample, so rows come in random order (not grouped).
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+        random_state : int, RandomState or None
+            None uses the estimator's ``random_state``.
 
         Returns
         -------

@@ -41,11 +41,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 from sklearn.base import TransformerMixin
 
+from .._backend import ArrayLike, ArrayOrTensor, RandomStateLike
 from .._math import abs_max, ldexp_exact, row_exponents, scaled_half_sq_norm, working_scale
 from .._memory import check_allocation
 from .._validation import ParameterError, check_array_like, check_float, check_int, check_labels
@@ -302,22 +304,22 @@ class PPCAMixture(TransformerMixin, MixtureBase):
 
     def __init__(
         self,
-        n_components=1,
+        n_components: int = 1,
         *,
-        n_latent=2,
-        tol=1e-3,
-        reg_covar=1e-6,
-        max_iter=100,
-        n_init=1,
-        init_params="kmeans",
-        hard=False,
-        random_state=None,
-        warm_start=False,
-        verbose=0,
-        device="cpu",
-        learning_decay=DEFAULT_LEARNING_DECAY,
-        learning_offset=DEFAULT_LEARNING_OFFSET,
-    ):
+        n_latent: int = 2,
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: Literal["kmeans", "k-means++", "random", "random_from_data"] = "kmeans",
+        hard: bool = False,
+        random_state: RandomStateLike = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        device: str | torch.device = "cpu",
+        learning_decay: float = DEFAULT_LEARNING_DECAY,
+        learning_offset: float = DEFAULT_LEARNING_OFFSET,
+    ) -> None:
         self.n_components = n_components
         self.n_latent = n_latent
         self.tol = tol
@@ -456,7 +458,7 @@ class PPCAMixture(TransformerMixin, MixtureBase):
         return tags
 
     # --- the latent side ----------------------------------------------------------------
-    def transform(self, X):
+    def transform(self, X: ArrayLike) -> ArrayOrTensor:
         """Posterior latent mean under each row's most responsible component.
 
         z = M_k⁻¹ W_kᵀ (x − μ_k), M_k = W_kᵀ W_k + σ²_k I, with k = ``predict(x)``
@@ -475,6 +477,7 @@ class PPCAMixture(TransformerMixin, MixtureBase):
         labels = wlp.argmax(1)
         scale = working_scale(max(abs_max(Xt), self._magnitude()), torch.float64)
         P = self._parameters(scale)
+        assert P.B is not None and P.means is not None  # fitted parameters are complete
         X64 = Xt.to(torch.float64) * scale
         Z = torch.zeros(Xt.shape[0], P.B.shape[1], dtype=torch.float64, device=Xt.device)
         for k in torch.unique(labels).tolist():
@@ -487,7 +490,8 @@ class PPCAMixture(TransformerMixin, MixtureBase):
             )
         return self._out(Z.to(Xt.dtype), kind)
 
-    def inverse_transform(self, Z, labels=None):
+    def inverse_transform(self, Z: ArrayLike,
+                          labels: int | ArrayLike | None = None) -> ArrayOrTensor:
         """Map latent codes back to data space: x̂ = W_k z + μ_k.
 
         Parameters
@@ -536,7 +540,8 @@ class PPCAMixture(TransformerMixin, MixtureBase):
             )
         return self._out(X.to(Zt.dtype), kind)
 
-    def sample(self, n_samples=1, random_state=None):
+    def sample(self, n_samples: int = 1,
+               random_state: RandomStateLike = None) -> tuple[ArrayOrTensor, ArrayOrTensor]:
         """Draw new points from the fitted mixture: x = μ_k + W_k z + σ_k ε.
 
         Components are drawn per sample, so rows come in random order (not grouped).

@@ -309,7 +309,10 @@ def test_missing_dask_outside_data_is_a_usage_error(data, tmp_path, capsys, monk
 
         importlib.import_module("dask.array")  # absent here: sys.modules["dask"] is None
 
+    # both: an earlier test may have imported dask.array, which import_module then returns
+    # from sys.modules without looking at its parent
     monkeypatch.setitem(sys.modules, "dask", None)
+    monkeypatch.setitem(sys.modules, "dask.array", None)
     monkeypatch.setattr(PCA, "fit", fit_with_dask)
     rc, _, err = run(capsys, "fit", "pca", d / "X.npy", "--out", tmp_path / "m.safetensors")
     assert rc == 2 and 'pip install "latentspace[dask]"' in err, err

@@ -62,8 +62,9 @@ class LatentModel(BaseEstimator):
     ``fit(X)`` returns the estimator; ``transform`` gives latent codes, ``inverse_transform``
     reconstructions, ``score_samples`` a per-sample log-likelihood (or its bound) and
     ``score`` its mean; generative models ``sample(n_samples)``; every model has a
-    ``device`` hyperparameter and :meth:`save`. Subclasses define ``fit`` and whichever of ``transform``, ``inverse_transform``,
-    ``score_samples``, ``sample``, ``predict`` make sense for the model.
+    ``device`` hyperparameter and :meth:`save`. Subclasses define ``fit`` and whichever of
+    ``transform``, ``inverse_transform``, ``score_samples``, ``sample``, ``predict`` make sense
+    for the model.
 
     Fitting is transactional: ``fit``, ``partial_fit``, ``fit_predict`` and ``fit_transform``
     of every subclass are wrapped so that a call that raises (bad data, bad parameters,

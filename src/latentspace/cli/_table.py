@@ -21,7 +21,7 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = '4b57cb3363d84a90b427a2e58bb487c86ddf4dd6c0b6b217da8bd0b0c5152ac5'
+DIGEST = 'f3bdfb81ac4f3c8c9bad1fff1a64e44c60ccce892ad667a86c54cb8ce5ac5a69'
 
 MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',

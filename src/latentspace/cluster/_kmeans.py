@@ -358,7 +358,8 @@ default="k-means++"
         return call
 
     # --- fitting ----------------------------------------------------------------------
-    def fit(self, X: ArrayLike | SparseMatrix, y: object = None, sample_weight: ArrayLike | None = None) -> KMeans:
+    def fit(self, X: ArrayLike | SparseMatrix, y: object = None,
+            sample_weight: ArrayLike | None = None) -> KMeans:
         """Compute the K-means clustering.
 
         Parameters
@@ -498,7 +499,8 @@ default="k-means++"
                 stacklevel=3,
             )
 
-    def partial_fit(self, X: ArrayLike | SparseMatrix, y: object = None, sample_weight: ArrayLike | None = None) -> KMeans:
+    def partial_fit(self, X: ArrayLike | SparseMatrix, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> KMeans:
         """Update the centres with one mini-batch (online K-means, MacQueen 1967).
 
         Each centre moves to the running weighted mean of every point ever assigned to it:
@@ -693,7 +695,8 @@ default="k-means++"
         Xt, kind = self._check_X(X, reset=False, finite=False)
         return self._out(self._labels_d2(Xt, distances=False)[0], kind)
 
-    def fit_predict(self, X: ArrayLike | SparseMatrix, y: object = None, sample_weight: ArrayLike | None = None) -> np.ndarray | torch.Tensor:
+    def fit_predict(self, X: ArrayLike | SparseMatrix, y: object = None,
+                    sample_weight: ArrayLike | None = None) -> np.ndarray | torch.Tensor:
         """``fit(X)`` then the training labels (equal to ``predict(X)``).
 
         Parameters
@@ -742,7 +745,8 @@ default="k-means++"
             out.append(refine_small(Xw, C, sq_distances(Xw, C)).sqrt_() / frame.scale)
         return self._out(torch.cat(out), kind)
 
-    def fit_transform(self, X: ArrayLike | SparseMatrix, y: object = None, sample_weight: ArrayLike | None = None) -> np.ndarray | torch.Tensor:
+    def fit_transform(self, X: ArrayLike | SparseMatrix, y: object = None,
+                      sample_weight: ArrayLike | None = None) -> np.ndarray | torch.Tensor:
         """``fit(X)`` then ``transform(X)``.
 
         Parameters
@@ -786,7 +790,8 @@ default="k-means++"
         centers = torch.as_tensor(self.cluster_centers_, device=Zt.device).to(Zt.dtype)
         return self._out(centers[Zt.argmin(1)], kind)
 
-    def score(self, X: ArrayLike | SparseMatrix, y: object = None, sample_weight: ArrayLike | None = None) -> float:
+    def score(self, X: ArrayLike | SparseMatrix, y: object = None,
+              sample_weight: ArrayLike | None = None) -> float:
         """Minus the inertia of ``X`` under the fitted centres (higher is better).
 
         Parameters

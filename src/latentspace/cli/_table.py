@@ -21,7 +21,7 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = 'f3bdfb81ac4f3c8c9bad1fff1a64e44c60ccce892ad667a86c54cb8ce5ac5a69'
+DIGEST = '137c4327741d9683dd9e0cdf0430c81df243d98387ca42e2a8f762ebcf9c8ca6'
 
 MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',

@@ -196,9 +196,8 @@ def label_chunk(chunk: Chunk, P: Centers, rows: int, distances: bool = True):
         lab = torch.from_numpy(out[0])
         if not distances:
             return lab, None
-        d2 = [exact_d2(Xb, P.centers, lab[start : start + Xb.shape[0]])
-              for start, Xb in split_rows(chunk.X, rows)]
-        return lab, torch.cat(d2)
+        return lab, torch.from_numpy(_lloyd.assigned_d2(chunk.X.numpy(), P.centers.numpy(),
+                                                        out[0]))
     labels, d2 = [], []
     for Xb, _, _ in _blocks(chunk, rows):
         lab = nearest(Xb, P)

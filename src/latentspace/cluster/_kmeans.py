@@ -389,7 +389,7 @@ default="k-means++"
         if n < K:
             raise ValueError(f"n_samples={n} should be >= n_clusters={K}.")
         init_centers = self._array_init(K, source.n_features)
-        summary, scale, shift = summarize_source(source)
+        summary, scale, shift = summarize_source(source, compiled=True)
         if summary.n <= 0:
             raise ValueError(
                 "sample weights sum to zero; at least one sample needs a positive weight."

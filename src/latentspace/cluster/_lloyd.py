@@ -29,7 +29,7 @@ except ImportError:  # pragma: no cover - exercised where numba is absent
     class CompileError(Exception):  # type: ignore[no-redef]
         """Stands in for numba's error class where numba is absent."""
 
-__all__ = ["CompileError", "available", "disable", "lloyd_stats", "one_blas_thread"]
+__all__ = ["CompileError", "assigned_d2", "available", "disable", "lloyd_stats", "one_blas_thread"]
 
 # rows per block: the (K, rows) products stay in the core's cache; one thread amortises its
 # per-block work over more rows, while with several threads concurrent BLAS calls on larger
@@ -139,6 +139,39 @@ if available:
                     for j in range(d):
                         sums[t, k, j] += bsum[k, j]
                         bsum[k, j] = 0.0
+
+
+if available:
+
+    @numba.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "contract"})
+    def _assigned_d2_kernel(X, C, labels, out):  # pragma: no cover
+        n, d = X.shape
+        for i in numba.prange(n):
+            k = labels[i]
+            s = 0.0
+            for j in range(d):
+                t = X[i, j] - C[k, j]
+                s += t * t
+            out[i] = s
+
+
+def assigned_d2(X: np.ndarray, C: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """‖x_n − c_{label_n}‖² from the differences (no cancellation), in float64, one pass.
+
+    Parameters
+    ----------
+    X : (n, d) float32 or float64 array
+    C : (K, d) float64 array
+    labels : (n,) int64 array
+
+    Returns
+    -------
+    d2 : (n,) float64 array
+    """
+    out = np.empty(X.shape[0])
+    _assigned_d2_kernel(np.ascontiguousarray(X), np.ascontiguousarray(C, dtype=np.float64),
+                        labels, out)
+    return out
 
 
 def lloyd_stats(X: np.ndarray, MT: np.ndarray, sq: np.ndarray, w: np.ndarray | None,

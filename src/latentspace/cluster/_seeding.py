@@ -9,9 +9,16 @@ import numpy as np
 import torch
 
 from .._backend import to_numpy
+from .._memory import available_bytes
 from .._validation import is_sparse
 from ..data import InMemorySource, scaled
+from . import _lloyd
 from ._sparse import row_sq_norms, sq_distances
+
+try:  # the compiled seeding pass; without numba the array route below does the same work
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is absent
+    numba = None  # type: ignore[assignment]
 
 __all__ = ["kmeans_plusplus", "random_rows", "weighted_rows"]
 
@@ -49,6 +56,97 @@ class _InitDistances:
         return torch.cat(self.source.map_chunks(f))
 
 
+_TRIAL_BLOCK = 4096  # rows per block of the compiled pass; its partial sums are added in order
+
+if numba is not None:
+
+    @numba.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc", "contract"})
+    def _trial_kernel(X, C, closest, w, use_w, out, pots):  # pragma: no cover
+        """out[j, i] = min(closest[i], ‖x_i − c_j‖²) and pots[b, j] = Σ_{i in block b} w_i out[j, i]."""
+        n, d = X.shape
+        m = C.shape[0]
+        for b in numba.prange(pots.shape[0]):
+            lo = b * _TRIAL_BLOCK
+            hi = min(n, lo + _TRIAL_BLOCK)
+            part = np.zeros(m)
+            for i in range(lo, hi):
+                ci = closest[i]
+                wi = w[i] if use_w else 1.0
+                for j in range(m):
+                    s = 0.0
+                    for k in range(d):
+                        t = X[i, k] - C[j, k]
+                        s += t * t
+                    v = s if s < ci else ci
+                    out[j, i] = v
+                    part[j] += wi * v
+            for j in range(m):
+                pots[b, j] = part[j]
+
+
+def _dense_rows(source):
+    """(rows as a C-ordered numpy array in data units, the frame's offset or None) when the
+    compiled pass can read ``source`` directly: dense rows in memory on the CPU, read at
+    scale 1 (an offset alone does not change differences of rows); otherwise None."""
+    if numba is None or not _lloyd.available:
+        return None
+    offset = None
+    frame = getattr(source, "frame", None)
+    if frame is not None:
+        if frame.scale != 1.0:
+            return None
+        offset, source = frame.offset, source.source
+    if not isinstance(source, InMemorySource) or not isinstance(source.X, torch.Tensor) \
+            or source.X.device.type != "cpu" or source.X.layout != torch.strided \
+            or source.X.dtype not in (torch.float32, torch.float64):
+        return None
+    X = source.X.numpy()
+    # the pass writes two (trials, n) float64 buffers
+    if 2 * 16 * 8 * X.shape[0] > available_bytes() // 4:
+        return None
+    return X, offset
+
+
+class _FusedTrials:
+    """The seeding's pass over the rows, compiled: for m candidate centres, each row's
+    distance to its nearest centre if that candidate were added, and each candidate's
+    potential, in one read of the data and with the differences taken directly (no
+    cancellation of ‖x‖² + ‖c‖² − 2xᵀc). Two (m, n) buffers alternate, so that the chosen candidate's row of distances becomes the
+    new ``closest`` without a copy."""
+
+    def __init__(self, X: np.ndarray, w: np.ndarray | None, max_trials: int):
+        self.X, self.w = np.ascontiguousarray(X), w
+        n = X.shape[0]
+        self._buffers = [np.empty((max_trials, n)), np.empty((max_trials, n))]
+        self._turn = 0
+        self._pots = np.empty(((n + _TRIAL_BLOCK - 1) // _TRIAL_BLOCK, max_trials))
+
+    def __call__(self, C: np.ndarray, closest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(distances (m, n), potentials (m,)) for candidates ``C`` (m, d) in data units."""
+        m = C.shape[0]
+        out = self._buffers[self._turn][:m]
+        self._turn ^= 1
+        pots = self._pots[:, :m]
+        w = self.w if self.w is not None else np.ones(1)
+        with _lloyd.one_blas_thread():
+            _trial_kernel(self.X, np.ascontiguousarray(C, dtype=np.float64), closest, w,
+                          self.w is not None, out, pots)
+        return out, pots.sum(0)
+
+
+def _draw(mass_cumsum: np.ndarray, mass: np.ndarray, rand: np.ndarray) -> np.ndarray:
+    """Rows drawn with probability ∝ mass for uniform draws ``rand`` on [0, total)."""
+    # side="right" never lands on a row of zero mass (a flat step of the cumulative sum), not
+    # even for a draw of exactly 0; a draw past the last step by rounding goes to the last
+    # row with mass
+    cand = np.searchsorted(mass_cumsum, rand, side="right")
+    n = mass.shape[0]
+    if (cand >= n).any():
+        has_mass = np.flatnonzero(mass > 0)
+        cand = np.minimum(cand, has_mass[-1] if has_mass.size else n - 1)
+    return cand
+
+
 def kmeans_plusplus(source, n_clusters: int, rng, *, scale: float = 1.0, n_local_trials=None):
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007, with local trials).
 
@@ -82,18 +180,34 @@ def kmeans_plusplus(source, n_clusters: int, rng, *, scale: float = 1.0, n_local
     indices = [first]
     C = source.take([first]).to(torch.float64)
     centers = [C[0]]
+    dense = _dense_rows(source)
+    if dense is not None:
+        X, offset = dense
+        unit = source.take_weights(np.arange(n)) is None
+        trials = _FusedTrials(X, None if unit else w, max(1, n_local_trials))
+        data_units = (lambda P: P) if offset is None else (lambda P: P + offset.numpy())
+        out, _ = trials(data_units(C.numpy()), np.full(n, np.inf))
+        closest = out[0]
+        pot = float(closest @ w)
+        cumsum = np.empty(n)
+        for _ in range(1, n_clusters):
+            rand = rng.uniform(size=n_local_trials) * pot
+            mass = closest if unit else w * closest
+            cand = _draw(np.cumsum(mass, out=cumsum), mass, rand)
+            rows = source.take(cand).to(torch.float64)
+            out, pots = trials(data_units(rows.numpy()), closest)
+            best = int(np.argmin(pots))
+            pot, closest = float(pots[best]), out[best]
+            indices.append(int(cand[best]))
+            centers.append(rows[best])
+        return torch.stack(centers), np.asarray(indices, dtype=np.int64)
     distances = _InitDistances(source)
     closest = to_numpy(distances(C)[:, 0])
     pot = float(closest @ w)
     for _ in range(1, n_clusters):
         rand = rng.uniform(size=n_local_trials) * pot
         mass = w * closest  # (n,) the D² weights; a row of weight 0 has none
-        # side="right" never lands on a row of zero mass (a flat step of the cumulative
-        # sum), not even for a draw of exactly 0; a draw past the last step by rounding goes
-        # to the last row with mass
-        cand = np.searchsorted(np.cumsum(mass), rand, side="right")
-        has_mass = np.flatnonzero(mass > 0)
-        cand = np.clip(cand, None, has_mass[-1] if has_mass.size else n - 1)
+        cand = _draw(np.cumsum(mass), mass, rand)
         rows = source.take(cand).to(torch.float64)
         d = np.minimum(closest[:, None], to_numpy(distances(rows)))
         pots = w @ d

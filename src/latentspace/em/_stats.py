@@ -20,6 +20,11 @@ import torch
 
 from .._math import Frame, abs_max, centring_offset, working_scale
 
+try:  # the compiled summary pass; without numba two array passes do the same work
+    import numba
+except ImportError:  # pragma: no cover - exercised where numba is absent
+    numba = None  # type: ignore[assignment]
+
 __all__ = ["Stats", "FarthestPoints", "DataSummary", "FramedSource", "framed", "working_frame"]
 
 
@@ -216,7 +221,68 @@ def summarize_chunk(
                        observed=observed, n_missing=n_missing)
 
 
-def summarize_source(source, *, scaled: bool = True):
+_SUMMARY_BLOCK = 8192  # rows per block of the compiled pass; its partial sums are added in order
+
+if numba is not None:
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def _summary_kernel(X, shift, w, use_w, amax, sums, sumsq):  # pragma: no cover
+        """Per block of rows: the largest |x| (NaN if one is NaN), Σ w (x − shift) and
+        Σ w (x − shift)², in float64."""
+        n, d = X.shape
+        for b in numba.prange(amax.shape[0]):
+            lo = b * _SUMMARY_BLOCK
+            hi = min(n, lo + _SUMMARY_BLOCK)
+            m = 0.0
+            for j in range(d):
+                sums[b, j] = 0.0
+                sumsq[b, j] = 0.0
+            for i in range(lo, hi):
+                wi = w[i] if use_w else 1.0
+                for j in range(d):
+                    x = X[i, j]
+                    a = abs(x)
+                    if a > m or a != a:
+                        m = a if m == m else m
+                    t = x - shift[j]
+                    sums[b, j] += wi * t
+                    sumsq[b, j] += wi * t * t
+            amax[b] = m
+
+
+def _compiled_summary(source, scaled: bool):
+    """:func:`summarize_source` in one compiled pass, for dense rows in memory on the CPU
+    whose working scale is 1 and that hold no NaN; None otherwise (the two passes run)."""
+    from ..data import InMemorySource
+
+    if numba is None or not isinstance(source, InMemorySource):
+        return None
+    X = source.X
+    if not isinstance(X, torch.Tensor) or X.device.type != "cpu" or X.layout != torch.strided \
+            or X.dtype not in (torch.float32, torch.float64) or X.shape[0] == 0:
+        return None
+    A = np.ascontiguousarray(X.numpy())
+    shift = A[0].astype(np.float64)
+    w = None if source.w is None else np.ascontiguousarray(source.w.numpy(), dtype=np.float64)
+    blocks = (A.shape[0] + _SUMMARY_BLOCK - 1) // _SUMMARY_BLOCK
+    amax = np.empty(blocks)
+    sums, sumsq = np.empty((blocks, A.shape[1])), np.empty((blocks, A.shape[1]))
+    try:
+        _summary_kernel(A, shift, np.ones(1) if w is None else w, w is not None, amax, sums,
+                        sumsq)
+    except numba.core.errors.NumbaError:  # e.g. a numba that cannot target this machine
+        return None
+    top = float(amax.max())
+    if top != top or (scaled and working_scale(top, source.dtype) != 1.0):
+        return None  # NaN entries or extreme values: the general route handles them
+    s, ss = torch.from_numpy(sums.sum(0)), torch.from_numpy(sumsq.sum(0))
+    n = float(A.shape[0]) if w is None else float(w.sum())
+    summary = DataSummary(n=n, loglik=0.0, rows=A.shape[0], amax=_Max(top), sum=s, sumsq=ss,
+                          observed=torch.full_like(s, n), n_missing=0)
+    return summary, 1.0, torch.from_numpy(shift)
+
+
+def summarize_source(source, *, scaled: bool = True, compiled: bool = False):
     """Two passes over a source: largest abs(x) (for the working scale), then the moments of
     the scaled data (every initialiser needs them).
 
@@ -226,6 +292,9 @@ def summarize_source(source, *, scaled: bool = True):
     scaled : bool
         False keeps the data in their own units (scale 1.0), for families whose data are
         bounded (e.g. Bernoulli probabilities in [0, 1]).
+    compiled : bool
+        Take both in one compiled pass where it applies (dense rows in memory on the CPU, no
+        NaN, working scale 1); its sums run in another order than the array route's.
 
     Returns
     -------
@@ -237,6 +306,9 @@ def summarize_source(source, *, scaled: bool = True):
     shift : (d,) float64 tensor
         The first row in working units, around which the sums were taken.
     """
+    fast = _compiled_summary(source, scaled) if compiled else None
+    if fast is not None:
+        return fast
     first = source.map_reduce(lambda c: summarize_chunk(c.X, c.w, None))
     dtype = source.dtype
     scale = working_scale(first.amax.value, dtype) if scaled else 1.0

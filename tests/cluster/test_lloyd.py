@@ -110,3 +110,42 @@ def test_blas_limit_is_reentrant_and_restored():
             assert set(openblas_threads()) == {1}
         assert set(openblas_threads()) == {1}  # the inner exit leaves the outer limit alone
     assert openblas_threads() == before
+
+
+_BLAS_SCRIPT = """
+import sys, numpy as np
+from latentspace.cluster import _blas, _lloyd
+rng = np.random.default_rng(0)
+X = (rng.standard_normal((4000, 24)) * 3).astype(sys.argv[1])
+C = X[:12].astype(np.float64)
+labels, counts, sums = _lloyd.lloyd_stats(X, -2.0 * C, (C * C).sum(1), None, 2)
+np.save(sys.argv[2], np.concatenate([labels.astype(np.float64), counts, sums.ravel()]))
+print(_blas.backend)
+"""
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_kernel_blas_backends_agree(tmp_path, dtype):
+    """The kernel's product through torch's MKL (where torch has it) and through scipy's BLAS
+    give the same step: the labels (no near-ties in these data) and the sums to rounding."""
+    import os
+    import subprocess
+    import sys
+
+    out = {}
+    for choice in ("auto", "scipy"):
+        env = dict(os.environ)
+        env.pop("LATENTSPACE_KERNEL_BLAS", None)
+        if choice == "scipy":
+            env["LATENTSPACE_KERNEL_BLAS"] = "scipy"
+        path = tmp_path / f"{choice}.npy"
+        run = subprocess.run([sys.executable, "-c", _BLAS_SCRIPT, dtype, str(path)], env=env,
+                             capture_output=True, text=True, check=True)
+        out[choice] = (run.stdout.split()[-1], np.load(path))
+    assert out["scipy"][0] == "scipy"
+    a, b = out["auto"][1], out["scipy"][1]
+    n = 4000
+    np.testing.assert_array_equal(a[:n], b[:n])
+    # sums of at most 4000 rows of |x| ≲ 15: float32 blocks carry ~1e-7 relative per term
+    tol = 1e-12 if dtype == "float64" else 1e-3
+    np.testing.assert_allclose(a[n:], b[n:], rtol=tol, atol=tol)

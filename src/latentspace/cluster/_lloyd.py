@@ -37,6 +37,10 @@ __all__ = ["CompileError", "assigned_d2", "available", "disable", "lloyd_stats",
 _BLOCK_ONE_THREAD, _BLOCK = 4096, 1024
 
 available = numba is not None
+if available:
+    from . import _blas
+
+    _dgemm, _sgemm, _local_threads = _blas.intrinsics()
 
 
 def disable(reason: str) -> None:
@@ -91,6 +95,7 @@ if available:
         K = MT.shape[0]
         step = (n + n_parts - 1) // n_parts
         for t in numba.prange(n_parts):
+            prev = _local_threads(np.int32(1))  # MKL: one thread per kernel thread
             lo = t * step
             hi = min(n, lo + step)
             buf = np.empty((K, block), dtype=X.dtype)
@@ -98,14 +103,27 @@ if available:
             lab = np.empty(block, dtype=np.int32)
             bsum = np.zeros((K, d), dtype=X.dtype)
             bcount = np.zeros(K)
+            # gemm's arguments (Fortran, by reference): the block's −2Cxᵀ into buf (K, nb),
+            # as the column-major product (X_block)ᵀᵀ(−2C)ᵀ of shape (nb, K), ld = block
+            ints = np.empty(6, dtype=np.int32)
+            ab = np.zeros(2, dtype=X.dtype)
+            ab[0] = 1.0
+            flags = np.array([84, 78], dtype=np.uint8)  # "T", "N"
             for b0 in range(lo, hi, block):
                 b1 = min(hi, b0 + block)
                 nb = b1 - b0
-                if nb == block:
-                    np.dot(MT, X[b0:b1].T, buf)  # BLAS gemm, one thread (the caller limits it)
-                    part = buf
+                ints[0], ints[1], ints[2] = nb, K, d
+                ints[3], ints[4], ints[5] = d, d, block
+                args = (flags[0:].ctypes.data, flags[1:].ctypes.data, ints[0:].ctypes.data,
+                        ints[1:].ctypes.data, ints[2:].ctypes.data, ab[0:].ctypes.data,
+                        X[b0:].ctypes.data, ints[3:].ctypes.data, MT.ctypes.data,
+                        ints[4:].ctypes.data, ab[1:].ctypes.data, buf.ctypes.data,
+                        ints[5:].ctypes.data)
+                if X.itemsize == 8:
+                    _dgemm(*args)
                 else:
-                    part = np.dot(MT, X[b0:b1].T)
+                    _sgemm(*args)
+                part = buf
                 # argmin over clusters, vectorised across the block's rows (ties: lowest k)
                 s0 = sq[0]
                 for r in range(nb):
@@ -139,6 +157,7 @@ if available:
                     for j in range(d):
                         sums[t, k, j] += bsum[k, j]
                         bsum[k, j] = 0.0
+            _local_threads(prev)
 
 
 if available:
@@ -200,6 +219,7 @@ def lloyd_stats(X: np.ndarray, MT: np.ndarray, sq: np.ndarray, w: np.ndarray | N
     counts = np.zeros((parts, K))
     sums = np.zeros((parts, K, d))
     weights = np.ones(1) if w is None else np.ascontiguousarray(w, dtype=np.float64)
+    _blas.bind()
     with one_blas_thread():
         _lloyd_kernel(X, np.ascontiguousarray(MT, dtype=X.dtype),
                       np.ascontiguousarray(sq, dtype=X.dtype), weights, w is not None, parts,

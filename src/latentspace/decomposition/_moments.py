@@ -121,7 +121,8 @@ def moments(X: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
 # largest (σ² + μ²) / σ² accepted in XᵀX − n μμᵀ: about 4 of float64's 16 digits lost; in
 # float32, whose products carry 7, no more than a fraction of one
 _CANCELLATION_LIMIT = {np.dtype(np.float64): 1e4, np.dtype(np.float32): 4.0}
-_F32_BLOCK_ROWS = 4096  # float32 products are summed in float64 every this many rows
+_F32_BLOCK_ROWS = 4096  # float32 products are summed in float64 every this many rows (or
+# every 2²⁰ entries for narrow data, at most 65536 rows, where 4096 rows are too short a product)
 # torch's MKL runs the tall product XᵀX as a general product at close to the core's peak, well
 # ahead of OpenBLAS's syrk at half the flops; without MKL (other platforms) scipy's syrk stays
 _MKL = torch.backends.mkl.is_available()
@@ -143,14 +144,15 @@ def _moments_raw(X: torch.Tensor):
         else:
             S, s1 = np.zeros((d, d)), np.zeros(d)
             prod = np.zeros((d, d), dtype=A.dtype, order="F")
-            ones = np.ones(min(n, _F32_BLOCK_ROWS), dtype=A.dtype)
-            for start in range(0, n, _F32_BLOCK_ROWS):
+            rows = min(65536, max(_F32_BLOCK_ROWS, 2**20 // max(d, 1)))
+            ones = np.ones(min(n, rows), dtype=A.dtype)
+            for start in range(0, n, rows):
                 if _MKL:
-                    block_S, block_s1 = _gram_sums(X[start : start + _F32_BLOCK_ROWS])
+                    block_S, block_s1 = _gram_sums(X[start : start + rows])
                     S += block_S
                     s1 += block_s1
                 else:
-                    block = A[start : start + _F32_BLOCK_ROWS]
+                    block = A[start : start + rows]
                     S += gram_upper(block, transpose=True, out=prod)
                     s1 += col_sums(block, ones)
         S = symmetrize(S)

@@ -77,6 +77,7 @@ MARK_BEGIN, MARK_END = "<!-- grid:begin -->", "<!-- grid:end -->"
 SETTLE = 0.2  # seconds of idle before each timed call (see _common.interleaved_medians)
 KMEANS_ITERS, GMM_ITERS = 4, 3  # the N of "fit at 1 + N iterations"
 PRUNE_S = 3.0  # cells whose estimated scikit-learn iteration takes longer are left out
+LONG_CALL_S = 15.0  # calls estimated longer are timed once
 PINNED = ("torch", "numpy", "scipy", "scikit-learn")
 
 # Rough cost of a library's call in multiples of the cell's floor, for the time estimate and
@@ -146,6 +147,13 @@ def floor_seconds(flops: float, nbytes: float, peak_flops: float, bandwidth: flo
         raise ValueError(f"the peak rate and bandwidth must be positive, got {peak_flops} "
                          f"and {bandwidth}")
     return max(flops / peak_flops, nbytes / bandwidth)
+
+
+def repeats_for(estimate: float) -> int:
+    """Timed repeats of a cell from the estimated seconds of one call: 5 under 50 ms, 3 up
+    to 15 s, 1 beyond (a single call that long varies by a few percent on a quiet machine,
+    and three would take most of the grid's budget)."""
+    return 5 if estimate < 0.05 else 3 if estimate <= LONG_CALL_S else 1
 
 
 def per_iteration(t_short: float, t_long: float, extra_iters: int) -> float:
@@ -274,7 +282,8 @@ def markdown_table(cells: list[dict]) -> str:
     for c in sorted(cells, key=lambda c: (c["row_order"], c["col_order"], c["dtype"] != "float64")):
         ours = c["seconds"].get("latentspace")
         factor = ours / c["floor_s"] if ours and c.get("floor_s") else None
-        rows.append(f"| {c['shape']} | {c['dtype']} | {_fmt_ms(ours)} | "
+        once = " (1 run)" if c.get("repeats") == 1 else ""
+        rows.append(f"| {c['shape']} | {c['dtype']} | {_fmt_ms(ours)}{once} | "
                     f"{_fmt_ms(c['seconds'].get('scikit-learn'))} | {peer_text(c, 'scikit-learn')} | "
                     f"{peer_text(c, 'intelex')} | {c.get('agreement_text', '–')} | "
                     f"{_fmt_ms(c.get('floor_s'))} | {'–' if factor is None else f'{factor:.1f}'} |")
@@ -365,7 +374,8 @@ def render(results: dict, out: Path, results_md: Path) -> None:
              f"`make grid` (`python bench/grid.py`), last run {results.get('updated', '?')}: "
              f"{results.get('machine', '?')}; scikit-learn-intelex "
              f"{results.get('intelex', 'not installed')}. Ratio = peer time / ours (> 1: "
-             "latentspace is faster); medians of 3 interleaved runs (5 under 50 ms). Floors "
+             "latentspace is faster); medians of 3 interleaved runs (5 under 50 ms; calls "
+             "estimated over 15 s are timed once, marked \"1 run\"). Floors "
              "(measured at the start of the run): "
              + "; ".join(f"{k} {v}" for k, v in results.get("floors_text", {}).items()) + ".", "",
              "Protocol and rules: the docstring of bench/grid.py. Intelex column: \"(fallback)\" "
@@ -493,7 +503,7 @@ def grid_cells(part: str, quick: bool) -> list[dict]:
     elif part == "kmeans_fit":
         shapes = ([(20_000, 16, 8, "blobs")] if quick else
                   [(200_000, 32, 64, "blobs"), (1_000_000, 16, 16, "blobs"),
-                   (100_000, 64, 256, "blobs"), (20_000, 784, 10, "MNIST")])
+                   (20_000, 784, 10, "MNIST")])
         for i, (n, d, k, kind) in enumerate(shapes):
             for n_init in (1, 3):
                 cells.append(dict(part=part, n=n, d=d, k=k, n_init=n_init, data=kind,
@@ -532,13 +542,21 @@ def library_seconds(cell: dict, dtype: str, floors: dict) -> float:
     return base + COST_FACTOR[key] * floor
 
 
+def call_seconds(cell: dict, dtype: str, floors: dict) -> float:
+    """A rough estimate of one timed call (for per-iteration parts, the longer fit)."""
+    t = library_seconds(cell, dtype, floors)
+    if cell["part"] in ("kmeans_iter", "gmm"):
+        t *= 2 + (KMEANS_ITERS if cell["part"] == "kmeans_iter" else GMM_ITERS)
+    return t
+
+
 def estimate_cell(cell: dict, floors: dict, n_libs: int, settle: float = SETTLE) -> float:
     """Seconds a cell takes in both dtypes: data generation, warm-up and the timed calls."""
     total = 2e-8 * cell["n"] * cell["d"]
     for dtype in DTYPES:
         t = library_seconds(cell, dtype, floors)
         libs = n_libs - 1 if cell["part"] == "gmm" else n_libs
-        repeats = 5 if t < 0.05 else 3
+        repeats = repeats_for(call_seconds(cell, dtype, floors))
         if cell["part"] in ("kmeans_iter", "gmm"):
             iters = KMEANS_ITERS if cell["part"] == "kmeans_iter" else GMM_ITERS
             t = (2 + iters + 2) * t  # fits at 1 and at 1 + N iterations, each with its extras
@@ -656,6 +674,7 @@ class Runner:
         self.floors, self.intelex, self.log, self.quick = floors, intelex, intelex_log, quick
         self.paths: set[str] = set()
         self.settle = 0.02 if quick else SETTLE
+        self.repeats = 0
 
     def traced(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         """``fn`` with the code path of each of its scikit-learn-intelex calls recorded."""
@@ -675,7 +694,7 @@ class Runner:
         for fn in small_fns.values():
             fn()
         gc.collect()
-        repeats = 5 if estimate < 0.05 else 3
+        repeats = self.repeats = repeats_for(estimate)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return interleaved_medians(fns, repeats=repeats, warmup=0, settle=self.settle)
@@ -693,7 +712,8 @@ class Runner:
         ratio = {p: seconds[p] / ours for p in ("scikit-learn", "intelex")
                  if p in seconds and ours > 0 and seconds[p] > 0}
         rec = dict(cell, dtype=dtype, seconds=seconds, ratio=ratio, agreement=agreement,
-                   agreement_text=agreement_text, floor_s=floor, flops=flops, bytes=nbytes)
+                   agreement_text=agreement_text, floor_s=floor, flops=flops, bytes=nbytes,
+                   repeats=self.repeats)
         missing = {p: "below timing noise" for p in ("scikit-learn", "intelex")
                    if p in seconds and p not in ratio}
         if "intelex" not in seconds:
@@ -725,7 +745,7 @@ class Runner:
         fns = {name: make(cls, X) for name, cls in classes.items()}
         small_fns = {name: make(cls, small) for name, cls in classes.items()}
         self.paths = set()
-        res = self.time(fns, small_fns, library_seconds(cell, dtype, self.floors))
+        res = self.time(fns, small_fns, call_seconds(cell, dtype, self.floors))
         ref = res["scikit-learn"][1].explained_variance_
         devs = {name: max_relative_difference(r[1].explained_variance_, ref)
                 for name, r in res.items() if name != "scikit-learn"}
@@ -754,7 +774,7 @@ class Runner:
                 fns[f"{name}/{m}"] = make(cls, X, m)
                 small_fns[f"{name}/{m}"] = make(cls, small, m)
         self.paths = set()
-        res = self.time(fns, small_fns, library_seconds(cell, dtype, self.floors))
+        res = self.time(fns, small_fns, call_seconds(cell, dtype, self.floors))
         m = 1 + KMEANS_ITERS
         seconds = {name: per_iteration(res[f"{name}/1"][0], res[f"{name}/{m}"][0], KMEANS_ITERS)
                    for name in classes}
@@ -786,7 +806,7 @@ class Runner:
         fns = {name: make(cls, X) for name, cls in classes.items()}
         small_fns = {name: make(cls, small) for name, cls in classes.items()}
         self.paths = set()
-        res = self.time(fns, small_fns, library_seconds(cell, dtype, self.floors))
+        res = self.time(fns, small_fns, call_seconds(cell, dtype, self.floors))
         inert = {name: inertia_float64(X, r[1].cluster_centers_) for name, r in res.items()}
         iters = "/".join(str(int(res[name][1].n_iter_)) for name in classes)
         ratio = inert["latentspace"] / inert["scikit-learn"]
@@ -816,7 +836,7 @@ class Runner:
             for m in (1, 1 + GMM_ITERS):
                 fns[f"{name}/{m}"] = make(cls, X, m)
                 small_fns[f"{name}/{m}"] = make(cls, small, m)
-        res = self.time(fns, small_fns, library_seconds(cell, dtype, self.floors))
+        res = self.time(fns, small_fns, call_seconds(cell, dtype, self.floors))
         m = 1 + GMM_ITERS
         seconds = {name: per_iteration(res[f"{name}/1"][0], res[f"{name}/{m}"][0], GMM_ITERS)
                    for name in classes}

@@ -157,3 +157,7 @@ def test_render_writes_pngs_and_the_section(grid, tmp_path):
     assert "![PCA fit](grid/pca.png)" in text
     assert text.count(grid.MARK_BEGIN) == 1 and text.rstrip().endswith(grid.MARK_END)
     assert not (out / "gmm.png").exists()  # no cells, no picture
+
+
+def test_repeats_by_call_length(grid):
+    assert [grid.repeats_for(t) for t in (0.01, 0.05, 1.0, 15.0, 15.1)] == [5, 3, 3, 3, 1]

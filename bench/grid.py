@@ -247,6 +247,8 @@ def pinned_constraints(names: Iterable[str] = PINNED) -> list[str]:
 def _fmt_ms(seconds: float | None) -> str:
     if seconds is None or not math.isfinite(seconds):
         return "–"
+    if seconds <= 0:
+        return "below noise"
     ms = 1e3 * seconds
     return f"{ms:.0f}" if ms >= 100 else f"{ms:.1f}" if ms >= 1 else f"{ms:.3f}"
 
@@ -281,7 +283,7 @@ def markdown_table(cells: list[dict]) -> str:
     rows = []
     for c in sorted(cells, key=lambda c: (c["row_order"], c["col_order"], c["dtype"] != "float64")):
         ours = c["seconds"].get("latentspace")
-        factor = ours / c["floor_s"] if ours and c.get("floor_s") else None
+        factor = ours / c["floor_s"] if ours and ours > 0 and c.get("floor_s") else None
         once = " (1 run)" if c.get("repeats") == 1 else ""
         rows.append(f"| {c['shape']} | {c['dtype']} | {_fmt_ms(ours)}{once} | "
                     f"{_fmt_ms(c['seconds'].get('scikit-learn'))} | {peer_text(c, 'scikit-learn')} | "
@@ -750,6 +752,13 @@ class Runner:
         devs = {name: max_relative_difference(r[1].explained_variance_, ref)
                 for name, r in res.items() if name != "scikit-learn"}
         text = f"{devs['latentspace']:.1e}" + (f" (intelex {devs['intelex']:.1e})" if "intelex" in devs else "")
+        if dtype == "float64":
+            self.pca_ref64 = ref  # float32 cells also say how far each is from float64
+        elif getattr(self, "pca_ref64", None) is not None and len(self.pca_ref64) == len(ref):
+            far = {name: max_relative_difference(r[1].explained_variance_, self.pca_ref64)
+                   for name, r in res.items()}
+            short = {"latentspace": "ours", "scikit-learn": "sk", "intelex": "intelex"}
+            text += "; vs float64 sk: " + ", ".join(f"{short[nm]} {v:.1e}" for nm, v in far.items())
         return self.record(cell, dtype, {n: r[0] for n, r in res.items()}, devs["latentspace"], text)
 
     def kmeans_iter(self, cell: dict, X: np.ndarray, dtype: str) -> dict:
@@ -915,7 +924,7 @@ def run(args: argparse.Namespace, out: Path, results_md: Path) -> None:
                   f"{cell['part']} {cell['shape']} {dtype}: ours {_fmt_ms(ours)} ms, "
                   f"scikit-learn / ours {peer_text(rec, 'scikit-learn')}, intelex / ours "
                   f"{peer_text(rec, 'intelex')}, agreement {rec['agreement_text']}"
-                  + (f", ours/floor {ours / floor:.1f}" if floor else ""), flush=True)
+                  + (f", ours/floor {ours / floor:.1f}" if floor and ours > 0 else ""), flush=True)
             del X
         gc.collect()
         print(f"    cell took {time.perf_counter() - t_cell:.0f} s (estimated {est:.0f} s)", flush=True)

@@ -371,7 +371,8 @@ def draw_heatmaps(cells: list[dict], title: str, path: Path, peers: tuple[str, .
     fig.suptitle(f"{title}: ratio > 1 means latentspace is faster", fontsize=10)
     if image is not None:
         bar = fig.colorbar(image, ax=axes.ravel().tolist(), shrink=0.8, label="ratio (log scale)")
-        ticks = [t for t in range(-int(lim), int(lim) + 1)]
+        step = 1 if lim <= 4 else 2
+        ticks = list(range(-int(lim) // step * step, int(lim) + 1, step))
         bar.set_ticks(ticks, labels=[f"{2.0 ** t:g}" for t in ticks])
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
@@ -1011,7 +1012,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(install_intelex())
     out = args.out or (Path(tempfile.mkdtemp(prefix="grid-quick-")) if args.quick else HERE / "grid")
     results_md = args.results_md or (out / "RESULTS.md" if (args.out or args.quick) else HERE / "RESULTS.md")
-    out.mkdir(parents=True, exist_ok=True)
     if args.render:
         path = out / "results.json"
         if not path.is_file():
@@ -1019,6 +1019,7 @@ def main(argv: list[str] | None = None) -> None:
         render(json.loads(path.read_text()), out, results_md)
         print(f"redrew the heatmaps in {out} and the grid section of {results_md}")
         return
+    out.mkdir(parents=True, exist_ok=True)
     run(args, out, results_md)
 
 

@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 TOUR_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: venv browser tour test test-portable test-slow typecheck peer campaign bench docs doctest clean
+.PHONY: venv browser tour test test-portable test-slow typecheck peer campaign bench grid docs doctest clean
 
 # The second numeric configuration: one thread everywhere, and another code path in every
 # numeric library the suite reaches -- MKL's conditional-numerical-reproducibility path
@@ -67,6 +67,17 @@ peer: $(STAMP)
 CAMPAIGN_ARGS ?=
 campaign: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m campaign $(CAMPAIGN_ARGS)
+
+# the speed grid against scikit-learn and scikit-learn-intelex (about 30 minutes on a quiet
+# machine): bench/grid/results.json, a heatmap per part in bench/grid/ and the grid section
+# of bench/RESULTS.md. scikit-learn-intelex is installed into the venv first when missing,
+# with torch, numpy, scipy and scikit-learn pinned to their installed versions (the grid runs
+# without it when that fails); it is never a dependency of the package. GRID_ARGS: e.g.
+# --part pca --cells "100000×64"
+GRID_ARGS ?=
+grid: $(STAMP)
+	$(BIN)/python bench/grid.py --install-intelex
+	$(BIN)/python bench/grid.py $(GRID_ARGS)
 
 # the documentation site, built offline with every warning an error, into docs/_build/html;
 # the docs extra is installed on first use

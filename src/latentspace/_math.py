@@ -71,7 +71,8 @@ def tcrossprod(A: torch.Tensor) -> torch.Tensor:
     return A @ A.T
 
 
-def eigh_desc(C: torch.Tensor, k: int | None = None, *, upper_only: bool = False):
+def eigh_desc(C: torch.Tensor, k: int | None = None, *, upper_only: bool = False,
+              torch_lapack: bool = False):
     """Eigenpairs of the symmetric matrix ``C``, largest first.
 
     Parameters
@@ -81,6 +82,10 @@ def eigh_desc(C: torch.Tensor, k: int | None = None, *, upper_only: bool = False
         Number of leading pairs wanted; None for all.
     upper_only : bool
         On the CPU, read only the upper triangle of ``C`` (as :func:`gram_upper` leaves it).
+    torch_lapack : bool
+        On the CPU, use torch's LAPACK (all pairs) instead of scipy's: right after work in
+        torch's thread pool, whose threads are still spinning, scipy's pool would share the
+        cores with them.
 
     Returns
     -------
@@ -89,7 +94,7 @@ def eigh_desc(C: torch.Tensor, k: int | None = None, *, upper_only: bool = False
     """
     d = C.shape[0]
     k = d if k is None else k
-    if C.device.type == "cpu":
+    if C.device.type == "cpu" and not torch_lapack:
         from scipy.linalg import eigh
 
         subset = dict(subset_by_index=(d - k, d - 1), driver="evr") if k < d // 2 else dict(driver="evd")

@@ -126,6 +126,14 @@ _F32_BLOCK_ROWS = 4096  # float32 products are summed in float64 every this many
 # torch's MKL runs the tall product XᵀX as a general product at close to the core's peak, well
 # ahead of OpenBLAS's syrk at half the flops; without MKL (other platforms) scipy's syrk stays
 _MKL = torch.backends.mkl.is_available()
+# below this many multiply-adds a product is too short to share between threads: OpenBLAS
+# runs it on one, while MKL's thread team costs more than the product on a busy machine
+_MKL_MIN_WORK = 2**26
+
+
+def mkl_product(n: int, d: int) -> bool:
+    """Whether the covariance product of n rows of d features goes through torch's MKL."""
+    return _MKL and n * d * d >= _MKL_MIN_WORK
 
 
 def _gram_sums(X: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -140,14 +148,18 @@ def _moments_raw(X: torch.Tensor):
     n, d = A.shape
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
         if A.dtype == np.float64:
-            S, s1 = _gram_sums(X) if _MKL else (gram_upper(A, transpose=True), col_sums(A))
+            mkl = mkl_product(n, d)
+            S, s1 = _gram_sums(X) if mkl else (gram_upper(A, transpose=True), col_sums(A))
         else:
             S, s1 = np.zeros((d, d)), np.zeros(d)
             prod = np.zeros((d, d), dtype=A.dtype, order="F")
             rows = min(65536, max(_F32_BLOCK_ROWS, 2**20 // max(d, 1)))
+            mkl = mkl_product(min(n, rows), d)
+            if mkl:  # each MKL call gathers its thread team: at most 8 of them
+                rows = max(rows, -(-n // 8))
             ones = np.ones(min(n, rows), dtype=A.dtype)
             for start in range(0, n, rows):
-                if _MKL:
+                if mkl:
                     block_S, block_s1 = _gram_sums(X[start : start + rows])
                     S += block_S
                     s1 += block_s1

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .._math import eigh_desc, gram_upper, symmetrize, tcrossprod
-from ._moments import all_finite
+from ._moments import all_finite, mkl_product
 
 __all__ = ["arpack", "choose_solver", "choose_sparse_solver", "from_scatter", "gram",
            "minka_dimension", "randomized", "svd"]
@@ -52,7 +52,9 @@ def from_scatter(scatter: torch.Tensor, n: int,
             "sklearn.preprocessing.StandardScaler or by dividing by its largest absolute value."
         )
     total = float(torch.diagonal(C).sum())
-    values, vectors = eigh_desc(C, k if isinstance(k, int) and k > 0 else None)
+    d = C.shape[0]
+    values, vectors = eigh_desc(C, k if isinstance(k, int) and k > 0 else None,
+                                torch_lapack=C.device.type == "cpu" and mkl_product(n, d))
     return values, vectors, total
 
 

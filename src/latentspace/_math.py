@@ -1,11 +1,14 @@
 """Numerical helpers shared by the models.
 
-Dense kernels pick the fastest exact route per device. On the CPU they all go through
-scipy's BLAS and LAPACK: ``syrk`` for AᵀA and AAᵀ (half the flops of a general product),
-``syevr`` for the leading eigenpairs only, ``gemv``/``gemm`` for the rest. Keeping one library
-matters on few cores: numpy and scipy each ship their own OpenBLAS with its own thread pool,
-and a pool's threads keep spinning for a while after each call, so alternating between the two
-leaves the next call with a core less. On a GPU, torch does everything.
+Dense kernels pick the fastest exact route per device. On the CPU they go through scipy's BLAS
+and LAPACK: ``syrk`` for AᵀA and AAᵀ (half the flops of a general product), ``syevr`` for the
+leading eigenpairs only, ``gemv``/``gemm`` for the rest. Keeping one library per computation
+matters on few cores: numpy, scipy and torch each have their own thread pool, and a pool's
+threads keep spinning for a while after each call, so alternating between two leaves the next
+call with a core less. The exception is PCA's covariance pass on long products, which goes
+through the MKL inside torch's x86 builds (a general product there beats OpenBLAS's ``syrk``
+at twice the flops) and then takes its eigenpairs from torch too (see
+:mod:`latentspace.decomposition._moments`). On a GPU, torch does everything.
 """
 
 from __future__ import annotations

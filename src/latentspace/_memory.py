@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+import time
 
 import torch
 
@@ -72,6 +73,20 @@ def _rlimit_room() -> int | None:
     return room
 
 
+_CACHE_SECONDS = 1.0  # a reading of the system's files serves the checks of this long
+_cached: tuple[float, int | None, int | None] | None = None
+
+
+def _system_readings() -> tuple[int | None, int | None]:
+    """(MemAvailable, cgroup limit), read at most once per ``_CACHE_SECONDS``: a small fit
+    repeated in a loop would otherwise spend a third of its time reading them."""
+    global _cached
+    now = time.monotonic()
+    if _cached is None or now - _cached[0] > _CACHE_SECONDS:
+        _cached = (now, _meminfo_available(), _cgroup_limit())
+    return _cached[1], _cached[2]
+
+
 def available_bytes(device: torch.device | str = "cpu") -> int:
     """Bytes that a new allocation on ``device`` can take without swapping (best estimate).
 
@@ -85,13 +100,13 @@ def available_bytes(device: torch.device | str = "cpu") -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    avail = _meminfo_available()
+    avail, cgroup = _system_readings()
     if avail is None:
         try:
             avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
         except (ValueError, OSError, AttributeError):
             avail = 1 << 62  # unknown: refuse only past a limit
-    for limit in (_cgroup_limit(), _rlimit_room()):
+    for limit in (cgroup, _rlimit_room()):
         if limit is not None:
             avail = min(avail, limit)
     return avail

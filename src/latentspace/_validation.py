@@ -108,6 +108,9 @@ def _check_torch(
     return X
 
 
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def check_data(
     est,
     X,
@@ -149,6 +152,14 @@ def check_data(
             est, X, reset=reset, ensure_min_samples=ensure_min_samples, name=name, finite=finite
         )
         return X.to(device), kind
+    if (reset and finite is False and type(X) is np.ndarray and X.ndim == 2
+            and X.dtype in _FLOAT_DTYPES and X.shape[0] >= max(ensure_min_samples, 1)
+            and X.shape[1] >= 1):
+        # the common case of a fit, settled without scikit-learn's general checks: all they
+        # would do here is record the feature count and forget earlier feature names
+        est.n_features_in_ = X.shape[1]
+        est.__dict__.pop("feature_names_in_", None)
+        return to_tensor(X, device), kind
     X = check_container(X, name)
     if getattr(X, "dtype", None) == np.float16:
         X = np.asarray(X, dtype=np.float32)

@@ -21,7 +21,7 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = 'f3bdfb81ac4f3c8c9bad1fff1a64e44c60ccce892ad667a86c54cb8ce5ac5a69'
+DIGEST = '94abaabbec9f018d36958b74c586e3a8549148767775d43af5375607ae37dcbb'
 
 MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',
@@ -273,10 +273,10 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                              'none_ok': False,
                              'array': False},
                             {'name': 'n_iter_no_change',
-                             'kind': 'int',
-                             'default': 20,
+                             'kind': 'auto',
+                             'default': 'auto',
                              'help': 'Epochs without improvement that make a plateau.',
-                             'choices': (),
+                             'choices': ('auto',),
                              'closed': False,
                              'none_ok': False,
                              'array': False},
@@ -659,8 +659,9 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                      'kind': 'auto',
                      'default': 'auto',
                      'help': 'Epochs to run; "auto": enough for 2 000 steps of each network '
-                             '(k_steps times as many batches), and at least 100 epochs (100 '
-                             'for a DataLoader without a length).',
+                             '(k_steps times as many batches), and 100 epochs when those are '
+                             'at most 5 000 steps, else as many as 5 000 steps make (100 for a '
+                             'DataLoader without a length).',
                      'choices': ('auto',),
                      'closed': False,
                      'none_ok': False,
@@ -1416,8 +1417,8 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                      'none_ok': False,
                      'array': False},
                     {'name': 'n_iter_no_change',
-                     'kind': 'int',
-                     'default': 20,
+                     'kind': 'auto',
+                     'default': 'auto',
                      'help': '',
                      'choices': (),
                      'closed': False,
@@ -1444,7 +1445,9 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                      'default': 1,
                      'help': 'Training options, as in Autoencoder: by default training halves '
                              'the rate on each plateau of the loss (-ELBO) and stops, '
-                             'converged, at the seventh plateau, or warns at max_epochs=1000. '
+                             'converged, at the seventh plateau, or warns at max_epochs=1000; '
+                             'a plateau (n_iter_no_change="auto") is 640 optimiser steps '
+                             'without improvement in whole epochs, between 3 and 20 of them. '
                              'tol is relative to max(|loss|, 0.1 nats per feature): a '
                              "log-density's offset depends on the data's units, so the loss "
                              'may sit near 0.',

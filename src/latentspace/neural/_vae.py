@@ -77,7 +77,8 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
     checkpoint_every, callbacks, warm_start, device, random_state, verbose
         Training options, as in :class:`Autoencoder`: by default training halves the rate on
         each plateau of the loss (-ELBO) and stops, converged, at the seventh plateau, or
-        warns at ``max_epochs=1000``. ``tol`` is relative to max(``|loss|``, 0.1 nats per
+        warns at ``max_epochs=1000``; a plateau (``n_iter_no_change="auto"``) is 640
+        optimiser steps without improvement in whole epochs, between 3 and 20 of them. ``tol`` is relative to max(``|loss|``, 0.1 nats per
         feature): a log-density's offset depends on the data's units, so the loss may sit
         near 0.
 
@@ -138,7 +139,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
         grad_clip: float | None = None,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
-        n_iter_no_change: int = 20,
+        n_iter_no_change: int | str = "auto",
         tol: float = 1e-4,
         checkpoint_path: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1,

@@ -37,7 +37,7 @@ from _common import machine  # noqa: E402
 from _neural import fixed_binarisation, mnist_intensities, write_block  # noqa: E402
 
 N_ROWS = 20000
-THREADS = 2
+THREADS = int(os.environ.get("NEURAL_SPEED_THREADS", "2"))  # torch threads of each fit
 
 # name -> (estimator, keyword arguments besides latent_dim, data set)
 CASES = {
@@ -162,6 +162,7 @@ def main(argv=None) -> None:
     import torch
 
     torch.set_num_threads(THREADS)
+    load = os.getloadavg()
     md = "\n".join([
         "### Default neural fits on 20 000 rows (`bench/neural_speed.py`)",
         "`Est(latent_dim=2).fit(X)`, nothing else set (the variants: `noise=(\"mask\", 0.25)`, "
@@ -174,7 +175,9 @@ def main(argv=None) -> None:
         "|---|---|---|---|",
         *rows,
         "",
-        f"Machine: {machine()}.",
+        f"Machine: {machine()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1, "
+        "5, 15 min) when the table was written: other jobs shared the cores, and an "
+        "oversubscribed core slows torch's intra-op threads most on the smallest networks.",
     ])
     print(md)
     if args.write:

@@ -427,6 +427,7 @@ class GAN(_NeuralModel):
         G, D = net.generator, net.discriminator
         k, minimax = int(self.k_steps), self.loss == "minimax"
         gamma = float(getattr(self, "_r1", 0.0 if self.r1_penalty == "auto" else self.r1_penalty))
+        d_params = [p for p in D.parameters() if p.requires_grad]  # a user's frozen ones stay
 
         def step(x, ctx):
             n = x.shape[0]
@@ -453,9 +454,18 @@ class GAN(_NeuralModel):
             if (ctx.step + 1) % k == 0:
                 # generator, on fresh noise: minimax E log(1 - D(G(z))) = -E softplus(logit);
                 # non-saturating -E log D(G(z)) = E softplus(-logit)
-                logit = D(G(self._noise(n, ctx.generator)))
-                loss_g = -F.softplus(logit).mean() if minimax else F.softplus(-logit).mean()
-                ctx.update(loss_g, "generator")
+                # D's weights are constants of this step: no gradient for them (the next D
+                # step would discard it), only through D's input to G -- the same update,
+                # about a tenth less arithmetic on MNIST
+                for p in d_params:
+                    p.requires_grad_(False)
+                try:
+                    logit = D(G(self._noise(n, ctx.generator)))
+                    loss_g = -F.softplus(logit).mean() if minimax else F.softplus(-logit).mean()
+                    ctx.update(loss_g, "generator")
+                finally:
+                    for p in d_params:
+                        p.requires_grad_(True)
                 out["loss_g"] = loss_g.detach()
             return out
 

@@ -34,6 +34,28 @@ def test_auto_patience_is_640_steps_in_whole_epochs_between_3_and_20(cls, n, epo
     assert cls(2)._patience(_rows(n)) == epochs
 
 
+@pytest.mark.parametrize("cls", [Autoencoder, VAE])
+@pytest.mark.parametrize("n, epochs", [
+    (400, 1000),    # 13 steps an epoch: 1000 epochs are 13 000 <= 16 000 steps
+    (1797, 485),    # the digits: batch 56, 33 steps: ceil(16 000 / 33)
+    (5000, 400),    # 40 steps
+    (20000, 102),   # 157 steps
+    (10**6, 20),    # 7 813 steps: 3 epochs would make the budget, at least 20
+])
+def test_auto_max_epochs_is_16000_steps_within_20_to_1000_epochs(cls, n, epochs):
+    steps = math.ceil(n / min(128, max(32, n // 32)))
+    assert min(1000, max(20, math.ceil(16000 / steps))) == epochs  # the rule as documented
+    assert cls(2)._n_epochs(_rows(n)) == epochs
+    assert cls(2, max_epochs=7)._n_epochs(_rows(n)) == 7
+
+
+@pytest.mark.parametrize("bad", ["long", 0, 1.5])
+def test_a_bad_max_epochs_is_refused_naming_the_parameter(bad):
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(ValueError, match="max_epochs"):
+        VAE(2, max_epochs=bad).fit(X)
+
+
 def test_an_integer_patience_keeps_its_meaning_in_epochs():
     assert Autoencoder(2, n_iter_no_change=7)._patience(_rows(20000)) == 7
     assert VAE(2, n_iter_no_change=30)._patience(_rows(100)) == 30

@@ -21,7 +21,7 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = '94abaabbec9f018d36958b74c586e3a8549148767775d43af5375607ae37dcbb'
+DIGEST = '631e947ca702f4d386d4ec7ca2e938f176fd6dde5734ae3fb87a112ab4ad4031'
 
 MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',
@@ -164,10 +164,10 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                              'none_ok': True,
                              'array': False},
                             {'name': 'max_epochs',
-                             'kind': 'int',
-                             'default': 1000,
+                             'kind': 'auto',
+                             'default': 'auto',
                              'help': 'Upper bound on the epochs (passes over the data).',
-                             'choices': (),
+                             'choices': ('auto',),
                              'closed': False,
                              'none_ok': False,
                              'array': False},
@@ -1329,8 +1329,8 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                      'none_ok': True,
                      'array': False},
                     {'name': 'max_epochs',
-                     'kind': 'int',
-                     'default': 1000,
+                     'kind': 'auto',
+                     'default': 'auto',
                      'help': '',
                      'choices': (),
                      'closed': False,
@@ -1445,12 +1445,12 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                      'default': 1,
                      'help': 'Training options, as in Autoencoder: by default training halves '
                              'the rate on each plateau of the loss (-ELBO) and stops, '
-                             'converged, at the seventh plateau, or warns at max_epochs=1000; '
-                             'a plateau (n_iter_no_change="auto") is 640 optimiser steps '
-                             'without improvement in whole epochs, between 3 and 20 of them. '
-                             'tol is relative to max(|loss|, 0.1 nats per feature): a '
-                             "log-density's offset depends on the data's units, so the loss "
-                             'may sit near 0.',
+                             'converged, at the seventh plateau, or warns at max_epochs="auto" '
+                             '(1000 epochs, or 16 000 optimiser steps when those are fewer); a '
+                             'plateau (n_iter_no_change="auto") is 640 optimiser steps without '
+                             'improvement in whole epochs, between 3 and 20 of them. tol is '
+                             "relative to max(|loss|, 0.1 nats per feature): a log-density's "
+                             "offset depends on the data's units, so the loss may sit near 0.",
                      'choices': (),
                      'closed': False,
                      'none_ok': False,

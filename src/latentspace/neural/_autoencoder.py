@@ -96,11 +96,15 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralMode
         ``code_activation`` and ``network`` do not apply. The shapes are checked on the first
         batch. A saved model stores their weights, not their code: load it with
         ``latentspace.load(path, modules={"encoder": ..., "decoder": ...})``.
-    max_epochs : int, default=1000
+    max_epochs : int or "auto", default="auto"
         Upper bound on the epochs (passes over the data). Training normally stops earlier, once
         it has converged (see ``learning_rate_schedule``); a fit that reaches ``max_epochs``
         while its loss still improves warns with a
-        :class:`~latentspace.exceptions.ConvergenceWarning`.
+        :class:`~latentspace.exceptions.ConvergenceWarning`. ``"auto"``: 1000 epochs, or the
+        epochs of 16 000 optimiser steps when those are fewer, at least 20 -- 1000 up to
+        512 rows (with ``batch_size="auto"``), 500 or more up to 4 096, 400 on 5 000, 102 on
+        20 000: the bound follows the work done, so that a default fit on a large data set
+        ends in minutes (and says so when it ends unconverged).
     batch_size : int or "auto", default="auto"
         Rows per step; ``"auto"``: ``min(128, max(32, n_samples // 32))``, about 32 steps an
         epoch on small data sets (a DataLoader brings its own batches).
@@ -229,7 +233,7 @@ class Autoencoder(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralMode
         network: str = "mlp",
         encoder: torch.nn.Module | None = None,
         decoder: torch.nn.Module | None = None,
-        max_epochs: int = 1000,
+        max_epochs: int | str = "auto",
         batch_size: int | str = "auto",
         optimizer: str | type[torch.optim.Optimizer] | Callable[..., torch.optim.Optimizer] = "adam",
         optimizer_kwargs: dict[str, Any] | None = None,

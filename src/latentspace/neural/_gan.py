@@ -294,7 +294,6 @@ class GAN(_NeuralModel):
     _network_kinds = ("mlp",)
     _schedules = ("constant", "cosine")  # no objective whose plateaus could steer the rate
     _init = "torch"
-    _auto_epochs = True  # max_epochs="auto" is resolved by _n_epochs
     network = "mlp"  # GAN networks are MLPs (not a hyperparameter)
 
     # --- configuration ----------------------------------------------------------------

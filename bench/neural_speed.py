@@ -7,15 +7,18 @@ the likelihood, or the corruption and sparsity of the variants) -- on
 - the first 20 000 MNIST training images (784 features in [0, 1]; binarised once, with a
   fixed seed, for the Bernoulli VAE, whose likelihood needs 0/1 targets).
 
-Every fit runs in its own process with ``torch.set_num_threads(2)`` and a wall-clock limit
+Every fit runs in its own process with ``torch.set_num_threads(2)`` (``NEURAL_SPEED_THREADS``
+sets another number) and a wall-clock limit
 (``--limit``, 240 s); a fit that does not finish in it is reported as such, with the epochs it
 had completed (a callback writes each finished epoch to a file the parent reads).
 
-    python bench/neural_speed.py [--limit 240] [--only NAME ...] [--write] [--label after]
+    python bench/neural_speed.py [--limit 240] [--only NAME ...] [--save F] [--before F]
+                                 [--results F] [--write]
 
 ``--write`` puts the table into bench/RESULTS.md; run it once under another checkout's
-``src`` (``PYTHONPATH=...``) with ``--label before`` and ``--save before.json`` and then on
-this one with ``--before before.json --write`` to show both columns.
+``src`` (``PYTHONPATH=...``) with ``--save before.json`` and then on this one with
+``--before before.json --write`` to show both columns (``--results`` reuses figures saved
+earlier and measures only the cases missing from them).
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ from _neural import fixed_binarisation, mnist_intensities, write_block  # noqa: 
 
 N_ROWS = 20000
 THREADS = int(os.environ.get("NEURAL_SPEED_THREADS", "2"))  # torch threads of each fit
+
+# epochs the earlier default rules run at least on 20 000 rows: seven plateaus of 20 epochs,
+# and the GAN's 100 epochs
+OLD_RULE_EPOCHS = {"Autoencoder": 140, "VAE": 140, "GAN": 100}
 
 # name -> (estimator, keyword arguments besides latent_dim, data set)
 CASES = {
@@ -140,6 +147,8 @@ def main(argv=None) -> None:
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--save", default=None, help="write the figures to this JSON file")
     ap.add_argument("--before", default=None, help="figures of the earlier version (JSON)")
+    ap.add_argument("--results", default=None,
+                    help="figures measured earlier (JSON): only the cases missing are run")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--progress", default=None, help=argparse.SUPPRESS)
@@ -149,16 +158,28 @@ def main(argv=None) -> None:
         return
 
     names = args.only or list(CASES)
-    results = {}
+    results = json.loads(Path(args.results).read_text()) if args.results else {}
     for name in names:
+        if name in results:
+            continue
         results[name] = measure(name, args.limit)
         print(f"{name}: {results[name]}", flush=True)
     if args.save:
         Path(args.save).write_text(json.dumps(results, indent=1))
     before = json.loads(Path(args.before).read_text()) if args.before else {}
-    rows = [f"| {name} | {cell(before.get(name))} | **{cell(results[name])}** | "
-            f"{'; '.join(w[:50] for w in results[name].get('warnings', [])) or 'none'} |"
-            for name in names]
+    rows = []
+    for name in names:
+        r = results[name]
+        need = OLD_RULE_EPOCHS[CASES[name][0]]
+        projected = "–"
+        if r.get("epochs") and r["stop"] not in ("timeout", "error"):
+            projected = f"≥ {need * r['seconds'] / r['epochs']:.0f} s"
+        quality = ", ".join(f"{k} {r[k]:.3g}" for k in
+                            ("loss", "elbo", "diversity", "modes_covered", "high_quality")
+                            if k in r)
+        rows.append(f"| {name} | {cell(before.get(name))} | {need}+ epochs, {projected} | "
+                    f"**{cell(r)}** | {quality} | "
+                    f"{'; '.join(w[:50] for w in r.get('warnings', [])) or 'none'} |")
     import torch
 
     torch.set_num_threads(THREADS)
@@ -171,8 +192,13 @@ def main(argv=None) -> None:
         f"binarised once for the Bernoulli VAE); {THREADS} torch threads, each fit in its own "
         "process with a wall-clock limit. Target: every fit under 2 minutes.",
         "",
-        "| estimator, data | before: time, epochs (stopped by) | after | warnings after |",
-        "|---|---|---|---|",
+        "The earlier rules need at least 140 epochs of the autoencoders and the VAE (seven "
+        "plateaus of 20 epochs) and exactly 100 of the GAN; *projected* is that many epochs at "
+        "the per-epoch time measured after (an epoch is the same work in both versions).",
+        "",
+        "| estimator, data | before: measured | before: projected | after: time, epochs "
+        "(stopped by) | last epoch | warnings after |",
+        "|---|---|---|---|---|---|",
         *rows,
         "",
         f"Machine: {machine()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1, "

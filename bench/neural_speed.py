@@ -149,6 +149,7 @@ def main(argv=None) -> None:
     ap.add_argument("--before", default=None, help="figures of the earlier version (JSON)")
     ap.add_argument("--results", default=None,
                     help="figures measured earlier (JSON): only the cases missing are run")
+    ap.add_argument("--note", default=None, help="a paragraph to print under the table")
     ap.add_argument("--write", action="store_true")
     ap.add_argument("--child", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--progress", default=None, help=argparse.SUPPRESS)
@@ -189,7 +190,8 @@ def main(argv=None) -> None:
         "`Est(latent_dim=2).fit(X)`, nothing else set (the variants: `noise=(\"mask\", 0.25)`, "
         "`sparsity_target=0.05`; the VAE's `likelihood`), on 20 000 rows of the 8-Gaussians "
         "ring (2-D, σ = 0.02) and on the first 20 000 MNIST training images (784-D in [0, 1], "
-        f"binarised once for the Bernoulli VAE); {THREADS} torch threads, each fit in its own "
+        f"binarised once for the Bernoulli VAE); {THREADS} torch thread"
+        f"{'s' if THREADS != 1 else ''}, each fit in its own "
         "process with a wall-clock limit. Target: every fit under 2 minutes.",
         "",
         "The earlier rules need at least 140 epochs of the autoencoders and the VAE (seven "
@@ -201,6 +203,7 @@ def main(argv=None) -> None:
         "|---|---|---|---|---|---|",
         *rows,
         "",
+        *([args.note, ""] if args.note else []),
         f"Machine: {machine()}; load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1, "
         "5, 15 min) when the table was written: other jobs shared the cores, and an "
         "oversubscribed core slows torch's intra-op threads most on the smallest networks.",

@@ -674,8 +674,9 @@ class _NeuralModel(LatentModel):
             gain = (f" (by {100 * (window[0] - min(window)) / abs(window[0]):.2g}% over its last "
                     f"{len(window) - 1} epochs)")
         warnings.warn(
-            f"{type(self).__name__} stopped at max_epochs={self.max_epochs!r} "
-            f"({len(result.history)} epochs) while its {monitor} "
+            f"{type(self).__name__} stopped at max_epochs={self.max_epochs!r}"
+            f"{f' ({len(result.history)} epochs)' if self.max_epochs == 'auto' else ''} "
+            f"while its {monitor} "
             f"was still improving{gain}; raise max_epochs to let it converge (it stops by itself "
             f"once the loss improves by less than tol={self.tol} for {patience} epochs, "
             f"n_iter_no_change={self.n_iter_no_change!r}).",

@@ -21,7 +21,7 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = '631e947ca702f4d386d4ec7ca2e938f176fd6dde5734ae3fb87a112ab4ad4031'
+DIGEST = '978f97c0cd1318efd7491944b44b365f57c6c77e19d1f1e7bdeb4df2bcd163ab'
 
 MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',

@@ -5,6 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
+import torch
 from sklearn.datasets import load_digits
 
 from latentspace.exceptions import ConvergenceWarning
@@ -43,7 +44,8 @@ def test_a_default_fit_cut_short_by_max_epochs_warns_and_says_so(model):
 def test_a_converged_default_fit_is_silent_and_ends_at_the_smallest_rate(model):
     est = MODELS[model](random_state=0)
     assert convergence_warnings(est, low_rank()) == []
-    assert est.converged_ and est.stop_reason_ == "converged" and est.n_iter_ < est.max_epochs
+    bound = est._n_epochs(torch.as_tensor(low_rank(), dtype=torch.float32))  # max_epochs="auto"
+    assert est.converged_ and est.stop_reason_ == "converged" and est.n_iter_ < bound
     rates = [h["learning_rate"] for h in est.history_]
     assert rates[0] == est.learning_rate and rates == sorted(rates, reverse=True)
     assert rates[-1] == pytest.approx(est.learning_rate / 64)  # six halvings, then the stop

@@ -21,7 +21,7 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = '137c4327741d9683dd9e0cdf0430c81df243d98387ca42e2a8f762ebcf9c8ca6'
+DIGEST = 'a199d037b246c368b8ae7198387a9326b761a08e0780c6ba5664e2bd046bb184'
 
 MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',
@@ -164,10 +164,10 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                              'none_ok': True,
                              'array': False},
                             {'name': 'max_epochs',
-                             'kind': 'int',
-                             'default': 1000,
+                             'kind': 'auto',
+                             'default': 'auto',
                              'help': 'Upper bound on the epochs (passes over the data).',
-                             'choices': (),
+                             'choices': ('auto',),
                              'closed': False,
                              'none_ok': False,
                              'array': False},
@@ -273,10 +273,10 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                              'none_ok': False,
                              'array': False},
                             {'name': 'n_iter_no_change',
-                             'kind': 'int',
-                             'default': 20,
+                             'kind': 'auto',
+                             'default': 'auto',
                              'help': 'Epochs without improvement that make a plateau.',
-                             'choices': (),
+                             'choices': ('auto',),
                              'closed': False,
                              'none_ok': False,
                              'array': False},
@@ -659,8 +659,9 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                      'kind': 'auto',
                      'default': 'auto',
                      'help': 'Epochs to run; "auto": enough for 2 000 steps of each network '
-                             '(k_steps times as many batches), and at least 100 epochs (100 '
-                             'for a DataLoader without a length).',
+                             '(k_steps times as many batches), and 100 epochs when those are '
+                             'at most 5 000 steps, else as many as 5 000 steps make (100 for a '
+                             'DataLoader without a length).',
                      'choices': ('auto',),
                      'closed': False,
                      'none_ok': False,
@@ -1328,8 +1329,8 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                      'none_ok': True,
                      'array': False},
                     {'name': 'max_epochs',
-                     'kind': 'int',
-                     'default': 1000,
+                     'kind': 'auto',
+                     'default': 'auto',
                      'help': '',
                      'choices': (),
                      'closed': False,
@@ -1416,8 +1417,8 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                      'none_ok': False,
                      'array': False},
                     {'name': 'n_iter_no_change',
-                     'kind': 'int',
-                     'default': 20,
+                     'kind': 'auto',
+                     'default': 'auto',
                      'help': '',
                      'choices': (),
                      'closed': False,
@@ -1444,10 +1445,12 @@ MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoenc
                      'default': 1,
                      'help': 'Training options, as in Autoencoder: by default training halves '
                              'the rate on each plateau of the loss (-ELBO) and stops, '
-                             'converged, at the seventh plateau, or warns at max_epochs=1000. '
-                             'tol is relative to max(|loss|, 0.1 nats per feature): a '
-                             "log-density's offset depends on the data's units, so the loss "
-                             'may sit near 0.',
+                             'converged, at the seventh plateau, or warns at max_epochs="auto" '
+                             '(1000 epochs, or 16 000 optimiser steps when those are fewer); a '
+                             'plateau (n_iter_no_change="auto") is 640 optimiser steps without '
+                             'improvement in whole epochs, between 3 and 20 of them. tol is '
+                             "relative to max(|loss|, 0.1 nats per feature): a log-density's "
+                             "offset depends on the data's units, so the loss may sit near 0.",
                      'choices': (),
                      'closed': False,
                      'none_ok': False,

@@ -55,6 +55,17 @@ _HOOKS = ("on_fit_start", "on_epoch_end", "on_fit_end")  # what a user callback 
 _PLATEAU_FACTOR = 0.5
 _PLATEAU_DROPS = 6
 _AUTO_BATCH = (32, 128)  # batch_size="auto": rows per step, at least and at most
+# n_iter_no_change="auto": a plateau is this many optimiser steps without improvement, in
+# whole epochs, between these bounds -- 20 epochs up to 4 096 rows (32 steps an epoch), then
+# fewer: on 20 000 rows 5 epochs of 157 steps, where 20 made a default fit run for minutes
+AUTO_PATIENCE_STEPS = 640
+AUTO_PATIENCE_EPOCHS = (3, 20)
+# max_epochs="auto" of the autoencoders and the VAE: 1000 epochs, or the epochs of this many
+# optimiser steps when fewer (at least AUTO_EPOCHS[0]): 16 000 steps leave the small-data
+# fits 1000 epochs up to 512 rows, 500 up to 4 096 and 400 on 5 000 (they converge within
+# them), and give 20 000 rows 102 epochs
+AUTO_STEPS = 16000
+AUTO_EPOCHS = (20, 1000)
 # widest layer (latent_dim, hidden sizes) accepted: larger ones would overflow torch's int64
 # element counts before the memory estimate could refuse them (10**9 still reaches it)
 MAX_WIDTH = 2**30
@@ -173,7 +184,13 @@ class _NeuralModel(LatentModel):
 
     # --- parameter checks -------------------------------------------------------------
     def _check_common_params(self) -> None:
-        if not (self.max_epochs == "auto" and hasattr(self, "_auto_epochs")):
+        if isinstance(self.max_epochs, str):
+            if self.max_epochs != "auto":
+                raise ParameterError(
+                    f"max_epochs must be 'auto' or a positive integer, got "
+                    f"{_shown(self.max_epochs)}."
+                )
+        else:
             check_int("max_epochs", self.max_epochs, low=1)
         if isinstance(self.batch_size, str):
             if self.batch_size != "auto":
@@ -202,7 +219,14 @@ class _NeuralModel(LatentModel):
                 )
             check_float("validation_fraction", self.validation_fraction, low=0.0, high=1.0,
                         low_open=True, high_open=True)
-            check_int("n_iter_no_change", self.n_iter_no_change, low=1)
+            if isinstance(self.n_iter_no_change, str):
+                if self.n_iter_no_change != "auto":
+                    raise ParameterError(
+                        "n_iter_no_change must be 'auto' or a positive integer, got "
+                        f"{_shown(self.n_iter_no_change)}."
+                    )
+            else:
+                check_int("n_iter_no_change", self.n_iter_no_change, low=1)
             check_float("tol", self.tol, low=0.0)
         check_checkpoint_path(self.checkpoint_path)
         check_int("checkpoint_every", self.checkpoint_every, low=1)
@@ -441,14 +465,36 @@ class _NeuralModel(LatentModel):
         """Smallest scale of the relative ``tol`` (see :class:`._trainer.Stopping`)."""
         return 0.0
 
-    def _stopping(self) -> Stopping | None:
+    def _steps_per_epoch(self, data) -> int | None:
+        """Optimiser steps of one epoch over ``data`` (None: an iterable without a length)."""
+        if isinstance(data, torch.Tensor):
+            return -(-int(data.shape[0]) // self._batch_size(data))
+        try:
+            return len(data)
+        except TypeError:
+            return None
+
+    def _patience(self, data) -> int:
+        """Epochs without improvement that make a plateau: ``n_iter_no_change``, or for
+        ``"auto"`` the epochs of :data:`AUTO_PATIENCE_STEPS` steps, within
+        :data:`AUTO_PATIENCE_EPOCHS` (the most of them when the steps are not known)."""
+        if self.n_iter_no_change != "auto":
+            return int(self.n_iter_no_change)
+        lo, hi = AUTO_PATIENCE_EPOCHS
+        steps = self._steps_per_epoch(data)
+        if not steps:
+            return hi
+        return int(min(hi, max(lo, -(-AUTO_PATIENCE_STEPS // steps))))
+
+    def _stopping(self, data) -> Stopping | None:
         """The plateau rule of this fit: learning-rate reductions, then the end of training."""
         if not hasattr(self, "tol"):  # the GAN: no objective to converge, max_epochs only
             return None
         schedule = self.learning_rate_schedule
+        self._plateau_epochs = self._patience(data)
         return Stopping(
             tol=float(self.tol),
-            patience=int(self.n_iter_no_change),
+            patience=self._plateau_epochs,
             lr_drops=_PLATEAU_DROPS if schedule == "plateau" else 0,
             factor=_PLATEAU_FACTOR,
             floor=self._tol_floor(),
@@ -457,9 +503,18 @@ class _NeuralModel(LatentModel):
             restore_best=bool(self.early_stopping),
         )
 
+    _auto_epochs = True  # max_epochs="auto" is resolved by _n_epochs
+
     def _n_epochs(self, data) -> int:
-        """Epochs of this fit: ``max_epochs`` (a subclass may resolve ``"auto"``)."""
-        return int(self.max_epochs)
+        """Epochs of this fit: ``max_epochs``, or for ``"auto"`` those of :data:`AUTO_STEPS`
+        optimiser steps within :data:`AUTO_EPOCHS` (the most when the steps are not known)."""
+        if self.max_epochs != "auto":
+            return int(self.max_epochs)
+        lo, hi = AUTO_EPOCHS
+        steps = self._steps_per_epoch(data)
+        if not steps:
+            return hi
+        return int(min(hi, max(lo, -(-AUTO_STEPS // steps))))
 
     def _lr_schedule(self, total: int):
         if self.learning_rate_schedule == "cosine":
@@ -538,7 +593,7 @@ class _NeuralModel(LatentModel):
             grad_clip=self.grad_clip,
             val_data=val,
             val_fn=self._val_step(network),
-            stopping=self._stopping(),
+            stopping=self._stopping(data),
             checkpoint_path=self.checkpoint_path,
             checkpoint_every=self.checkpoint_every,
             resume=resume,
@@ -612,16 +667,19 @@ class _NeuralModel(LatentModel):
     def _warn_unconverged(self, result, validated: bool) -> None:
         monitor, key = ("validation loss", "val_loss") if validated else ("training loss", "loss")
         values = [r.get(key) for r in result.history if r.get(key) is not None]
-        window = values[-(int(self.n_iter_no_change) + 1):]
+        patience = int(getattr(self, "_plateau_epochs", 0) or self._patience(None))
+        window = values[-(patience + 1):]
         gain = ""
         if len(window) >= 2 and window[0] != 0:
             gain = (f" (by {100 * (window[0] - min(window)) / abs(window[0]):.2g}% over its last "
                     f"{len(window) - 1} epochs)")
         warnings.warn(
-            f"{type(self).__name__} stopped at max_epochs={self.max_epochs} while its {monitor} "
+            f"{type(self).__name__} stopped at max_epochs={self.max_epochs!r}"
+            f"{f' ({len(result.history)} epochs)' if self.max_epochs == 'auto' else ''} "
+            f"while its {monitor} "
             f"was still improving{gain}; raise max_epochs to let it converge (it stops by itself "
-            f"once the loss improves by less than tol={self.tol} for n_iter_no_change="
-            f"{self.n_iter_no_change} epochs).",
+            f"once the loss improves by less than tol={self.tol} for {patience} epochs, "
+            f"n_iter_no_change={self.n_iter_no_change!r}).",
             ConvergenceWarning,
             stacklevel=5,
         )

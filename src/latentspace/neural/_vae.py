@@ -77,7 +77,9 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
     checkpoint_every, callbacks, warm_start, device, random_state, verbose
         Training options, as in :class:`Autoencoder`: by default training halves the rate on
         each plateau of the loss (-ELBO) and stops, converged, at the seventh plateau, or
-        warns at ``max_epochs=1000``. ``tol`` is relative to max(``|loss|``, 0.1 nats per
+        warns at ``max_epochs="auto"`` (1000 epochs, or 16 000 optimiser steps when those
+        are fewer); a plateau (``n_iter_no_change="auto"``) is 640
+        optimiser steps without improvement in whole epochs, between 3 and 20 of them. ``tol`` is relative to max(``|loss|``, 0.1 nats per
         feature): a log-density's offset depends on the data's units, so the loss may sit
         near 0.
 
@@ -127,7 +129,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
         network: str = "mlp",
         encoder: torch.nn.Module | None = None,
         decoder: torch.nn.Module | None = None,
-        max_epochs: int = 1000,
+        max_epochs: int | str = "auto",
         batch_size: int | str = "auto",
         optimizer: str | type[torch.optim.Optimizer] | Callable[..., torch.optim.Optimizer] = "adam",
         optimizer_kwargs: dict[str, Any] | None = None,
@@ -138,7 +140,7 @@ class VAE(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _NeuralModel):
         grad_clip: float | None = None,
         early_stopping: bool = False,
         validation_fraction: float = 0.1,
-        n_iter_no_change: int = 20,
+        n_iter_no_change: int | str = "auto",
         tol: float = 1e-4,
         checkpoint_path: str | os.PathLike[str] | None = None,
         checkpoint_every: int = 1,

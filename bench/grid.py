@@ -156,11 +156,34 @@ def floor_seconds(flops: float, nbytes: float, peak_flops: float, bandwidth: flo
     return max(flops / peak_flops, nbytes / bandwidth)
 
 
+def _batched(fn: Callable[[], Any], number: int) -> Callable[[], Any]:
+    """``fn`` called ``number`` times in a row; the last result."""
+    def call():
+        out = None
+        for _ in range(number):
+            out = fn()
+        return out
+    return call
+
+
 def repeats_for(estimate: float) -> int:
     """Timed repeats of a cell from the estimated seconds of one call: 5 under 50 ms, 3 up
     to 15 s, 1 beyond (a single call that long varies by a few percent on a quiet machine,
     and three would take most of the grid's budget)."""
     return 5 if estimate < 0.05 else 3 if estimate <= LONG_CALL_S else 1
+
+
+BATCH_S = 0.25  # a timed sample of a short call runs it back to back for about this long
+
+
+def batch_for(estimate: float) -> int:
+    """Back-to-back calls per timed sample: after the idle pause before each sample, the
+    first call pays for waking the machine's idle cores and the libraries' parked threads
+    (measured here: 10–80 ms, far more than a small fit), so short calls are timed as a
+    batch and the sample divided by its length; calls of BATCH_S or more run alone."""
+    if estimate >= BATCH_S or estimate <= 0:
+        return 1
+    return int(min(100, math.ceil(BATCH_S / estimate)))
 
 
 def per_iteration(t_short: float, t_long: float, extra_iters: int) -> float:
@@ -689,6 +712,7 @@ class Runner:
         self.paths: set[str] = set()
         self.settle = 0.02 if quick else SETTLE
         self.repeats = 0
+        self.number = 1
 
     def traced(self, fn: Callable[[], Any]) -> Callable[[], Any]:
         """``fn`` with the code path of each of its scikit-learn-intelex calls recorded."""
@@ -709,9 +733,13 @@ class Runner:
             fn()
         gc.collect()
         repeats = self.repeats = repeats_for(estimate)
+        number = self.number = batch_for(estimate)
+        if number > 1:
+            fns = {name: _batched(fn, number) for name, fn in fns.items()}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            return interleaved_medians(fns, repeats=repeats, warmup=0, settle=self.settle)
+            res = interleaved_medians(fns, repeats=repeats, warmup=0, settle=self.settle)
+        return {name: (t / number, out) for name, (t, out) in res.items()}
 
     def record(self, cell: dict, dtype: str, seconds: dict, agreement: float,
                agreement_text: str) -> dict:
@@ -727,7 +755,7 @@ class Runner:
                  if p in seconds and ours > 0 and seconds[p] > 0}
         rec = dict(cell, dtype=dtype, seconds=seconds, ratio=ratio, agreement=agreement,
                    agreement_text=agreement_text, floor_s=floor, flops=flops, bytes=nbytes,
-                   repeats=self.repeats)
+                   repeats=self.repeats, batch=self.number)
         missing = {p: "below timing noise" for p in ("scikit-learn", "intelex")
                    if p in seconds and p not in ratio}
         if "intelex" not in seconds:

@@ -78,7 +78,7 @@ def chunk_rows(n_clusters: int, n_features: int, device: torch.device | None = N
     """Rows per chunk handed over by a source: up to 2^22 values (32 MiB in float64); each
     pass splits chunks further into cache-sized blocks. ``fit``'s labelling pass and
     ``predict`` cut the data alike, so that they label every row identically."""
-    return max(block_rows(n_clusters, device), (1 << 22) // max(n_features, 1))
+    return max(block_rows(n_clusters, device), (1 << 24) // max(n_features, 1))
 
 
 @dataclass(frozen=True)

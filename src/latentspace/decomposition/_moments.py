@@ -111,11 +111,23 @@ def moments(X: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
     of large values), the statistics are computed again with the shifted pass, which has no
     cancellation.
     """
-    if scale == 1.0 and X.device.type == "cpu":
+    if scale == 1.0 and X.device.type == "cpu" and not _pilot_cancels(X.numpy()):
         raw = _moments_raw(X)
         if raw is not None:
             return raw
     return _moments_shifted(X, scale)
+
+
+def _pilot_cancels(A: np.ndarray) -> bool:
+    """Whether the first rows already show more cancellation than the raw route affords (a
+    mean far from zero against the spread), so that its pass would be thrown away."""
+    if A.shape[0] < 2 or A.dtype not in _CANCELLATION_LIMIT:
+        return False
+    with np.errstate(all="ignore"):
+        head = A[:4096].astype(np.float64)
+        mean, var = head.mean(0), head.var(0)
+        ratio = np.where(var > 0, (var + mean * mean) / np.where(var > 0, var, 1.0), 1.0)
+        return bool(ratio.max() > _CANCELLATION_LIMIT[A.dtype])
 
 
 # largest (σ² + μ²) / σ² accepted in XᵀX − n μμᵀ: about 4 of float64's 16 digits lost; in
@@ -205,6 +217,10 @@ def _moments_shifted(X: torch.Tensor, scale: float):
         return tshift.to(f64) + tdelta, tS - n * torch.outer(tdelta, tdelta)
     A = X.numpy()
     shift = (A[:rows].mean(0, dtype=np.float64) * scale).astype(A.dtype)
+    mkl = mkl_product(min(n, 65536), d)
+    if mkl:  # long products through MKL (as in the raw route), at most eight of them
+        rows = min(n, max(rows, 65536, -(-n // 8)))
+        return _shifted_mkl(A, shift, scale, rows)
     buf = np.empty((rows, d), dtype=A.dtype)
     ones = np.ones(rows, dtype=A.dtype)
     wide = A.dtype == np.float64  # float64 chunks accumulate in place; float32 ones are added
@@ -226,6 +242,29 @@ def _moments_shifted(X: torch.Tensor, scale: float):
                 S += prod
             s1 += col_sums(c, ones)  # centred values: the input precision suffices for μ − c
     S = symmetrize(prod if wide else S)
+    delta = s1 / n
+    mean, scatter = shift.astype(np.float64) + delta, S - n * np.outer(delta, delta)
+    return torch.from_numpy(mean), torch.from_numpy(scatter)
+
+
+def _shifted_mkl(A: np.ndarray, shift: np.ndarray, scale: float, rows: int):
+    """:func:`_moments_shifted`'s CPU loop with each chunk's product through torch's MKL."""
+    n, d = A.shape
+    buf = np.empty((rows, d), dtype=A.dtype)
+    S, s1 = np.zeros((d, d)), np.zeros(d)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
+        for start in range(0, n, rows):
+            chunk = A[start : start + rows]
+            c = buf[: chunk.shape[0]]
+            if scale != 1.0:
+                np.multiply(chunk, scale, out=c)
+                c -= shift
+            else:
+                np.subtract(chunk, shift, out=c)
+            prod, sums = _gram_sums(torch.from_numpy(c))
+            S += prod
+            s1 += sums
+    S = symmetrize(S)
     delta = s1 / n
     mean, scatter = shift.astype(np.float64) + delta, S - n * np.outer(delta, delta)
     return torch.from_numpy(mean), torch.from_numpy(scatter)

@@ -730,7 +730,10 @@ class Runner:
     def time(self, fns: dict, small_fns: dict, estimate: float) -> dict:
         """Warm each callable up on the small array, then interleaved medians of the big."""
         for fn in small_fns.values():
-            fn()
+            try:  # a library that fails on the small array still gets its turn on the big one
+                fn()
+            except Exception:  # noqa: BLE001 - a warm-up only
+                pass
         gc.collect()
         repeats = self.repeats = repeats_for(estimate)
         number = self.number = batch_for(estimate)
@@ -957,8 +960,16 @@ def run(args: argparse.Namespace, out: Path, results_md: Path) -> None:
             X = X64 if dtype == "float64" else X64.astype(np.float32)
             if dtype == "float32":
                 del X64  # the float64 copy is not needed any more
-            rec = getattr(runner, cell["part"])(cell, X, dtype)
+            try:
+                rec = getattr(runner, cell["part"])(cell, X, dtype)
+            except Exception as exc:  # noqa: BLE001 - one library failing a cell ends only that cell
+                print(f"[{i + 1}/{len(selected)}] {cell['part']} {cell['shape']} {dtype}: "
+                      f"failed ({type(exc).__name__}: {str(exc)[:200]})", flush=True)
+                continue
             results["cells"][f"{cell_key(cell)}|{dtype}"] = rec
+            # saved after every cell, so that a run stopped part way keeps what it measured
+            results_path.parent.mkdir(parents=True, exist_ok=True)
+            results_path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
             ours = rec["seconds"]["latentspace"]
             floor = rec["floor_s"]
             print(f"[{i + 1}/{len(selected)} {time.perf_counter() - t_start:6.0f} s] "

@@ -7,8 +7,8 @@ matters on few cores: numpy, scipy and torch each have their own thread pool, an
 threads keep spinning for a while after each call, so alternating between two leaves the next
 call with a core less. The exception is PCA's covariance pass on long products, which goes
 through the MKL inside torch's x86 builds (a general product there beats OpenBLAS's ``syrk``
-at twice the flops) and then takes its eigenpairs from torch too (see
-:mod:`latentspace.decomposition._moments`). On a GPU, torch does everything.
+at twice the flops; see :mod:`latentspace.decomposition._moments`). On a GPU, torch does
+everything.
 """
 
 from __future__ import annotations
@@ -74,8 +74,7 @@ def tcrossprod(A: torch.Tensor) -> torch.Tensor:
     return A @ A.T
 
 
-def eigh_desc(C: torch.Tensor, k: int | None = None, *, upper_only: bool = False,
-              torch_lapack: bool = False):
+def eigh_desc(C: torch.Tensor, k: int | None = None, *, upper_only: bool = False):
     """Eigenpairs of the symmetric matrix ``C``, largest first.
 
     Parameters
@@ -85,10 +84,6 @@ def eigh_desc(C: torch.Tensor, k: int | None = None, *, upper_only: bool = False
         Number of leading pairs wanted; None for all.
     upper_only : bool
         On the CPU, read only the upper triangle of ``C`` (as :func:`gram_upper` leaves it).
-    torch_lapack : bool
-        On the CPU, use torch's LAPACK (all pairs) instead of scipy's: right after work in
-        torch's thread pool, whose threads are still spinning, scipy's pool would share the
-        cores with them.
 
     Returns
     -------
@@ -97,7 +92,7 @@ def eigh_desc(C: torch.Tensor, k: int | None = None, *, upper_only: bool = False
     """
     d = C.shape[0]
     k = d if k is None else k
-    if C.device.type == "cpu" and not torch_lapack:
+    if C.device.type == "cpu":
         from scipy.linalg import eigh
 
         subset = dict(subset_by_index=(d - k, d - 1), driver="evr") if k < d // 2 else dict(driver="evd")

@@ -119,13 +119,15 @@ def moments(X: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _pilot_cancels(A: np.ndarray) -> bool:
-    """Whether the first rows already show more cancellation than the raw route affords (a
-    mean far from zero against the spread), so that its pass would be thrown away."""
-    if A.shape[0] < 2 or A.dtype not in _CANCELLATION_LIMIT:
+    """Whether the first rows of float32 data already show more cancellation than the raw
+    route affords (a mean far from zero against the spread: common in float32, whose limit
+    is 4), so that its pass would be thrown away. Float64 data go to the raw route, which
+    checks its own cancellation exactly."""
+    if A.shape[0] < 2 or A.dtype != np.float32:
         return False
     with np.errstate(all="ignore"):
-        head = A[:4096].astype(np.float64)
-        mean, var = head.mean(0), head.var(0)
+        head = A[:256]
+        mean, var = head.mean(0, dtype=np.float64), head.var(0, dtype=np.float64)
         ratio = np.where(var > 0, (var + mean * mean) / np.where(var > 0, var, 1.0), 1.0)
         return bool(ratio.max() > _CANCELLATION_LIMIT[A.dtype])
 
@@ -224,6 +226,8 @@ def _moments_shifted(X: torch.Tensor, scale: float):
     """
     n, d = X.shape
     rows = min(n, max(256, 4 * d, 2**20 // (X.element_size() * d)))
+    if d >= 512:  # wide rows: chunks of 16 MiB, so that each syrk is long enough to run at speed
+        rows = min(n, max(rows, 2**24 // (X.element_size() * d)))
     if X.device.type != "cpu":
         f64 = torch.float64
         tshift = (X[:rows].to(f64).mean(0) * scale).to(X.dtype)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .._math import eigh_desc, gram_upper, symmetrize, tcrossprod
-from ._moments import all_finite, mkl_product
+from ._moments import all_finite
 
 __all__ = ["arpack", "choose_solver", "choose_sparse_solver", "from_scatter", "gram",
            "minka_dimension", "randomized", "svd"]
@@ -52,9 +52,7 @@ def from_scatter(scatter: torch.Tensor, n: int,
             "sklearn.preprocessing.StandardScaler or by dividing by its largest absolute value."
         )
     total = float(torch.diagonal(C).sum())
-    d = C.shape[0]
-    values, vectors = eigh_desc(C, k if isinstance(k, int) and k > 0 else None,
-                                torch_lapack=C.device.type == "cpu" and mkl_product(n, d))
+    values, vectors = eigh_desc(C, k if isinstance(k, int) and k > 0 else None)
     return values, vectors, total
 
 

@@ -244,10 +244,10 @@ def _moments_shifted(X: torch.Tensor, scale: float):
     mkl = mkl_product(min(n, 65536), d)
     if mkl:  # long products through MKL (as in the raw route), at most eight of them
         rows = min(n, max(rows, 65536, -(-n // 8)))
-        return _shifted_mkl(A, shift, scale, rows)
     buf = np.empty((rows, d), dtype=A.dtype)
     ones = np.ones(rows, dtype=A.dtype)
-    wide = A.dtype == np.float64  # float64 chunks accumulate in place; float32 ones are added
+    # OpenBLAS: float64 chunks accumulate in place; float32 ones (and MKL's) are added
+    wide = A.dtype == np.float64 and not mkl
     S = np.zeros((d, d), order="F")
     prod = S if wide else np.zeros((d, d), dtype=A.dtype, order="F")
     s1 = np.zeros(d)
@@ -261,34 +261,16 @@ def _moments_shifted(X: torch.Tensor, scale: float):
                 c -= shift
             else:
                 np.subtract(chunk, shift, out=c)
+            if mkl:
+                block_S, block_s1 = _gram_sums(torch.from_numpy(c))
+                S += block_S
+                s1 += block_s1
+                continue
             prod = gram_upper(c, transpose=True, out=prod, accumulate=wide)
             if not wide:
                 S += prod
             s1 += col_sums(c, ones)  # centred values: the input precision suffices for μ − c
     S = symmetrize(prod if wide else S)
-    delta = s1 / n
-    mean, scatter = shift.astype(np.float64) + delta, S - n * np.outer(delta, delta)
-    return torch.from_numpy(mean), torch.from_numpy(scatter)
-
-
-def _shifted_mkl(A: np.ndarray, shift: np.ndarray, scale: float, rows: int):
-    """:func:`_moments_shifted`'s CPU loop with each chunk's product through torch's MKL."""
-    n, d = A.shape
-    buf = np.empty((rows, d), dtype=A.dtype)
-    S, s1 = np.zeros((d, d)), np.zeros(d)
-    with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
-        for start in range(0, n, rows):
-            chunk = A[start : start + rows]
-            c = buf[: chunk.shape[0]]
-            if scale != 1.0:
-                np.multiply(chunk, scale, out=c)
-                c -= shift
-            else:
-                np.subtract(chunk, shift, out=c)
-            prod, sums = _gram_sums(torch.from_numpy(c))
-            S += prod
-            s1 += sums
-    S = symmetrize(S)
     delta = s1 / n
     mean, scatter = shift.astype(np.float64) + delta, S - n * np.outer(delta, delta)
     return torch.from_numpy(mean), torch.from_numpy(scatter)

@@ -21,7 +21,7 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = 'a199d037b246c368b8ae7198387a9326b761a08e0780c6ba5664e2bd046bb184'
+DIGEST = 'a535e152b17a4d8b55fba4228d8739b2268695fd2e403f5b1653f59138afb715'
 
 MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',

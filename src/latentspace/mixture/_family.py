@@ -85,6 +85,11 @@ class Family(ABC):
         take missing values need not supply it."""
         raise NotImplementedError(f"{type(self).__name__} does not impute missing values.")
 
+    def compiled_e_step(self, X: torch.Tensor, w, P, hard: bool) -> MixtureStats | None:
+        """The statistics of :func:`e_step_block` for the block X from a compiled pass, with
+        their ``loglik``; None (the default) where the family has none for this block."""
+        return None
+
     def block_rows(self, d: int) -> int:
         """Rows per block: (rows × K) log-probabilities and a float64 copy of the rows stay
         within a few MiB; families with (rows × K × D) intermediates override this."""
@@ -94,6 +99,9 @@ class Family(ABC):
 
 def e_step_block(family: Family, hard: bool, X: torch.Tensor, w, P) -> MixtureStats:
     """Responsibilities and statistics of one block in working units (eq. 9.23 of Bishop)."""
+    fast = family.compiled_e_step(X, w, P, hard)
+    if fast is not None:
+        return fast
     # what both halves of the E-step share for this block (e.g. the factorisations of its
     # missingness patterns), passed to them only when the family made some
     ctx = family.block_context(X, P)

@@ -38,6 +38,7 @@ from .._validation import (
 )
 from .._backend import ArrayLike, ArrayOrTensor, RandomStateLike
 from . import _missing
+from ._kernels import GaussKernel
 from ._stream import DEFAULT_LEARNING_DECAY, DEFAULT_LEARNING_OFFSET
 from ._base import Family, MixtureBase, MixtureStats, check_means_init, check_weights_init
 
@@ -221,10 +222,16 @@ class _GaussianFamily(Family):
         self.n_components, self.cov_type = n_components, cov_type
         self.reg, self.reg_covar, self.user = reg, reg_covar, user
         self.missing, self.fit = missing, fit
+        self._kernel = GaussKernel(cov_type)
 
     def block_rows(self, d: int) -> int:
         if self.cov_type in ("full", "tied"):  # (rows, K, D) intermediates
-            return max(64, (1 << 20) // max(1, self.n_components * d))
+            rows = max(64, (1 << 20) // max(1, self.n_components * d))
+            if not self.missing and GaussKernel.applies(self.cov_type, d):
+                # blocks the compiled pass takes in one call, still bounded for the array
+                # route (on another device)
+                rows = max(rows, min(1 << 14, (1 << 22) // max(1, self.n_components * d)))
+            return rows
         return super().block_rows(d)
 
     def base_params(self, summary, shift0) -> GaussParams:
@@ -279,6 +286,18 @@ class _GaussianFamily(Family):
             n = float(nk.sum()) if w is None else float(w.sum())
             return GaussStats(n=n, loglik=0.0, nk=nk, sums=sums, second=second)
         return self._resp_stats(X, resp, w, P)
+
+    def compiled_e_step(self, X, w, P: GaussParams, hard: bool) -> GaussStats | None:
+        """One compiled pass over complete rows on the CPU (:mod:`._kernels`); None with
+        missing values marginalised, tied covariances, or where it does not apply."""
+        if self.missing:
+            return None
+        out = self._kernel(X, w, P, hard)
+        if out is None:
+            return None
+        nk, sums, second, loglik = out
+        n = float(nk.sum()) if w is None else float(w.sum())
+        return GaussStats(n=n, loglik=loglik, nk=nk, sums=sums, second=second)
 
     def _resp_stats(self, X, resp, w, P: GaussParams) -> GaussStats:
         Rw = resp if w is None else resp * w[:, None]  # (n, K)

@@ -249,9 +249,9 @@ def rounding_floor(values: torch.Tensor, total: float, mean: torch.Tensor, d: in
 
     Parameters
     ----------
-    values : (m,) tensor of computed eigenvalues, descending
+    values : (m,) array or tensor of computed eigenvalues, descending
     total : float, the trace of the covariance
-    mean : (d,) float64 tensor, the mean the data were centred on (same units)
+    mean : (d,) float64 array or tensor, the mean the data were centred on (same units)
     d : int, the number of features
     dtype : the precision the data were centred and multiplied in
 
@@ -260,7 +260,7 @@ def rounding_floor(values: torch.Tensor, total: float, mean: torch.Tensor, d: in
     float, in the units of ``values``
     """
     eps = _eps(dtype)
-    lam = float(values[0]) if values.numel() else 0.0
+    lam = float(values[0]) if len(values) else 0.0
     centring = 4 * eps * eps * (max(total, 0.0) + 2 * float((mean * mean).sum()))
     return centring + d * _eps(torch.float64) * max(lam, 0.0)
 

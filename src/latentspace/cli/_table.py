@@ -21,7 +21,7 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = 'a535e152b17a4d8b55fba4228d8739b2268695fd2e403f5b1653f59138afb715'
+DIGEST = '2538ccad643b87712ad4b082cbad39f7fd7aa9b7e722b8e6171a5849c92db929'
 
 MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',

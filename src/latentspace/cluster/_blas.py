@@ -12,10 +12,11 @@ to one (:func:`latentspace.cluster._lloyd.one_blas_thread`). Setting the environ
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 
-__all__ = ["backend", "bind"]
+__all__ = ["backend", "bind", "mkl_one_thread"]
 
 _DGEMM, _SGEMM, _THREADS = "latentspace_dgemm", "latentspace_sgemm", "latentspace_local_threads"
 backend: str | None = None  # "mkl" or "scipy" once bound
@@ -48,6 +49,43 @@ def _mkl() -> tuple[int, int, int] | None:
         return None
     dgemm, sgemm, threads = (_address(f) for f in fns)
     return dgemm, sgemm, threads
+
+
+_local_threads = None  # MKL_Set_Num_Threads_Local as a ctypes function, once looked up
+
+
+def _local_threads_fn():
+    global _local_threads
+    if _local_threads is None:
+        try:
+            import torch
+
+            if not torch.backends.mkl.is_available():
+                raise OSError
+            lib = ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib",
+                                           "libtorch_cpu.so"))
+            fn = lib.MKL_Set_Num_Threads_Local
+            fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_int]
+            _local_threads = fn
+        except (ImportError, OSError, AttributeError):
+            _local_threads = False
+    return _local_threads or None
+
+
+@contextlib.contextmanager
+def mkl_one_thread():
+    """torch's MKL on one thread for the calling thread's products inside the block (its
+    thread team costs more than a short product); the thread's setting is restored after.
+    Yields whether MKL's thread count could be set: without it the products run as usual."""
+    fn = _local_threads_fn()
+    if fn is None:
+        yield False
+        return
+    prev = fn(1)
+    try:
+        yield True
+    finally:
+        fn(prev)
 
 
 def bind() -> str:

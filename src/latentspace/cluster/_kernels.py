@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from .._validation import is_sparse
@@ -81,6 +82,9 @@ def chunk_rows(n_clusters: int, n_features: int, device: torch.device | None = N
     return max(block_rows(n_clusters, device), (1 << 24) // max(n_features, 1))
 
 
+_NUMPY = {torch.float64: np.float64, torch.float32: np.float32}
+
+
 @dataclass(frozen=True)
 class Centers:
     """Centres in the working units: float64 master copy and the compute-dtype copies."""
@@ -89,12 +93,21 @@ class Centers:
     work: torch.Tensor  # (K, D) compute dtype
     m2t: torch.Tensor  # (D, K) −2 cᵀ, contiguous, compute dtype
     sq: torch.Tensor  # (K,) ‖c_k‖² in the compute dtype
+    m2: torch.Tensor  # (K, D) −2 c, contiguous, compute dtype (the compiled step's operand)
 
     @staticmethod
     def of(centers64: torch.Tensor, dtype: torch.dtype) -> "Centers":
-        work = centers64.to(dtype)
         # −2 is a power of two: X @ (−2cᵀ) rounds exactly like −2 (X @ cᵀ)
-        return Centers(centers64, work, (-2.0 * work).T.contiguous(), (work * work).sum(1))
+        if centers64.device.type == "cpu" and dtype in _NUMPY:  # numpy: a few µs less per iteration than torch
+            work_np = centers64.numpy().astype(_NUMPY[dtype], copy=False)
+            m2 = -2.0 * work_np
+            return Centers(centers64, torch.from_numpy(work_np),
+                           torch.from_numpy(np.ascontiguousarray(m2.T)),
+                           torch.from_numpy(np.einsum("kd,kd->k", work_np, work_np)),
+                           torch.from_numpy(m2))
+        work = centers64.to(dtype)
+        m2t = -2.0 * work
+        return Centers(centers64, work, m2t.T.contiguous(), (work * work).sum(1), m2t)
 
 
 def nearest(X: torch.Tensor, P: Centers) -> torch.Tensor:
@@ -137,7 +150,7 @@ def _compiled_step(chunk: Chunk, P: Centers, labels: bool):
         return None
     w = None if chunk.w is None or labels else chunk.w.numpy()
     try:
-        return _lloyd.lloyd_stats(chunk.X.numpy(), (-2.0 * P.work).numpy(), P.sq.numpy(), w,
+        return _lloyd.lloyd_stats(chunk.X.numpy(), P.m2.numpy(), P.sq.numpy(), w,
                                   torch.get_num_threads(), labels=labels)
     except _lloyd.CompileError as exc:  # e.g. a numba that cannot target this machine
         _lloyd.disable(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")

@@ -123,6 +123,10 @@ class _Lloyd:
 
     def _m_step(self, stats: KMeansStats, P: Centers) -> Centers:
         counts, sums = stats.counts, stats.sums
+        if counts.device.type == "cpu":  # numpy: the per-iteration work of small fits
+            c = counts.numpy()
+            if bool((c > 0).all()):
+                return Centers.of(torch.from_numpy(sums.numpy() / c[:, None]), P.work.dtype)
         if bool((counts <= 0).any()):
             # rare: one more pass to find the points that the current centres explain worst
             far = self.source.map_reduce(lambda c: farthest(c, P, self.rows))
@@ -139,10 +143,18 @@ class _Lloyd:
         of cluster k's rows: no second pass over the rows is needed.
         """
         C = P.centers
-        part = float((stats.counts * (C * C).sum(1)).sum() - 2.0 * (C * stats.sums).sum())
+        if C.device.type == "cpu":
+            Cn, S = C.numpy(), stats.sums.numpy()
+            part = float(stats.counts.numpy() @ np.einsum("kd,kd->k", Cn, Cn)
+                         - 2.0 * np.vdot(Cn, S))
+        else:
+            part = float((stats.counts * (C * C).sum(1)).sum() - 2.0 * (C * stats.sums).sum())
         return -(part + self.sum_x_sq)
 
     def _em_converged(self, lower_bounds, old: Centers, new: Centers, tol) -> bool:
+        if new.centers.device.type == "cpu":
+            diff = new.centers.numpy() - old.centers.numpy()
+            return float(np.vdot(diff, diff)) <= self.tol
         shift = float(((new.centers - old.centers) ** 2).sum())
         return shift <= self.tol
 

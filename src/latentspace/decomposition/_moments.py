@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from .._math import col_sums, gram_upper, symmetrize, working_scale
+from ..cluster._blas import mkl_one_thread
 
 __all__ = ["BlockMoments", "Moments", "all_finite", "centred", "moments", "scaled_moments"]
 
@@ -143,37 +144,28 @@ _MKL = torch.backends.mkl.is_available()
 # below this many multiply-adds a product is too short to share between threads: OpenBLAS
 # runs it on one, while MKL's thread team costs more than the product on a busy machine
 _MKL_MIN_WORK = 2**26
+# (a short product through the team also leaves its threads spinning while the eigensolver's
+# OpenBLAS threads run next: 10000 x 64 then took 8 ms against 1.9 through syrk)
+# ... but on one MKL thread a short product of few features still runs 2.2x faster than
+# OpenBLAS's syrk (10000 x 16: 68 against 152 µs; from 128 features on, syrk is ahead)
+_MKL_ONE_THREAD_MAX_D = 32
 
 
 def mkl_product(n: int, d: int) -> bool:
-    """Whether the covariance product of n rows of d features goes through torch's MKL:
-    long products of fewer than 512 features (from 512 on, OpenBLAS's syrk runs close to
-    the machine's peak at half a general product's flops)."""
-    return _MKL and d < 512 and n * d * d >= _MKL_MIN_WORK
+    """Whether the covariance product of n rows of d features goes through torch's MKL
+    thread team: long products of fewer than 256 features. From 256 on, OpenBLAS's syrk
+    takes half a general product's flops; MKL's products of column panels (3/4 of them)
+    measured 0.9 of its time alone, but within a fit, whose next steps run on OpenBLAS's
+    and torch's threads while MKL's still spin, 1.5 times it (100000 x 256: 150 against
+    100 ms)."""
+    return _MKL and d < 256 and n * d * d >= _MKL_MIN_WORK
 
 
 def _gram_sums(X: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    """(XᵀX (d, d) in its upper block triangle, Σx (d,)) of a CPU tensor by MKL products, in
-    X's dtype.
-
-    For d ≥ 256 the columns are cut into panels of 128 and only the products on and above
-    the diagonal are formed, which brings a general product's flops most of the way down to
-    a symmetric one's (3/4 with two panels); the blocks below are left at zero for
-    :func:`symmetrize`.
-    """
+    """(XᵀX (d, d), Σx (d,)) of a CPU tensor by MKL products, in X's dtype."""
     n, d = X.shape
     ones = torch.ones(n, 1, dtype=X.dtype)
-    sums = torch.mm(X.T, ones)[:, 0].numpy()
-    if d < 256:
-        return torch.mm(X.T, X).numpy(), sums
-    width = 128
-    edges = list(range(0, d, width)) + [d]
-    S = torch.zeros(d, d, dtype=X.dtype)
-    for i in range(len(edges) - 1):
-        a = X[:, edges[i] : edges[i + 1]]
-        for j in range(i, len(edges) - 1):
-            S[edges[i] : edges[i + 1], edges[j] : edges[j + 1]] = a.T @ X[:, edges[j] : edges[j + 1]]
-    return S.numpy(), sums
+    return torch.mm(X.T, X).numpy(), torch.mm(X.T, ones)[:, 0].numpy()
 
 
 def _moments_raw(X: torch.Tensor):
@@ -183,7 +175,13 @@ def _moments_raw(X: torch.Tensor):
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
         if A.dtype == np.float64:
             mkl = mkl_product(n, d)
-            S, s1 = _gram_sums(X) if mkl else (gram_upper(A, transpose=True), col_sums(A))
+            if mkl:
+                S, s1 = _gram_sums(X)
+            elif _MKL and d <= _MKL_ONE_THREAD_MAX_D:
+                with mkl_one_thread():
+                    S, s1 = _gram_sums(X)
+            else:
+                S, s1 = gram_upper(A, transpose=True), col_sums(A)
         else:
             S, s1 = np.zeros((d, d)), np.zeros(d)
             prod = np.zeros((d, d), dtype=A.dtype, order="F")

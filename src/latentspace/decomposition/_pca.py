@@ -696,19 +696,21 @@ source of shape (n_samples, n_features)
         values : (m,) eigenvalues (m ≥ k), vectors : (d, m) columns; ``total`` is the trace of
         the scaled covariance.
         """
-        values = torch.clamp(values, min=0.0)
+        # numpy from here on: the spectrum is small, and a dozen torch calls on it cost more
+        # than the covariance pass of a small fit
+        values = np.maximum(to_numpy(values), 0.0)
         # directions of pure rounding noise have no variance (constant columns, identical rows)
         floor = rounding_floor(values, total, mean_s, d, dtype)
-        values = torch.where(values <= floor, torch.zeros_like(values), values)
+        values = np.where(values <= floor, 0.0, values).astype(values.dtype, copy=False)
         if total <= floor * min(n, d):
             total = 0.0
-        ratio = values / total if total > 0 else torch.zeros_like(values)
+        ratio = values / total if total > 0 else np.zeros_like(values)
         if isinstance(k, str):  # "mle": Minka's choice from the whole spectrum, in X's units
             with np.errstate(over="ignore", under="ignore"):
-                k = minka_dimension(to_numpy(values) / scale / scale, n)
+                k = minka_dimension(values / scale / scale, n)
         elif isinstance(k, float):
-            cum = torch.cumsum(ratio, 0)
-            k = int(torch.searchsorted(cum, torch.tensor([k], dtype=cum.dtype, device=cum.device), right=True)) + 1
+            cum = np.cumsum(ratio)
+            k = int(np.searchsorted(cum, k, side="right")) + 1
             k = min(k, values.shape[0])
         # deterministic signs: the largest-magnitude entry of each component is positive
         V = to_numpy(vectors[:, :k]).T  # (k, d), float64
@@ -719,10 +721,10 @@ source of shape (n_samples, n_features)
         noise = max(total - kept, 0.0) / (rank - k) if k < rank else 0.0
 
         with np.errstate(over="ignore", under="ignore"):  # checked just below
-            ev = to_numpy(values[:k]) / scale / scale
+            ev = values[:k] / scale / scale
             noise_u = float(np.float64(noise) / scale / scale)
         if not (np.all(np.isfinite(ev)) and np.isfinite(noise_u)) or (
-            np.any((ev == 0) & (to_numpy(values[:k]) > 0))
+            np.any((ev == 0) & (values[:k] > 0))
         ):
             raise ValueError(
                 "the variances of X are outside the float64 range (data of magnitude about "
@@ -731,7 +733,7 @@ source of shape (n_samples, n_features)
             )
         self.components_ = V
         self.explained_variance_ = ev
-        self.explained_variance_ratio_ = to_numpy(ratio[:k])
+        self.explained_variance_ratio_ = ratio[:k].copy()
         self.singular_values_ = np.sqrt(ev) * np.sqrt(n - 1)  # no overflow near the float64 limit
         self.mean_ = to_numpy(mean_s) / scale
         self.noise_variance_ = float(noise_u)

@@ -21,7 +21,7 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = '2538ccad643b87712ad4b082cbad39f7fd7aa9b7e722b8e6171a5849c92db929'
+DIGEST = '91e8a7dddc2e74b183e2076f28104bcd9f6570621a41319ebc1bceb704946356'
 
 MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',

@@ -21,7 +21,7 @@ FILES = ['base.py',
  'neural/_gan.py',
  'neural/_vae.py']
 
-DIGEST = '91e8a7dddc2e74b183e2076f28104bcd9f6570621a41319ebc1bceb704946356'
+DIGEST = 'c050e25ebe473f73a412879273408a5bc3d54f84edc79e1c80794390b6cd8b20'
 
 MODELS: dict[str, Any] = {'autoencoder': {'target': 'latentspace.neural._autoencoder:Autoencoder',
                  'all_params': ['latent_dim',

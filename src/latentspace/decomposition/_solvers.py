@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .._math import eigh_desc, gram_upper, symmetrize, tcrossprod
-from ._moments import all_finite
+from ._moments import all_finite, mkl_product
 
 __all__ = ["arpack", "choose_solver", "choose_sparse_solver", "from_scatter", "gram",
            "minka_dimension", "randomized", "svd"]
@@ -57,7 +57,9 @@ def from_scatter(scatter: torch.Tensor, n: int,
         )
     total = float(np.trace(C.numpy())) if C.device.type == "cpu" \
         else float(torch.diagonal(C).sum())
-    values, vectors = eigh_desc(C, k if isinstance(k, int) and k > 0 else None)
+    d = C.shape[0]
+    values, vectors = eigh_desc(C, k if isinstance(k, int) and k > 0 else None,
+                                mkl=C.device.type == "cpu" and mkl_product(n, d))
     return values, vectors, total
 
 

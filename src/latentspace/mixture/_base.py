@@ -119,7 +119,14 @@ class _WorkingView:
                             self.weighted, fill)
 
     def work(self, X: torch.Tensor) -> torch.Tensor:
-        X = self.prepare(X).to(torch.float64)
+        X = self.prepare(X)
+        if X.dtype == torch.float32 and X.device.type == "cpu" and X.layout == torch.strided:
+            # numpy's conversion runs on the calling thread: torch's would wake its thread
+            # pool between two compiled passes whose own threads still spin (float32 fits
+            # took twice the float64 time that way)
+            X = torch.from_numpy(X.numpy().astype(np.float64))
+        else:
+            X = X.to(torch.float64)
         X = X * self.scale if self.scale != 1.0 else X
         if self.fill is not None:
             X = torch.where(torch.isnan(X), self.fill.to(X.device), X)

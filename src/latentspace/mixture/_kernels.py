@@ -46,14 +46,15 @@ if numba is not None:
     _FAST = {"reassoc", "contract", "nsz"}
 
     @numba.njit(inline="always", fastmath=_FAST, error_model="numpy")
-    def _responsibilities(qT, mx, ti, w, use_w, t0, h, K, hard):  # pragma: no cover
+    def _responsibilities(qT, mx, ti, total, w, use_w, t0, h, K, hard):  # pragma: no cover
         """Columns 0..h of the tile qT (K, T) of log-weighted densities → (weighted)
         responsibilities in place; returns the tile's Σ w log p(x) (hard: the largest
         terms, one-hot responsibilities, the first largest on ties).
 
         exp is evaluated as 2^n · p(r), r = x − n log 2 in [−½ log 2, ½ log 2], with a
         degree-13 Taylor polynomial (truncation below 1e-17, rounding a few units in the
-        last place), which vectorises over the rows where the library call would not."""
+        last place), which vectorises over the rows where the library call would not.
+        ``total`` (T,) is scratch space for the rows' sums."""
         for i in range(h):
             mx[i] = qT[0, i]
         for k in range(1, K):
@@ -81,7 +82,8 @@ if numba is not None:
                                 1 / 479001600 + r / 6227020800))))))))))))
                     ti[k, i] = (np.int64(nf) + 1023) << 52
                     qT[k, i] = p
-            total = np.zeros(h)
+            for i in range(h):
+                total[i] = 0.0
             for k in range(K):
                 for i in range(h):
                     qT[k, i] *= tf[k, i]
@@ -125,6 +127,7 @@ if numba is not None:
             xcT = np.empty((D, _TILE))
             qT = np.empty((K, _TILE))
             mx = np.empty(_TILE)
+            tot = np.empty(_TILE)
             ti = np.empty((K, _TILE), np.int64)
             nkb = nk[b]
             sb = sums[b]
@@ -150,7 +153,7 @@ if numba is not None:
                     c = const[k]
                     for i in range(h):
                         qk[i] = c - 0.5 * qk[i]
-                acc += _responsibilities(qT, mx, ti, w, use_w, t0, h, K, hard)
+                acc += _responsibilities(qT, mx, ti, tot, w, use_w, t0, h, K, hard)
                 for k in range(K):
                     rk = qT[k]
                     s0 = 0.0
@@ -184,6 +187,7 @@ if numba is not None:
             rx = np.empty(_TILE)
             qT = np.empty((K, _TILE))
             mx = np.empty(_TILE)
+            tot = np.empty(_TILE)
             ti = np.empty((K, _TILE), np.int64)
             nkb = nk[b]
             sb = sums[b]
@@ -216,7 +220,7 @@ if numba is not None:
                     c = const[k]
                     for i in range(h):
                         qk[i] = c - 0.5 * qk[i]
-                acc += _responsibilities(qT, mx, ti, w, use_w, t0, h, K, hard)
+                acc += _responsibilities(qT, mx, ti, tot, w, use_w, t0, h, K, hard)
                 for k in range(K):
                     rk = qT[k]
                     s0 = 0.0

@@ -1,5 +1,6 @@
-"""The two CPU routes of the covariance eigensolver (scipy's subset solver, torch's full
-one after an MKL product) against each other and against PCA through both.
+"""The three CPU routes of the covariance eigensolver (scipy's subset solver, torch's full
+one after an MKL product, numpy's after numpy's product) against each other, and PCA through
+each covariance product against scikit-learn.
 
 Both are backward stable: each eigenvalue is exact for a matrix within about d·ε·λ_max, so
 they agree to a few hundred ε of the largest eigenvalue; the eigenvectors of well-separated
@@ -26,16 +27,17 @@ def _matrix(d: int, seed: int = 0) -> np.ndarray:
     return (Q * values) @ Q.T
 
 
+@pytest.mark.parametrize("pool", ["torch", "numpy"])
 @pytest.mark.parametrize("upper_only", [False, True])
 @pytest.mark.parametrize("k", [5, None])
-def test_torch_and_scipy_routes_give_the_same_eigenpairs(upper_only, k):
+def test_every_route_gives_scipys_eigenpairs(upper_only, k, pool):
     d = 60
     C = _matrix(d)
     if upper_only:  # the other triangle holds garbage that neither route may read
         C = np.triu(C) + np.tril(np.full((d, d), 7.0), -1)
     T = torch.from_numpy(C)
     w1, v1 = eigh_desc(T, k, upper_only=upper_only)
-    w2, v2 = eigh_desc(T, k, upper_only=upper_only, mkl=True)
+    w2, v2 = eigh_desc(T, k, upper_only=upper_only, pool=pool)
     m = d if k is None else k
     assert w1.shape == w2.shape == (m,) and v1.shape == v2.shape == (d, m)
     np.testing.assert_allclose(w1.numpy(), w2.numpy(), rtol=0, atol=200 * d * EPS)
@@ -44,13 +46,21 @@ def test_torch_and_scipy_routes_give_the_same_eigenpairs(upper_only, k):
     np.testing.assert_allclose(dots, 1.0, atol=200 * d * EPS / gap)
 
 
-@pytest.mark.skipif(not _moments._MKL, reason="torch has no MKL here")
-def test_pca_on_the_mkl_route_matches_scikit_learn():
+POOLS = ["mkl", "mkl1", "scipy", "numpy"]
+
+
+def _force(monkeypatch, pool):
+    if pool.startswith("mkl") and not torch.backends.mkl.is_available():
+        pytest.skip("torch has no MKL here")
+    monkeypatch.setattr(_moments, "product_pool", lambda n, d: pool)
+
+
+@pytest.mark.parametrize("pool", POOLS)
+def test_pca_through_every_product_matches_scikit_learn(monkeypatch, pool):
     from sklearn.decomposition import PCA as SkPCA
 
-    # 20000 × 64: n d² = 8.2e7 multiply-adds, past the MKL route's threshold
+    _force(monkeypatch, pool)
     n, d = 20000, 64
-    assert _moments.mkl_product(n, d)
     rng = np.random.default_rng(3)
     X = rng.standard_normal((n, d)) / np.sqrt(1.0 + np.arange(d)) + 1.0
     ours = PCA(10, svd_solver="covariance_eigh").fit(X)
@@ -60,3 +70,45 @@ def test_pca_on_the_mkl_route_matches_scikit_learn():
                                rtol=n * EPS)
     dots = np.abs(np.sum(ours.components_ * sk.components_, axis=1))
     np.testing.assert_allclose(dots, 1.0, atol=1e-8)
+    for data in (X, X - X.mean(0)):  # the shifted and the raw pass
+        _, scatter = _moments.moments(torch.from_numpy(data), 1.0)
+        S = scatter.numpy()  # exactly symmetric on every route (merges and solvers rely on it)
+        assert np.array_equal(S, S.T)
+        np.testing.assert_allclose(S / (n - 1), np.cov(data, rowvar=False), rtol=0,
+                                   atol=n * EPS * np.abs(data).max() ** 2)
+
+
+@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("mean", [0.0, 1.0], ids=["raw", "shifted"])
+def test_float32_pca_through_every_product_is_close_to_float64(monkeypatch, pool, mean):
+    """Float32 products summed in float64 every block of at most 65536 rows: each block's
+    sums carry a rounding error of about √rows·ε₃₂ of their size (a random walk), so the
+    eigenvalues stay within a small multiple of √65536·ε₃₂·λ₁ of float64's. A mean of 1
+    against variances down to 1/64 sends float32 data to the shifted pass, a mean of 0 to
+    the raw one."""
+    from sklearn.decomposition import PCA as SkPCA
+
+    _force(monkeypatch, pool)
+    n, d = 30000, 64
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((n, d)) / np.sqrt(1.0 + np.arange(d)) + mean
+    ref = SkPCA(10, svd_solver="covariance_eigh").fit(X).explained_variance_
+    ours = PCA(10, svd_solver="covariance_eigh").fit(X.astype(np.float32)).explained_variance_
+    eps32 = np.finfo(np.float32).eps
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=20 * np.sqrt(65536) * eps32 * ref[0])
+
+
+def test_without_mkl_on_intel_every_product_is_numpys(monkeypatch):
+    monkeypatch.setattr(_moments, "_MKL", False)
+    for n, d in [(100, 4), (10**6, 16), (10**5, 64), (10**5, 1024)]:
+        assert _moments.product_pool(n, d) == "numpy"
+        assert _moments.eigh_pool(n, d) == "numpy"
+
+
+@pytest.mark.skipif(not torch.backends.mkl.is_available(), reason="torch has no MKL here")
+def test_on_intel_the_pools_follow_the_measured_thresholds(monkeypatch):
+    monkeypatch.setattr(_moments, "_MKL", True)
+    assert _moments.product_pool(10**6, 16) == "mkl" and _moments.eigh_pool(10**6, 16) == "torch"
+    assert _moments.product_pool(10**4, 16) == "mkl1" and _moments.eigh_pool(10**4, 16) == "scipy"
+    assert _moments.product_pool(10**4, 64) == "scipy"
+    assert _moments.product_pool(10**6, 256) == "scipy"

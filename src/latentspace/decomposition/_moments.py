@@ -13,9 +13,10 @@ import numpy as np
 import torch
 
 from .._math import col_sums, gram_upper, symmetrize, working_scale
-from ..cluster._blas import mkl_one_thread
+from ..cluster._blas import intel_cpu, mkl_one_thread
 
-__all__ = ["BlockMoments", "Moments", "all_finite", "centred", "moments", "scaled_moments"]
+__all__ = ["BlockMoments", "Moments", "all_finite", "centred", "eigh_pool", "moments", "product_pool",
+           "scaled_moments"]
 
 
 class Moments:
@@ -138,9 +139,10 @@ def _pilot_cancels(A: np.ndarray) -> bool:
 _CANCELLATION_LIMIT = {np.dtype(np.float64): 1e4, np.dtype(np.float32): 4.0}
 _F32_BLOCK_ROWS = 4096  # float32 products are summed in float64 every this many rows (or
 # every 2²⁰ entries for narrow data, at most 65536 rows, where 4096 rows are too short a product)
-# torch's MKL runs the tall product XᵀX as a general product at close to the core's peak, well
-# ahead of OpenBLAS's syrk at half the flops; without MKL (other platforms) scipy's syrk stays
-_MKL = torch.backends.mkl.is_available()
+# torch's MKL runs the tall product XᵀX as a general product at close to the core's peak on
+# Intel processors, well ahead of OpenBLAS's syrk at half the flops; elsewhere (an AMD EPYC
+# measured: MKL 1.1–2.8x slower than OpenBLAS) and without MKL, the OpenBLAS routes stay
+_MKL = torch.backends.mkl.is_available() and intel_cpu()
 # below this many multiply-adds a product is too short to share between threads: OpenBLAS
 # runs it on one, while MKL's thread team costs more than the product on a busy machine
 _MKL_MIN_WORK = 2**26
@@ -151,14 +153,35 @@ _MKL_MIN_WORK = 2**26
 _MKL_ONE_THREAD_MAX_D = 32
 
 
-def mkl_product(n: int, d: int) -> bool:
-    """Whether the covariance product of n rows of d features goes through torch's MKL
-    thread team: long products of fewer than 256 features. From 256 on, OpenBLAS's syrk
-    takes half a general product's flops; MKL's products of column panels (3/4 of them)
-    measured 0.9 of its time alone, but within a fit, whose next steps run on OpenBLAS's
-    and torch's threads while MKL's still spin, 1.5 times it (100000 x 256: 150 against
-    100 ms)."""
-    return _MKL and d < 256 and n * d * d >= _MKL_MIN_WORK
+def product_pool(n: int, d: int) -> str:
+    """Which library forms the covariance product of n rows of d features on the CPU.
+
+    - ``"mkl"``: torch's MKL thread team, on Intel processors, for long products of fewer
+      than 256 features. From 256 on, OpenBLAS's syrk takes half a general product's flops;
+      MKL's products of column panels (3/4 of them) measured 0.9 of its time alone, but
+      within a fit, whose next steps run on other thread pools while MKL's still spin, 1.5
+      times it (100000 x 256: 150 against 100 ms).
+    - ``"mkl1"``: one MKL thread, on Intel processors, for short products of at most 32
+      features.
+    - ``"scipy"``: OpenBLAS's syrk through scipy, on Intel processors otherwise.
+    - ``"numpy"``: numpy's own OpenBLAS (``aᵀa`` by its syrk) everywhere else. On an AMD
+      EPYC its products ran 1.2–1.6x faster than scipy's syrk (another OpenBLAS build) and
+      1.1–2.8x faster than MKL's.
+    """
+    if not _MKL:
+        return "numpy"
+    if d < 256 and n * d * d >= _MKL_MIN_WORK:
+        return "mkl"
+    return "mkl1" if d <= _MKL_ONE_THREAD_MAX_D else "scipy"
+
+
+def eigh_pool(n: int, d: int) -> str:
+    """The eigensolver's library after :func:`product_pool`: the same thread pool where it
+    has one (``"torch"`` after MKL's team, ``"numpy"`` after numpy's), scipy's otherwise.
+    Two OpenBLAS builds in one process each keep their threads spinning for a while after
+    a call, so a solver on the other one runs with a core less."""
+    pool = product_pool(n, d)
+    return {"mkl": "torch", "numpy": "numpy"}.get(pool, "scipy")
 
 
 def _gram_sums(X: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
@@ -168,38 +191,51 @@ def _gram_sums(X: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
     return torch.mm(X.T, X).numpy(), torch.mm(X.T, ones)[:, 0].numpy()
 
 
+def _numpy_sums(A: np.ndarray, ones: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(AᵀA (d, d), Σa (d,)) by numpy's BLAS (syrk and gemv), in A's dtype."""
+    return A.T @ A, ones[: A.shape[0]] @ A
+
+
 def _moments_raw(X: torch.Tensor):
     """Uncentred moments of a 2-D CPU tensor, or None when their cancellation is too large."""
     A = X.numpy()
     n, d = A.shape
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
         if A.dtype == np.float64:
-            mkl = mkl_product(n, d)
-            if mkl:
+            pool = product_pool(n, d)
+            if pool == "mkl":
                 S, s1 = _gram_sums(X)
-            elif _MKL and d <= _MKL_ONE_THREAD_MAX_D:
+            elif pool == "mkl1":
                 with mkl_one_thread():
                     S, s1 = _gram_sums(X)
+            elif pool == "numpy":
+                S, s1 = _numpy_sums(A, np.ones(n))
             else:
                 S, s1 = gram_upper(A, transpose=True), col_sums(A)
         else:
-            S, s1 = np.zeros((d, d)), np.zeros(d)
-            prod = np.zeros((d, d), dtype=A.dtype, order="F")
             rows = min(65536, max(_F32_BLOCK_ROWS, 2**20 // max(d, 1)))
-            mkl = mkl_product(min(n, rows), d)
-            if mkl:  # each MKL call gathers its thread team: at most 8 of them
+            pool = product_pool(min(n, rows), d)
+            # the sum in the order of the products it adds (read across, a sum of 256
+            # features took 17x longer)
+            S = np.zeros((d, d), order="C" if pool in ("mkl", "numpy") else "F")
+            s1 = np.zeros(d)
+            prod = np.zeros((d, d), dtype=A.dtype, order="F")
+            if pool == "mkl":  # each MKL call gathers its thread team: at most 8 of them
                 rows = max(rows, -(-n // 8))
             ones = np.ones(min(n, rows), dtype=A.dtype)
             for start in range(0, n, rows):
-                if mkl:
+                block = A[start : start + rows]
+                if pool == "mkl":
                     block_S, block_s1 = _gram_sums(X[start : start + rows])
-                    S += block_S
-                    s1 += block_s1
-                else:
-                    block = A[start : start + rows]
-                    S += gram_upper(block, transpose=True, out=prod)
-                    s1 += col_sums(block, ones)
-        S = symmetrize(S)
+                elif pool == "numpy":
+                    block_S, block_s1 = _numpy_sums(block, ones)
+                else:  # upper triangles, filled in once at the end
+                    block_S = gram_upper(block, transpose=True, out=prod)
+                    block_s1 = col_sums(block, ones)
+                S += block_S
+                s1 += block_s1
+        if pool != "numpy":  # numpy's syrk fills both triangles alike; MKL's gemm may not
+            S = symmetrize(S)
         mean = s1 / n
         if not (np.isfinite(S).all() and np.isfinite(mean).all()):
             return torch.from_numpy(mean), torch.from_numpy(S)  # the caller rescales or raises
@@ -216,11 +252,12 @@ def _moments_raw(X: torch.Tensor):
 def _moments_shifted(X: torch.Tensor, scale: float):
     """Shifted sufficient statistics in cache-sized chunks, without cancellation.
 
-    Each chunk is centred on a fixed shift c (the first chunk's mean) in the input's precision,
-    and Σ(x − c) and Σ(x − c)(x − c)ᵀ are summed in float64. The scatter about the true mean
-    follows as M₂ = Σ(x − c)(x − c)ᵀ − n (μ − c)(μ − c)ᵀ, where μ − c is small. On the CPU
-    the loop runs in numpy alone (its ``cᵀc`` is BLAS syrk, into reused buffers), which also
-    avoids handing the cores back and forth between two thread pools at every chunk.
+    Each chunk is centred on a fixed shift c (on the CPU the mean of the first 1024 rows) in
+    the input's precision, and Σ(x − c) and Σ(x − c)(x − c)ᵀ are summed in float64. The
+    scatter about the true mean follows as M₂ = Σ(x − c)(x − c)ᵀ − n (μ − c)(μ − c)ᵀ, where
+    μ − c is small. On the CPU the loop runs in numpy alone (its ``cᵀc`` is BLAS syrk, by
+    the pool :func:`product_pool` picks), which also avoids handing the cores back and forth
+    between two thread pools at every chunk.
     """
     n, d = X.shape
     rows = min(n, max(256, 4 * d, 2**20 // (X.element_size() * d)))
@@ -238,15 +275,23 @@ def _moments_shifted(X: torch.Tensor, scale: float):
         tdelta = ts1 / n  # μ − c
         return tshift.to(f64) + tdelta, tS - n * torch.outer(tdelta, tdelta)
     A = X.numpy()
-    shift = (A[:rows].mean(0, dtype=np.float64) * scale).astype(A.dtype)
-    mkl = mkl_product(min(n, 65536), d)
+    # any shift near the mean will do (the correction is exact): the first rows' mean
+    shift = (A[:1024].mean(0, dtype=np.float64) * scale).astype(A.dtype)
+    pool = product_pool(min(n, 65536), d)
+    mkl = pool == "mkl"
     if mkl:  # long products through MKL (as in the raw route), at most eight of them
         rows = min(n, max(rows, 65536, -(-n // 8)))
+    elif pool == "numpy":  # chunks of at least 4096 rows: numpy's syrk measured 1.1-1.25x
+        rows = min(n, max(rows, 4096))  # faster on them than on 1024 (AMD EPYC)
     buf = np.empty((rows, d), dtype=A.dtype)
     ones = np.ones(rows, dtype=A.dtype)
-    # OpenBLAS: float64 chunks accumulate in place; float32 ones (and MKL's) are added
-    wide = A.dtype == np.float64 and not mkl
-    S = np.zeros((d, d), order="F")
+    # scipy's OpenBLAS: float64 chunks accumulate in place; float32 ones (and the others') are
+    # added
+    full = pool in ("mkl", "numpy")  # products with both triangles (MKL's made symmetric after)
+    wide = A.dtype == np.float64 and not full
+    # (C order where full products are added: a Fortran-ordered sum of C-ordered ones reads
+    # them across, 17x slower at 256 features)
+    S = np.zeros((d, d), order="C" if full else "F")
     prod = S if wide else np.zeros((d, d), dtype=A.dtype, order="F")
     s1 = np.zeros(d)
     with np.errstate(over="ignore", invalid="ignore"):  # overflow is checked by the caller
@@ -259,8 +304,9 @@ def _moments_shifted(X: torch.Tensor, scale: float):
                 c -= shift
             else:
                 np.subtract(chunk, shift, out=c)
-            if mkl:
-                block_S, block_s1 = _gram_sums(torch.from_numpy(c))
+            if full:
+                # centred values: the input precision suffices for μ − c
+                block_S, block_s1 = _gram_sums(torch.from_numpy(c)) if mkl else _numpy_sums(c, ones)
                 S += block_S
                 s1 += block_s1
                 continue
@@ -268,7 +314,8 @@ def _moments_shifted(X: torch.Tensor, scale: float):
             if not wide:
                 S += prod
             s1 += col_sums(c, ones)  # centred values: the input precision suffices for μ − c
-    S = symmetrize(prod if wide else S)
+    if pool != "numpy":
+        S = symmetrize(prod if wide else S)
     delta = s1 / n
     mean, scatter = shift.astype(np.float64) + delta, S - n * np.outer(delta, delta)
     return torch.from_numpy(mean), torch.from_numpy(scatter)

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from .._math import eigh_desc, gram_upper, symmetrize, tcrossprod
-from ._moments import all_finite, mkl_product
+from ._moments import all_finite, eigh_pool
 
 __all__ = ["arpack", "choose_solver", "choose_sparse_solver", "from_scatter", "gram",
            "minka_dimension", "randomized", "svd"]
@@ -59,7 +59,7 @@ def from_scatter(scatter: torch.Tensor, n: int,
         else float(torch.diagonal(C).sum())
     d = C.shape[0]
     values, vectors = eigh_desc(C, k if isinstance(k, int) and k > 0 else None,
-                                mkl=C.device.type == "cpu" and mkl_product(n, d))
+                                pool=eigh_pool(n, d) if C.device.type == "cpu" else "scipy")
     return values, vectors, total
 
 

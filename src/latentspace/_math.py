@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -100,7 +100,7 @@ def eigh_desc(C: torch.Tensor, k: int | None = None, *, upper_only: bool = False
     """
     d = C.shape[0]
     k = d if k is None else k
-    uplo = "U" if upper_only else "L"
+    uplo: Literal["U", "L"] = "U" if upper_only else "L"
     if C.device.type == "cpu" and pool == "numpy":
         w, v = np.linalg.eigh(C.numpy(), UPLO=uplo)
         w, v = w[::-1][:k], v[:, ::-1][:, :k]

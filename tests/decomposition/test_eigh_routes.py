@@ -112,3 +112,31 @@ def test_on_intel_the_pools_follow_the_measured_thresholds(monkeypatch):
     assert _moments.product_pool(10**4, 16) == "mkl1" and _moments.eigh_pool(10**4, 16) == "scipy"
     assert _moments.product_pool(10**4, 64) == "scipy"
     assert _moments.product_pool(10**6, 256) == "scipy"
+
+
+@pytest.mark.parametrize("intel", [False, True], ids=["scipy-gesdd", "torch-svd"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_wide_full_svd_through_either_library_matches_scikit_learn(monkeypatch, intel, dtype):
+    """Wide data take scipy's SVD outside Intel processors and torch's on them. Both are
+    backward stable: the singular values are exact for X + E with ‖E‖₂ within a small
+    multiple of d·ε·σ₁ (Weyl), so each eigenvalue σ²/(n − 1) moves by at most about
+    2·d·ε·λ₁; two such results (ours, scikit-learn's float64 one) differ by twice that."""
+    from sklearn.decomposition import PCA as SkPCA
+
+    from latentspace.decomposition import _solvers
+
+    monkeypatch.setattr(_solvers, "intel_cpu", lambda: intel)
+    n, d = 120, 600
+    rng = np.random.default_rng(5)
+    scale = np.ones(d)
+    scale[:5] = [12.0, 9.0, 6.0, 4.0, 2.5]  # five leading directions well apart
+    X = (rng.standard_normal((n, d)) * scale).astype(dtype)
+    ours = PCA(5, svd_solver="full").fit(X)
+    sk = SkPCA(5, svd_solver="full").fit(X.astype(np.float64))
+    eps = np.finfo(dtype).eps
+    lam1 = sk.explained_variance_[0]
+    np.testing.assert_allclose(ours.explained_variance_, sk.explained_variance_, rtol=0,
+                               atol=8 * d * eps * lam1)
+    # eigenvectors move by about ‖E‖ / gap: gaps here are above a tenth of λ₁
+    dots = np.abs(np.sum(ours.components_ * sk.components_, axis=1))
+    np.testing.assert_allclose(dots, 1.0, atol=8 * d * eps * 10)

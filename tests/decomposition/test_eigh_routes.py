@@ -140,3 +140,26 @@ def test_wide_full_svd_through_either_library_matches_scikit_learn(monkeypatch, 
     # eigenvectors move by about ‖E‖ / gap: gaps here are above a tenth of λ₁
     dots = np.abs(np.sum(ours.components_ * sk.components_, axis=1))
     np.testing.assert_allclose(dots, 1.0, atol=8 * d * eps * 10)
+
+
+@pytest.mark.parametrize("mean", [0.0, 1e3], ids=["raw", "shifted"])
+def test_row_blocks_dealt_to_threads_give_the_scatter(monkeypatch, mean):
+    """numpy's pool deals float64 row blocks to threads (each on one BLAS thread) and adds
+    the partial sums in thread order: the scatter is np.cov's to n·ε of the squares
+    (different summation orders), exactly symmetric, and the same on every call whatever
+    the threads' timing. A mean of 10³ against unit spread sends the rows to the shifted
+    pass (cancellation above 10⁴), a mean of 0 to the raw one."""
+    monkeypatch.setattr(_moments, "product_pool", lambda n, d: "numpy")
+    monkeypatch.setattr(_moments, "_split_threads", lambda n, d, dtype: 3)
+    n, d = 10007, 40  # blocks of unequal size, the last one short
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((n, d)) * np.linspace(0.5, 2.0, d) + mean
+    first = [t.numpy() for t in _moments.moments(torch.from_numpy(X), 1.0)]
+    again = [t.numpy() for t in _moments.moments(torch.from_numpy(X), 1.0)]
+    mu, S = first
+    assert np.array_equal(S, S.T)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    np.testing.assert_allclose(mu, X.mean(0), rtol=0, atol=n * EPS * np.abs(X).max())
+    centred_max = np.abs(X - X.mean(0)).max()
+    np.testing.assert_allclose(S / (n - 1), np.cov(X, rowvar=False), rtol=0,
+                               atol=n * EPS * centred_max**2)

@@ -7,6 +7,7 @@ rescaling that keeps the squares of extreme data representable.
 
 from __future__ import annotations
 
+import os
 from typing import Callable
 
 import numpy as np
@@ -196,6 +197,113 @@ def _numpy_sums(A: np.ndarray, ones: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return A.T @ A, ones[: A.shape[0]] @ A
 
 
+# OpenBLAS's threaded syrk hardly gains from a second thread on tall data of few features
+# (AMD EPYC, 2 cores: 200000 x 100 float64 96 ms on two threads, 84 on one), while two
+# threads each multiplying half of the rows on one BLAS thread took 44 ms. The numpy pool
+# therefore deals float64 row blocks to one Python thread per core (numpy releases the
+# GIL) where the product is long: whole fits at 200000 x 100 went from 107 to 83 ms,
+# 1000000 x 64 from 245 to 178, 100000 x 256 from 188 to 157. Below 2³⁰ multiply-adds the
+# split fits measured slower (10000 x 256: 26 against 21 ms; 100000 x 64: 26 against 23),
+# and so did float32 blocks (100000 x 256: 107 against 97), which keep the threaded syrk.
+_SPLIT_MIN_WORK = 2**30
+# from this many features on the threaded syrk is kept (wider products were not measured)
+_SPLIT_MAX_D = 512
+_executor: tuple | None = None  # (process id, threads, pool) of the row-block threads
+
+
+def _split_threads(n: int, d: int, dtype) -> int:
+    """How many threads the numpy pool's row blocks are dealt to (1: the calling thread,
+    with BLAS's own threads)."""
+    if dtype != np.float64 or d >= _SPLIT_MAX_D or n * d * d < _SPLIT_MIN_WORK:
+        return 1
+    return max(1, min(torch.get_num_threads(), n // 1024))
+
+
+def _numpy_blocks(A: np.ndarray, rows: int, shift: np.ndarray | None = None,
+                  scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """(Σ bᵀb, Σ b) over the blocks b of ``rows`` rows of A by numpy's syrk, summed in
+    float64 (C order, both triangles exactly equal); each block first becomes
+    b·scale − shift in A's precision when ``shift`` is given.
+
+    With T threads (:func:`_split_threads`), thread t takes blocks t, t + T, … and sums
+    them in their order on one BLAS thread; the T partial sums are added in thread order,
+    so a result depends on T and the block size only, never on timing.
+    """
+    n, d = A.shape
+    rows = max(1, min(rows, n))
+    T = min(_split_threads(n, d, A.dtype), -(-n // rows))
+
+    def part(t: int) -> tuple[np.ndarray, np.ndarray]:
+        with np.errstate(over="ignore", invalid="ignore"):  # the caller checks overflow
+            return _part(t)
+
+    def _part(t: int) -> tuple[np.ndarray, np.ndarray]:
+        S, s1 = np.zeros((d, d)), np.zeros(d)
+        ones = np.ones(rows, dtype=A.dtype)
+        buf = None if shift is None else np.empty((rows, d), dtype=A.dtype)
+        for start in range(t * rows, n, T * rows):
+            block = A[start : start + rows]
+            if buf is not None and shift is not None:
+                c = buf[: block.shape[0]]
+                if scale != 1.0:
+                    np.multiply(block, scale, out=c)
+                    c -= shift
+                else:
+                    np.subtract(block, shift, out=c)
+                block = c
+            block_S, block_s1 = _numpy_sums(block, ones)
+            if T == 1 and rows == n and A.dtype == np.float64:
+                return block_S, block_s1  # one product: no sum to form
+            S += block_S
+            s1 += block_s1
+        return S, s1
+
+    if T == 1:
+        return part(0)
+    global _executor
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..cluster._lloyd import one_blas_thread
+
+    # a new pool in a forked child (the parent's threads do not exist there) or for more
+    # threads than before
+    if _executor is None or _executor[0] != os.getpid() or _executor[1] < T:
+        _executor = (os.getpid(), T,
+                     ThreadPoolExecutor(T, thread_name_prefix="latentspace-moments"))
+    with one_blas_thread():
+        parts = list(_executor[2].map(part, range(T)))
+    S, s1 = parts[0]
+    for S_t, s1_t in parts[1:]:
+        S += S_t
+        s1 += s1_t
+    return S, s1
+
+
+def _blocked_sums_f32(X: torch.Tensor, A: np.ndarray, rows: int, pool: str):
+    """(Σ bᵀb, Σ b) of float32 rows in float64 over blocks of ``rows`` rows, by MKL
+    (``pool="mkl"``, at most eight calls) or scipy's syrk (the upper triangles, filled in by
+    the caller)."""
+    n, d = A.shape
+    # the sum in the order of the products it adds (read across, a sum of 256 features
+    # took 17x longer)
+    S = np.zeros((d, d), order="C" if pool == "mkl" else "F")
+    s1 = np.zeros(d)
+    prod = np.zeros((d, d), dtype=A.dtype, order="F")
+    if pool == "mkl":  # each MKL call gathers its thread team: at most 8 of them
+        rows = max(rows, -(-n // 8))
+    ones = np.ones(min(n, rows), dtype=A.dtype)
+    for start in range(0, n, rows):
+        block = A[start : start + rows]
+        if pool == "mkl":
+            block_S, block_s1 = _gram_sums(X[start : start + rows])
+        else:  # upper triangles, filled in once at the end
+            block_S = gram_upper(block, transpose=True, out=prod)
+            block_s1 = col_sums(block, ones)
+        S += block_S
+        s1 += block_s1
+    return S, s1
+
+
 def _moments_raw(X: torch.Tensor):
     """Uncentred moments of a 2-D CPU tensor, or None when their cancellation is too large."""
     A = X.numpy()
@@ -209,31 +317,16 @@ def _moments_raw(X: torch.Tensor):
                 with mkl_one_thread():
                     S, s1 = _gram_sums(X)
             elif pool == "numpy":
-                S, s1 = _numpy_sums(A, np.ones(n))
+                S, s1 = _numpy_blocks(A, -(-n // _split_threads(n, d, A.dtype)))
             else:
                 S, s1 = gram_upper(A, transpose=True), col_sums(A)
         else:
             rows = min(65536, max(_F32_BLOCK_ROWS, 2**20 // max(d, 1)))
             pool = product_pool(min(n, rows), d)
-            # the sum in the order of the products it adds (read across, a sum of 256
-            # features took 17x longer)
-            S = np.zeros((d, d), order="C" if pool in ("mkl", "numpy") else "F")
-            s1 = np.zeros(d)
-            prod = np.zeros((d, d), dtype=A.dtype, order="F")
-            if pool == "mkl":  # each MKL call gathers its thread team: at most 8 of them
-                rows = max(rows, -(-n // 8))
-            ones = np.ones(min(n, rows), dtype=A.dtype)
-            for start in range(0, n, rows):
-                block = A[start : start + rows]
-                if pool == "mkl":
-                    block_S, block_s1 = _gram_sums(X[start : start + rows])
-                elif pool == "numpy":
-                    block_S, block_s1 = _numpy_sums(block, ones)
-                else:  # upper triangles, filled in once at the end
-                    block_S = gram_upper(block, transpose=True, out=prod)
-                    block_s1 = col_sums(block, ones)
-                S += block_S
-                s1 += block_s1
+            if pool == "numpy":
+                S, s1 = _numpy_blocks(A, rows)
+            else:
+                S, s1 = _blocked_sums_f32(X, A, rows, pool)
         if pool != "numpy":  # numpy's syrk fills both triangles alike; MKL's gemm may not
             S = symmetrize(S)
         mean = s1 / n
@@ -283,11 +376,15 @@ def _moments_shifted(X: torch.Tensor, scale: float):
         rows = min(n, max(rows, 65536, -(-n // 8)))
     elif pool == "numpy":  # chunks of at least 4096 rows: numpy's syrk measured 1.1-1.25x
         rows = min(n, max(rows, 4096))  # faster on them than on 1024 (AMD EPYC)
+        S, s1 = _numpy_blocks(A, rows, shift, scale)
+        delta = s1 / n
+        mean, scatter = shift.astype(np.float64) + delta, S - n * np.outer(delta, delta)
+        return torch.from_numpy(mean), torch.from_numpy(scatter)
     buf = np.empty((rows, d), dtype=A.dtype)
     ones = np.ones(rows, dtype=A.dtype)
     # scipy's OpenBLAS: float64 chunks accumulate in place; float32 ones (and the others') are
     # added
-    full = pool in ("mkl", "numpy")  # products with both triangles (MKL's made symmetric after)
+    full = mkl  # products with both triangles (made symmetric after)
     wide = A.dtype == np.float64 and not full
     # (C order where full products are added: a Fortran-ordered sum of C-ordered ones reads
     # them across, 17x slower at 256 features)
@@ -306,7 +403,7 @@ def _moments_shifted(X: torch.Tensor, scale: float):
                 np.subtract(chunk, shift, out=c)
             if full:
                 # centred values: the input precision suffices for μ − c
-                block_S, block_s1 = _gram_sums(torch.from_numpy(c)) if mkl else _numpy_sums(c, ones)
+                block_S, block_s1 = _gram_sums(torch.from_numpy(c))
                 S += block_S
                 s1 += block_s1
                 continue
@@ -314,8 +411,7 @@ def _moments_shifted(X: torch.Tensor, scale: float):
             if not wide:
                 S += prod
             s1 += col_sums(c, ones)  # centred values: the input precision suffices for μ − c
-    if pool != "numpy":
-        S = symmetrize(prod if wide else S)
+    S = symmetrize(prod if wide else S)
     delta = s1 / n
     mean, scatter = shift.astype(np.float64) + delta, S - n * np.outer(delta, delta)
     return torch.from_numpy(mean), torch.from_numpy(scatter)

@@ -60,6 +60,30 @@ def test_kmeans_plusplus_matches_sklearn_seeding():
     np.testing.assert_allclose(C.numpy(), C_sk)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_kmeans_plusplus_over_many_row_blocks_matches_sklearn_seeding(weighted, dtype):
+    # more rows than one block of the compiled pass (4096): the draw walks the blocks'
+    # masses, then one block's rows, where scikit-learn forms one cumulative sum
+    from sklearn.cluster import kmeans_plusplus as sk_kpp
+
+    from latentspace.data import InMemorySource
+
+    X, _ = _blobs(30001, 5, 12, seed=4)
+    X = X.astype(dtype)
+    w = np.random.default_rng(3).uniform(0.0, 2.0, len(X)) if weighted else None
+    if weighted:
+        w[:5000] = 0.0  # whole blocks without mass are never drawn
+    C_sk, idx_sk = sk_kpp(X, 12, sample_weight=w, random_state=np.random.RandomState(8))
+    source = InMemorySource(torch.as_tensor(X),
+                            None if w is None else torch.as_tensor(w))
+    C, idx = kmeans_plusplus(source, 12, np.random.RandomState(8))
+    np.testing.assert_array_equal(idx, idx_sk)
+    np.testing.assert_array_equal(C.numpy(), X[idx].astype(np.float64))
+    if weighted:
+        assert (idx >= 5000).all()
+
+
 def _label_matched_accuracy(labels, y):
     k = max(labels.max(), y.max()) + 1
     C = np.zeros((k, k))

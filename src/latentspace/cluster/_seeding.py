@@ -122,7 +122,8 @@ class _FusedTrials:
         self._pots = np.empty(((n + _TRIAL_BLOCK - 1) // _TRIAL_BLOCK, max_trials))
 
     def __call__(self, C: np.ndarray, closest: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(distances (m, n), potentials (m,)) for candidates ``C`` (m, d) in data units."""
+        """(distances (m, n), each block's potential (blocks, m)) for candidates ``C`` (m, d)
+        in data units; a candidate's potential is its column's sum."""
         m = C.shape[0]
         out = self._buffers[self._turn][:m]
         self._turn ^= 1
@@ -131,7 +132,24 @@ class _FusedTrials:
         with _lloyd.one_blas_thread():
             _trial_kernel(self.X, np.ascontiguousarray(C, dtype=np.float64), closest, w,
                           self.w is not None, out, pots)
-        return out, pots.sum(0)
+        return out, pots
+
+    def draw(self, rand: np.ndarray, closest: np.ndarray, mass: np.ndarray) -> np.ndarray:
+        """Rows drawn with probability ∝ w·closest for uniform draws ``rand`` on [0, total),
+        given each block's mass (the block sums of w·closest): a block by the cumulative sum
+        of the block masses, then a row by that block's own, so that no cumulative sum over
+        all rows is formed (it took 16% of the seeding at 10⁶ rows of 16 features)."""
+        edges = np.cumsum(mass)
+        blocks = _draw(edges, mass, rand)
+        rows = np.empty(rand.shape[0], dtype=np.int64)
+        for t, b in enumerate(blocks):
+            lo = int(b) * _TRIAL_BLOCK
+            part = closest[lo : lo + _TRIAL_BLOCK]
+            if self.w is not None:
+                part = self.w[lo : lo + _TRIAL_BLOCK] * part
+            below = edges[b - 1] if b > 0 else 0.0
+            rows[t] = lo + _draw(np.cumsum(part), part, rand[t : t + 1] - below)[0]
+        return rows
 
 
 def _draw(mass_cumsum: np.ndarray, mass: np.ndarray, rand: np.ndarray) -> np.ndarray:
@@ -186,18 +204,14 @@ def kmeans_plusplus(source, n_clusters: int, rng, *, scale: float = 1.0, n_local
         unit = source.take_weights(np.arange(n)) is None
         trials = _FusedTrials(X, None if unit else w, max(1, n_local_trials))
         data_units = (lambda P: P) if offset is None else (lambda P: P + offset.numpy())
-        out, _ = trials(data_units(C.numpy()), np.full(n, np.inf))
-        closest = out[0]
-        pot = float(closest @ w)
-        cumsum = np.empty(n)
+        out, block_pots = trials(data_units(C.numpy()), np.full(n, np.inf))
+        closest, mass = out[0], block_pots[:, 0].copy()
         for _ in range(1, n_clusters):
-            rand = rng.uniform(size=n_local_trials) * pot
-            mass = closest if unit else w * closest
-            cand = _draw(np.cumsum(mass, out=cumsum), mass, rand)
+            cand = trials.draw(rng.uniform(size=n_local_trials) * mass.sum(), closest, mass)
             rows = source.take(cand).to(torch.float64)
-            out, pots = trials(data_units(rows.numpy()), closest)
-            best = int(np.argmin(pots))
-            pot, closest = float(pots[best]), out[best]
+            out, block_pots = trials(data_units(rows.numpy()), closest)
+            best = int(np.argmin(block_pots.sum(0)))
+            closest, mass = out[best], block_pots[:, best].copy()
             indices.append(int(cand[best]))
             centers.append(rows[best])
         return torch.stack(centers), np.asarray(indices, dtype=np.int64)
